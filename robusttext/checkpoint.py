@@ -1,0 +1,89 @@
+"""Checkpoints: safetensors weights plus a JSON file, never pickle.
+
+A checkpoint is a folder holding ``weights.safetensors`` and ``checkpoint.json``. The JSON has
+``format_version``, ``kind`` (the model family, e.g. ``"char-cnn"`` or ``"dm-small"``),
+``model_config`` (the keyword arguments that rebuild the model) and any other JSON-serialisable
+sections the caller passes (vocabulary, tokenizer settings, perturbation space, training
+configuration, metrics, optimizer step).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from robusttext.errors import RobustTextError
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.safetensors"
+META_FILE = "checkpoint.json"
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: torch.nn.Module,
+    *,
+    kind: str,
+    model_config: dict[str, Any],
+    tensors: dict[str, torch.Tensor] | None = None,
+    **sections: Any,
+) -> Path:
+    """Write ``model``'s weights and the JSON sections into ``directory`` (created if needed).
+
+    ``tensors`` are saved beside the weights under the prefix ``extra.`` (for example optimizer
+    moments), so that resuming needs no pickle either.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for name, value in (tensors or {}).items():
+        weights[f"extra.{name}"] = value.detach().cpu().contiguous()
+    meta = {"format_version": FORMAT_VERSION, "kind": kind, "model_config": model_config}
+    meta.update(sections)
+    tmp_weights = directory / (WEIGHTS_FILE + ".tmp")
+    tmp_meta = directory / (META_FILE + ".tmp")
+    save_file(weights, str(tmp_weights))
+    tmp_meta.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    tmp_weights.replace(directory / WEIGHTS_FILE)
+    tmp_meta.replace(directory / META_FILE)
+    return directory
+
+
+def load_checkpoint(
+    directory: str | Path, *, expected_kind: str | tuple[str, ...] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint folder: ``(model_state_dict, extra_tensors, meta)``.
+
+    Raises RobustTextError when the folder is missing a file, was written by a newer format
+    version, or holds another kind of model than ``expected_kind``.
+    """
+    directory = Path(directory)
+    meta_path, weights_path = directory / META_FILE, directory / WEIGHTS_FILE
+    for path in (meta_path, weights_path):
+        if not path.is_file():
+            raise RobustTextError(f"checkpoint {directory}: missing {path.name}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as error:
+        raise RobustTextError(f"checkpoint {meta_path}: not valid JSON ({error})") from None
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise RobustTextError(
+            f"checkpoint {directory}: format version {version!r} is newer than this robusttext "
+            f"reads ({FORMAT_VERSION}); upgrade robusttext"
+        )
+    if expected_kind is not None:
+        kinds = (expected_kind,) if isinstance(expected_kind, str) else expected_kind
+        if meta.get("kind") not in kinds:
+            raise RobustTextError(
+                f"checkpoint {directory} holds a {meta.get('kind')!r} model, expected "
+                + " or ".join(repr(k) for k in kinds)
+            )
+    tensors = load_file(str(weights_path))
+    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return model_state, extra, meta
