@@ -1,0 +1,330 @@
+"""Certified training of image classifiers: natural, IBP, CROWN-IBP (Zhang et al. 2020).
+
+Loss per batch: ``kappa * CE(clean) + (1 - kappa) * CE(worst case)``, where the worst-case
+logits are ``[0, -lb]`` for margin lower bounds ``lb`` ``[batch, classes - 1]`` and, for
+CROWN-IBP, ``lb = beta * lb_crown_ibp + (1 - beta) * lb_ibp``. ``eps``, ``kappa`` and ``beta``
+follow :class:`~robusttext.vision.schedule.Schedule`. A checkpoint (weights, Adam moments, RNG
+state, history) is written after every epoch; ``resume`` continues from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from robusttext.errors import RobustTextError
+from robusttext.vision.data import ImageDataset, channel_stats, load_images
+from robusttext.vision.evaluate import evaluate
+from robusttext.vision.io import load_model, save_model
+from robusttext.vision.models import ARCHITECTURES, build_model, model_config
+from robusttext.vision.schedule import Schedule
+from robusttext.vision.verify import check_eps, margin_lower_bounds
+
+METHODS = ("natural", "ibp", "crown-ibp")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; JSON files hold a subset of these keys."""
+
+    data: str = "fashion-mnist"
+    model: str = "dm-small"
+    method: str = "crown-ibp"
+    eps_train: float = 0.1
+    eps_eval: float = 0.1
+    epochs: int = 10
+    warmup_epochs: float = 1
+    ramp_epochs: float = 5
+    schedule: str = "linear"
+    kappa_start: float = 1.0
+    kappa_final: float = 0.5
+    beta_start: float = 1.0
+    beta_final: float = 0.0
+    lr: float = 5e-4
+    lr_milestones: list[int] = field(default_factory=list)
+    lr_decay: float = 0.1
+    batch_size: int = 256
+    eval_batch_size: int = 512
+    grad_clip: float = 10.0
+    seed: int = 0
+    train_subset: int | None = None
+    test_subset: int | None = None
+    epoch_eval_subset: int | None = 1000
+    augment: bool = False
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    pgd_steps: int = 20
+    pgd_restarts: int = 1
+    final_methods: list[str] = field(default_factory=lambda: ["ibp", "crown-ibp"])
+    device: str = "auto"
+    out: str = "runs/vision"
+    comment: str = ""
+
+    def validate(self) -> TrainConfig:
+        """RobustTextError on any value out of range."""
+        if self.method not in METHODS:
+            raise RobustTextError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.model not in ARCHITECTURES:
+            raise RobustTextError(
+                f"model must be one of {sorted(ARCHITECTURES)}, got {self.model!r}"
+            )
+        check_eps(self.eps_train, "eps_train")
+        check_eps(self.eps_eval, "eps_eval")
+        for name in ("epochs", "batch_size", "eval_batch_size", "pgd_restarts"):
+            if int(getattr(self, name)) < 1:
+                raise RobustTextError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.pgd_steps < 0:
+            raise RobustTextError("warmup_epochs, ramp_epochs and pgd_steps must be >= 0")
+        if self.lr <= 0 or self.grad_clip < 0:
+            raise RobustTextError("lr must be positive and grad_clip non-negative")
+        for method in self.final_methods:
+            if method not in ("ibp", "crown-ibp", "crown"):
+                raise RobustTextError(f"unknown verification method {method!r}")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a JSON object; unknown keys are an error (keys starting with _ are notes)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(k for k in values if k not in known and not k.startswith("_"))
+        if unknown:
+            raise RobustTextError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise RobustTextError(f"missing config file {path}")
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise RobustTextError(f"config {path}: not valid JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise RobustTextError(f"config {path}: expected a JSON object")
+        return cls.from_dict(values)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise RobustTextError(f"bad device {name!r} ({error})") from None
+
+
+def robust_cross_entropy(lower: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of worst-case logits ``[0, -lower]``; ``lower`` ``[batch, classes - 1]``."""
+    logits = torch.cat([lower.new_zeros(lower.shape[0], 1), -lower], dim=1)
+    return F.cross_entropy(logits, lower.new_zeros(lower.shape[0], dtype=torch.long))
+
+
+def worst_case_lower(model, x, y, eps: float, method: str, beta: float) -> torch.Tensor:
+    """Margin lower bounds used by the loss, ``[batch, classes - 1]``."""
+    ibp = margin_lower_bounds(model, x, y, eps, "ibp")
+    if method == "ibp" or beta < 1e-5:
+        return ibp
+    crown_ibp = margin_lower_bounds(model, x, y, eps, "crown-ibp")
+    return beta * crown_ibp + (1.0 - beta) * ibp
+
+
+def random_crop_flip(
+    images: torch.Tensor, generator: torch.Generator, pad: int = 4
+) -> torch.Tensor:
+    """Random ``pad``-pixel translation (zero padding) and horizontal flip, ``[B, C, H, W]``."""
+    b, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    flip = torch.rand(b, generator=generator) < 0.5
+    rows = (dy[:, None] + torch.arange(h)[None]).to(images.device)  # [B, H]
+    cols = (dx[:, None] + torch.arange(w)[None]).to(images.device)  # [B, W]
+    cols = torch.where(flip.to(images.device)[:, None], cols.flip(1), cols)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).reshape(-1).clone()
+    return tensors
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, extra: dict[str, torch.Tensor]) -> None:
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    shapes = [p.shape for group in optimizer.param_groups for p in group["params"]]
+    for name, value in extra.items():
+        if not name.startswith("optim."):
+            continue
+        _, index, key = name.split(".", 2)
+        index = int(index)
+        shape = () if key == "step" else shapes[index]
+        state.setdefault(index, {})[key] = value.reshape(shape)
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
+    """Run ``config``; returns the final metrics (also stored in the checkpoint ``config.out``)."""
+    config.validate()
+    device = pick_device(config.device)
+    out = Path(config.out)
+    train_data = load_images(config.data, "train").subset(config.train_subset)
+    test_data = load_images(config.data, "test").subset(config.test_subset)
+    channels, size = train_data.images.shape[1], train_data.images.shape[2]
+    if config.mean is None or config.std is None:
+        mean, std = channel_stats(train_data.images)
+        config.mean, config.std = config.mean or mean, config.std or std
+    model_cfg = model_config(config.model, channels, size, config.mean, config.std)
+
+    torch.manual_seed(config.seed)
+    model = build_model(**model_cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    schedule = Schedule(
+        config.eps_train,
+        round(config.warmup_epochs * steps_per_epoch),
+        round(config.ramp_epochs * steps_per_epoch),
+        config.schedule,
+        config.kappa_start,
+        config.kappa_final,
+        config.beta_start,
+        config.beta_final,
+    )
+    start_epoch, history = 0, []
+    if resume and (out / "checkpoint.json").is_file():
+        start_epoch, history = _resume(out, config, model, optimizer, device)
+        log(f"resuming {out} after epoch {start_epoch}")
+
+    for epoch in range(start_epoch, config.epochs):
+        stats = _train_epoch(
+            model, optimizer, train_data, schedule, config, epoch, device, progress
+        )
+        check = test_data.subset(config.epoch_eval_subset)
+        quick = evaluate(
+            model,
+            check,
+            config.eps_eval,
+            pgd_steps=0,
+            methods=("ibp",),
+            batch_size=config.eval_batch_size,
+            device=device,
+            progress=False,
+        ).metrics()
+        stats.update(
+            test_clean=quick["clean_accuracy"], test_ibp_verified=quick["ibp_verified_accuracy"]
+        )
+        history.append(stats)
+        log(json.dumps(stats))
+        _save(out, model, model_cfg, optimizer, config, epoch + 1, history)
+
+    final = evaluate(
+        model,
+        test_data,
+        config.eps_eval,
+        pgd_steps=config.pgd_steps,
+        pgd_restarts=config.pgd_restarts,
+        methods=tuple(config.final_methods),
+        batch_size=config.eval_batch_size,
+        device=device,
+        progress=progress,
+    ).metrics()
+    log(json.dumps({"final": final}))
+    _save(out, model, model_cfg, optimizer, config, config.epochs, history, metrics=final)
+    return final
+
+
+def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, device, progress):
+    """One pass over ``data`` in a seeded random order; returns averaged statistics."""
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    order = torch.randperm(len(data), generator=generator)
+    steps_per_epoch = math.ceil(len(data) / config.batch_size)
+    lr = config.lr * config.lr_decay ** sum(1 for m in config.lr_milestones if epoch >= m)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    model.eval()  # the DM models have no dropout or batch norm; the bound engine wants eval mode
+    totals = {"loss": 0.0, "clean_err": 0.0, "robust_err": 0.0, "n": 0}
+    started = time.time()
+    bar = tqdm(
+        range(steps_per_epoch),
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        disable=not progress,
+        leave=False,
+    )
+    eps = kappa = beta = 0.0
+    for i in bar:
+        step = epoch * steps_per_epoch + i
+        index = order[i * config.batch_size : (i + 1) * config.batch_size]
+        x, y = data.images[index], data.labels[index]
+        if config.augment:
+            x = random_crop_flip(x, generator)
+        x, y = x.to(device), y.to(device)
+        eps, kappa, beta = schedule.eps(step), schedule.kappa(step), schedule.beta(step)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        robust_err = torch.tensor(float("nan"))
+        if config.method != "natural" and eps > 0:
+            lower = worst_case_lower(model, x, y, eps, config.method, beta)
+            loss = kappa * loss + (1.0 - kappa) * robust_cross_entropy(lower)
+            robust_err = (lower <= 0).any(dim=1).float().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        n = y.shape[0]
+        totals["loss"] += float(loss) * n
+        totals["clean_err"] += float((logits.argmax(1) != y).float().sum())
+        totals["robust_err"] += float(robust_err) * n
+        totals["n"] += n
+        bar.set_postfix(loss=f"{float(loss):.3f}", eps=f"{eps:.4f}")
+    n = totals["n"]
+    return {
+        "epoch": epoch + 1,
+        "eps": eps,
+        "kappa": kappa,
+        "beta": beta if config.method == "crown-ibp" else None,
+        "lr": lr,
+        "train_loss": totals["loss"] / n,
+        "train_clean_err": totals["clean_err"] / n,
+        "train_robust_err": None if math.isnan(totals["robust_err"]) else totals["robust_err"] / n,
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def _save(out, model, model_cfg, optimizer, config, epochs_done, history, metrics=None):
+    tensors = _optimizer_tensors(optimizer)
+    tensors["rng.torch"] = torch.get_rng_state()
+    sections = {
+        "training": {"config": asdict(config), "epochs_done": epochs_done, "history": history}
+    }
+    if metrics is not None:
+        sections["metrics"] = metrics
+    save_model(out, model, model_cfg, tensors=tensors, **sections)
+
+
+def _resume(out: Path, config: TrainConfig, model, optimizer, device) -> tuple[int, list]:
+    saved, extra, meta = load_model(out, expected=config.model)
+    if saved.state_dict()["0.mean"].shape != model.state_dict()["0.mean"].shape:
+        raise RobustTextError(f"checkpoint {out} was trained on other input channels")
+    model.load_state_dict(saved.state_dict())
+    model.to(device)
+    _restore_optimizer(optimizer, extra)
+    if "rng.torch" in extra:
+        torch.set_rng_state(extra["rng.torch"].to(torch.uint8))
+    training = meta.get("training", {})
+    return int(training.get("epochs_done", 0)), list(training.get("history", []))
