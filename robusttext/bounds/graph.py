@@ -1,0 +1,189 @@
+"""Tracing a model with torch.fx and naming the operation of every node."""
+
+from __future__ import annotations
+
+import operator
+import weakref
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from robusttext.errors import RobustTextError
+
+# Each traced callable maps to one operation name; the rules in rules.py are keyed by these names.
+MODULE_OPS = {
+    nn.Linear: "linear",
+    nn.Conv1d: "conv",
+    nn.Conv2d: "conv",
+    nn.BatchNorm1d: "batch_norm",
+    nn.BatchNorm2d: "batch_norm",
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid",
+    nn.Flatten: "structural",
+    nn.Identity: "structural",
+    nn.Dropout: "structural",
+    nn.AvgPool1d: "structural",
+    nn.AvgPool2d: "structural",
+    nn.AdaptiveAvgPool1d: "structural",
+    nn.AdaptiveAvgPool2d: "structural",
+    nn.MaxPool1d: "max_pool",
+    nn.MaxPool2d: "max_pool",
+}
+
+FUNCTION_OPS = {
+    F.linear: "linear",
+    F.conv1d: "conv",
+    F.conv2d: "conv",
+    F.relu: "relu",
+    torch.relu: "relu",
+    F.leaky_relu: "leaky_relu",
+    torch.tanh: "tanh",
+    F.tanh: "tanh",
+    torch.sigmoid: "sigmoid",
+    F.sigmoid: "sigmoid",
+    operator.add: "add",
+    torch.add: "add",
+    operator.sub: "sub",
+    torch.sub: "sub",
+    operator.neg: "neg",
+    torch.neg: "neg",
+    operator.mul: "mul",
+    torch.mul: "mul",
+    operator.truediv: "div",
+    torch.div: "div",
+    operator.matmul: "matmul",
+    torch.matmul: "matmul",
+    torch.flatten: "structural",
+    torch.reshape: "structural",
+    torch.permute: "structural",
+    torch.transpose: "structural",
+    torch.squeeze: "structural",
+    torch.unsqueeze: "structural",
+    torch.cat: "structural",
+    torch.concat: "structural",
+    torch.stack: "structural",
+    torch.sum: "structural",
+    torch.mean: "structural",
+    operator.getitem: "structural",
+    F.dropout: "structural",
+    F.avg_pool1d: "structural",
+    F.avg_pool2d: "structural",
+    F.adaptive_avg_pool1d: "structural",
+    F.adaptive_avg_pool2d: "structural",
+    F.max_pool1d: "max_pool",
+    F.max_pool2d: "max_pool",
+}
+
+METHOD_OPS = {
+    "relu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "add": "add",
+    "sub": "sub",
+    "neg": "neg",
+    "mul": "mul",
+    "div": "div",
+    "matmul": "matmul",
+    "view": "structural",
+    "reshape": "structural",
+    "flatten": "structural",
+    "permute": "structural",
+    "transpose": "structural",
+    "squeeze": "structural",
+    "unsqueeze": "structural",
+    "contiguous": "structural",
+    "sum": "structural",
+    "mean": "structural",
+    "expand": "structural",
+    "expand_as": "structural",
+}
+
+# Calls that ask about a tensor's shape or type: evaluated on a representative tensor.
+SHAPE_QUERIES = {"size", "dim", "shape", "dtype", "device", "numel", "type_as"}
+
+
+class Tracer(fx.Tracer):
+    """torch.fx tracer that records the model line of every node for error messages."""
+
+    def __init__(self):
+        super().__init__()
+        self.record_stack_traces = True
+
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """The model's fx graph (cached per model object)."""
+    cached = _CACHE.get(model)
+    if cached is not None:
+        return cached
+    try:
+        graph = Tracer().trace(model)
+    except Exception as error:  # fx raises many kinds of errors on untraceable code
+        raise RobustTextError(
+            f"cannot trace {type(model).__name__} with torch.fx: {error}. Models must not branch "
+            "on tensor values."
+        ) from None
+    module = fx.GraphModule(model, graph)
+    _CACHE[model] = module
+    return module
+
+
+def where(node: fx.Node) -> str:
+    """The last model-code line of a node's stack trace, for error messages."""
+    stack = node.meta.get("stack_trace") or ""
+    lines = [line.strip() for line in stack.strip().splitlines() if line.strip()]
+    if len(lines) >= 2:
+        return f"{lines[-2]}: {lines[-1]}"
+    return f"node {node.name}"
+
+
+def describe(node: fx.Node, module: fx.GraphModule) -> str:
+    """A readable name for the operation of a node."""
+    if node.op == "call_module":
+        return f"{type(module.get_submodule(node.target)).__name__} ({node.target})"
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    target = node.target
+    return getattr(target, "__qualname__", None) or getattr(target, "__name__", str(target))
+
+
+def op_name(node: fx.Node, module: fx.GraphModule) -> str | None:
+    """The operation name of a call node, or None when robusttext has no rule for it."""
+    if node.op == "call_module":
+        sub = module.get_submodule(node.target)
+        return MODULE_OPS.get(type(sub))
+    if node.op == "call_function":
+        try:
+            return FUNCTION_OPS.get(node.target)
+        except TypeError:  # unhashable target
+            return None
+    if node.op == "call_method":
+        return METHOD_OPS.get(node.target)
+    return None
+
+
+def run_node(node: fx.Node, module: fx.GraphModule, args, kwargs):
+    """Execute one call node on concrete arguments."""
+    if node.op == "call_module":
+        return module.get_submodule(node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    if node.op == "call_method":
+        obj, *rest = args
+        return getattr(obj, node.target)(*rest, **kwargs)
+    if node.op == "get_attr":
+        return _fetch_attr(module, node.target)
+    raise AssertionError(node.op)
+
+
+def _fetch_attr(module: nn.Module, target: str):
+    value = module
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value

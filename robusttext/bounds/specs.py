@@ -1,0 +1,36 @@
+"""Specification matrices: which linear functions of the logits a certificate bounds."""
+
+from __future__ import annotations
+
+import torch
+
+from robusttext.errors import RobustTextError
+
+
+def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Rows ``e_y - e_j`` for every ``j != y``.
+
+    Args:
+        labels: ``[batch]`` integer class labels.
+        num_classes: number of logits.
+
+    Returns:
+        ``C`` of shape ``[batch, num_classes - 1, num_classes]``; ``C @ logits`` are the margins
+        ``z_y - z_j``. The label is certified when every lower bound is positive.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dim() != 1:
+        raise RobustTextError(f"labels must be a 1-D tensor, got shape {tuple(labels.shape)}")
+    if num_classes < 2:
+        raise RobustTextError(f"num_classes must be at least 2, got {num_classes}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise RobustTextError(
+            f"labels must lie in [0, {num_classes - 1}], got values from "
+            f"{int(labels.min())} to {int(labels.max())}"
+        )
+    eye = torch.eye(num_classes, device=labels.device)
+    others = torch.arange(num_classes, device=labels.device)
+    # [batch, num_classes - 1]: the classes other than the label, in increasing order.
+    mask = others[None, :] != labels[:, None]
+    other_ids = others.expand(labels.shape[0], -1)[mask].view(labels.shape[0], num_classes - 1)
+    return eye[labels][:, None, :] - eye[other_ids]
