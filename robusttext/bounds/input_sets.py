@@ -155,7 +155,8 @@ class SubstitutionSet(InputSet):
         candidates = _check_tensor("candidates", candidates)
         if original.dim() != 3:
             raise RobustTextError(
-                f"SubstitutionSet: original must be [batch, length, dim], got {tuple(original.shape)}"
+                "SubstitutionSet: original must be [batch, length, dim], got "
+                f"{tuple(original.shape)}"
             )
         b, l, d = original.shape
         if candidates.dim() != 4 or candidates.shape[:2] != (b, l) or candidates.shape[3] != d:
@@ -170,7 +171,9 @@ class SubstitutionSet(InputSet):
             )
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
                                    or budget < 0):
-            raise RobustTextError(f"SubstitutionSet: budget must be an int >= 0 or None, got {budget!r}")
+            raise RobustTextError(
+                f"SubstitutionSet: budget must be an int >= 0 or None, got {budget!r}"
+            )
         if relaxation not in RELAXATIONS:
             raise RobustTextError(
                 f"SubstitutionSet: unknown relaxation {relaxation!r}; choose one of {RELAXATIONS}"

@@ -264,12 +264,17 @@ class ConvRule(AffineRule):
         b, s = A.shape[:2]
         flat = A.reshape(b * s, *A.shape[2:])
         spatial = weight.dim() - 2
-        as_tuple = (lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,) * spatial)
+
+        def as_tuple(v):
+            return tuple(v) if isinstance(v, (tuple, list)) else (v,) * spatial
+
         stride, padding, dilation = as_tuple(stride), as_tuple(padding), as_tuple(dilation)
         out_size = flat.shape[2:]
+        kernel = weight.shape[2:]
+        # conv_transpose needs output_padding to land on the input's exact size
         output_padding = tuple(
             in_shape[2 + i]
-            - ((out_size[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (weight.shape[2 + i] - 1) + 1)
+            - ((out_size[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel[i] - 1) + 1)
             for i in range(spatial)
         )
         conv_t = F.conv_transpose1d if spatial == 1 else F.conv_transpose2d

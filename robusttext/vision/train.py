@@ -64,6 +64,7 @@ class TrainConfig:
     pgd_steps: int = 20
     pgd_restarts: int = 1
     final_methods: list[str] = field(default_factory=lambda: ["ibp", "crown-ibp"])
+    epoch_methods: list[str] = field(default_factory=lambda: ["ibp"])
     device: str = "auto"
     out: str = "runs/vision"
     comment: str = ""
@@ -85,7 +86,7 @@ class TrainConfig:
             raise RobustTextError("warmup_epochs, ramp_epochs and pgd_steps must be >= 0")
         if self.lr <= 0 or self.grad_clip < 0:
             raise RobustTextError("lr must be positive and grad_clip non-negative")
-        for method in self.final_methods:
+        for method in [*self.final_methods, *self.epoch_methods]:
             if method not in ("ibp", "crown-ibp", "crown"):
                 raise RobustTextError(f"unknown verification method {method!r}")
         return self
@@ -220,14 +221,13 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
             check,
             config.eps_eval,
             pgd_steps=0,
-            methods=("ibp",),
+            methods=tuple(config.epoch_methods),
             batch_size=config.eval_batch_size,
             device=device,
             progress=False,
         ).metrics()
-        stats.update(
-            test_clean=quick["clean_accuracy"], test_ibp_verified=quick["ibp_verified_accuracy"]
-        )
+        stats.update({f"test_{k}": v for k, v in quick.items() if k.endswith("accuracy")})
+        stats.pop("test_pgd_accuracy", None)
         history.append(stats)
         log(json.dumps(stats))
         _save(out, model, model_cfg, optimizer, config, epoch + 1, history)
@@ -287,7 +287,7 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         n = y.shape[0]
-        totals["loss"] += float(loss) * n
+        totals["loss"] += float(loss.detach()) * n
         totals["clean_err"] += float((logits.argmax(1) != y).float().sum())
         totals["robust_err"] += float(robust_err) * n
         totals["n"] += n
