@@ -1,0 +1,32 @@
+"""Text perturbation spaces: which rewrites of a sentence a certificate covers.
+
+Tokenising (GLUE and raw text), synonym sources (counter-fitted neighbours, WordNet),
+keyboard character flips, and ``PerturbationSpace``, which turns sentences into token and
+candidate id tensors under a budget, counts and enumerates the set, and serialises it.
+"""
+
+from robusttext.perturb.counterfitted import CounterFittedSynonyms
+from robusttext.perturb.encoded import EncodedBatch
+from robusttext.perturb.flips import CharacterFlips
+from robusttext.perturb.loading import load_source
+from robusttext.perturb.sources import SubstitutionSource, SynonymTable, source_from_json
+from robusttext.perturb.space import PerturbationSpace
+from robusttext.perturb.stopwords import STOP_WORDS
+from robusttext.perturb.tokenizers import tokenize
+from robusttext.perturb.vocabulary import Vocabulary
+from robusttext.perturb.wordnet import WordNetSynonyms
+
+__all__ = [
+    "CharacterFlips",
+    "CounterFittedSynonyms",
+    "EncodedBatch",
+    "PerturbationSpace",
+    "STOP_WORDS",
+    "SubstitutionSource",
+    "SynonymTable",
+    "Vocabulary",
+    "WordNetSynonyms",
+    "load_source",
+    "source_from_json",
+    "tokenize",
+]
