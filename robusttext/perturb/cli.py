@@ -1,0 +1,95 @@
+"""``robusttext perturb "TEXT"``: show a sentence's substitution set.
+
+Prints each token with its candidates and the exact number of sentences in the set. The
+vocabulary is open (every candidate is its own token), so nothing collapses into the unknown
+token as it would under a model's vocabulary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from itertools import islice
+
+from robusttext.errors import RobustTextError
+from robusttext.perturb.flips import CharacterFlips
+from robusttext.perturb.loading import load_source
+from robusttext.perturb.space import PerturbationSpace
+from robusttext.perturb.vocabulary import Vocabulary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", help="the sentence")
+    parser.add_argument("--synonyms", metavar="counterfitted|wordnet|PATH",
+                        help="synonym source: counter-fitted neighbours (from --neighbors or "
+                             "the cache), WordNet, or a JSON word -> list file")
+    parser.add_argument("--neighbors", metavar="PATH",
+                        help="counter-fitted neighbour file (implies --synonyms counterfitted)")
+    parser.add_argument("--typos", action="store_true",
+                        help="add keyboard character flips (always on at --level char)")
+    parser.add_argument("--keyboard", default="qwerty", metavar="qwerty|PATH",
+                        help="keyboard map for flips (default: the project's QWERTY map)")
+    parser.add_argument("--max-flips-per-word", type=int, default=1, metavar="N",
+                        help="flipped characters per word at the word level (default 1)")
+    parser.add_argument("--budget", type=int, default=None, metavar="N",
+                        help="at most N positions change (default: any number)")
+    parser.add_argument("--level", choices=("word", "char"), default="word")
+    parser.add_argument("--tokenizer", choices=("glue", "raw"), default="glue")
+    parser.add_argument("--max-candidates", type=int, default=None, metavar="N",
+                        help="keep at most N candidates per position (cuts are reported)")
+    parser.add_argument("--wordnet-senses", type=int, default=1, metavar="N",
+                        help="WordNet: use each word's N most frequent senses (default 1)")
+    parser.add_argument("--show", type=int, default=0, metavar="N",
+                        help="also print the first N sentences of the set")
+
+
+def build_space(args: argparse.Namespace) -> PerturbationSpace:
+    """The PerturbationSpace that the command-line options describe."""
+    sources = []
+    synonyms = args.synonyms or ("counterfitted" if args.neighbors else None)
+    if args.level == "char":
+        if synonyms:
+            raise RobustTextError("--synonyms and --neighbors work at the word level only")
+    elif synonyms == "counterfitted":
+        sources.append(load_source("counterfitted", path=args.neighbors))
+    elif synonyms == "wordnet":
+        sources.append(load_source("wordnet", max_senses=args.wordnet_senses))
+    elif synonyms:
+        if args.neighbors:
+            raise RobustTextError("--neighbors goes with --synonyms counterfitted only")
+        sources.append(load_source(synonyms))
+    if args.typos or args.level == "char":
+        sources.append(CharacterFlips(args.keyboard, max_flips_per_word=args.max_flips_per_word))
+    if not sources:
+        raise RobustTextError("no substitutions chosen: give --synonyms, --neighbors or --typos")
+    return PerturbationSpace(sources, budget=args.budget, level=args.level,
+                             tokenizer=args.tokenizer, max_candidates=args.max_candidates)
+
+
+def _shown(token: str, level: str) -> str:
+    return repr(token) if level == "char" else token
+
+
+def run(args: argparse.Namespace) -> int:
+    space = build_space(args)
+    tokens, protected = space.split(args.text)
+    strings = [space.token_candidates(t, p) for t, p in zip(tokens, protected, strict=True)]
+    vocab = Vocabulary.build([tokens, *strings])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cuts are reported below
+        _, entries = space.candidates(args.text, vocab)
+    print(f"space: {space.describe()}")
+    width = max(len(_shown(t, space.level)) for t in tokens)
+    for position, (token, (_, candidates)) in enumerate(zip(tokens, entries, strict=True)):
+        listed = ", ".join(_shown(vocab.token(c), space.level) for c in candidates)
+        line = f"{position:4d}  {_shown(token, space.level):<{width}}"
+        print(f"{line}  {len(candidates)}: {listed}" if candidates else line.rstrip())
+    if space.truncations:
+        cut = ", ".join(f"{t} ({n} -> {k})" for t, (n, k) in space.truncations.items())
+        print(f"note: --max-candidates {space.max_candidates} cut the candidates of: {cut}")
+    print(f"sentences in the set: {space.count(args.text, vocab)} (the original included)")
+    if args.show > 0:
+        joiner = "" if space.level == "char" else " "
+        for ids in islice(space.enumerate(args.text, vocab), args.show):
+            print("  " + joiner.join(vocab.token(i) for i in ids))
+    return 0
