@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import operator
+import re
 import weakref
+from pathlib import Path
 
 import torch
 import torch.fx as fx
@@ -122,25 +124,37 @@ def trace(model: nn.Module) -> fx.GraphModule:
     cached = _CACHE.get(model)
     if cached is not None:
         return cached
+    # A bare leaf module (nn.Linear, ...) is traced inside a container so that it keeps its name.
+    root = torch.nn.Sequential(model) if type(model) in MODULE_OPS else model
     try:
-        graph = Tracer().trace(model)
+        graph = Tracer().trace(root)
     except Exception as error:  # fx raises many kinds of errors on untraceable code
         raise RobustTextError(
             f"cannot trace {type(model).__name__} with torch.fx: {error}. Models must not branch "
             "on tensor values."
         ) from None
-    module = fx.GraphModule(model, graph)
+    module = fx.GraphModule(root, graph)
     _CACHE[model] = module
     return module
 
 
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent)
+
+
 def where(node: fx.Node) -> str:
-    """The last model-code line of a node's stack trace, for error messages."""
+    """The model-code line that created a node (from its recorded stack), for error messages."""
     stack = node.meta.get("stack_trace") or ""
-    lines = [line.strip() for line in stack.strip().splitlines() if line.strip()]
-    if len(lines) >= 2:
-        return f"{lines[-2]}: {lines[-1]}"
-    return f"node {node.name}"
+    lines = stack.splitlines()
+    found = None
+    for i, line in enumerate(lines):
+        match = _FRAME.search(line)
+        if match and not str(Path(match["file"]).resolve()).startswith(_TORCH_DIR):
+            code = lines[i + 1].strip() if i + 1 < len(lines) and not _FRAME.search(
+                lines[i + 1]) else ""
+            found = f'{match["file"]}:{match["line"]} in {match["function"]}' + (
+                f": {code}" if code else "")
+    return found or f"graph node {node.name}"
 
 
 def describe(node: fx.Node, module: fx.GraphModule) -> str:

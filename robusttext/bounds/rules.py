@@ -134,7 +134,7 @@ class AddRule(AffineRule):
             if ctx.is_bounded(arg):
                 sides.append(ctx.interval(arg))
             else:
-                value = ctx.constant(arg)
+                value = ctx.constant(arg) if ctx.is_node(arg) else arg
                 sides.append((value, value))
         (a_lo, a_hi), (b_lo, b_hi) = sides
         if self.negate_second:
@@ -159,12 +159,12 @@ class ScaleRule(AffineRule):
 
     def _factor(self, ctx):
         args = ctx.node_args()
-        if len(ctx.inputs) != 1:
+        bounded_at = [i for i, a in enumerate(args[:2]) if ctx.is_bounded(a)]
+        if len(bounded_at) != 1:
             raise RobustTextError(
                 f"{ctx.description}: the product of two bounded tensors is not supported "
                 f"(used at {ctx.where})"
             )
-        bounded_at = [i for i, a in enumerate(args[:2]) if ctx.is_bounded(a)]
         if self.divide and bounded_at != [0]:
             raise RobustTextError(
                 f"{ctx.description}: division by a bounded tensor is not supported "
@@ -328,7 +328,7 @@ class MatmulRule(AffineRule):
 
     def radius(self, ctx, radii):
         args = ctx.node_args()
-        if len(ctx.inputs) != 1:
+        if all(ctx.is_bounded(a) for a in args[:2]):
             raise RobustTextError(
                 f"{ctx.description}: the product of two bounded tensors is not supported "
                 f"(used at {ctx.where})"
