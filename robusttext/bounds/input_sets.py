@@ -190,11 +190,12 @@ class SubstitutionSet(InputSet):
         diff = self.candidates - self.center[:, :, None, :]
         return diff * self.mask[..., None].to(diff.dtype)
 
-    def _best_gains(self, gains: torch.Tensor, k_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Largest increase and decrease over candidates, both >= 0, the candidate dim removed."""
-        mask = self.mask
-        for _ in range(gains.dim() - k_dim - 1):
-            mask = mask.unsqueeze(-1)
+    @staticmethod
+    def _best_gains(gains: torch.Tensor, mask: torch.Tensor, k_dim: int):
+        """Largest increase and decrease over candidates (dim ``k_dim``), both >= 0.
+
+        ``mask`` is the candidate mask broadcastable to ``gains``.
+        """
         neg_inf = torch.finfo(gains.dtype).min
         up = gains.masked_fill(~mask, neg_inf).amax(k_dim).clamp(min=0)
         down = (-gains).masked_fill(~mask, neg_inf).amax(k_dim).clamp(min=0)
@@ -228,7 +229,7 @@ class SubstitutionSet(InputSet):
             return super().concretize(A, sign)
         base = torch.einsum("bsld,bld->bs", A, self.center)
         gains = torch.einsum("bsld,blkd->bslk", A, self._differences())
-        up, down = self._best_gains(gains, k_dim=3)
+        up, down = self._best_gains(gains, self.mask[:, None], k_dim=3)
         chosen = up if sign > 0 else down
         return base + sign * self._reduce(chosen, dim=2)
 
@@ -238,7 +239,7 @@ class SubstitutionSet(InputSet):
             return None
         base = F.linear(self.center, weight, bias)
         gains = torch.einsum("blkd,od->blko", self._differences(), weight)
-        up, down = self._best_gains(gains, k_dim=2)
+        up, down = self._best_gains(gains, self.mask[..., None], k_dim=2)
         # one position per output: the budget only decides whether it may change at all
         return base - self._reduce(down[..., None], -1), base + self._reduce(up[..., None], -1)
 
@@ -253,7 +254,8 @@ class SubstitutionSet(InputSet):
         base = F.conv1d(x, weight, bias, stride, padding, dilation)
         taps = weight.shape[2]
         gains = torch.einsum("blkd,odt->blkot", self._differences(), weight)
-        up, down = self._best_gains(gains, k_dim=2)  # [batch, length, out, taps]
+        up, down = self._best_gains(gains, self.mask[..., None, None], k_dim=2)
+        # up, down: [batch, length, out, taps]
         out_len = base.shape[2]
         bounds = []
         for g in (down, up):

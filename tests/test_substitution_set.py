@@ -1,0 +1,179 @@
+"""Substitution-set bounds against exhaustive enumeration of every rewrite."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn as nn
+
+from robusttext import RobustTextError
+from robusttext.bounds import METHODS, RELAXATIONS, SubstitutionSet, compute_bounds, margin_matrix
+
+TOL = 1e-5
+
+
+class ConvBody(nn.Module):
+    """Conv1d over the sequence, ReLU, masked mean pooling, linear head."""
+
+    def __init__(self, dim, hidden=6, width=3):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, hidden, width, padding=width // 2)
+        self.head = nn.Linear(hidden, 2)
+
+    def forward(self, x, mask):  # x [batch, length, dim], mask [batch, length]
+        h = torch.relu(self.conv(x.transpose(1, 2))) * mask.unsqueeze(1)
+        return self.head(h.sum(2) / mask.sum(1, keepdim=True))
+
+
+class TokenLinearBody(nn.Module):
+    """Per-token Linear, ReLU, mean pooling, ReLU layer, linear head."""
+
+    def __init__(self, dim, hidden=6):
+        super().__init__()
+        self.token = nn.Linear(dim, hidden)
+        self.mid = nn.Linear(hidden, hidden)
+        self.head = nn.Linear(hidden, 2)
+
+    def forward(self, x, mask):
+        h = torch.relu(self.token(x)) * mask.unsqueeze(-1)
+        pooled = h.sum(1) / mask.sum(1, keepdim=True)
+        return self.head(torch.relu(self.mid(pooled)))
+
+
+def random_problem(seed, batch=3, length=5, candidates=3, dim=4, vocab=12):
+    """Token ids, candidate ids with a mask, and an embedding table; the last sentence is padded."""
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(vocab, dim, generator=g)
+    ids = torch.randint(1, vocab, (batch, length), generator=g)
+    cand = torch.randint(1, vocab, (batch, length, candidates), generator=g)
+    cand_mask = torch.rand(batch, length, candidates, generator=g) < 0.6
+    mask = torch.ones(batch, length)
+    mask[-1, -2:] = 0  # padding: no candidates there
+    cand_mask[-1, -2:] = False
+    ids[-1, -2:] = 0
+    return table, ids, cand, cand_mask, mask
+
+
+def rewrites(ids, cand, cand_mask, budget):
+    """Every sentence (as ids) of one example's set: at most ``budget`` positions changed."""
+    options = [[ids[p].item()] + [cand[p, k].item() for k in range(cand.shape[1])
+                                  if cand_mask[p, k]] for p in range(len(ids))]
+    out = []
+    for choice in itertools.product(*[range(len(o)) for o in options]):
+        if budget is None or sum(c > 0 for c in choice) <= budget:
+            out.append([options[p][c] for p, c in enumerate(choice)])
+    return torch.tensor(out)
+
+
+def substitution_set(table, ids, cand, cand_mask, budget, relaxation):
+    return SubstitutionSet(table[ids], table[cand], cand_mask, budget, relaxation)
+
+
+def true_margin_range(body, table, ids, cand, cand_mask, mask, labels, budget):
+    lows, highs = [], []
+    with torch.no_grad():
+        for b in range(ids.shape[0]):
+            sentences = rewrites(ids[b], cand[b], cand_mask[b], budget)
+            logits = body(table[sentences], mask[b].expand(len(sentences), -1))
+            C = margin_matrix(labels[b : b + 1], 2)[0]
+            margins = logits @ C.T  # [sentences, specs]
+            lows.append(margins.amin(0))
+            highs.append(margins.amax(0))
+    return torch.stack(lows), torch.stack(highs)
+
+
+BODIES = {"conv": ConvBody, "token_linear": TokenLinearBody}
+
+
+@pytest.mark.parametrize("budget", [0, 1, 2, None])
+@pytest.mark.parametrize("body_name", sorted(BODIES))
+def test_bounds_contain_every_rewrite(body_name, budget):
+    for seed in range(3):
+        torch.manual_seed(seed)
+        table, ids, cand, cand_mask, mask = random_problem(seed)
+        body = BODIES[body_name](table.shape[1]).eval()
+        labels = torch.tensor([0, 1, 0])
+        C = margin_matrix(labels, 2)
+        low, high = true_margin_range(body, table, ids, cand, cand_mask, mask, labels, budget)
+        lowers = {}
+        for method in METHODS:
+            for relaxation in RELAXATIONS:
+                subs = substitution_set(table, ids, cand, cand_mask, budget, relaxation)
+                lower, upper = compute_bounds(body, subs, method, C=C, extra_inputs=(mask,))
+                assert (lower <= low + TOL).all(), (method, relaxation)
+                assert (upper >= high - TOL).all(), (method, relaxation)
+                lowers[method, relaxation] = lower
+            # The exact relaxation is never looser than the published ones.
+            for other in ("box", "simplex"):
+                assert (lowers[method, "exact"] >= lowers[method, other] - TOL).all(), (
+                    method, other)
+
+
+@pytest.mark.parametrize("budget", [0, 1, 2, 3, None])
+def test_exact_concretization_is_the_true_extreme(budget):
+    """max and min of a linear function sum(A * x) over the set, found by enumeration."""
+    table, ids, cand, cand_mask, _ = random_problem(7, batch=2, length=4)
+    subs = substitution_set(table, ids, cand, cand_mask, budget, "exact")
+    A = torch.randn(2, 3, 4, table.shape[1])  # [batch, specs, length, dim]
+    upper, lower = subs.concretize(A, 1), subs.concretize(A, -1)
+    for b in range(2):
+        values = torch.einsum("sld,nld->ns", A[b], table[rewrites(ids[b], cand[b],
+                                                                  cand_mask[b], budget)])
+        torch.testing.assert_close(upper[b], values.amax(0), atol=1e-5, rtol=0)
+        torch.testing.assert_close(lower[b], values.amin(0), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("budget", [1, 2, None])
+def test_first_layer_intervals_are_exact(budget):
+    """A Conv1d (top-budget per window) and a per-token Linear: the exact range per output."""
+    table, ids, cand, cand_mask, _ = random_problem(3, batch=2, length=6)
+    subs = substitution_set(table, ids, cand, cand_mask, budget, "exact")
+    conv = nn.Conv1d(table.shape[1], 5, 3, stride=2, padding=2, dilation=2)
+    linear = nn.Linear(table.shape[1], 5)
+    conv_bounds = subs.conv1d_interval(conv.weight, conv.bias, 2, 2, 2, transposed_input=True)
+    linear_bounds = subs.linear_interval(linear.weight, linear.bias)
+    with torch.no_grad():
+        for b in range(2):
+            sentences = table[rewrites(ids[b], cand[b], cand_mask[b], budget)]
+            conv_out = conv(sentences.transpose(1, 2))
+            lin_out = linear(sentences)
+            for bounds, out in ((conv_bounds, conv_out), (linear_bounds, lin_out)):
+                torch.testing.assert_close(bounds[0][b], out.amin(0), atol=1e-5, rtol=0)
+                torch.testing.assert_close(bounds[1][b], out.amax(0), atol=1e-5, rtol=0)
+
+
+def test_memory_grows_with_length_times_candidates():
+    """A long sentence with many candidates: 8^60 sentences, bounded without enumerating."""
+    table = torch.randn(50, 8)
+    ids = torch.randint(1, 50, (1, 60))
+    cand = torch.randint(1, 50, (1, 60, 8))
+    subs = SubstitutionSet(table[ids], table[cand], torch.ones(1, 60, 8, dtype=torch.bool), 5)
+    body = ConvBody(8).eval()
+    lower, upper = compute_bounds(body, subs, "crown-ibp", extra_inputs=(torch.ones(1, 60),))
+    assert torch.isfinite(lower).all() and (lower <= upper).all()
+
+
+def test_gradients_flow_through_substitution_bounds():
+    table, ids, cand, cand_mask, mask = random_problem(1)
+    table.requires_grad_(True)
+    body = ConvBody(table.shape[1])
+    subs = substitution_set(table, ids, cand, cand_mask, 2, "exact")
+    lower, _ = compute_bounds(body, subs, "crown-ibp", C=margin_matrix(torch.tensor([0, 1, 1]), 2),
+                              extra_inputs=(mask,))
+    lower.sum().backward()
+    assert table.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in body.parameters())
+
+
+def test_bad_substitution_sets():
+    with pytest.raises(RobustTextError, match="budget must be an int >= 0"):
+        SubstitutionSet(torch.zeros(1, 2, 3), torch.zeros(1, 2, 1, 3),
+                        torch.ones(1, 2, 1, dtype=torch.bool), -1)
+    with pytest.raises(RobustTextError, match="candidates must be"):
+        SubstitutionSet(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3),
+                        torch.ones(1, 2, 1, dtype=torch.bool), 1)
+    with pytest.raises(RobustTextError, match="mask must have shape"):
+        SubstitutionSet(torch.zeros(1, 2, 3), torch.zeros(1, 2, 1, 3), torch.ones(1, 2), 1)
+    with pytest.raises(RobustTextError, match="unknown relaxation 'hull'"):
+        SubstitutionSet(torch.zeros(1, 2, 3), torch.zeros(1, 2, 1, 3),
+                        torch.ones(1, 2, 1, dtype=torch.bool), 1, relaxation="hull")
