@@ -118,10 +118,11 @@ class PerturbationSpace:
         return f"PerturbationSpace({self.describe()})"
 
     def describe(self) -> str:
-        budget = "any number of" if self.budget is None else f"at most {self.budget}"
+        budget = ("any number of changed positions" if self.budget is None else
+                  f"at most {self.budget} changed position{'' if self.budget == 1 else 's'}")
         names = ", ".join(s.name for s in self.sources) or "no sources"
         cut = "" if self.max_candidates is None else f", max {self.max_candidates} candidates"
-        return (f"{self.level} level, {self.tokenizer} tokens, {budget} positions changed; "
+        return (f"{self.level} level, {self.tokenizer} tokens, {budget}; "
                 f"sources: {names}{cut}")
 
     # -- tokens and their candidate strings -------------------------------------------------
