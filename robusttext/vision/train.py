@@ -257,7 +257,7 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
     for group in optimizer.param_groups:
         group["lr"] = lr
     model.eval()  # the DM models have no dropout or batch norm; the bound engine wants eval mode
-    totals = {"loss": 0.0, "clean_err": 0.0, "robust_err": 0.0, "n": 0}
+    totals = {"loss": 0.0, "clean_err": 0.0, "robust_err": 0.0, "n": 0, "n_robust": 0}
     started = time.time()
     bar = tqdm(
         range(steps_per_epoch),
@@ -276,11 +276,11 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
         eps, kappa, beta = schedule.eps(step), schedule.kappa(step), schedule.beta(step)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
-        robust_err = torch.tensor(float("nan"))
         if config.method != "natural" and eps > 0:
             lower = worst_case_lower(model, x, y, eps, config.method, beta)
             loss = kappa * loss + (1.0 - kappa) * robust_cross_entropy(lower)
-            robust_err = (lower <= 0).any(dim=1).float().mean()
+            totals["robust_err"] += float((lower <= 0).any(dim=1).float().sum())
+            totals["n_robust"] += y.shape[0]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -289,19 +289,21 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
         n = y.shape[0]
         totals["loss"] += float(loss.detach()) * n
         totals["clean_err"] += float((logits.argmax(1) != y).float().sum())
-        totals["robust_err"] += float(robust_err) * n
         totals["n"] += n
-        bar.set_postfix(loss=f"{float(loss):.3f}", eps=f"{eps:.4f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", eps=f"{eps:.4f}")
     n = totals["n"]
+    robust = config.method != "natural"
     return {
         "epoch": epoch + 1,
-        "eps": eps,
-        "kappa": kappa,
+        "eps": eps if robust else None,
+        "kappa": kappa if robust else None,
         "beta": beta if config.method == "crown-ibp" else None,
         "lr": lr,
         "train_loss": totals["loss"] / n,
         "train_clean_err": totals["clean_err"] / n,
-        "train_robust_err": None if math.isnan(totals["robust_err"]) else totals["robust_err"] / n,
+        "train_robust_err": totals["robust_err"] / totals["n_robust"]
+        if totals["n_robust"]
+        else None,
         "seconds": round(time.time() - started, 1),
     }
 
