@@ -1,0 +1,40 @@
+"""Sentiment models that follow the text-model contract, and their checkpoints.
+
+>>> bundle = load_text_model("char-flips")          # a shipped model, or a checkpoint folder
+>>> batch = bundle.space.encode(["a gripping film ."], bundle.vocab)
+>>> logits = bundle.model(batch.token_ids, batch.mask)
+"""
+
+from robusttext.text.embeddings import pretrained_embeddings
+from robusttext.text.io import (
+    SHIPPED_MODELS,
+    TextModelBundle,
+    check_space_matches,
+    load_text_model,
+    save_text_model,
+    shipped_model_path,
+)
+from robusttext.text.models import (
+    MODEL_KINDS,
+    BagOfWords,
+    CharCNN,
+    TextClassifier,
+    WordCNN,
+    build_model,
+)
+
+__all__ = [
+    "MODEL_KINDS",
+    "SHIPPED_MODELS",
+    "BagOfWords",
+    "CharCNN",
+    "TextClassifier",
+    "TextModelBundle",
+    "WordCNN",
+    "build_model",
+    "check_space_matches",
+    "load_text_model",
+    "pretrained_embeddings",
+    "save_text_model",
+    "shipped_model_path",
+]

@@ -1,0 +1,154 @@
+"""Saving and loading text models with everything a certificate depends on.
+
+A text-model checkpoint (``robusttext.checkpoint``) holds the weights and, as JSON sections,
+``vocabulary``, ``tokenizer`` (style and level), ``perturbation_space`` (the space the model was
+trained or certified for, budget included), ``training_config`` and ``metrics``.
+
+Shipped models live in ``robusttext/assets/models/<name>`` (the repository's ``data/models``)
+and load by name: ``load_text_model("char-flips")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import robusttext
+from robusttext.checkpoint import load_checkpoint, save_checkpoint
+from robusttext.errors import RobustTextError
+from robusttext.perturb import PerturbationSpace, Vocabulary
+from robusttext.text.models import MODEL_KINDS, TextClassifier, build_model
+
+MODELS_DIR = Path(robusttext.__file__).parent / "assets" / "models"
+
+SHIPPED_MODELS: dict[str, str] = {
+    "char-flips": "character CNN, robust to one-character QWERTY flips (project keyboard map)",
+    "word-wordnet": "word CNN, robust to WordNet synonym substitutions",
+}
+"""Name -> description of the models shipped in the package (folders under MODELS_DIR)."""
+
+
+@dataclass
+class TextModelBundle:
+    """A loaded text model with its vocabulary, perturbation space and metadata.
+
+    ``model`` is in eval mode on the requested device; ``meta`` is the checkpoint's JSON
+    (``training_config``, ``metrics``, ``model_config``, ...); ``name`` is the shipped name or
+    the folder name; ``path`` the checkpoint folder.
+    """
+
+    model: TextClassifier
+    vocab: Vocabulary
+    space: PerturbationSpace
+    meta: dict[str, Any]
+    name: str
+    path: Path
+    extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.meta["kind"]
+
+
+def shipped_model_path(name: str) -> Path:
+    """The folder of the shipped model ``name``."""
+    if name not in SHIPPED_MODELS:
+        raise RobustTextError(f"unknown shipped model {name!r}; shipped: "
+                              f"{', '.join(SHIPPED_MODELS)}")
+    return MODELS_DIR / name
+
+
+def save_text_model(
+    directory: str | Path,
+    model: TextClassifier,
+    vocab: Vocabulary,
+    space: PerturbationSpace,
+    *,
+    training_config: dict | None = None,
+    metrics: dict | None = None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+    **sections: Any,
+) -> Path:
+    """Write ``model`` with its vocabulary and perturbation space to ``directory``."""
+    if not isinstance(model, TextClassifier):
+        raise RobustTextError(f"save_text_model takes a robusttext text model, got "
+                              f"{type(model).__name__}")
+    if model.embedding.num_embeddings != len(vocab):
+        raise RobustTextError(f"the model embeds {model.embedding.num_embeddings} tokens but the "
+                              f"vocabulary has {len(vocab)}")
+    check_space_level(model, space, where="save_text_model")
+    return save_checkpoint(
+        directory, model, kind=model.kind, model_config=model.config(), tensors=extra_tensors,
+        vocabulary=vocab.to_json(),
+        tokenizer={"style": space.tokenizer, "level": space.level},
+        perturbation_space=space.to_json(),
+        training_config=training_config or {},
+        metrics=metrics or {},
+        **sections,
+    )
+
+
+def check_space_level(model: TextClassifier, space: PerturbationSpace, where: str) -> None:
+    """Refuse a space whose level (word or char) is not the model's."""
+    if not isinstance(space, PerturbationSpace):
+        raise RobustTextError(f"{where}: expected a PerturbationSpace, got "
+                              f"{type(space).__name__}")
+    if space.level != model.level:
+        raise RobustTextError(f"{where}: a {model.kind} model reads {model.level}-level tokens, "
+                              f"but the perturbation space is at the {space.level} level")
+
+
+def check_space_matches(bundle: TextModelBundle, space: PerturbationSpace) -> None:
+    """Refuse a space that cannot apply to the checkpoint: another level or tokenizer.
+
+    (Another budget or other sources are fine: a model can be certified against any space of
+    its own level and tokenizer.)
+    """
+    check_space_level(bundle.model, space, where=f"model {bundle.name}")
+    if space.tokenizer != bundle.space.tokenizer:
+        raise RobustTextError(
+            f"model {bundle.name} was trained on {bundle.space.tokenizer!r} tokens, but the "
+            f"perturbation space uses the {space.tokenizer!r} tokenizer")
+
+
+def load_text_model(
+    path_or_name: str | Path,
+    device: str | torch.device = "cpu",
+    expected_kind: str | tuple[str, ...] | None = None,
+) -> TextModelBundle:
+    """Load a shipped model by name (a key of SHIPPED_MODELS) or a checkpoint folder."""
+    name = str(path_or_name)
+    if isinstance(path_or_name, str) and name in SHIPPED_MODELS:
+        path = shipped_model_path(name)
+        if not path.is_dir():
+            raise RobustTextError(f"shipped model {name!r} is missing from {path} (the package "
+                                  "was installed without its assets?)")
+    else:
+        path = Path(path_or_name).expanduser()
+        if not path.is_dir():
+            raise RobustTextError(f"no such model: {name} is neither a checkpoint folder nor "
+                                  f"a shipped model ({', '.join(SHIPPED_MODELS)})")
+        name = path.name
+    kinds = expected_kind if expected_kind is not None else tuple(MODEL_KINDS)
+    state, extra, meta = load_checkpoint(path, expected_kind=kinds)
+    for section in ("model_config", "vocabulary", "perturbation_space"):
+        if not isinstance(meta.get(section), dict):
+            raise RobustTextError(f"checkpoint {path} lacks its {section!r} section")
+    model = build_model(meta["kind"], **meta["model_config"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise RobustTextError(f"checkpoint {path}: weights do not fit a {meta['kind']} model "
+                              f"with {meta['model_config']}: {error}") from None
+    vocab = Vocabulary.from_json(meta["vocabulary"])
+    if len(vocab) != model.embedding.num_embeddings:
+        raise RobustTextError(f"checkpoint {path}: the vocabulary has {len(vocab)} tokens but "
+                              f"the model embeds {model.embedding.num_embeddings}")
+    space = PerturbationSpace.from_json(meta["perturbation_space"])
+    check_space_level(model, space, where=f"checkpoint {path}")
+    model.to(device).eval()
+    return TextModelBundle(model=model, vocab=vocab, space=space, meta=meta, name=name,
+                           path=path, extra_tensors=extra)

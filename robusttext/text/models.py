@@ -1,0 +1,144 @@
+"""Sentiment classifiers that follow the text-model contract (docs/CONTRACTS.md).
+
+Every model has ``embedding`` (an ``nn.Embedding``, padding row 0 kept at zero) and ``body``
+(called as ``body(embeddings [batch, length, dim], mask [batch, length] float)`` -> logits
+``[batch, classes]``), and ``model(token_ids, mask) == model.body(model.embedding(token_ids),
+mask)``. The bodies use only operations the bound engine has rules for, and their first layer
+(a Conv1d on ``x.transpose(1, 2)`` or a per-token Linear) gets the engine's exact bound over a
+substitution set.
+
+- ``CharCNN`` (Huang et al. 2019): character embeddings, Conv1d, ReLU, masked mean pooling,
+  linear.
+- ``WordCNN`` (Jia et al. 2019): word embeddings, Conv1d of width 3, ReLU, masked mean pooling,
+  linear.
+- ``BagOfWords`` (Jia et al. 2019): per-token Linear + ReLU, masked mean pooling, then an MLP.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from robusttext.errors import RobustTextError
+
+
+def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the sequence of ``h`` ``[batch, channels, length]`` where ``mask``
+    ``[batch, length]`` is 1 -> ``[batch, channels]``."""
+    return (h * mask.unsqueeze(1)).sum(2) / mask.sum(1, keepdim=True)
+
+
+class ConvBody(nn.Module):
+    """Conv1d over the sequence, ReLU, masked mean pooling, linear.
+
+    ``forward(x [batch, length, dim], mask [batch, length]) -> [batch, classes]``. The
+    convolution pads ``width // 2`` on each side (odd widths keep the length).
+    """
+
+    def __init__(self, dim: int, filters: int, width: int, classes: int):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, filters, width, padding=width // 2)
+        self.out = nn.Linear(filters, classes)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv(x.transpose(1, 2)))  # [batch, filters, length']
+        return self.out(masked_mean(h, mask))
+
+
+class BagOfWordsBody(nn.Module):
+    """Per-token Linear + ReLU, masked mean pooling, then Linear + ReLU + Linear.
+
+    ``forward(x [batch, length, dim], mask [batch, length]) -> [batch, classes]``.
+    """
+
+    def __init__(self, dim: int, hidden: int, classes: int):
+        super().__init__()
+        self.token = nn.Linear(dim, hidden)
+        self.hidden = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.token(x)).transpose(1, 2)  # [batch, hidden, length]
+        pooled = masked_mean(h, mask)
+        return self.out(torch.relu(self.hidden(pooled)))
+
+
+class TextClassifier(nn.Module):
+    """Base of the text models: ``embedding`` + ``body``; ``config()`` rebuilds the model."""
+
+    kind: ClassVar[str] = ""
+    level: ClassVar[str] = "word"
+
+    def __init__(self, vocab_size: int, embed_dim: int, body: nn.Module, **config: Any):
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
+                            *config.items()):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RobustTextError(f"{type(self).__name__}: {name} must be a positive "
+                                      f"integer, got {value!r}")
+        if vocab_size < 2:
+            raise RobustTextError(f"{type(self).__name__}: vocab_size must be at least 2")
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.body = body
+        self._config = {"vocab_size": vocab_size, "embed_dim": embed_dim, **config}
+
+    def config(self) -> dict[str, int]:
+        """The keyword arguments that rebuild this model."""
+        return dict(self._config)
+
+    def forward(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``token_ids [batch, length]`` long, ``mask [batch, length]`` float -> logits
+        ``[batch, classes]``."""
+        return self.body(self.embedding(token_ids), mask)
+
+
+class CharCNN(TextClassifier):
+    """Character CNN of Huang et al. 2019: 150-d embeddings, 100 filters of width 5."""
+
+    kind = "char-cnn"
+    level = "char"
+
+    def __init__(self, vocab_size: int, embed_dim: int = 150, filters: int = 100,
+                 width: int = 5, classes: int = 2):
+        super().__init__(vocab_size, embed_dim, ConvBody(embed_dim, filters, width, classes),
+                         filters=filters, width=width, classes=classes)
+
+
+class WordCNN(TextClassifier):
+    """Word CNN of Jia et al. 2019: Conv1d of width 3, ReLU, mean pooling, linear."""
+
+    kind = "word-cnn"
+
+    def __init__(self, vocab_size: int, embed_dim: int = 300, filters: int = 100,
+                 width: int = 3, classes: int = 2):
+        super().__init__(vocab_size, embed_dim, ConvBody(embed_dim, filters, width, classes),
+                         filters=filters, width=width, classes=classes)
+
+
+class BagOfWords(TextClassifier):
+    """Bag of words of Jia et al. 2019: per-token Linear + ReLU, mean pooling, MLP."""
+
+    kind = "bow"
+
+    def __init__(self, vocab_size: int, embed_dim: int = 300, hidden: int = 100,
+                 classes: int = 2):
+        super().__init__(vocab_size, embed_dim, BagOfWordsBody(embed_dim, hidden, classes),
+                         hidden=hidden, classes=classes)
+
+
+MODEL_KINDS: dict[str, type[TextClassifier]] = {
+    cls.kind: cls for cls in (CharCNN, WordCNN, BagOfWords)
+}
+
+
+def build_model(kind: str, **config: Any) -> TextClassifier:
+    """The model of ``kind`` (``"char-cnn"``, ``"word-cnn"``, ``"bow"``) with ``config``."""
+    if kind not in MODEL_KINDS:
+        raise RobustTextError(f"unknown text model {kind!r}; choose one of "
+                              f"{', '.join(MODEL_KINDS)}")
+    try:
+        return MODEL_KINDS[kind](**config)
+    except TypeError as error:
+        raise RobustTextError(f"bad configuration for a {kind} model: {error}") from None
