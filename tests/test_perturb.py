@@ -245,6 +245,16 @@ def test_restrict_to_keeps_candidate_ids():
 # -- character level --------------------------------------------------------------------------
 
 
+def test_sources_by_name_or_path(tmp_path):
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(TABLE))
+    by_path = PerturbationSpace([str(path), "typos"], budget=1)
+    assert [s.kind for s in by_path.sources] == ["counterfitted", "char_flips"]
+    assert by_path.count("good", VOCAB) == space(1).count("good", VOCAB)
+    with pytest.raises(RobustTextError, match="unknown source"):
+        PerturbationSpace(["glove"], budget=1)
+
+
 def test_char_level_positions_and_count():
     flips = CharacterFlips({"a": ["s", "q"], "b": ["v"], "d": ["s", "f"]})
     s = PerturbationSpace([flips], budget=None, level="char")

@@ -30,6 +30,7 @@ import torch
 from robusttext.errors import RobustTextError
 from robusttext.perturb.counting import count_sentences, enumerate_sentences
 from robusttext.perturb.encoded import EncodedBatch
+from robusttext.perturb.loading import load_source
 from robusttext.perturb.sources import SubstitutionSource, source_from_json
 from robusttext.perturb.stopwords import STOP_WORDS
 from robusttext.perturb.tokenizers import check_style, check_text, tokenize
@@ -64,11 +65,15 @@ def _check_budget(budget: object) -> int | None:
 
 
 class PerturbationSpace:
-    """Substitution sets of sentences under a budget. See the module docstring."""
+    """Substitution sets of sentences under a budget. See the module docstring.
+
+    ``sources``: SubstitutionSource objects, or names and paths that ``load_source`` takes
+    (``"wordnet"``, ``"typos"``, a JSON file).
+    """
 
     def __init__(
         self,
-        sources: Sequence[SubstitutionSource] | SubstitutionSource,
+        sources: Sequence[SubstitutionSource | str] | SubstitutionSource,
         budget: int | None,
         level: str = "word",
         tokenizer: str = "glue",
@@ -78,9 +83,10 @@ class PerturbationSpace:
         deny: Iterable[str] | None = None,
         on_cut: str = "warn",
     ):
-        if isinstance(sources, SubstitutionSource):
+        if isinstance(sources, (SubstitutionSource, str)):
             sources = [sources]
-        self.sources = list(sources)
+        self.sources = [s if isinstance(s, SubstitutionSource) else load_source(s)
+                        for s in sources]
         for source in self.sources:
             if not isinstance(source, SubstitutionSource):
                 raise RobustTextError(f"not a substitution source: {source!r}")
