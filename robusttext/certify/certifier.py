@@ -1,0 +1,201 @@
+"""``certify``: bounds, attack and exhaustive checks for a list of labelled sentences."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from robusttext.bounds import METHODS, RELAXATIONS
+from robusttext.certify.attack import beam_attack
+from robusttext.certify.exhaustive import exhaustive_check, set_sizes
+from robusttext.certify.margins import margin_lower_bounds, predict
+from robusttext.certify.results import Certification, ExampleResult, summarize
+from robusttext.certify.soundness import check_example
+from robusttext.data import Example, check_labels
+from robusttext.errors import RobustTextError
+from robusttext.perturb.encoded import EncodedBatch
+from robusttext.perturb.space import PerturbationSpace
+from robusttext.perturb.vocabulary import Vocabulary
+from robusttext.text.contract import check_text_model
+
+DEFAULT_BUDGETS = (1, 2, 3)
+DEFAULT_ENUMERATE_LIMIT = 10_000
+
+
+def check_budgets(budgets: Sequence[int | None]) -> list[int | None]:
+    """Distinct budgets in the given order; each an int >= 0 or None (no limit)."""
+    if isinstance(budgets, (int, str)) or not budgets:
+        raise RobustTextError(f"budgets must be a non-empty list, got {budgets!r}")
+    out: list[int | None] = []
+    for budget in budgets:
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
+            raise RobustTextError(f"a budget is an integer >= 0, got {budget!r}")
+        if budget is not None and budget < 0:
+            raise RobustTextError(f"a budget is an integer >= 0, got {budget}")
+        if budget not in out:
+            out.append(budget)
+    return out
+
+
+def certify(
+    model: nn.Module,
+    vocab: Vocabulary,
+    space: PerturbationSpace,
+    examples: Sequence[Example | tuple[str, int]],
+    budgets: Sequence[int | None] | None = None,
+    method: str = "ibp",
+    relaxation: str = "exact",
+    batch_size: int = 32,
+    enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT,
+    beam_width: int = 4,
+    proposals: int | None = 16,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> Certification:
+    """Certify, attack and (for small sets) enumerate each sentence at each budget.
+
+    ``model`` follows the text-model contract (see ``robusttext.text.contract``); ``space``
+    gives the candidates of every position (its own budget is the default for ``budgets``, else
+    1, 2, 3). ``method``: ``ibp``, ``crown-ibp`` or ``crown``; ``relaxation``: ``exact``, ``box``
+    or ``simplex``. Sets of at most ``enumerate_limit`` sentences are enumerated (0: never).
+    ``beam_width``/``proposals`` set the search (see ``beam_attack``).
+
+    Every result passes the soundness invariant (``robusttext.certify.soundness``); a
+    contradiction raises SoundnessViolation naming the sentence.
+    """
+    check_text_model(model)
+    if method not in METHODS:
+        raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if relaxation not in RELAXATIONS:
+        raise RobustTextError(f"unknown relaxation {relaxation!r}; choose one of "
+                              f"{', '.join(RELAXATIONS)}")
+    if budgets is None:
+        budgets = [space.budget] if space.budget is not None else list(DEFAULT_BUDGETS)
+    budgets = check_budgets(budgets)
+    for name, value, least in (("batch_size", batch_size, 1), ("enumerate_limit",
+                                                               enumerate_limit, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise RobustTextError(f"{name} must be an integer >= {least}, got {value!r}")
+    examples = [e if isinstance(e, Example) else Example(*e) for e in examples]
+    if not examples:
+        raise RobustTextError("no sentences to certify")
+    if model.embedding.weight.dtype not in (torch.float32, torch.float64):
+        raise RobustTextError("certify in float32 or float64, not "
+                              f"{model.embedding.weight.dtype}")
+    device = torch.device(device) if device is not None else model.embedding.weight.device
+    model = model.to(device).eval()
+    run = _Run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
+               proposals)
+    check_labels(examples, run.num_classes(examples[0]))
+    order = sorted(range(len(examples)),
+                   key=lambda i: len(space.split(examples[i].text, f"sentence {i}")[0]))
+    from tqdm import tqdm
+
+    with tqdm(total=len(examples), unit="sentence", disable=not progress, leave=False,
+              desc="certify") as bar:
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            run.batch([examples[i] for i in chosen], chosen)
+            bar.update(len(chosen))
+    results = sorted(run.results, key=lambda r: (budgets.index(r.budget), r.index))
+    summaries = [summarize([r for r in results if r.budget == b], b, run.seconds[b])
+                 for b in budgets]
+    settings = {"method": method, "relaxation": relaxation, "budgets": budgets,
+                "enumerate_limit": enumerate_limit, "beam_width": beam_width,
+                "proposals": proposals, "space": space.describe(), "device": str(device)}
+    return Certification(summaries, results, settings)
+
+
+class _Run:
+    """State of one certification: settings, timings per budget and results so far."""
+
+    def __init__(self, model, vocab, space, budgets, method, relaxation, enumerate_limit,
+                 beam_width, proposals):
+        self.model, self.vocab, self.space = model, vocab, space
+        self.budgets, self.method, self.relaxation = budgets, method, relaxation
+        self.enumerate_limit = enumerate_limit
+        self.beam_width, self.proposals = beam_width, proposals
+        self.device = model.embedding.weight.device
+        self.seconds = {b: {"bounds": 0.0, "attack": 0.0, "exhaustive": 0.0} for b in budgets}
+        self.results: list[ExampleResult] = []
+        self.classes: int | None = None
+
+    def num_classes(self, example: Example) -> int:
+        batch = self.space.encode([example.text], self.vocab).to(self.device)
+        self.classes = predict(self.model, batch.token_ids, batch.mask).shape[1]
+        return self.classes
+
+    def batch(self, examples: list[Example], indices: list[int]) -> None:
+        enc = self.space.encode([e.text for e in examples], self.vocab).to(self.device)
+        labels = torch.tensor([e.label for e in examples], device=self.device)
+        n = len(examples)
+        # Levels of the search and the enumeration: 0 .. the largest budget (None: every
+        # changeable position).
+        changeable = int(enc.candidate_mask.any(-1).sum(1).max())
+        depth = {b: changeable if b is None else min(b, changeable) for b in self.budgets}
+        levels = max(depth.values()) + 1
+
+        attack = beam_attack(self.model, enc, labels, levels - 1, self.beam_width,
+                             self.proposals)
+        prediction = predict(self.model, enc.token_ids, enc.mask).argmax(1)
+
+        sizes = {b: set_sizes(enc, b) for b in self.budgets}
+        exhaustive_margin, exhaustive_flip = self._enumerate(enc, labels, attack, sizes, depth,
+                                                             levels)
+        for budget in self.budgets:
+            d = depth[budget]
+            self.seconds[budget]["attack"] += sum(attack.seconds[:d + 1])
+            start = time.perf_counter()
+            with torch.no_grad():
+                lower = margin_lower_bounds(self.model, enc, labels, self.classes, budget,
+                                            self.method, self.relaxation).amin(1)
+            self.seconds[budget]["bounds"] += time.perf_counter() - start
+            for j in range(n):
+                small = sizes[budget][j] <= self.enumerate_limit
+                flipped = bool(attack.flipped[j, d])
+                if not small:
+                    exhaustive = None
+                elif flipped:
+                    exhaustive = False
+                else:
+                    exhaustive = not bool(exhaustive_flip[j, d])
+                result = ExampleResult(
+                    index=indices[j], text=examples[j].text, label=examples[j].label,
+                    prediction=int(prediction[j]), budget=budget,
+                    certified=bool(lower[j] > 0), margin_lower=float(lower[j]),
+                    attacked=flipped, attack_margin=float(attack.margins[j, d]),
+                    exhaustive=exhaustive, set_size=sizes[budget][j], origin=examples[j].origin)
+                check_example(
+                    text=result.text, origin=result.origin, budget=budget,
+                    certified=result.certified, margin_lower=result.margin_lower,
+                    attacked=flipped, attack_margin=result.attack_margin,
+                    witness=self._detokenize(attack.witness[j], enc.mask[j]) if flipped else None,
+                    exhaustive=exhaustive, exhaustive_margin=float(exhaustive_margin[j, d]))
+                self.results.append(result)
+
+    def _enumerate(self, enc: EncodedBatch, labels, attack, sizes, depth, levels):
+        """Enumerate each sentence once, at the largest budget whose set is small enough and
+        whose answer the clean prediction and the search have not already settled."""
+        plan: dict[int | None, dict[int, int | None]] = {}
+        for j in range(len(enc)):
+            needed = [b for b in self.budgets if sizes[b][j] <= self.enumerate_limit
+                      and not bool(attack.flipped[j, depth[b]])]
+            if needed:
+                widest = max(needed, key=lambda b: depth[b])
+                plan.setdefault(widest, {})[j] = widest
+        lowest = torch.full((len(enc), levels), float("inf"), device=self.device)
+        flipped = torch.zeros(len(enc), levels, dtype=torch.bool, device=self.device)
+        for budget, sentences in plan.items():
+            start = time.perf_counter()
+            m, f = exhaustive_check(self.model, enc, labels, sentences, levels)
+            rows = torch.tensor(sorted(sentences), device=self.device)
+            lowest[rows], flipped[rows] = m[rows], f[rows]
+            self.seconds[budget]["exhaustive"] += time.perf_counter() - start
+        return lowest, flipped
+
+    def _detokenize(self, ids: torch.Tensor, mask: torch.Tensor) -> str:
+        tokens = [self.vocab.token(int(t)) for t, m in zip(ids, mask) if m > 0]
+        return ("" if self.space.level == "char" else " ").join(tokens)

@@ -1,0 +1,103 @@
+"""Exhaustive checks: every sentence of a small set, run through the model in batches.
+
+Rewrites are built from the same tensors the bounds use (the ``EncodedBatch``): a rewrite is a
+choice of at most ``budget`` positions and one candidate at each. Rows from several sentences
+share forward passes; the result is, per sentence, the lowest margin and whether some rewrite is
+misclassified, for each number of changes up to the sentence's budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import combinations, product
+
+import torch
+from torch import nn
+
+from robusttext.certify.margins import margins, predict
+from robusttext.perturb.counting import count_sentences
+from robusttext.perturb.encoded import EncodedBatch
+
+
+def set_sizes(batch: EncodedBatch, budget: int | None) -> list[int]:
+    """Exact number of sentences (the original included) in each sentence's set."""
+    counts = batch.candidate_mask.sum(-1).tolist()  # [batch][length]
+    return [count_sentences(row, budget) for row in counts]
+
+
+def rewrites(
+    token_ids: torch.Tensor, candidate_ids: torch.Tensor, candidate_mask: torch.Tensor,
+    budget: int | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rewrite of one sentence: ``(rows [n, length] long, changes [n] long)``.
+
+    ``token_ids [length]``, ``candidate_ids``/``candidate_mask [length, K]``. Rows come with 0
+    changes first (the sentence itself), then 1, 2, ... up to ``budget`` (None: no limit).
+    """
+    options = [candidate_ids[p][candidate_mask[p]].tolist() for p in range(len(token_ids))]
+    edits = list(_edits(options, budget))
+    n = len(edits)
+    rows = token_ids[None, :].repeat(n, 1)
+    changes = torch.tensor([len(e) for e in edits], dtype=torch.long, device=token_ids.device)
+    flat = [(i, p, t) for i, edit in enumerate(edits) for p, t in edit]
+    if flat:
+        index = torch.tensor(flat, dtype=torch.long, device=token_ids.device)
+        rows[index[:, 0], index[:, 1]] = index[:, 2]
+    return rows, changes
+
+
+def _edits(options: list[list[int]], budget: int | None) -> Iterator[tuple[tuple[int, int], ...]]:
+    """Each rewrite as a tuple of (position, token id) edits."""
+    changeable = [p for p, cands in enumerate(options) if cands]
+    depth = len(changeable) if budget is None else min(budget, len(changeable))
+    for size in range(depth + 1):
+        for positions in combinations(changeable, size):
+            for tokens in product(*(options[p] for p in positions)):
+                yield tuple(zip(positions, tokens))
+
+
+def exhaustive_check(
+    model: nn.Module, batch: EncodedBatch, labels: torch.Tensor, plan: dict[int, int | None],
+    levels: int, chunk: int = 4096,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluate every rewrite of the sentences named in ``plan``.
+
+    ``plan``: sentence index -> the budget to enumerate its set at (None: no limit); sentences
+    not in ``plan`` are skipped. ``levels``: how many change counts to report (0 .. levels - 1).
+
+    Returns ``(lowest_margin, flipped)``, each ``[batch, levels]``: over the rewrites with at most
+    ``d`` changes, the lowest margin of the label (+inf where not enumerated) and whether one is
+    misclassified. Entries for ``d`` above a sentence's budget repeat its value at the budget.
+    """
+    device = batch.token_ids.device
+    b = len(batch)
+    lowest = torch.full((b, levels), float("inf"), device=device)
+    flipped = torch.zeros(b, levels, dtype=torch.bool, device=device)
+    pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+    pending_rows = 0
+
+    def flush():
+        nonlocal pending, pending_rows
+        if not pending:
+            return
+        rows = torch.cat([r for _, r, _ in pending])
+        owner = torch.cat([torch.full((len(r),), i, device=device) for i, r, _ in pending])
+        changes = torch.cat([c for _, _, c in pending]).clamp(max=levels - 1)
+        logits = predict(model, rows, batch.mask[owner], chunk)
+        m = margins(logits, labels[owner]).to(lowest.dtype)
+        wrong = (logits.argmax(1) != labels[owner])
+        slot = owner * levels + changes
+        lowest.view(-1).scatter_reduce_(0, slot, m, "amin")
+        flipped.view(-1).scatter_reduce_(0, slot, wrong, "amax")
+        pending, pending_rows = [], 0
+
+    for i, budget in sorted(plan.items()):
+        rows, changes = rewrites(batch.token_ids[i], batch.candidate_ids[i],
+                                 batch.candidate_mask[i], budget)
+        pending.append((i, rows, changes))
+        pending_rows += len(rows)
+        if pending_rows >= chunk:
+            flush()
+    flush()
+    # At most d changes: running minimum / any over the change counts.
+    return torch.cummin(lowest, 1).values, torch.cummax(flipped.int(), 1).values.bool()

@@ -1,0 +1,114 @@
+"""What certification produces: per-sentence results, per-budget summaries, the JSON report."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ExampleResult:
+    """One sentence at one budget.
+
+    certified:    the margin lower bound is positive (the label is proven on the whole set).
+    margin_lower: the lowest bound on ``z_y - z_j`` over ``j != y`` and the set.
+    attacked:     the search found a misclassified sentence in the set (the sentence itself
+                  counts when the model already gets it wrong).
+    attack_margin: the lowest margin the search saw.
+    exhaustive:   True: every sentence of the set is classified correctly; False: one is not
+                  (found by enumeration, or already shown by the search or the clean
+                  prediction); None: the set is larger than the enumeration limit.
+    set_size:     the exact number of sentences in the set.
+    """
+
+    index: int
+    text: str
+    label: int
+    prediction: int
+    budget: int | None
+    certified: bool
+    margin_lower: float
+    attacked: bool
+    attack_margin: float
+    exhaustive: bool | None
+    set_size: int
+    origin: str = ""
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        for key in ("margin_lower", "attack_margin"):
+            out[key] = _finite(out[key])
+        return out
+
+
+@dataclass
+class BudgetSummary:
+    """Accuracies over ``n`` sentences at one budget, and the time each check took.
+
+    ``exhaustive_accuracy`` is over the ``exhaustive_n`` sentences whose set was small enough
+    to enumerate (None when there were none); it is the true robust accuracy on those.
+    ``attack_seconds`` is the time the search spent up to this budget (one search serves every
+    budget); ``exhaustive_seconds`` the enumeration of the sets enumerated at this budget.
+    """
+
+    budget: int | None
+    n: int
+    clean_accuracy: float
+    attack_accuracy: float
+    verified_accuracy: float
+    exhaustive_accuracy: float | None
+    exhaustive_n: int
+    bounds_seconds: float
+    attack_seconds: float
+    exhaustive_seconds: float
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["timings"] = {k: round(out.pop(k), 4) for k in
+                          ("bounds_seconds", "attack_seconds", "exhaustive_seconds")}
+        return out
+
+
+@dataclass
+class Certification:
+    """The results of ``certify``: ``summaries`` per budget, ``examples`` per sentence and budget
+    (budget-major, then in input order) and the ``settings`` used."""
+
+    summaries: list[BudgetSummary]
+    examples: list[ExampleResult]
+    settings: dict = field(default_factory=dict)
+
+    def summary(self, budget: int | None) -> BudgetSummary:
+        return next(s for s in self.summaries if s.budget == budget)
+
+    def to_json(self, model: str | None = None) -> dict:
+        """``{"summary": [...], "examples": [...], "settings": {...}}``; with ``model``, every
+        summary and example entry carries ``"model": model``."""
+        tag = {} if model is None else {"model": model}
+        return {
+            "summary": [{**tag, **s.to_json()} for s in self.summaries],
+            "examples": [{**tag, **e.to_json()} for e in self.examples],
+            "settings": self.settings,
+        }
+
+
+def summarize(results: list[ExampleResult], budget: int | None, seconds: dict) -> BudgetSummary:
+    """The summary of one budget's results; ``seconds``: bounds, attack and exhaustive time."""
+    n = len(results)
+    known = [r.exhaustive for r in results if r.exhaustive is not None]
+    return BudgetSummary(
+        budget=budget,
+        n=n,
+        clean_accuracy=sum(r.prediction == r.label for r in results) / n,
+        attack_accuracy=sum(not r.attacked for r in results) / n,
+        verified_accuracy=sum(r.certified for r in results) / n,
+        exhaustive_accuracy=sum(known) / len(known) if known else None,
+        exhaustive_n=len(known),
+        bounds_seconds=seconds["bounds"],
+        attack_seconds=seconds["attack"],
+        exhaustive_seconds=seconds["exhaustive"],
+    )
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None

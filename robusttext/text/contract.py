@@ -1,0 +1,161 @@
+"""The text-model contract: an embedding, then a body the bound engine can trace.
+
+A text classifier that robusttext certifies or trains is an ``nn.Module`` with
+
+- ``embedding``: an ``nn.Embedding`` (token ids ``[batch, length]`` -> ``[batch, length, dim]``),
+- ``body``: an ``nn.Module`` called as ``body(embeddings [batch, length, dim], mask [batch, length]
+  float) -> logits [batch, classes]``,
+- ``forward(token_ids, mask) = body(embedding(token_ids), mask)``.
+
+The engine bounds ``body`` over a ``SubstitutionSet`` built from ``embedding``.
+``check_text_model`` says clearly what a model lacks; ``wrap_text_model`` turns a model written
+the ordinary way (``forward(token_ids, mask)`` that embeds somewhere inside) into one that
+follows the contract by cutting its torch.fx graph at the embedding call::
+
+    class MyClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(1000, 32)
+            self.conv = nn.Conv1d(32, 64, 3, padding=1)
+            self.out = nn.Linear(64, 2)
+
+        def forward(self, ids, mask):              # ids [batch, length], mask [batch, length]
+            h = torch.relu(self.conv(self.emb(ids).transpose(1, 2))) * mask.unsqueeze(1)
+            return self.out(h.sum(2) / mask.sum(1, keepdim=True))
+
+    model = wrap_text_model(MyClassifier(), embedding="emb")
+    model.embedding        # the same nn.Embedding (shared weights)
+    model.body(e, mask)    # an fx GraphModule: everything after the embedding
+    model(ids, mask)       # equals MyClassifier()(ids, mask)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from robusttext.errors import RobustTextError
+
+__all__ = ["ContractTextModel", "check_text_model", "wrap_text_model"]
+
+_HINT = ("a text model needs `embedding` (an nn.Embedding) and `body` (an nn.Module taking "
+         "(embeddings [batch, length, dim], mask [batch, length])); wrap a model whose forward is "
+         "(token_ids, mask) with robusttext.text.contract.wrap_text_model(model, "
+         "embedding='name.of.embedding')")
+
+
+def check_text_model(model: object) -> nn.Module:
+    """Return ``model`` if it follows the text-model contract, else raise RobustTextError
+    naming what is missing."""
+    if not isinstance(model, nn.Module):
+        raise RobustTextError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
+    name = type(model).__name__
+    problems = []
+    embedding = getattr(model, "embedding", None)
+    if embedding is None:
+        problems.append("it has no `embedding` attribute")
+    elif not isinstance(embedding, nn.Embedding):
+        problems.append(f"its `embedding` is a {type(embedding).__name__}, not an nn.Embedding")
+    body = getattr(model, "body", None)
+    if body is None:
+        problems.append("it has no `body` attribute")
+    elif not isinstance(body, nn.Module):
+        problems.append(f"its `body` is a {type(body).__name__}, not an nn.Module")
+    if problems:
+        raise RobustTextError(f"model {name} does not follow the text-model contract: "
+                              f"{'; '.join(problems)}. {_HINT}")
+    return model
+
+
+class ContractTextModel(nn.Module):
+    """``embedding`` then ``body``: ``forward(ids, mask) = body(embedding(ids), mask)``.
+
+    token_ids ``[batch, length]`` long, mask ``[batch, length]`` float -> logits
+    ``[batch, classes]``.
+    """
+
+    def __init__(self, embedding: nn.Embedding, body: nn.Module):
+        super().__init__()
+        self.embedding = embedding
+        self.body = body
+
+    def forward(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.body(self.embedding(token_ids), mask)
+
+
+def wrap_text_model(module: nn.Module, embedding: str) -> ContractTextModel:
+    """A contract-following model made from ``module``, whose forward is ``(token_ids, mask)``.
+
+    ``embedding`` is the dotted name of the ``nn.Embedding`` inside ``module`` (as in
+    ``module.named_modules()``). The module is traced with torch.fx and its graph is cut at the
+    one call of that embedding, which must take the first input (the token ids) directly; the
+    token ids may not be used anywhere else. The result shares its parameters with ``module``.
+    See the module docstring for an example.
+    """
+    if not isinstance(module, nn.Module):
+        raise RobustTextError(f"wrap_text_model needs an nn.Module, got {type(module).__name__}")
+    try:
+        layer = module.get_submodule(embedding)
+    except AttributeError:
+        names = [n for n, m in module.named_modules() if isinstance(m, nn.Embedding)]
+        known = ", ".join(repr(n) for n in names) or "none"
+        raise RobustTextError(f"{type(module).__name__} has no submodule {embedding!r}; its "
+                              f"nn.Embedding layers: {known}") from None
+    if not isinstance(layer, nn.Embedding):
+        raise RobustTextError(f"{embedding!r} in {type(module).__name__} is a "
+                              f"{type(layer).__name__}, not an nn.Embedding")
+    graph = _trace(module, embedding)
+    body = fx.GraphModule(module, _cut_at_embedding(graph, embedding, type(module).__name__))
+    return ContractTextModel(layer, body)
+
+
+class _KeepEmbedding(fx.Tracer):
+    """Keeps the embedding a single call_module node even when it is not a leaf by default."""
+
+    def __init__(self, embedding: str):
+        super().__init__()
+        self.embedding = embedding
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return qualname == self.embedding or super().is_leaf_module(m, qualname)
+
+
+def _trace(module: nn.Module, embedding: str) -> fx.Graph:
+    try:
+        return _KeepEmbedding(embedding).trace(module)
+    except Exception as error:  # fx raises many kinds of errors on untraceable code
+        raise RobustTextError(
+            f"cannot trace {type(module).__name__} with torch.fx: {error}. The forward must not "
+            "branch on tensor values."
+        ) from None
+
+
+def _cut_at_embedding(graph: fx.Graph, embedding: str, name: str) -> fx.Graph:
+    """The graph of everything after the embedding: inputs (embeddings, the other inputs)."""
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    if not placeholders:
+        raise RobustTextError(f"{name}.forward takes no inputs; expected (token_ids, mask)")
+    ids = placeholders[0]
+    calls = [n for n in graph.nodes if n.op == "call_module" and n.target == embedding]
+    if len(calls) != 1:
+        raise RobustTextError(f"{name}.forward calls the embedding {embedding!r} {len(calls)} "
+                              "times; the contract needs exactly one call")
+    call = calls[0]
+    if call.args[:1] != (ids,) or len(call.args) != 1 or call.kwargs:
+        raise RobustTextError(f"{name}.forward must call {embedding!r} on its first input "
+                              f"({ids.name!r}, the token ids) directly")
+    other_uses = [u for u in ids.users if u is not call]
+    if other_uses:
+        raise RobustTextError(f"{name}.forward uses the token ids {ids.name!r} outside the "
+                              f"embedding (in {other_uses[0].format_node()}); the body may depend "
+                              "on the ids only through the embedding (pass a mask instead)")
+    body = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    env[call] = body.placeholder("embeddings")
+    for node in graph.nodes:
+        if node is ids or node is call:
+            continue
+        env[node] = body.node_copy(node, lambda n: env[n])
+    body.lint()
+    return body
