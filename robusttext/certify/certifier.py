@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -53,7 +54,7 @@ def certify(
     beam_width: int = 4,
     proposals: int | None = 16,
     device: str | torch.device | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> Certification:
     """Certify, attack and (for small sets) enumerate each sentence at each budget.
 
@@ -61,7 +62,8 @@ def certify(
     gives the candidates of every position (its own budget is the default for ``budgets``, else
     1, 2, 3). ``method``: ``ibp``, ``crown-ibp`` or ``crown``; ``relaxation``: ``exact``, ``box``
     or ``simplex``. Sets of at most ``enumerate_limit`` sentences are enumerated (0: never).
-    ``beam_width``/``proposals`` set the search (see ``beam_attack``).
+    ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
+    progress bar (None: when stderr is a terminal).
 
     Every result passes the soundness invariant (``robusttext.certify.soundness``); a
     contradiction raises SoundnessViolation naming the sentence.
@@ -85,6 +87,10 @@ def certify(
     if model.embedding.weight.dtype not in (torch.float32, torch.float64):
         raise RobustTextError("certify in float32 or float64, not "
                               f"{model.embedding.weight.dtype}")
+    if model.embedding.weight[vocab.pad_id].any():
+        warnings.warn("the embedding of the padding token is not zero, so a sentence's logits may "
+                      "depend on the length of the others in its batch; results are those of "
+                      "the padded batches", RuntimeWarning, stacklevel=2)
     device = torch.device(device) if device is not None else model.embedding.weight.device
     model = model.to(device).eval()
     run = _Run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
@@ -94,7 +100,8 @@ def certify(
                    key=lambda i: len(space.split(examples[i].text, f"sentence {i}")[0]))
     from tqdm import tqdm
 
-    with tqdm(total=len(examples), unit="sentence", disable=not progress, leave=False,
+    hide = None if progress is None else not progress
+    with tqdm(total=len(examples), unit="sentence", disable=hide, leave=False,
               desc="certify") as bar:
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
