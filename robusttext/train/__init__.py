@@ -1,0 +1,29 @@
+"""Certified training of text models: losses, schedules, the loop, evaluation, the command.
+
+>>> from robusttext.train import TrainConfig, train
+>>> metrics = train(TrainConfig(model="char-cnn", train="train.tsv", dev="dev.tsv",
+...                             sources=["qwerty"], budget=1, robust_weight=0.5))
+"""
+
+from robusttext.train.config import TrainConfig
+from robusttext.train.data import Example, load_examples, read_tsv
+from robusttext.train.evaluate import evaluate, exhaustive_check, with_budget
+from robusttext.train.loss import margin_lower_bounds, robust_loss, worst_case_loss
+from robusttext.train.schedule import RobustSchedule
+from robusttext.train.trainer import build_space, train
+
+__all__ = [
+    "Example",
+    "RobustSchedule",
+    "TrainConfig",
+    "build_space",
+    "evaluate",
+    "exhaustive_check",
+    "load_examples",
+    "margin_lower_bounds",
+    "read_tsv",
+    "robust_loss",
+    "train",
+    "with_budget",
+    "worst_case_loss",
+]

@@ -1,0 +1,168 @@
+"""The training configuration: one dataclass, read from flags or a JSON file.
+
+Unknown keys and wrong types raise RobustTextError; nothing is evaluated as code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robusttext.errors import RobustTextError
+from robusttext.text.models import MODEL_KINDS
+
+METHODS = ("ibp", "crown-ibp")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``), sizes (None: the model's default),
+    ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
+    ``embed_dim`` is then the transformer's), ``freeze_embeddings``.
+    Data: ``train`` / ``dev`` (TSV path or hub id, with ``train_split`` / ``dev_split``),
+    ``train_limit`` / ``dev_limit`` (first N examples after a seeded shuffle of the training set;
+    the dev set is taken in order), ``min_count`` / ``max_vocab`` for the vocabulary.
+    Space: ``sources`` (names or paths for ``robusttext.perturb.load_source``), ``budget``
+    (None: every position may change), ``tokenizer``, ``max_candidates``, ``wordnet_senses``.
+    Robust training: ``robust_weight`` (final k of ``(1-k) CE(clean) + k CE(worst case)``; 0 is
+    normal training), ``method`` (``ibp`` or ``crown-ibp``), ``beta_start`` / ``beta_final``
+    (weight of CROWN-IBP against IBP over the ramp), ``warmup_epochs`` (clean only), then
+    ``ramp_epochs`` in which eps (the scale of the candidate displacement
+    ``e + eps (e_k - e)``) and k grow linearly from 0, then they hold.
+    Optimiser: Adam with ``lr``, ``weight_decay``, ``grad_clip`` (max gradient norm, 0: off),
+    ``lr_decay_epochs`` (multiply lr by ``lr_decay`` at each of them).
+    Run: ``epochs``, ``batch_size``, ``seed``, ``device`` (``auto``: CUDA when present),
+    ``amp`` (autocast the clean pass on CUDA; bounds are always float32), ``out`` (checkpoint
+    folder), ``eval_budgets`` (IBP-verified accuracy on the dev set after training),
+    ``enumerate_limit`` (exhaustively check dev sentences whose set is at most this large at the
+    first eval budget; 0: off), ``progress`` (tqdm bars).
+    """
+
+    model: str = "char-cnn"
+    embed_dim: int | None = None
+    filters: int | None = None
+    width: int | None = None
+    hidden: int | None = None
+    pretrained: str | None = None
+    freeze_embeddings: bool = False
+    train: str = "stanfordnlp/sst2"
+    dev: str | None = None
+    train_split: str = "train"
+    dev_split: str = "validation"
+    train_limit: int | None = None
+    dev_limit: int | None = None
+    min_count: int = 1
+    max_vocab: int | None = None
+    sources: list[str] = field(default_factory=lambda: ["qwerty"])
+    budget: int | None = 1
+    tokenizer: str = "glue"
+    max_candidates: int | None = None
+    wordnet_senses: int = 1
+    robust_weight: float = 0.5
+    method: str = "ibp"
+    beta_start: float = 1.0
+    beta_final: float = 0.0
+    warmup_epochs: float = 1.0
+    ramp_epochs: float = 5.0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    lr_decay_epochs: list[int] = field(default_factory=list)
+    lr_decay: float = 0.1
+    epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    out: str = "runs/sentiment"
+    eval_budgets: list[int] = field(default_factory=lambda: [1, 2, 3])
+    enumerate_limit: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def robust(self) -> bool:
+        return self.robust_weight > 0
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
+        if self.model not in MODEL_KINDS:
+            raise RobustTextError(f"unknown model {self.model!r}; choose one of "
+                                  f"{', '.join(MODEL_KINDS)}")
+        if self.method not in METHODS:
+            raise RobustTextError(f"unknown method {self.method!r}; choose one of "
+                                  f"{', '.join(METHODS)}")
+        for name in ("epochs", "batch_size", "min_count"):
+            if getattr(self, name) < 1:
+                raise RobustTextError(f"{name} must be at least 1")
+        for name in ("robust_weight", "beta_start", "beta_final"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise RobustTextError(f"{name} must lie in [0, 1]")
+        if self.budget is not None and self.budget < 0:
+            raise RobustTextError("budget must be >= 0 or null")
+        if self.lr <= 0 or self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.grad_clip < 0:
+            raise RobustTextError("lr must be positive; warm-up, ramp and grad_clip >= 0")
+        if any(b < 0 for b in self.eval_budgets):
+            raise RobustTextError("eval_budgets must be >= 0")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], where: str = "configuration") -> TrainConfig:
+        if not isinstance(obj, dict):
+            raise RobustTextError(f"{where}: a configuration is a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise RobustTextError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+        try:
+            return cls(**obj)
+        except RobustTextError as error:
+            raise RobustTextError(f"{where}: {error}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            obj = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RobustTextError(f"{path}: no such configuration file") from None
+        except json.JSONDecodeError as error:
+            raise RobustTextError(f"{path}: not valid JSON at line {error.lineno}: "
+                                  f"{error.msg}") from None
+        return cls.from_json(obj, where=str(path))
+
+
+_SIMPLE = {"int": int, "float": (int, float), "str": str, "bool": bool}
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """Check ``value`` against a string annotation such as ``int | None`` or ``list[int]``."""
+    options = [a.strip() for a in str(annotation).split("|")]
+    if value is None:
+        if "None" in options:
+            return
+        raise RobustTextError(f"setting {name!r} may not be null")
+    for option in options:
+        if option.startswith("list["):
+            inner = _SIMPLE[option[5:-1]]
+            if isinstance(value, list) and all(
+                isinstance(v, inner) and not isinstance(v, bool) for v in value
+            ):
+                return
+        elif option in _SIMPLE:
+            expected = _SIMPLE[option]
+            if option != "bool" and isinstance(value, bool):
+                continue
+            if isinstance(value, expected):
+                return
+    raise RobustTextError(f"setting {name!r} must be {annotation}, got {value!r}")

@@ -1,0 +1,107 @@
+"""Clean, IBP-verified and (for small sets) exhaustively checked accuracy of a text model.
+
+The candidates of a sentence do not depend on the budget, so each batch is encoded once and
+bounded at every budget. The exhaustive check runs the model on every rewrite of a sentence
+(``space.enumerate``) when the set holds at most ``enumerate_limit`` sentences.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from tqdm import tqdm
+
+from robusttext.perturb import PerturbationSpace, Vocabulary
+from robusttext.text.models import TextClassifier
+from robusttext.train.batches import batch_order, iterate_batches
+from robusttext.train.data import Example
+from robusttext.train.loss import margin_lower_bounds
+
+
+def with_budget(space: PerturbationSpace, budget: int | None) -> PerturbationSpace:
+    """The same space with another budget (sources shared)."""
+    return PerturbationSpace(space.sources, **{**space.settings(), "budget": budget})
+
+
+@torch.no_grad()
+def evaluate(
+    model: TextClassifier,
+    vocab: Vocabulary,
+    space: PerturbationSpace,
+    examples: Sequence[Example],
+    budgets: Sequence[int | None] = (1, 2, 3),
+    method: str = "ibp",
+    batch_size: int = 64,
+    enumerate_limit: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Accuracy figures on ``examples``.
+
+    Returns ``{"examples": n, "clean_accuracy": a, "verified_accuracy": {budget: a},
+    "exhaustive": {"budget": b, "checked": m, "robust_accuracy": a, "unsound": u}}`` (budget
+    keys as strings, ``"None"`` for no limit; ``exhaustive`` only with ``enumerate_limit``).
+    ``robust_accuracy`` counts sentences whose every rewrite is classified correctly, among the
+    ``checked`` ones; ``unsound`` counts verified sentences with a misclassified rewrite (must be
+    0).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    correct = torch.zeros(len(examples), dtype=torch.bool)
+    verified = {b: torch.zeros(len(examples), dtype=torch.bool) for b in budgets}
+    order = batch_order([0] * len(examples), batch_size, shuffle=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        batches = iterate_batches(examples, space, vocab, order, device)
+        for indices, batch, labels in tqdm(batches, total=len(order), disable=not progress,
+                                           desc="evaluate", leave=False):
+            logits = model(batch.token_ids, batch.mask)
+            right = (logits.argmax(1) == labels).cpu()
+            correct[indices] = right
+            for b in budgets:
+                lower = margin_lower_bounds(model, batch, labels, b, method)
+                verified[b][indices] = right & (lower.amin(1) > 0).cpu()
+    n = len(examples)
+    result = {
+        "examples": n,
+        "clean_accuracy": correct.float().mean().item(),
+        "verified_accuracy": {str(b): v.float().mean().item() for b, v in verified.items()},
+    }
+    if enumerate_limit > 0 and budgets:
+        result["exhaustive"] = exhaustive_check(model, vocab, with_budget(space, budgets[0]),
+                                                examples, verified[budgets[0]], enumerate_limit)
+    return result
+
+
+@torch.no_grad()
+def exhaustive_check(
+    model: TextClassifier,
+    vocab: Vocabulary,
+    space: PerturbationSpace,
+    examples: Sequence[Example],
+    verified: torch.Tensor,
+    limit: int,
+    chunk: int = 512,
+) -> dict:
+    """Run ``model`` on every rewrite of each sentence whose set has at most ``limit``
+    sentences; see ``evaluate`` for the result."""
+    device = next(model.parameters()).device
+    checked = robust = unsound = 0
+    for index, example in enumerate(examples):
+        if space.count(example.sentence, vocab) > limit:
+            continue
+        rewrites = list(space.enumerate(example.sentence, vocab))
+        ok = True
+        for start in range(0, len(rewrites), chunk):
+            ids = torch.tensor(rewrites[start : start + chunk], dtype=torch.long, device=device)
+            mask = torch.ones(ids.shape, dtype=torch.float32, device=device)
+            predictions = model(ids, mask).argmax(1)
+            if (predictions != example.label).any():
+                ok = False
+                break
+        checked += 1
+        robust += ok
+        unsound += bool(verified[index]) and not ok
+    return {"budget": space.budget, "checked": checked,
+            "robust_accuracy": robust / checked if checked else None, "unsound": unsound}

@@ -1,0 +1,269 @@
+"""The training loop: clean or certified training of a text model, with checkpoints and resume.
+
+``train(config)`` builds the perturbation space, the data, the vocabulary and the model, trains
+with Adam under the robust schedule, writes a checkpoint to ``config.out`` after every epoch
+(weights, optimizer moments, vocabulary, restricted perturbation space, configuration, metrics)
+and resumes from it when the folder already holds an unfinished run of the same configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from robusttext.checkpoint import META_FILE
+from robusttext.errors import RobustTextError
+from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
+from robusttext.text.embeddings import pretrained_embeddings
+from robusttext.text.io import load_text_model, save_text_model
+from robusttext.text.models import MODEL_KINDS, TextClassifier, build_model
+from robusttext.train.batches import batch_order, iterate_batches, token_lengths
+from robusttext.train.config import TrainConfig
+from robusttext.train.data import Example, load_examples
+from robusttext.train.evaluate import evaluate
+from robusttext.train.loss import robust_loss
+from robusttext.train.schedule import RobustSchedule
+
+# Settings a resumed run must share with the checkpoint it continues.
+SAME_ON_RESUME = ("model", "embed_dim", "filters", "width", "hidden", "pretrained", "train",
+                  "train_split", "train_limit", "min_count", "max_vocab", "sources", "budget",
+                  "tokenizer", "max_candidates", "wordnet_senses", "seed", "batch_size")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: CUDA when present, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RobustTextError(f"device {name!r} asked for, but CUDA is not available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise RobustTextError(f"unknown device {name!r}") from None
+
+
+def build_space(config: TrainConfig) -> PerturbationSpace:
+    """The perturbation space of ``config`` at its model's level."""
+    if not config.sources:
+        raise RobustTextError("no substitution sources: give at least one in 'sources'")
+    sources = []
+    for name in config.sources:
+        options = {"max_senses": config.wordnet_senses} if name == "wordnet" else {}
+        sources.append(load_source(name, **options))
+    return PerturbationSpace(sources, budget=config.budget,
+                             level=MODEL_KINDS[config.model].level, tokenizer=config.tokenizer,
+                             max_candidates=config.max_candidates)
+
+
+def build_vocabulary(examples: list[Example], space: PerturbationSpace,
+                     config: TrainConfig) -> Vocabulary:
+    """Tokens of the training sentences (characters at the char level)."""
+    return Vocabulary.build((space.split(e.sentence)[0] for e in examples),
+                            min_count=config.min_count, max_size=config.max_vocab)
+
+
+def new_model(config: TrainConfig, vocab: Vocabulary) -> TextClassifier:
+    sizes = {k: getattr(config, k) for k in ("embed_dim", "filters", "width", "hidden")
+             if getattr(config, k) is not None}
+    table = None
+    if config.pretrained:
+        table, found = pretrained_embeddings(config.pretrained, vocab, seed=config.seed)
+        print(f"pretrained embeddings from {config.pretrained}: {found} of {len(vocab)} "
+              "tokens found")
+        if sizes.get("embed_dim", table.shape[1]) != table.shape[1]:
+            raise RobustTextError(f"embed_dim {sizes['embed_dim']} differs from the "
+                                  f"{table.shape[1]} dimensions of {config.pretrained}")
+        sizes["embed_dim"] = table.shape[1]
+    model = build_model(config.model, vocab_size=len(vocab), **sizes)
+    if table is not None:
+        with torch.no_grad():
+            model.embedding.weight.copy_(table)
+    if config.freeze_embeddings:
+        model.embedding.weight.requires_grad_(False)
+    return model
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"adam.{index}.{key}"] = torch.as_tensor(value)
+    return tensors
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]):
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("adam."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    current = optimizer.state_dict()
+    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
+
+
+def _lr_at(config: TrainConfig, epoch: int) -> float:
+    return config.lr * config.lr_decay ** sum(1 for e in config.lr_decay_epochs if epoch >= e)
+
+
+def _resume_point(config: TrainConfig, out: Path):
+    """The loaded bundle of an unfinished or finished run in ``out``, or None."""
+    if not (out / META_FILE).is_file():
+        return None
+    bundle = load_text_model(out)
+    if bundle.kind != config.model:
+        raise RobustTextError(f"{out} holds a {bundle.kind} checkpoint, but the configuration "
+                              f"trains a {config.model}; use another --out")
+    saved = bundle.meta.get("training_config", {})
+    differs = [k for k in SAME_ON_RESUME if saved.get(k) != getattr(config, k)]
+    if differs:
+        raise RobustTextError(
+            f"{out} holds a run with other settings ({', '.join(differs)}: "
+            + "; ".join(f"{k} was {saved.get(k)!r}, now {getattr(config, k)!r}" for k in differs)
+            + "); its perturbation space or data would not match. Use another --out")
+    space = bundle.space
+    if (space.level, space.tokenizer, space.budget) != (
+        MODEL_KINDS[config.model].level, config.tokenizer, config.budget
+    ):
+        raise RobustTextError(f"{out}: the checkpoint's perturbation space ({space.describe()}) "
+                              "does not match the configuration")
+    return bundle
+
+
+def train(config: TrainConfig) -> dict:
+    """Train as ``config`` says; return the final metrics (also in ``out/metrics.json``)."""
+    config.validate()
+    device = pick_device(config.device)
+    out = Path(config.out)
+    space = build_space(config)
+    examples = load_examples(config.train, config.train_split)
+    if config.train_limit is not None:
+        perm = torch.randperm(len(examples), generator=torch.Generator().manual_seed(config.seed))
+        examples = [examples[i] for i in perm[: config.train_limit].tolist()]
+    dev = load_examples(config.dev, config.dev_split) if config.dev else []
+    if config.dev_limit is not None:
+        dev = dev[: config.dev_limit]
+
+    seed_everything(config.seed)
+    bundle = _resume_point(config, out)
+    if bundle is not None:
+        vocab, model = bundle.vocab, bundle.model
+        if config.freeze_embeddings:
+            model.embedding.weight.requires_grad_(False)
+        state = bundle.meta.get("state", {})
+        start_epoch, step = state.get("epoch", 0), state.get("step", 0)
+        print(f"resuming {out} after epoch {start_epoch} (step {step})")
+    else:
+        vocab = build_vocabulary(examples, space, config)
+        model = new_model(config, vocab)
+        start_epoch, step = 0, 0
+    model.to(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        saved_space = space.restrict_to(vocab) if space.level == "word" else space
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=_lr_at(config, start_epoch),
+                                 weight_decay=config.weight_decay)
+    if bundle is not None:
+        _restore_optimizer(optimizer, bundle.extra_tensors)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(config, start_epoch)
+
+    lengths = token_lengths(examples, space)
+    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+    schedule = RobustSchedule.from_epochs(
+        steps_per_epoch, config.warmup_epochs, config.ramp_epochs,
+        robust_weight=config.robust_weight, beta_start=config.beta_start,
+        beta_final=config.beta_final)
+    print(f"training a {config.model} ({sum(p.numel() for p in model.parameters())} "
+          f"parameters, vocabulary {len(vocab)}) on {len(examples)} examples, "
+          f"{steps_per_epoch} steps per epoch, on {device}; space: {space.describe()}")
+    history = []
+    metrics: dict = {}
+    for epoch in range(start_epoch, config.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(config, epoch)
+        model.train()
+        order = batch_order(lengths, config.batch_size, shuffle=True,
+                            seed=config.seed * 100003 + epoch)
+        totals: dict[str, float] = {}
+        started = time.time()
+        bar = tqdm(iterate_batches(examples, space, vocab, order, device), total=len(order),
+                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
+                   mininterval=2.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for _, batch, labels in bar:
+                loss, parts = robust_loss(
+                    model, batch, labels, config.budget, k=schedule.k(step),
+                    method=config.method, eps=schedule.eps(step), beta=schedule.beta(step),
+                    amp=config.amp)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                optimizer.step()
+                step += 1
+                for key, value in parts.items():
+                    totals[key] = totals.get(key, 0.0) + value
+                totals["batches_" + ("robust" if "verified" in parts else "clean")] = (
+                    totals.get("batches_" + ("robust" if "verified" in parts else "clean"), 0)
+                    + 1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", eps=f"{schedule.eps(step):.2f}",
+                                refresh=False)
+        robust_batches = totals.pop("batches_robust", 0)
+        clean_batches = totals.pop("batches_clean", 0)
+        record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - started, 1),
+                  "eps": schedule.eps(step - 1), "k": schedule.k(step - 1)}
+        for key, value in totals.items():
+            n = robust_batches if key in ("robust_loss", "verified") else (
+                robust_batches + clean_batches)
+            record["train_" + key] = round(value / max(1, n), 4)
+        if dev:
+            quick = evaluate(model, vocab, space, dev, budgets=[config.budget],
+                             batch_size=2 * config.batch_size)
+            record["dev_clean"] = round(quick["clean_accuracy"], 4)
+            record[f"dev_verified_{config.budget}"] = round(
+                quick["verified_accuracy"][str(config.budget)], 4)
+        history.append(record)
+        print(json.dumps(record), flush=True)
+        final = epoch + 1 == config.epochs
+        if final and dev:
+            metrics = evaluate(model, vocab, space, dev, budgets=config.eval_budgets,
+                               batch_size=2 * config.batch_size,
+                               enumerate_limit=config.enumerate_limit,
+                               progress=config.progress)
+            metrics["dev"] = config.dev
+            print("final:", json.dumps(metrics), flush=True)
+        _save(out, model, vocab, saved_space, config, optimizer, epoch + 1, step,
+              history, metrics)
+    if not metrics and bundle is not None:
+        metrics = bundle.meta.get("metrics", {})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def _save(out, model, vocab, space, config, optimizer, epoch, step, history, metrics):
+    previous = []
+    log = out / "history.jsonl"
+    if log.is_file():
+        previous = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        previous = [r for r in previous if r["epoch"] < history[0]["epoch"]]
+    out.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(json.dumps(r) + "\n" for r in previous + history))
+    save_text_model(out, model, vocab, space, training_config=config.to_json(),
+                    metrics=metrics, extra_tensors=_optimizer_tensors(optimizer),
+                    state={"epoch": epoch, "step": step})
