@@ -303,3 +303,38 @@ def test_default_budget_is_the_spaces():
     open_space = PerturbationSpace(space.sources, budget=None, stop_words=[])
     assert [s.budget for s in certify(model, vocab, open_space, examples[:2]).summaries] == [
         1, 2, 3]
+
+
+# -- the token-aware substitution set ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("budget", [0, 1, 2, 3, None])
+@pytest.mark.parametrize("relaxation", RELAXATIONS)
+def test_token_set_matches_substitution_set(budget, relaxation):
+    """Per-distinct-row gains give the parent's first-layer bounds and input intervals."""
+    from robusttext.bounds import SubstitutionSet
+    from robusttext.certify.token_set import TokenSubstitutionSet
+
+    g = torch.Generator().manual_seed(budget or 7)
+    table = torch.randn(9, 4, generator=g)
+    ids = torch.randint(1, 9, (3, 7), generator=g)
+    cand = torch.randint(1, 9, (3, 7, 3), generator=g)
+    mask = torch.rand(3, 7, 3, generator=g) < 0.6
+    ids[:, 2] = 4  # repeated (token, candidates) rows
+    cand[:, 2], mask[:, 2] = torch.tensor([5, 6, 7]), torch.tensor([True, False, True])
+    ours = TokenSubstitutionSet(table, ids, cand, mask, budget, relaxation)
+    theirs = SubstitutionSet(table[ids], table[cand], mask, budget, relaxation)
+    for a, b in zip(ours.interval(), theirs.interval()):
+        torch.testing.assert_close(a, b)
+    weight, bias = torch.randn(5, 4, generator=g), torch.randn(5, generator=g)
+    conv_w = torch.randn(5, 4, 3, generator=g)
+    pairs = [(ours.linear_interval(weight, bias), theirs.linear_interval(weight, bias))]
+    for stride, padding, dilation in ((1, 1, 1), (2, 2, 2), (1, 0, 1)):
+        pairs.append((ours.conv1d_interval(conv_w, bias, stride, padding, dilation, True),
+                      theirs.conv1d_interval(conv_w, bias, stride, padding, dilation, True)))
+    for mine, reference in pairs:
+        if reference is None:
+            assert mine is None
+            continue
+        for a, b in zip(mine, reference):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

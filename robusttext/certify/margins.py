@@ -39,12 +39,13 @@ def margin_lower_bounds(
     rewrite of ``batch`` with at most ``budget`` positions replaced by their candidates.
     Differentiable in the model's parameters.
     """
-    from robusttext.bounds import SubstitutionSet, compute_bounds, margin_matrix
+    from robusttext.bounds import compute_bounds, margin_matrix
+    from robusttext.certify.token_set import TokenSubstitutionSet
 
     table = model.embedding.weight
-    original = table[batch.token_ids]  # [batch, length, dim]
-    candidates = table[batch.candidate_ids]  # [batch, length, candidates, dim]
-    subs = SubstitutionSet(original, candidates, batch.candidate_mask, budget, relaxation)
+    subs = TokenSubstitutionSet(table, batch.token_ids, batch.candidate_ids,
+                                batch.candidate_mask, budget, relaxation)
+    original = subs.center  # [batch, length, dim]
     C = margin_matrix(labels, num_classes)
     lower, _ = compute_bounds(model.body, subs, method, C=C.to(original),
                               extra_inputs=(batch.mask.to(original),), bound_upper=False)
