@@ -15,9 +15,11 @@ import torch
 import torch.fx as fx
 
 from robusttext.bounds.graph import (
+    SHAPE_FUNCTIONS,
     SHAPE_QUERIES,
     describe,
     op_name,
+    refine,
     run_node,
     trace,
     where,
@@ -30,7 +32,10 @@ from robusttext.bounds.rules import (
     RULES,
     AffineRule,
 )
+from robusttext.bounds.rules_nonlinear import NONLINEAR_RULES
 from robusttext.errors import RobustTextError
+
+RULES = {**RULES, **NONLINEAR_RULES}
 
 METHODS = ("ibp", "crown", "crown-ibp")
 # Largest number of entries in one block of identity specifications for intermediate CROWN.
@@ -160,6 +165,7 @@ class _Propagation:
                 f"robusttext has no bound rule for {describe(node, self.graph_module)}, used at "
                 f"{where(node)}"
             )
+        name = refine(name, node, lambda a: isinstance(a, fx.Node) and a in self.bounds)
         self.ops[node] = name
         ctx = NodeContext(self, node)
         if method == "crown" and name in NONLINEAR:
@@ -167,7 +173,14 @@ class _Propagation:
                 self._tighten_by_crown(pre)
         try:
             special = self._substitution_first_layer(ctx, name)
-            self.bounds[node] = special if special is not None else RULES[name].ibp(ctx)
+            lower, upper = special if special is not None else RULES[name].ibp(ctx)
+            if not isinstance(lower, torch.Tensor):
+                raise RobustTextError(
+                    f"{ctx.description} returns several tensors, which robusttext does not "
+                    f"bound; slice the tensor instead (at {ctx.where})"
+                )
+            # Overflowing bounds (inf - inf) widen to infinity rather than become NaN.
+            self.bounds[node] = (_widen(lower, -1), _widen(upper, 1))
         except RobustTextError:
             raise
         except Exception as error:
@@ -192,9 +205,11 @@ class _Propagation:
     def _is_shape_query(node) -> bool:
         if node.op == "call_method":
             return node.target in SHAPE_QUERIES
-        return node.op == "call_function" and node.target is getattr and (
-            len(node.args) > 1 and node.args[1] in SHAPE_QUERIES
-        )
+        if node.op != "call_function":
+            return False
+        if node.target is getattr:
+            return len(node.args) > 1 and node.args[1] in SHAPE_QUERIES
+        return node.target in SHAPE_FUNCTIONS
 
     def _rearranges(self, node) -> bool:
         if node.op == "call_method":
@@ -274,8 +289,9 @@ class _Propagation:
                 for side, r in enumerate((r_lower, r_upper)):
                     if r is not None:
                         slot[side] = r if slot[side] is None else slot[side] + r
-        return (totals[0] if A_lower is not None else None,
-                totals[1] if A_upper is not None else None)
+        # Infinite intermediate bounds can make a coefficient 0 * inf: widen such bounds.
+        return (_widen(totals[0], -1) if A_lower is not None else None,
+                _widen(totals[1], 1) if A_upper is not None else None)
 
     def _tighten_by_crown(self, node):
         if self.is_exact.get(node, False):
@@ -298,6 +314,12 @@ class _Propagation:
         self.bounds[node] = (torch.maximum(ibp_lower, crown_lower),
                              torch.minimum(ibp_upper, crown_upper))
         self.is_exact[node] = False
+
+
+def _widen(bound, sign):
+    """Replace NaN in a lower (sign=-1) or upper (sign=+1) bound by -inf or +inf."""
+    inf = float("inf")
+    return torch.nan_to_num(bound, nan=sign * inf, posinf=inf, neginf=-inf)
 
 
 def _layer_parameters(ctx):
@@ -371,6 +393,10 @@ def compute_bounds(
                                                                            *out_lower.shape[1:])
     lower, upper = prop.backward(out, spec if bound_lower else None,
                                  spec if bound_upper else None)
+    # Interval bounds are sound too; keep the tighter of the two per entry.
+    ibp_lower, ibp_upper = _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
+    lower = torch.maximum(lower, ibp_lower) if lower is not None else None
+    upper = torch.minimum(upper, ibp_upper) if upper is not None else None
     if C is None:
         lower = lower.view_as(out_lower) if lower is not None else None
         upper = upper.view_as(out_upper) if upper is not None else None

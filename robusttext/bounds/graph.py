@@ -34,6 +34,7 @@ MODULE_OPS = {
     nn.AdaptiveAvgPool2d: "structural",
     nn.MaxPool1d: "max_pool",
     nn.MaxPool2d: "max_pool",
+    nn.Softmax: "softmax",
 }
 
 FUNCTION_OPS = {
@@ -78,6 +79,14 @@ FUNCTION_OPS = {
     F.adaptive_avg_pool2d: "structural",
     F.max_pool1d: "max_pool",
     F.max_pool2d: "max_pool",
+    torch.exp: "exp",
+    torch.reciprocal: "reciprocal",
+    torch.sqrt: "sqrt",
+    torch.square: "square",
+    operator.pow: "pow",
+    torch.pow: "pow",
+    torch.softmax: "softmax",
+    F.softmax: "softmax",
 }
 
 METHOD_OPS = {
@@ -102,10 +111,19 @@ METHOD_OPS = {
     "mean": "structural",
     "expand": "structural",
     "expand_as": "structural",
+    "exp": "exp",
+    "reciprocal": "reciprocal",
+    "sqrt": "sqrt",
+    "square": "square",
+    "pow": "pow",
+    "softmax": "softmax",
 }
 
 # Calls that ask about a tensor's shape or type: evaluated on a representative tensor.
-SHAPE_QUERIES = {"size", "dim", "shape", "dtype", "device", "numel", "type_as"}
+SHAPE_QUERIES = {"size", "dim", "shape", "dtype", "device", "numel", "new_zeros", "new_ones",
+                 "new_full", "new_empty"}
+# Functions whose result depends only on the shape, dtype and device of their tensor input.
+SHAPE_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like}
 
 
 class Tracer(fx.Tracer):
@@ -134,6 +152,7 @@ def trace(model: nn.Module) -> fx.GraphModule:
             "on tensor values."
         ) from None
     module = fx.GraphModule(root, graph)
+    decompose_layer_norm(module)
     _CACHE[model] = module
     return module
 
@@ -180,6 +199,58 @@ def op_name(node: fx.Node, module: fx.GraphModule) -> str | None:
     if node.op == "call_method":
         return METHOD_OPS.get(node.target)
     return None
+
+
+def refine(name: str, node: fx.Node, is_bounded) -> str:
+    """Pick the rule for operations whose rule depends on which operands are bounded."""
+    args = node.args
+    if name in ("mul", "matmul") and len(args) >= 2 and all(is_bounded(a) for a in args[:2]):
+        if name == "matmul":
+            return "bilinear_matmul"
+        return "square" if args[0] is args[1] else "product"
+    if name == "pow":
+        exponent = args[1] if len(args) > 1 else node.kwargs.get("exponent")
+        if exponent == 2 and is_bounded(args[0]):
+            return "square"
+        raise RobustTextError(
+            f"only the power 2 of a bounded tensor is supported, at {where(node)}"
+        )
+    return name
+
+
+def decompose_layer_norm(module: fx.GraphModule) -> None:
+    """Rewrite every nn.LayerNorm call into primitives the engine bounds one by one:
+    ``d = x - mean(x)``, ``y = d * reciprocal(sqrt(mean(d * d) + eps)) * weight + bias``."""
+    graph = module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_module":
+            continue
+        layer = module.get_submodule(node.target)
+        if not isinstance(layer, nn.LayerNorm):
+            continue
+        dims = tuple(range(-len(layer.normalized_shape), 0))
+        with graph.inserting_before(node):
+            x = node.args[0]
+            mean = graph.call_method("mean", (x, dims), {"keepdim": True})
+            centred = graph.call_function(operator.sub, (x, mean))
+            square = graph.call_function(operator.mul, (centred, centred))
+            variance = graph.call_method("mean", (square, dims), {"keepdim": True})
+            shifted = graph.call_function(operator.add, (variance, layer.eps))
+            inverse = graph.call_function(torch.reciprocal, (graph.call_function(
+                torch.sqrt, (shifted,)),))
+            out = graph.call_function(operator.mul, (centred, inverse))
+            if layer.weight is not None:
+                weight = graph.get_attr(f"{node.target}.weight")
+                out = graph.call_function(operator.mul, (out, weight))
+            if layer.bias is not None:
+                bias = graph.get_attr(f"{node.target}.bias")
+                out = graph.call_function(operator.add, (out, bias))
+        for new in (mean, centred, square, variance, shifted, inverse, out):
+            new.meta["stack_trace"] = node.meta.get("stack_trace")
+        node.replace_all_uses_with(out)
+        graph.erase_node(node)
+    graph.lint()
+    module.recompile()
 
 
 def run_node(node: fx.Node, module: fx.GraphModule, args, kwargs):

@@ -160,14 +160,14 @@ class ScaleRule(AffineRule):
     def _factor(self, ctx):
         args = ctx.node_args()
         bounded_at = [i for i, a in enumerate(args[:2]) if ctx.is_bounded(a)]
+        if self.divide and 1 in bounded_at:
+            raise RobustTextError(
+                f"{ctx.description}: division by a bounded tensor is not supported; write "
+                f"x * torch.reciprocal(y) (used at {ctx.where})"
+            )
         if len(bounded_at) != 1:
             raise RobustTextError(
                 f"{ctx.description}: the product of two bounded tensors is not supported "
-                f"(used at {ctx.where})"
-            )
-        if self.divide and bounded_at != [0]:
-            raise RobustTextError(
-                f"{ctx.description}: division by a bounded tensor is not supported "
                 f"(used at {ctx.where})"
             )
         other = args[1 - bounded_at[0]]
@@ -535,7 +535,8 @@ RULES = {
 }
 
 # Operations whose relaxation needs bounds on their input (pre-activation bounds).
-NONLINEAR = {"relu", "leaky_relu", "sigmoid", "tanh", "max_pool"}
+NONLINEAR = {"relu", "leaky_relu", "sigmoid", "tanh", "max_pool", "product", "square",
+             "bilinear_matmul", "exp", "reciprocal", "sqrt", "softmax"}
 
 # Operations that only rearrange entries: a box stays a box.
 REARRANGING_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "squeeze",

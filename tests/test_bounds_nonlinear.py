@@ -1,0 +1,121 @@
+"""Soundness of the rules for recurrent and attention models, by sampling."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from robusttext.bounds import METHODS, LinfBall, compute_bounds, margin_matrix
+from robusttext.bounds.layers import CenterNorm
+from tests.test_bounds_soundness import violations
+
+
+class Product(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 6), nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.a(x) * self.b(x) + x.sum(1, keepdim=True) * x[:, :1]
+
+
+class Square(nn.Module):
+    def forward(self, x):
+        return torch.cat([x * x, x**2, torch.square(x - 0.3)], dim=1)
+
+
+class ExpReciprocalSqrt(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 5)
+
+    def forward(self, x):
+        h = self.lin(x)
+        return torch.cat([torch.exp(h), torch.reciprocal(torch.exp(h) + 0.5),
+                          torch.sqrt(h * h + 1.0), h.exp()], dim=1)
+
+
+class Attention(nn.Module):
+    """One attention head with bounded scores and values, softmax and LayerNorm."""
+
+    def __init__(self, dim=6, norm=nn.LayerNorm):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.norm = norm(dim)
+        self.position = nn.Parameter(torch.randn(5, dim) * 0.1)
+        self.head = nn.Linear(dim, 2)
+
+    def forward(self, x):  # [batch, 5, dim]
+        x = x + self.position
+        scores = self.q(x) @ self.k(x).transpose(1, 2) / 2.0
+        h = self.norm(x + torch.softmax(scores, dim=-1) @ self.v(x))
+        return self.head(h.mean(1))
+
+
+class LSTMCell(nn.Module):
+    """Two unrolled steps of an LSTM cell: sigmoid and tanh gates, products of bounded tensors."""
+
+    def __init__(self, dim=4, hidden=5):
+        super().__init__()
+        self.gates = nn.Linear(dim + hidden, 4 * hidden)
+        self.hidden = hidden
+        self.head = nn.Linear(hidden, 2)
+
+    def forward(self, x):  # [batch, 2, dim]
+        h = x.new_zeros(x.shape[0], self.hidden)
+        c = x.new_zeros(x.shape[0], self.hidden)
+        for t in range(2):
+            z = self.gates(torch.cat([x[:, t], h], dim=1))
+            n = self.hidden
+            i, f, g, o = z[:, :n], z[:, n : 2 * n], z[:, 2 * n : 3 * n], z[:, 3 * n :]
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        return self.head(h)
+
+
+CASES = {
+    "product": (Product, (4,), 0.3),
+    "square": (Square, (4,), 0.5),
+    "exp_reciprocal_sqrt": (ExpReciprocalSqrt, (4,), 0.2),
+    "softmax_layernorm": (Attention, (5, 6), 0.02),
+    "softmax_centernorm": (lambda: Attention(norm=CenterNorm), (5, 6), 0.05),
+    "lstm": (LSTMCell, (2, 4), 0.2),
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_nonlinear_rules_are_sound(case, method):
+    torch.manual_seed(len(case))
+    build, shape, eps = CASES[case]
+    model = build().eval()
+    x = torch.randn(3, *shape)
+    count, lower, upper = violations(model, LinfBall(x, eps), method)
+    assert count == 0
+    assert torch.isfinite(lower).all() and torch.isfinite(upper).all()
+    if model(x).shape[1] == 2:
+        C = margin_matrix(torch.tensor([0, 1, 0]), 2)
+        assert violations(model, LinfBall(x, eps), method, C=C)[0] == 0
+
+
+@pytest.mark.parametrize("case", ["softmax_centernorm", "lstm", "product"])
+def test_crown_is_at_least_as_tight_as_ibp_on_average(case):
+    build, shape, eps = CASES[case]
+    widths = {}
+    for method in ("ibp", "crown"):
+        torch.manual_seed(0)
+        model = build().eval()
+        x = torch.randn(8, *shape)
+        lower, upper = compute_bounds(model, LinfBall(x, eps), method)
+        widths[method] = (upper - lower).mean().item()
+    assert widths["crown"] <= widths["ibp"]
+
+
+def test_reciprocal_of_an_interval_through_zero_is_refused():
+    from robusttext import RobustTextError
+
+    class Bad(nn.Module):
+        def forward(self, x):
+            return torch.reciprocal(x)
+
+    with pytest.raises(RobustTextError, match="reciprocal of an interval"):
+        compute_bounds(Bad(), LinfBall(torch.zeros(1, 2), 0.1))
