@@ -61,6 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--crown-batch", type=int, default=8,
+                        help="batch for CROWN (its intermediate bounds cost one backward pass "
+                             "per neuron); its forward reference is re-timed at this batch")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--one", nargs=3, metavar=("DATA", "MODEL", "WHAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -69,7 +72,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(*args.one, args.batch, args.repeats)))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} "
+          f"(CROWN: batch {args.crown_batch}, ratio to a forward pass at that batch)")
     header = f"{'data':8} {'model':10} {'forward ms':>10} {'IBP x':>7} {'CROWN-IBP x':>11} " \
              f"{'CROWN x':>8} {'peak MiB (fwd/IBP/C-IBP/CROWN)':>32}"
     print(header)
@@ -79,14 +83,20 @@ def main() -> None:
             for what in MEASURES:
                 if what == "crown" and model_name != "dm-small":
                     continue
-                repeats = 1 if what == "crown" else args.repeats
-                command = [sys.executable, __file__, "--batch", str(args.batch), "--repeats",
-                           str(repeats), "--threads", str(args.threads), "--one", data,
-                           model_name, what]
-                out = subprocess.run(command, capture_output=True, text=True, check=True)
-                row[what] = json.loads(out.stdout)
+                jobs = [(what, what, args.batch)]
+                if what == "crown":
+                    jobs = [("crown-forward", "forward", args.crown_batch),
+                            ("crown", "crown", args.crown_batch)]
+                for key, measured, batch in jobs:
+                    command = [sys.executable, __file__, "--batch", str(batch), "--repeats",
+                               str(args.repeats), "--threads", str(args.threads), "--one",
+                               data, model_name, measured]
+                    out = subprocess.run(command, capture_output=True, text=True, check=True)
+                    row[key] = json.loads(out.stdout)
             fwd = row["forward"]["seconds"]
             ratio = {w: row[w]["seconds"] / fwd for w in row}
+            if "crown" in row:
+                ratio["crown"] = row["crown"]["seconds"] / row["crown-forward"]["seconds"]
             mem = "/".join(f"{row[w]['peak_rss_mib']:.0f}" for w in MEASURES if w in row)
             crown = f"{ratio['crown']:8.1f}" if "crown" in ratio else f"{'-':>8}"
             print(f"{data:8} {model_name:10} {fwd * 1000:10.1f} {ratio['ibp']:7.2f} "
