@@ -6,6 +6,7 @@ set, with one-character QWERTY flips (the project's keyboard map). Prints the ti
 bounds, the attack and the enumeration separately, with the accuracies.
 
     python bench/certify_speed.py                          # IBP, exact, budgets 1,2,3
+    python bench/certify_speed.py --threads 2              # torch's default on this machine
     python bench/certify_speed.py --method crown-ibp --enumerate-limit 10000
 """
 
@@ -57,8 +58,13 @@ def main() -> None:
     parser.add_argument("--proposals", type=int, default=16)
     parser.add_argument("--random", action="store_true",
                         help="use a random CharCNN even when the shipped model is installed")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared machine extra threads "
+                             "wait on each other)")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", help="write the summary here")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     examples = load_examples(args.data, limit=args.limit)
     model, vocab, space, description = model_for(examples, not args.random)
@@ -67,15 +73,17 @@ def main() -> None:
     result = certify(model, vocab, space, examples, budgets=budgets, method=args.method,
                      relaxation=args.relaxation, batch_size=args.batch_size,
                      enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
-                     proposals=args.proposals, progress=None)
+                     proposals=args.proposals, device=args.device, progress=None)
     total = time.perf_counter() - start
     bounds = sum(s.bounds_seconds for s in result.summaries)
     attack = result.summaries[-1].attack_seconds  # one search serves every budget
     enumeration = sum(s.exhaustive_seconds for s in result.summaries)
     print(f"{description}; {len(examples)} sentences from {args.data}")
+    where = (torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else
+             f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs "
+             f"({platform.processor() or platform.machine()})")
     print(f"{space.describe()}; {args.method}, {args.relaxation}; batch {args.batch_size}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()})")
+          f"torch {torch.__version__}, {args.device}: {where}")
     print(format_table(result))
     print(f"bounds, all budgets: {bounds:.1f} s; attack (beam {args.beam_width}, "
           f"{args.proposals} proposals, up to budget {max(budgets)}): {attack:.1f} s; "

@@ -99,6 +99,7 @@ class _BeamSearch:
         # Fixed random weights to hash rows [*, length] of ids when removing duplicate states.
         g = torch.Generator().manual_seed(0)
         self.hash_weights = torch.randint(1, 2**31 - 1, (length,), generator=g).to(ids.device)
+        flipped.sum().item()
         self.seconds = [time.perf_counter() - start]
 
     def result(self) -> AttackResult:
@@ -113,6 +114,7 @@ class _BeamSearch:
             self._expand(active, level, margin, flipped)
         self.margins.append(margin)
         self.flipped.append(flipped)
+        flipped.sum().item()  # wait for the device before reading the clock
         self.seconds.append(time.perf_counter() - start)
 
     def _expand(self, a: torch.Tensor, level: int, margin, flipped) -> None:

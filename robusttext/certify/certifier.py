@@ -162,17 +162,21 @@ class _Run:
         sizes = {b: set_sizes(enc, b) for b in self.budgets}
         exhaustive_margin, exhaustive_flip = self._enumerate(enc, labels, attack, sizes, depth,
                                                              levels)
+        # Read everything per sentence from the host.
+        prediction, exhaustive_margin = prediction.cpu(), exhaustive_margin.cpu()
+        exhaustive_flip = exhaustive_flip.cpu()
+        attack_margins, attack_flipped = attack.margins.cpu(), attack.flipped.cpu()
         for budget in self.budgets:
             d = depth[budget]
             self.seconds[budget]["attack"] += sum(attack.seconds[:d + 1])
             start = time.perf_counter()
             with torch.no_grad():
                 lower = margin_lower_bounds(self.model, enc, labels, self.classes, budget,
-                                            self.method, self.relaxation).amin(1)
+                                            self.method, self.relaxation).amin(1).cpu()
             self.seconds[budget]["bounds"] += time.perf_counter() - start
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit
-                flipped = bool(attack.flipped[j, d])
+                flipped = bool(attack_flipped[j, d])
                 if not small:
                     exhaustive = None
                 elif flipped:
@@ -183,13 +187,14 @@ class _Run:
                     index=indices[j], text=examples[j].text, label=examples[j].label,
                     prediction=int(prediction[j]), budget=budget,
                     certified=bool(lower[j] > 0), margin_lower=float(lower[j]),
-                    attacked=flipped, attack_margin=float(attack.margins[j, d]),
+                    attacked=flipped, attack_margin=float(attack_margins[j, d]),
                     exhaustive=exhaustive, set_size=sizes[budget][j], origin=examples[j].origin)
                 check_example(
                     text=result.text, origin=result.origin, budget=budget,
                     certified=result.certified, margin_lower=result.margin_lower,
                     attacked=flipped, attack_margin=result.attack_margin,
-                    witness=self._detokenize(attack.witness[j], enc.mask[j]) if flipped else None,
+                    witness=(self._detokenize(attack.witness[j], enc.mask[j])
+                             if flipped and result.certified else None),
                     exhaustive=exhaustive, exhaustive_margin=float(exhaustive_margin[j, d]))
                 self.results.append(result)
 
@@ -197,9 +202,10 @@ class _Run:
         """Enumerate each sentence once, at the largest budget whose set is small enough and
         whose answer the clean prediction and the search have not already settled."""
         plan: dict[int | None, dict[int, int | None]] = {}
+        flipped_by_attack = attack.flipped.cpu()
         for j in range(len(enc)):
             needed = [b for b in self.budgets if sizes[b][j] <= self.enumerate_limit
-                      and not bool(attack.flipped[j, depth[b]])]
+                      and not bool(flipped_by_attack[j, depth[b]])]
             if needed:
                 widest = max(needed, key=lambda b: depth[b])
                 plan.setdefault(widest, {})[j] = widest
@@ -210,6 +216,7 @@ class _Run:
             m, f = exhaustive_check(self.model, enc, labels, sentences, levels)
             rows = torch.tensor(sorted(sentences), device=self.device)
             lowest[rows], flipped[rows] = m[rows], f[rows]
+            lowest.sum().item()  # wait for the device before reading the clock
             self.seconds[budget]["exhaustive"] += time.perf_counter() - start
         return lowest, flipped
 

@@ -80,9 +80,9 @@ def exhaustive_check(
         nonlocal pending, pending_rows
         if not pending:
             return
-        rows = torch.cat([r for _, r, _ in pending])
-        owner = torch.cat([torch.full((len(r),), i, device=device) for i, r, _ in pending])
-        changes = torch.cat([c for _, _, c in pending]).clamp(max=levels - 1)
+        rows = torch.cat([r for _, r, _ in pending]).to(device)
+        owner = torch.cat([torch.full((len(r),), i) for i, r, _ in pending]).to(device)
+        changes = torch.cat([c for _, _, c in pending]).clamp(max=levels - 1).to(device)
         logits = predict(model, rows, batch.mask[owner], chunk)
         m = margins(logits, labels[owner]).to(lowest.dtype)
         wrong = (logits.argmax(1) != labels[owner])
@@ -91,9 +91,10 @@ def exhaustive_check(
         flipped.view(-1).scatter_reduce_(0, slot, wrong, "amax")
         pending, pending_rows = [], 0
 
+    host = batch.to("cpu")  # rewrites are built on the host, evaluated on the device
     for i, budget in sorted(plan.items()):
-        rows, changes = rewrites(batch.token_ids[i], batch.candidate_ids[i],
-                                 batch.candidate_mask[i], budget)
+        rows, changes = rewrites(host.token_ids[i], host.candidate_ids[i],
+                                 host.candidate_mask[i], budget)
         pending.append((i, rows, changes))
         pending_rows += len(rows)
         if pending_rows >= chunk:
