@@ -28,7 +28,8 @@ class TrainConfig:
     ``train_limit`` / ``dev_limit`` (first N examples after a seeded shuffle of the training set;
     the dev set is taken in order), ``min_count`` / ``max_vocab`` for the vocabulary.
     Space: ``sources`` (names or paths for ``robusttext.perturb.load_source``), ``budget``
-    (None: every position may change), ``tokenizer``, ``max_candidates``, ``wordnet_senses``.
+    (None: every position may change), ``tokenizer``, ``max_candidates``, ``wordnet_senses``;
+    or ``space_file``, a saved ``PerturbationSpace`` JSON (its budget replaced by ``budget``).
     Robust training: ``robust_weight`` (final k of ``(1-k) CE(clean) + k CE(worst case)``; 0 is
     normal training), ``method`` (``ibp`` or ``crown-ibp``), ``beta_start`` / ``beta_final``
     (weight of CROWN-IBP against IBP over the ramp), ``warmup_epochs`` (clean only), then
@@ -38,9 +39,11 @@ class TrainConfig:
     ``lr_decay_epochs`` (multiply lr by ``lr_decay`` at each of them).
     Run: ``epochs``, ``batch_size``, ``seed``, ``device`` (``auto``: CUDA when present),
     ``amp`` (autocast the clean pass on CUDA; bounds are always float32), ``out`` (checkpoint
-    folder), ``eval_budgets`` (IBP-verified accuracy on the dev set after training),
+    folder), ``eval_budgets`` (IBP-verified accuracy on the dev set after training;
+    ``eval_all_words`` adds the every-word-may-change setting),
     ``enumerate_limit`` (exhaustively check dev sentences whose set is at most this large at the
-    first eval budget; 0: off), ``progress`` (tqdm bars).
+    first eval budget; 0: off), ``progress`` (tqdm bars), ``time_limit_minutes`` (stop after the
+    epoch past which another epoch would not fit, then evaluate and save as if it were the last).
     """
 
     model: str = "char-cnn"
@@ -59,6 +62,7 @@ class TrainConfig:
     min_count: int = 1
     max_vocab: int | None = None
     sources: list[str] = field(default_factory=lambda: ["qwerty"])
+    space_file: str | None = None
     budget: int | None = 1
     tokenizer: str = "glue"
     max_candidates: int | None = None
@@ -81,7 +85,9 @@ class TrainConfig:
     amp: bool = False
     out: str = "runs/sentiment"
     eval_budgets: list[int] = field(default_factory=lambda: [1, 2, 3])
+    eval_all_words: bool = False
     enumerate_limit: int = 0
+    time_limit_minutes: float | None = None
     progress: bool = True
 
     def __post_init__(self):
@@ -110,6 +116,8 @@ class TrainConfig:
             raise RobustTextError("budget must be >= 0 or null")
         if self.lr <= 0 or self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.grad_clip < 0:
             raise RobustTextError("lr must be positive; warm-up, ramp and grad_clip >= 0")
+        if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
+            raise RobustTextError("time_limit_minutes must be positive")
         if any(b < 0 for b in self.eval_budgets):
             raise RobustTextError("eval_budgets must be >= 0")
 

@@ -34,8 +34,8 @@ from robusttext.train.schedule import RobustSchedule
 
 # Settings a resumed run must share with the checkpoint it continues.
 SAME_ON_RESUME = ("model", "embed_dim", "filters", "width", "hidden", "pretrained", "train",
-                  "train_split", "train_limit", "min_count", "max_vocab", "sources", "budget",
-                  "tokenizer", "max_candidates", "wordnet_senses", "seed", "batch_size")
+                  "train_split", "train_limit", "min_count", "max_vocab", "sources", "space_file",
+                  "budget", "tokenizer", "max_candidates", "wordnet_senses", "seed", "batch_size")
 
 
 def pick_device(name: str) -> torch.device:
@@ -52,14 +52,26 @@ def pick_device(name: str) -> torch.device:
 
 def build_space(config: TrainConfig) -> PerturbationSpace:
     """The perturbation space of ``config`` at its model's level."""
+    level = MODEL_KINDS[config.model].level
+    if config.space_file:
+        obj = json.loads(Path(config.space_file).read_text()) if Path(
+            config.space_file).is_file() else None
+        if obj is None:
+            raise RobustTextError(f"{config.space_file}: no such perturbation space file")
+        space = PerturbationSpace.from_json(obj)
+        if (space.level, space.tokenizer) != (level, config.tokenizer):
+            raise RobustTextError(f"{config.space_file}: a {space.level}-level space with "
+                                  f"{space.tokenizer!r} tokens does not fit a {config.model} "
+                                  f"on {config.tokenizer!r} tokens")
+        return PerturbationSpace(space.sources, **{**space.settings(), "budget": config.budget})
     if not config.sources:
         raise RobustTextError("no substitution sources: give at least one in 'sources'")
     sources = []
     for name in config.sources:
         options = {"max_senses": config.wordnet_senses} if name == "wordnet" else {}
         sources.append(load_source(name, **options))
-    return PerturbationSpace(sources, budget=config.budget,
-                             level=MODEL_KINDS[config.model].level, tokenizer=config.tokenizer,
+    return PerturbationSpace(sources, budget=config.budget, level=level,
+                             tokenizer=config.tokenizer,
                              max_candidates=config.max_candidates)
 
 
@@ -193,6 +205,8 @@ def train(config: TrainConfig) -> dict:
           f"{steps_per_epoch} steps per epoch, on {device}; space: {space.describe()}")
     history = []
     metrics: dict = {}
+    began = time.time()
+    budgets = list(config.eval_budgets) + ([None] if config.eval_all_words else [])
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(config, epoch)
@@ -241,8 +255,15 @@ def train(config: TrainConfig) -> dict:
         history.append(record)
         print(json.dumps(record), flush=True)
         final = epoch + 1 == config.epochs
+        if config.time_limit_minutes is not None and not final:
+            spent = time.time() - began
+            if spent * (epoch + 2 - start_epoch) / (epoch + 1 - start_epoch) > (
+                    60 * config.time_limit_minutes):
+                print(f"stopping after epoch {epoch + 1}: another epoch would pass the time "
+                      f"limit of {config.time_limit_minutes} minutes", flush=True)
+                final = True
         if final and dev:
-            metrics = evaluate(model, vocab, space, dev, budgets=config.eval_budgets,
+            metrics = evaluate(model, vocab, space, dev, budgets=budgets,
                                batch_size=2 * config.batch_size,
                                enumerate_limit=config.enumerate_limit,
                                progress=config.progress)
@@ -250,6 +271,8 @@ def train(config: TrainConfig) -> dict:
             print("final:", json.dumps(metrics), flush=True)
         _save(out, model, vocab, saved_space, config, optimizer, epoch + 1, step,
               history, metrics)
+        if final:
+            break
     if not metrics and bundle is not None:
         metrics = bundle.meta.get("metrics", {})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
