@@ -140,3 +140,13 @@ def test_soundness_violation_exit_code(word_model, data, monkeypatch, capsys):
     assert main(["certify", "--model", str(word_model), "--data", str(data), "--budget",
                  "1"]) == 3
     assert "SOUNDNESS VIOLATION" in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib(word_model, data, tmp_path, monkeypatch, capsys):
+    """Plots are optional: without matplotlib, --plot fails before any work, clearly."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    assert main(["certify", "--model", str(word_model), "--data", str(data), "--plot",
+                 str(tmp_path / "p.png")]) == 2
+    assert "pip install 'robusttext[plot]'" in capsys.readouterr().err
