@@ -1,0 +1,167 @@
+"""Certified training: loss, schedule, one step, the loop with checkpoints and resume, errors."""
+
+import json
+
+import pytest
+import torch
+
+from robusttext.cli import main
+from robusttext.errors import RobustTextError
+from robusttext.perturb import CharacterFlips, PerturbationSpace, Vocabulary
+from robusttext.text import CharCNN, load_text_model
+from robusttext.train import (
+    RobustSchedule,
+    TrainConfig,
+    evaluate,
+    load_examples,
+    read_tsv,
+    robust_loss,
+    train,
+    worst_case_loss,
+)
+
+ROWS = [("a fine , moving film", 1), ("dull and tired", 0), ("a good story", 1),
+        ("bad acting", 0), ("funny and warm", 1), ("a boring mess", 0), ("great fun", 1),
+        ("weak , lazy script", 0)]
+
+
+def write_tsv(path, rows=ROWS):
+    path.write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
+    return path
+
+
+def tiny_config(tmp_path, **changes):
+    settings = dict(model="char-cnn", embed_dim=8, filters=6, train=str(write_tsv(
+        tmp_path / "train.tsv")), dev=str(tmp_path / "train.tsv"), sources=["qwerty"],
+        budget=1, epochs=2, batch_size=4, warmup_epochs=0, ramp_epochs=1, device="cpu",
+        out=str(tmp_path / "run"), eval_budgets=[1], enumerate_limit=200, progress=False)
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def test_worst_case_loss_is_cross_entropy_of_negated_margins():
+    margins = torch.tensor([[2.0], [-1.0]])
+    logits = torch.tensor([[0.0, -2.0], [0.0, 1.0]])
+    expected = torch.nn.functional.cross_entropy(logits, torch.zeros(2, dtype=torch.long))
+    torch.testing.assert_close(worst_case_loss(margins), expected)
+
+
+def test_schedule_warmup_ramp_hold():
+    s = RobustSchedule(warmup_steps=2, ramp_steps=4, robust_weight=0.8, beta_start=1.0,
+                       beta_final=0.0)
+    assert [s.eps(t) for t in range(8)] == [0, 0, 0.25, 0.5, 0.75, 1, 1, 1]
+    assert s.k(0) == 0 and s.k(5) == pytest.approx(0.8)
+    assert s.beta(1) == 1.0 and s.beta(7) == 0.0
+    assert RobustSchedule(0, 0, robust_weight=0.0).eps(3) == 0.0
+
+
+def test_one_step_reduces_the_robust_loss():
+    torch.manual_seed(0)
+    space = PerturbationSpace([CharacterFlips("qwerty")], budget=1, level="char")
+    vocab = Vocabulary.build(space.split(s)[0] + list("qwertyuiopasdfghjklzxcvbnm")
+                             for s, _ in ROWS)
+    model = CharCNN(len(vocab), embed_dim=8, filters=6)
+    batch = space.encode([s for s, _ in ROWS], vocab)
+    labels = torch.tensor([y for _, y in ROWS])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    before, parts = robust_loss(model, batch, labels, 1, k=0.5)
+    assert {"clean_loss", "robust_loss", "verified"} <= set(parts)
+    assert parts["robust_loss"] >= parts["clean_loss"] - 1e-6  # worst case is an upper bound
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    after, _ = robust_loss(model, batch, labels, 1, k=0.5)
+    assert after.item() < before.item()
+
+
+def test_train_checkpoints_resumes_and_evaluates(tmp_path, capsys):
+    config = tiny_config(tmp_path, epochs=1)
+    metrics = train(config)
+    assert set(metrics["verified_accuracy"]) == {"1"}
+    assert metrics["exhaustive"]["unsound"] == 0
+    bundle = load_text_model(tmp_path / "run")
+    assert bundle.meta["state"] == {"epoch": 1, "step": 2}
+    assert bundle.space.budget == 1 and bundle.space.level == "char"
+    assert any(k.startswith("adam.") for k in bundle.extra_tensors)
+    # resume for a second epoch: continues from the saved step
+    metrics = train(tiny_config(tmp_path, epochs=2))
+    assert "resuming" in capsys.readouterr().out
+    bundle = load_text_model(tmp_path / "run")
+    assert bundle.meta["state"] == {"epoch": 2, "step": 4}
+    lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    again = evaluate(bundle.model, bundle.vocab, bundle.space, read_tsv(tmp_path / "train.tsv"),
+                     budgets=[1])
+    assert again["verified_accuracy"] == metrics["verified_accuracy"]
+
+
+def test_resume_refuses_another_space_or_model(tmp_path):
+    train(tiny_config(tmp_path, epochs=1))
+    with pytest.raises(RobustTextError, match="budget was 1, now 2"):
+        train(tiny_config(tmp_path, budget=2))
+    with pytest.raises(RobustTextError, match="sources"):
+        train(tiny_config(tmp_path, sources=[str(write_keyboard(tmp_path))]))
+    with pytest.raises(RobustTextError, match="holds a char-cnn checkpoint"):
+        train(tiny_config(tmp_path, model="word-cnn"))
+
+
+def write_keyboard(tmp_path):
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"a": ["s"]}))
+    return path
+
+
+def test_bad_data(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\na fine film\t1\nno label here\n")
+    with pytest.raises(RobustTextError, match="bad.tsv, line 3"):
+        read_tsv(bad)
+    bad.write_text("sentence\tlabel\na fine film\tpositive\n")
+    with pytest.raises(RobustTextError, match="line 2: label 'positive'"):
+        read_tsv(bad)
+    bad.write_text("sentence\tlabel\na fine film\t7\n")
+    with pytest.raises(RobustTextError, match="line 2: label 7 is outside"):
+        read_tsv(bad)
+    bad.write_text("text\ty\n")
+    with pytest.raises(RobustTextError, match="line 1"):
+        read_tsv(bad)
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("sentence\tlabel\n")
+    with pytest.raises(RobustTextError, match="empty"):
+        load_examples(empty)
+    with pytest.raises(RobustTextError, match="no such"):
+        load_examples(tmp_path / "missing.tsv")
+
+
+def test_bad_configuration(tmp_path):
+    with pytest.raises(RobustTextError, match="unknown setting"):
+        TrainConfig.from_json({"epoch": 3})
+    with pytest.raises(RobustTextError, match="must be int"):
+        TrainConfig.from_json({"epochs": "3"})
+    with pytest.raises(RobustTextError, match="unknown model"):
+        TrainConfig(model="lstm")
+    path = tmp_path / "c.json"
+    path.write_text("{bad json")
+    with pytest.raises(RobustTextError, match="line 1"):
+        TrainConfig.from_file(path)
+
+
+def test_command_line(tmp_path, capsys):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": "bow", "budget": None, "epochs": 3}))
+    assert main(["train", "--config", str(config), "--epochs", "1", "--budget", "2",
+                 "--sources", "wordnet", "qwerty", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["model"], printed["epochs"], printed["budget"]) == ("bow", 1, 2)
+    assert printed["sources"] == ["wordnet", "qwerty"]
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("sentence\tlabel\n")
+    assert main(["train", "--train", str(empty), "--device", "cpu",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "empty" in capsys.readouterr().err
+    out = tmp_path / "cli"
+    assert main(["train", *sum(([f"--{k.replace('_', '-')}", str(v)] for k, v in {
+        "model": "char-cnn", "embed-dim": 8, "filters": 6, "epochs": 1, "batch-size": 4,
+        "train": write_tsv(tmp_path / "t.tsv"), "device": "cpu", "out": out,
+        "robust-weight": 0.0}.items()), []), "--no-progress"]) == 0
+    assert (out / "weights.safetensors").is_file()
