@@ -72,6 +72,7 @@ FUNCTION_OPS = {
     torch.sum: "structural",
     torch.mean: "structural",
     operator.getitem: "structural",
+    F.pad: "structural",
     F.dropout: "structural",
     F.avg_pool1d: "structural",
     F.avg_pool2d: "structural",
