@@ -117,6 +117,11 @@ class TokenSubstitutionSet(SubstitutionSet):
         # top[0] >= top[1] >= ...: the largest values so far (gains are >= 0). In place, with
         # two scratch buffers: fresh large tensors cost more than the arithmetic on a CPU.
         top = [torch.zeros_like(values[0]) for _ in range(self.budget)]
+        if torch.is_grad_enabled() and values[0].requires_grad:  # differentiable, not in place
+            for value in values:
+                for i in range(self.budget):
+                    top[i], value = torch.maximum(top[i], value), torch.minimum(top[i], value)
+            return torch.stack(top).sum(0)
         scratch = [torch.empty_like(values[0]) for _ in range(min(2, self.budget - 1))]
         for value in values:
             for i in range(self.budget):
