@@ -25,8 +25,9 @@ from robusttext.text.models import MODEL_KINDS, TextClassifier, build_model
 MODELS_DIR = Path(robusttext.__file__).parent / "assets" / "models"
 
 SHIPPED_MODELS: dict[str, str] = {
-    "char-flips": "character CNN, robust to one-character QWERTY flips (project keyboard map)",
-    "word-wordnet": "word CNN, robust to WordNet synonym substitutions",
+    "char-flips": "character CNN trained to be robust to one QWERTY-neighbour character flip "
+                  "(the project's keyboard map)",
+    "word-wordnet": "word CNN trained to be robust to up to 3 WordNet synonym substitutions",
 }
 """Name -> description of the models shipped in the package (folders under MODELS_DIR)."""
 
