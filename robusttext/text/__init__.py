@@ -22,14 +22,17 @@ from robusttext.text.models import (
     WordCNN,
     build_model,
 )
+from robusttext.text.sequence_models import BiLSTM, TransformerClassifier
 
 __all__ = [
     "MODEL_KINDS",
     "SHIPPED_MODELS",
     "BagOfWords",
+    "BiLSTM",
     "CharCNN",
     "TextClassifier",
     "TextModelBundle",
+    "TransformerClassifier",
     "WordCNN",
     "build_model",
     "check_space_matches",

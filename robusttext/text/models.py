@@ -142,3 +142,8 @@ def build_model(kind: str, **config: Any) -> TextClassifier:
         return MODEL_KINDS[kind](**config)
     except TypeError as error:
         raise RobustTextError(f"bad configuration for a {kind} model: {error}") from None
+
+# The recurrent and attention models live in their own module, which imports this one.
+from robusttext.text.sequence_models import SEQUENCE_MODELS  # noqa: E402
+
+MODEL_KINDS.update({cls.kind: cls for cls in SEQUENCE_MODELS})
