@@ -139,7 +139,7 @@ def test_bad_configuration(tmp_path):
     with pytest.raises(RobustTextError, match="must be int"):
         TrainConfig.from_json({"epochs": "3"})
     with pytest.raises(RobustTextError, match="unknown model"):
-        TrainConfig(model="lstm")
+        TrainConfig(model="no-such-model")
     path = tmp_path / "c.json"
     path.write_text("{bad json")
     with pytest.raises(RobustTextError, match="line 1"):
