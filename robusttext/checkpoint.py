@@ -47,7 +47,7 @@ def save_checkpoint(
     tmp_weights = directory / (WEIGHTS_FILE + ".tmp")
     tmp_meta = directory / (META_FILE + ".tmp")
     save_file(weights, str(tmp_weights))
-    tmp_meta.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    tmp_meta.write_text(json.dumps(meta, separators=(",", ":"), sort_keys=True))
     tmp_weights.replace(directory / WEIGHTS_FILE)
     tmp_meta.replace(directory / META_FILE)
     return directory
