@@ -163,7 +163,8 @@ def restrict_table(
                 has_oov = True
         if kept and (word in vocab or len(kept) > int(has_oov)):
             restricted[word] = kept
-    return SynonymTable(restricted, label=f"{label} (restricted to a vocabulary)")
+    suffix = " (restricted to a vocabulary)"
+    return SynonymTable(restricted, label=label if label.endswith(suffix) else label + suffix)
 
 
 def source_from_json(obj: dict) -> SubstitutionSource:
