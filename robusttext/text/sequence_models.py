@@ -65,8 +65,10 @@ class BiLSTMBody(nn.Module):
     recurrent weight is masked to be block-diagonal so the directions never mix.
 
     A step with mask 0 keeps the state, ``h_t = m_t h_new + (1 - m_t) h_prev`` (the mask is a
-    constant), so padding changes nothing. ``forward(x [batch, length, dim], mask [batch,
-    length]) -> [batch, classes]`` with ``length <= max_length``.
+    constant), so padding changes nothing. The traced graph (what the bound engine bounds)
+    always runs ``max_length`` steps; eager calls run only the batch's length.
+    ``forward(x [batch, length, dim], mask [batch, length]) -> [batch, classes]`` with
+    ``length <= max_length``.
     """
 
     def __init__(self, dim: int, hidden: int, max_length: int, classes: int):
@@ -86,15 +88,21 @@ class BiLSTMBody(nn.Module):
         self.register_buffer("reverse", torch.arange(max_length - 1, -1, -1), persistent=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        n, steps = self.hidden, self.max_length
-        pad = steps - checked_length(x.shape[1], steps)
+        n = self.hidden
+        length = checked_length(x.shape[1], self.max_length)
+        # Traced by torch.fx (for the bound engine) the length is a graph value and the loop
+        # runs max_length steps over the padded sequence; run eagerly it is an int and the loop
+        # runs the batch's own length (the same logits: padded steps change nothing).
+        steps = length if isinstance(length, int) else self.max_length
+        pad = steps - length
+        reverse = self.reverse[self.max_length - steps :]  # steps-1, ..., 0
         # Gate inputs of every position at once: [batch, steps, 8H]; the backward direction's
         # columns are read in reversed time order.
         p = F.pad(self.inputs(x), (0, 0, 0, pad))
-        p = p * self.forward_gates + p[:, self.reverse] * (1 - self.forward_gates)
+        p = p * self.forward_gates + p[:, reverse] * (1 - self.forward_gates)
         m = F.pad(mask, (0, pad))  # [batch, steps]
         keep_mask = torch.cat([m.unsqueeze(-1).expand(-1, -1, n),
-                               m[:, self.reverse].unsqueeze(-1).expand(-1, -1, n)], -1)
+                               m[:, reverse].unsqueeze(-1).expand(-1, -1, n)], -1)
         drop_mask = 1 - keep_mask  # [batch, steps, 2H]
         weight = self.recurrent * self.block
         h = x.new_zeros(x.shape[0], 2 * n)
