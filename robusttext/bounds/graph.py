@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import re
+import traceback
 import weakref
 from pathlib import Path
 
@@ -13,6 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from robusttext.errors import RobustTextError
+
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent)
+_ENGINE_DIR = str(Path(__file__).resolve().parent)
 
 # Each traced callable maps to one operation name; the rules in rules.py are keyed by these names.
 MODULE_OPS = {
@@ -128,11 +132,22 @@ SHAPE_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.full_like, torch.emp
 
 
 class Tracer(fx.Tracer):
-    """torch.fx tracer that records the model line of every node for error messages."""
+    """torch.fx tracer that records the model line of every node for error messages.
 
-    def __init__(self):
-        super().__init__()
-        self.record_stack_traces = True
+    (fx's own ``record_stack_traces`` imports much of torch on first use; a plain Python stack
+    walk is enough to find the model's line.)
+    """
+
+    def create_node(self, *args, **kwargs):
+        node = super().create_node(*args, **kwargs)
+        for frame in reversed(traceback.extract_stack()[:-1]):
+            if not str(Path(frame.filename).resolve()).startswith((_TORCH_DIR, _ENGINE_DIR)):
+                node.meta["stack_trace"] = (
+                    f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n'
+                    f"    {frame.line}"
+                )
+                break
+        return node
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -159,7 +174,6 @@ def trace(model: nn.Module) -> fx.GraphModule:
 
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
-_TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 
 
 def where(node: fx.Node) -> str:
@@ -184,7 +198,12 @@ def describe(node: fx.Node, module: fx.GraphModule) -> str:
     if node.op == "call_method":
         return f"Tensor.{node.target}"
     target = node.target
-    return getattr(target, "__qualname__", None) or getattr(target, "__name__", str(target))
+    name = getattr(target, "__name__", None) or str(target)
+    qualname = getattr(target, "__qualname__", name)
+    if qualname.startswith("_VariableFunctionsClass"):
+        return f"torch.{name}"
+    module = getattr(target, "__module__", None)
+    return f"{module}.{qualname}" if module and module != "_operator" else qualname
 
 
 def op_name(node: fx.Node, module: fx.GraphModule) -> str | None:
