@@ -312,8 +312,7 @@ def test_default_budget_is_the_spaces():
 @pytest.mark.parametrize("relaxation", RELAXATIONS)
 def test_token_set_matches_substitution_set(budget, relaxation):
     """Per-distinct-row gains give the parent's first-layer bounds and input intervals."""
-    from robusttext.bounds import SubstitutionSet
-    from robusttext.certify.token_set import TokenSubstitutionSet
+    from robusttext.bounds import SubstitutionSet, TokenSubstitutionSet
 
     g = torch.Generator().manual_seed(budget or 7)
     table = torch.randn(9, 4, generator=g)

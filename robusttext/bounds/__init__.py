@@ -7,6 +7,7 @@
 from robusttext.bounds.engine import METHODS, compute_bounds
 from robusttext.bounds.input_sets import RELAXATIONS, Box, InputSet, LinfBall, SubstitutionSet
 from robusttext.bounds.specs import margin_matrix
+from robusttext.bounds.token_set import TokenSubstitutionSet
 
 __all__ = [
     "METHODS",
@@ -15,6 +16,7 @@ __all__ = [
     "InputSet",
     "LinfBall",
     "SubstitutionSet",
+    "TokenSubstitutionSet",
     "compute_bounds",
     "margin_matrix",
 ]

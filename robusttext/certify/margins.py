@@ -39,8 +39,7 @@ def margin_lower_bounds(
     rewrite of ``batch`` with at most ``budget`` positions replaced by their candidates.
     Differentiable in the model's parameters.
     """
-    from robusttext.bounds import compute_bounds, margin_matrix
-    from robusttext.certify.token_set import TokenSubstitutionSet
+    from robusttext.bounds import TokenSubstitutionSet, compute_bounds, margin_matrix
 
     table = model.embedding.weight
     subs = TokenSubstitutionSet(table, batch.token_ids, batch.candidate_ids,
