@@ -5,6 +5,7 @@
 >>> logits = bundle.model(batch.token_ids, batch.mask)
 """
 
+from robusttext.text.contract import check_text_model, wrap_text_model
 from robusttext.text.embeddings import pretrained_embeddings
 from robusttext.text.io import (
     SHIPPED_MODELS,
@@ -36,8 +37,10 @@ __all__ = [
     "WordCNN",
     "build_model",
     "check_space_matches",
+    "check_text_model",
     "load_text_model",
     "pretrained_embeddings",
     "save_text_model",
     "shipped_model_path",
+    "wrap_text_model",
 ]
