@@ -4,6 +4,11 @@
 with Adam under the robust schedule, writes a checkpoint to ``config.out`` after every epoch
 (weights, optimizer moments, vocabulary, restricted perturbation space, configuration, metrics)
 and resumes from it when the folder already holds an unfinished run of the same configuration.
+
+Under ``torchrun`` the same call trains on every process (``robusttext.distributed``): the
+model runs inside ``DistributedDataParallel`` with the bounds computed in its forward, each
+global batch of ``batch_size`` sentences is split across the ranks, and only rank 0 prints,
+evaluates and writes the checkpoint (unwrapped weights, so any world size can resume it).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from robusttext import distributed
 from robusttext.checkpoint import META_FILE
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
@@ -29,7 +35,6 @@ from robusttext.train.batches import batch_order, iterate_batches, token_lengths
 from robusttext.train.config import TrainConfig
 from robusttext.train.data import Example, load_examples
 from robusttext.train.evaluate import evaluate
-from robusttext.train.loss import robust_loss
 from robusttext.train.schedule import RobustSchedule
 
 # Settings a resumed run must share with the checkpoint it continues.
@@ -88,8 +93,8 @@ def new_model(config: TrainConfig, vocab: Vocabulary) -> TextClassifier:
     table = None
     if config.pretrained:
         table, found = pretrained_embeddings(config.pretrained, vocab, seed=config.seed)
-        print(f"pretrained embeddings from {config.pretrained}: {found} of {len(vocab)} "
-              "tokens found")
+        distributed.current().say(f"pretrained embeddings from {config.pretrained}: {found} "
+                                  f"of {len(vocab)} tokens found")
         if sizes.get("embed_dim", table.shape[1]) != table.shape[1]:
             raise RobustTextError(f"embed_dim {sizes['embed_dim']} differs from the "
                                   f"{table.shape[1]} dimensions of {config.pretrained}")
@@ -156,9 +161,18 @@ def _resume_point(config: TrainConfig, out: Path):
 
 
 def train(config: TrainConfig) -> dict:
-    """Train as ``config`` says; return the final metrics (also in ``out/metrics.json``)."""
+    """Train as ``config`` says; return the final metrics (also in ``out/metrics.json``).
+
+    Under torchrun every rank calls this; each returns rank 0's metrics.
+    """
     config.validate()
-    device = pick_device(config.device)
+    job = distributed.start(config.device)
+    with job.guard("training"):
+        return _train(config, job)
+
+
+def _train(config: TrainConfig, job: distributed.Job) -> dict:
+    device = job.device
     out = Path(config.out)
     space = build_space(config)
     examples = load_examples(config.train, config.train_split)
@@ -168,6 +182,7 @@ def train(config: TrainConfig) -> dict:
     dev = load_examples(config.dev, config.dev_split) if config.dev else []
     if config.dev_limit is not None:
         dev = dev[: config.dev_limit]
+    distributed.check_world(len(examples), job.world, "training examples")
 
     seed_everything(config.seed)
     bundle = _resume_point(config, out)
@@ -177,11 +192,12 @@ def train(config: TrainConfig) -> dict:
             model.embedding.weight.requires_grad_(False)
         state = bundle.meta.get("state", {})
         start_epoch, step = state.get("epoch", 0), state.get("step", 0)
-        print(f"resuming {out} after epoch {start_epoch} (step {step})")
+        job.say(f"resuming {out} after epoch {start_epoch} (step {step})")
     else:
         vocab = build_vocabulary(examples, space, config)
         model = new_model(config, vocab)
         start_epoch, step = 0, 0
+    _check_same_start(job, out, start_epoch, step)
     model.to(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -200,9 +216,15 @@ def train(config: TrainConfig) -> dict:
         steps_per_epoch, config.warmup_epochs, config.ramp_epochs,
         robust_weight=config.robust_weight, beta_start=config.beta_start,
         beta_final=config.beta_final)
-    print(f"training a {config.model} ({sum(p.numel() for p in model.parameters())} "
+    job.say(f"training a {config.model} ({sum(p.numel() for p in model.parameters())} "
           f"parameters, vocabulary {len(vocab)}) on {len(examples)} examples, "
-          f"{steps_per_epoch} steps per epoch, on {device}; space: {space.describe()}")
+          f"{steps_per_epoch} steps per epoch, on {device}"
+          + (f" and {job.world - 1} other processes" if job.distributed else "")
+          + f"; space: {space.describe()}")
+    wrapped = distributed.wrap_for_training(model, job)
+    sampler = distributed.DistributedBatchSampler(
+        lambda epoch: batch_order(lengths, config.batch_size, shuffle=True,
+                                  seed=config.seed * 100003 + epoch), job.rank, job.world)
     history = []
     metrics: dict = {}
     began = time.time()
@@ -210,19 +232,23 @@ def train(config: TrainConfig) -> dict:
     for epoch in range(start_epoch, config.epochs):
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(config, epoch)
-        model.train()
-        order = batch_order(lengths, config.batch_size, shuffle=True,
-                            seed=config.seed * 100003 + epoch)
+        wrapped.train()
+        sampler.set_epoch(epoch)
+        order = list(sampler)
         totals: dict[str, float] = {}
+        counts = {"robust": 0, "clean": 0}
         started = time.time()
-        bar = tqdm(iterate_batches(examples, space, vocab, order, device), total=len(order),
-                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
-                   mininterval=2.0)
+        bar = tqdm(iterate_batches(examples, space, vocab, [local for local, _ in order],
+                                   device),
+                   total=len(order), desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not (config.progress and job.is_main), mininterval=2.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            for _, batch, labels in bar:
-                loss, parts = robust_loss(
-                    model, batch, labels, config.budget, k=schedule.k(step),
+            for (_, batch, labels), (_, global_size) in zip(bar, order):
+                share = len(labels) / global_size if global_size else 0.0
+                weight = share * job.world if job.distributed else 1.0
+                loss, parts = wrapped(
+                    batch, labels, weight, budget=config.budget, k=schedule.k(step),
                     method=config.method, eps=schedule.eps(step), beta=schedule.beta(step),
                     amp=config.amp)
                 optimizer.zero_grad(set_to_none=True)
@@ -232,51 +258,64 @@ def train(config: TrainConfig) -> dict:
                 optimizer.step()
                 step += 1
                 for key, value in parts.items():
-                    totals[key] = totals.get(key, 0.0) + value
-                totals["batches_" + ("robust" if "verified" in parts else "clean")] = (
-                    totals.get("batches_" + ("robust" if "verified" in parts else "clean"), 0)
-                    + 1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", eps=f"{schedule.eps(step):.2f}",
-                                refresh=False)
-        robust_batches = totals.pop("batches_robust", 0)
-        clean_batches = totals.pop("batches_clean", 0)
+                    totals[key] = totals.get(key, 0.0) + (
+                        value * share if job.distributed else value)
+                counts["robust" if "verified" in parts else "clean"] += 1
+                if job.is_main and config.progress:
+                    shown = loss.item() / weight if weight else 0.0
+                    bar.set_postfix(loss=f"{shown:.3f}", eps=f"{schedule.eps(step):.2f}",
+                                    refresh=False)
+        totals = job.all_sum(totals)  # per-batch means over the whole global batch
+        robust_batches, clean_batches = counts["robust"], counts["clean"]
         record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - started, 1),
                   "eps": schedule.eps(step - 1), "k": schedule.k(step - 1)}
         for key, value in totals.items():
             n = robust_batches if key in ("robust_loss", "verified") else (
                 robust_batches + clean_batches)
             record["train_" + key] = round(value / max(1, n), 4)
-        if dev:
+        if dev and job.is_main:
             quick = evaluate(model, vocab, space, dev, budgets=[config.budget],
                              batch_size=2 * config.batch_size)
             record["dev_clean"] = round(quick["clean_accuracy"], 4)
             record[f"dev_verified_{config.budget}"] = round(
                 quick["verified_accuracy"][str(config.budget)], 4)
         history.append(record)
-        print(json.dumps(record), flush=True)
+        job.say(json.dumps(record), flush=True)
         final = epoch + 1 == config.epochs
         if config.time_limit_minutes is not None and not final:
             spent = time.time() - began
             if spent * (epoch + 2 - start_epoch) / (epoch + 1 - start_epoch) > (
                     60 * config.time_limit_minutes):
-                print(f"stopping after epoch {epoch + 1}: another epoch would pass the time "
-                      f"limit of {config.time_limit_minutes} minutes", flush=True)
+                job.say(f"stopping after epoch {epoch + 1}: another epoch would pass the "
+                        f"time limit of {config.time_limit_minutes} minutes", flush=True)
                 final = True
-        if final and dev:
+        final = job.any_true(final)  # every rank stops after the same epoch
+        if final and dev and job.is_main:
             metrics = evaluate(model, vocab, space, dev, budgets=budgets,
                                batch_size=2 * config.batch_size,
                                enumerate_limit=config.enumerate_limit,
                                progress=config.progress)
             metrics["dev"] = config.dev
             print("final:", json.dumps(metrics), flush=True)
-        _save(out, model, vocab, saved_space, config, optimizer, epoch + 1, step,
-              history, metrics)
+        if job.is_main:
+            _save(out, model, vocab, saved_space, config, optimizer, epoch + 1, step,
+                  history, metrics)
         if final:
             break
     if not metrics and bundle is not None:
         metrics = bundle.meta.get("metrics", {})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return metrics
+    if job.is_main:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return job.all_gather(metrics)[0]
+
+
+def _check_same_start(job: distributed.Job, out: Path, epoch: int, step: int) -> None:
+    """Every rank must resume from the same point (``out`` on a shared file system)."""
+    starts = job.all_gather((epoch, step))
+    if any(s != starts[0] for s in starts):
+        raise RobustTextError(
+            f"the ranks found different runs in {out} (epoch, step per rank: {starts}); on "
+            "several machines --out must be a folder every machine sees (a shared file system)")
 
 
 def _save(out, model, vocab, space, config, optimizer, epoch, step, history, metrics):
