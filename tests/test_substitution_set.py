@@ -177,3 +177,23 @@ def test_bad_substitution_sets():
     with pytest.raises(RobustTextError, match="unknown relaxation 'hull'"):
         SubstitutionSet(torch.zeros(1, 2, 3), torch.zeros(1, 2, 1, 3),
                         torch.ones(1, 2, 1, dtype=torch.bool), 1, relaxation="hull")
+
+
+@pytest.mark.parametrize("eps", [0.3, 1.0])
+@pytest.mark.parametrize("budget", [1, 2, None])
+def test_token_set_with_eps_matches_the_scaled_substitution_set(eps, budget):
+    """Candidates moved to e + eps (e_k - e): the id-based set gives the embedding-based bounds."""
+    from robusttext.bounds import TokenSubstitutionSet
+
+    table, ids, cand, cand_mask, mask = random_problem(5)
+    original, candidates = table[ids], table[cand]
+    scaled = original.unsqueeze(2) + eps * (candidates - original.unsqueeze(2))
+    for body in (ConvBody(table.shape[1]).eval(), TokenLinearBody(table.shape[1]).eval()):
+        C = margin_matrix(torch.tensor([0, 1, 0]), 2)
+        expected = compute_bounds(body, SubstitutionSet(original, scaled, cand_mask, budget),
+                                  "ibp", C=C, extra_inputs=(mask,))
+        got = compute_bounds(body, TokenSubstitutionSet(table, ids, cand, cand_mask, budget,
+                                                        eps=eps),
+                             "ibp", C=C, extra_inputs=(mask,))
+        for e, g in zip(expected, got):
+            torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)

@@ -22,12 +22,18 @@ class TokenSubstitutionSet(SubstitutionSet):
     """``SubstitutionSet`` built from ids and an embedding table.
 
     table: ``[vocab, dim]``; token_ids: ``[batch, length]``; candidate_ids and mask:
-    ``[batch, length, candidates]``; budget and relaxation as in ``SubstitutionSet``.
+    ``[batch, length, candidates]``; budget and relaxation as in ``SubstitutionSet``; ``eps``
+    moves every candidate to ``e + eps (e_k - e)`` (1: the candidates themselves).
     """
 
-    def __init__(self, table, token_ids, candidate_ids, mask, budget, relaxation="exact"):
-        super().__init__(table[token_ids], table[candidate_ids], mask, budget, relaxation)
+    def __init__(self, table, token_ids, candidate_ids, mask, budget, relaxation="exact",
+                 eps: float = 1.0):
+        original, candidates = table[token_ids], table[candidate_ids]
+        if eps != 1.0:  # candidates moved to e + eps (e_k - e), as in a training ramp
+            candidates = original.unsqueeze(2) + eps * (candidates - original.unsqueeze(2))
+        super().__init__(original, candidates, mask, budget, relaxation)
         self.table, self.token_ids, self.candidate_ids = table, token_ids, candidate_ids
+        self.eps = eps
         self._rows = None
 
     def _distinct_rows(self):
@@ -59,6 +65,8 @@ class TokenSubstitutionSet(SubstitutionSet):
         ids, row_index, valid, _ = self._distinct_rows()
         projected = project(self.table[ids])  # [n, *out]: each distinct id through the layer
         gains = projected[row_index[:, 1:]] - projected[row_index[:, :1]]  # [U, K, *out]
+        if self.eps != 1.0:
+            gains = self.eps * gains
         up, down = self._best_gains(gains, valid.view(*valid.shape, *[1] * (gains.dim() - 2)),
                                     k_dim=1)
         return self._gather(up), self._gather(down)
@@ -68,6 +76,8 @@ class TokenSubstitutionSet(SubstitutionSet):
         ids, row_index, valid, _ = self._distinct_rows()
         emb = self.table[ids]
         original, candidates = emb[row_index[:, 0]], emb[row_index[:, 1:]]  # [U, d], [U, K, d]
+        if self.eps != 1.0:
+            candidates = original.unsqueeze(1) + self.eps * (candidates - original.unsqueeze(1))
         big = torch.finfo(emb.dtype).max
         low = candidates.masked_fill(~valid[..., None], big).amin(1)
         high = candidates.masked_fill(~valid[..., None], -big).amax(1)

@@ -11,21 +11,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robusttext.bounds import SubstitutionSet, compute_bounds, margin_matrix
+from robusttext.bounds import TokenSubstitutionSet, compute_bounds, margin_matrix
 from robusttext.perturb import EncodedBatch
 from robusttext.text.models import TextClassifier
 
 
 def substitution_set(model: TextClassifier, batch: EncodedBatch, budget: int | None,
-                     eps: float = 1.0) -> SubstitutionSet:
+                     eps: float = 1.0) -> TokenSubstitutionSet:
     """The embeddings of ``batch`` and its candidates, the candidates moved to
     ``e + eps (e_k - e)``: original ``[batch, length, dim]``, candidates
-    ``[batch, length, candidates, dim]``."""
-    original = model.embedding(batch.token_ids).float()
-    candidates = model.embedding(batch.candidate_ids).float()
-    if eps != 1.0:
-        candidates = original.unsqueeze(2) + eps * (candidates - original.unsqueeze(2))
-    return SubstitutionSet(original, candidates, batch.candidate_mask, budget)
+    ``[batch, length, candidates, dim]``. The first layer's bounds are computed once per
+    distinct (token, candidates) row."""
+    return TokenSubstitutionSet(model.embedding.weight.float(), batch.token_ids,
+                                batch.candidate_ids, batch.candidate_mask, budget, eps=eps)
 
 
 def margin_lower_bounds(
