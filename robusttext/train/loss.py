@@ -22,8 +22,21 @@ def substitution_set(model: TextClassifier, batch: EncodedBatch, budget: int | N
     ``e + eps (e_k - e)``: original ``[batch, length, dim]``, candidates
     ``[batch, length, candidates, dim]``. The first layer's bounds are computed once per
     distinct (token, candidates) row."""
-    return TokenSubstitutionSet(model.embedding.weight.float(), batch.token_ids,
+    return TokenSubstitutionSet(_table(model.embedding), batch.token_ids,
                                 batch.candidate_ids, batch.candidate_mask, budget, eps=eps)
+
+
+def _table(embedding: torch.nn.Embedding) -> torch.Tensor:
+    """The embedding table in float32, its padding row cut from the gradient as
+    ``nn.Embedding(padding_idx=...)`` does: indexing the table directly would otherwise train
+    the padding row, and the gradient would depend on how much padding a batch has."""
+    table = embedding.weight.float()
+    pad = embedding.padding_idx
+    if pad is None or not table.requires_grad:
+        return table
+    is_pad = torch.zeros(table.shape[0], 1, dtype=torch.bool, device=table.device)
+    is_pad[pad] = True
+    return torch.where(is_pad, table.detach(), table)
 
 
 def margin_lower_bounds(
