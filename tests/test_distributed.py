@@ -198,3 +198,22 @@ def test_batch_sampler_splits_each_global_batch():
     assert list(sampler) == [([1], 3), ([3], 0)]  # a stand-in example with weight 0
     assert distributed.local_weight(1, 3, 2) == pytest.approx(2 / 3)
     assert distributed.local_weight(1, 0, 2) == 0.0
+
+
+def test_robust_loss_leaves_the_padding_row_alone():
+    """Padding must not train anything, or splitting a batch across ranks (other padding)
+    would change the step."""
+    from robusttext.perturb import CharacterFlips
+    from robusttext.text import CharCNN
+    from robusttext.train import robust_loss
+
+    space = PerturbationSpace([CharacterFlips("qwerty")], budget=1, level="char")
+    sentences = ["a fine , moving film", "bad"]
+    vocab = Vocabulary.build(space.split(s)[0] for s in sentences)
+    torch.manual_seed(0)
+    model = CharCNN(len(vocab), embed_dim=8, filters=6)
+    batch = space.encode(sentences, vocab)
+    loss, _ = robust_loss(model, batch, torch.tensor([1, 0]), 1, k=1.0, eps=0.5)
+    loss.backward()
+    assert not model.embedding.weight.grad[vocab.pad_id].any()
+    assert model.embedding.weight.grad.abs().sum() > 0
