@@ -389,7 +389,7 @@ def wrap_for_training(model: torch.nn.Module, job: Job) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [job.device.index] if job.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(module, device_ids=ids)
 
 
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:

@@ -219,7 +219,7 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     job.say(f"training a {config.model} ({sum(p.numel() for p in model.parameters())} "
           f"parameters, vocabulary {len(vocab)}) on {len(examples)} examples, "
           f"{steps_per_epoch} steps per epoch, on {device}"
-          + (f" and {job.world - 1} other processes" if job.distributed else "")
+          + (f" (rank 0 of {job.world} processes)" if job.distributed else "")
           + f"; space: {space.describe()}")
     wrapped = distributed.wrap_for_training(model, job)
     sampler = distributed.DistributedBatchSampler(
