@@ -143,6 +143,18 @@ def test_evaluate_per_example_implications(idx_folder):
     assert not (result.pgd_robust & ~result.correct).any()
     for mask in result.verified.values():
         assert not (mask & ~result.pgd_robust).any()
+    # Skipping PGD on certified examples changes nothing when the bounds are sound.
+    partial = evaluate(
+        model,
+        data,
+        0.001,
+        pgd_steps=5,
+        methods=("ibp", "crown-ibp"),
+        progress=False,
+        attack_verified_fraction=0.0,
+    )
+    assert torch.equal(partial.pgd_robust, result.pgd_robust)
+    assert partial.pgd_attacked <= result.pgd_attacked == int(result.correct.sum())
     zero = evaluate(model, data, 0.0, pgd_steps=5, methods=("ibp",), progress=False)
     assert torch.equal(zero.pgd_robust, zero.correct)
     assert torch.equal(zero.verified["ibp"], zero.correct)  # eps 0: bounds are exact margins

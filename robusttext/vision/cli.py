@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     certify.add_argument(
         "--methods", default="ibp,crown-ibp", help="comma list of ibp,crown-ibp,crown"
     )
+    certify.add_argument(
+        "--attack-verified-fraction",
+        type=float,
+        default=1.0,
+        help="attack only this fraction of certified examples (default 1: all)",
+    )
     certify.add_argument("--batch-size", type=int, default=500)
     certify.add_argument("--device", default="auto")
     certify.add_argument("--json", help="write the metrics to this file")
@@ -134,6 +140,8 @@ def _certify(args) -> int:
     for method in methods:
         if method not in BOUND_METHODS:
             raise RobustTextError(f"unknown method {method!r}; choose from {BOUND_METHODS}")
+    if not 0.0 <= args.attack_verified_fraction <= 1.0:
+        raise RobustTextError("--attack-verified-fraction must lie in [0, 1]")
     if args.pgd_steps < 0 or args.pgd_restarts < 1 or args.batch_size < 1:
         raise RobustTextError("--pgd-steps must be >= 0, --pgd-restarts and --batch-size >= 1")
     model, _, meta = load_model(directory, expected=args.model)
@@ -156,6 +164,7 @@ def _certify(args) -> int:
         pgd_restarts=args.pgd_restarts,
         methods=methods,
         batch_size=args.batch_size,
+        attack_verified_fraction=args.attack_verified_fraction,
         device=device,
         progress=not args.no_progress,
     )
