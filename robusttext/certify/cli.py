@@ -114,6 +114,14 @@ def run(args: argparse.Namespace) -> int:
 
     names = _models(args.model)
     examples, source = _examples(args)
+    # Under torchrun (robusttext.distributed): join the group, this rank's device, rank 0 prints;
+    # certify_sharded certifies this rank's batches and returns the merged single-process result.
+    from robusttext import distributed
+
+    job = distributed.start(args.device)
+    if job.distributed:
+        args.device = str(job.device)
+        job.quiet_unless_main()
     report: dict = {"summary": [], "examples": [], "models": {}, "data": source}
     results = {}
     for name in names:
@@ -121,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
         model_budgets = budgets or ([bundle.space.budget] if bundle.space.budget is not None
                                     else list(DEFAULT_BUDGETS))
         try:
-            result = certify(
-                bundle.model, bundle.vocab, bundle.space, examples, budgets=model_budgets,
+            result = distributed.certify_sharded(
+                certify, bundle.model, bundle.vocab, bundle.space, examples, budgets=model_budgets,
                 method=args.method, relaxation=args.relaxation, batch_size=args.batch_size,
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device, progress=None)
@@ -140,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
         report["examples"] += part["examples"]
         report["models"][bundle.name] = {"path": str(bundle.path), "kind": bundle.kind,
                                          "settings": part["settings"]}
-    if args.json:
+    if args.json and job.is_main:
         print(f"report: {write_json(args.json, report)}")
-    if args.plot:
+    if args.plot and job.is_main:
         print(f"plot: {plot_accuracy(args.plot, results)}")
     return 0
