@@ -217,3 +217,48 @@ def test_robust_loss_leaves_the_padding_row_alone():
     loss.backward()
     assert not model.embedding.weight.grad[vocab.pad_id].any()
     assert model.embedding.weight.grad.abs().sum() > 0
+
+
+def _certify_command_rank(rank, model_path, data, out):
+    import contextlib
+    import io
+
+    from robusttext.cli import main
+
+    argv = ["certify", "--model", model_path, "--data", data, "--budget", "0,1,2", "--method",
+            "crown-ibp", "--batch-size", "2", "--enumerate-limit", "50"]
+    code = main([*argv, "--json", out])
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        too_many = main([*argv, "--limit", "1"])
+    return code, too_many, errors.getvalue()
+
+
+def test_certify_command_under_two_ranks(tmp_path, capsys):
+    from robusttext.cli import main
+
+    path = word_model(tmp_path / "model")
+    data = tmp_path / "data.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in SENTENCES))
+    argv = ["certify", "--model", str(path), "--data", str(data), "--budget", "0,1,2",
+            "--method", "crown-ibp", "--batch-size", "2", "--enumerate-limit", "50"]
+    assert main([*argv, "--json", str(tmp_path / "one.json")]) == 0
+    outcomes, _ = launch(_certify_command_rank, str(path), str(data), str(tmp_path / "two.json"))
+    for outcome in outcomes:
+        assert outcome[0] == "ok", outcome
+        code, too_many, errors = outcome[1]
+        assert code == 0 and too_many == 2
+        assert "2 processes but only 1 sentences" in errors
+
+    def comparable(report):
+        for s in report["summary"]:
+            s.pop("timings")
+        for model in report["models"].values():
+            for key in ("setup_seconds", "world_size"):
+                model["settings"].pop(key, None)
+        return report
+
+    one = json.loads((tmp_path / "one.json").read_text())
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert two["models"]["model"]["settings"]["world_size"] == 2
+    assert comparable(two) == comparable(one)
