@@ -71,11 +71,12 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(config.to_json(), indent=1))
         return 0
+    from robusttext import distributed
     from robusttext.train.trainer import train
 
     metrics = train(config)
     if not metrics:
-        print("trained; no dev set given, so no metrics (pass --dev FILE)")
+        distributed.current().say("trained; no dev set given, so no metrics (pass --dev FILE)")
     return 0
 
 
