@@ -108,6 +108,11 @@ class Job:
         """Rank 0: the process that prints and writes files."""
         return self.rank == 0
 
+    def quiet_unless_main(self) -> None:
+        """Send standard output to ``/dev/null`` on every rank but 0 (errors still show)."""
+        if not self.is_main:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
     def say(self, *args, **kwargs) -> None:
         """``print`` on rank 0 only."""
         if self.is_main:
