@@ -146,9 +146,22 @@ def train_settings(tmp_path, **changes):
 
 
 def _train_rank(rank, settings):
-    if rank == 1 and settings.get("break_rank_1"):
-        settings = {**settings, "train": settings["train"] + ".missing"}
-    settings.pop("break_rank_1", None)
+    settings = dict(settings)
+    breaks = settings.pop("break_rank_1", None)
+    if rank == 1 and breaks == "data":
+        settings["train"] += ".missing"
+    if rank == 1 and breaks == "step":  # the second training step raises on rank 1
+        import robusttext.train.loss as loss
+
+        calls, original = [], loss.robust_loss
+
+        def robust_loss(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise FloatingPointError("rank one breaks in step 2")
+            return original(*args, **kwargs)
+
+        loss.robust_loss = robust_loss
     return train(TrainConfig(**settings))
 
 
@@ -171,12 +184,16 @@ def test_two_ranks_train_like_one(tmp_path, capsys):
     assert "resuming" in capsys.readouterr().out
 
 
-def test_a_failing_rank_stops_the_others(tmp_path):
-    settings = train_settings(tmp_path, out=str(tmp_path / "run"), break_rank_1=True)
+@pytest.mark.parametrize("breaks", ["data", "step"])
+def test_a_failing_rank_stops_the_others(tmp_path, breaks):
+    settings = train_settings(tmp_path, out=str(tmp_path / "run"), break_rank_1=breaks)
     outcomes, seconds = launch(_train_rank, settings)
-    assert outcomes[1][:2] == ("error", "RobustTextError") and "no such" in outcomes[1][2]
+    expected = ("RobustTextError", "no such") if breaks == "data" else (
+        "FloatingPointError", "rank one breaks in step 2")
+    assert outcomes[1][1] == expected[0] and expected[1] in outcomes[1][2], outcomes[1]
     assert outcomes[0][1] == "RankFailed", outcomes[0]
     assert "another rank stopped" in outcomes[0][2] and seconds < 30
+    assert not (tmp_path / "run").exists()  # nothing written by a run that stopped
 
 
 def test_sharding_is_deterministic_and_refuses_too_many_ranks():
