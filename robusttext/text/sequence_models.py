@@ -59,10 +59,11 @@ class BiLSTMBody(nn.Module):
     """Bidirectional LSTM unrolled over ``max_length`` steps, mean pooling, linear head.
 
     Both directions run in one loop on a joint state ``[batch, 2 * hidden]`` (forward half
-    first): step ``t`` reads position ``t`` for the forward direction and position
-    ``max_length - 1 - t`` for the backward one. The gate pre-activations ``[batch, 8 * hidden]``
-    are laid out as ``[input, forget, output, cell]`` gates, each ``[forward, backward]``; the
-    recurrent weight is masked to be block-diagonal so the directions never mix.
+    first): of ``steps`` steps (``max_length`` when traced), step ``t`` reads position ``t``
+    for the forward direction and position ``steps - 1 - t`` for the backward one. The gate
+    pre-activations ``[batch, 8 * hidden]`` are laid out as ``[input, forget, output, cell]``
+    gates, each ``[forward, backward]``; the recurrent weight is masked to be block-diagonal
+    so the directions never mix.
 
     A step with mask 0 keeps the state, ``h_t = m_t h_new + (1 - m_t) h_prev`` (the mask is a
     constant), so padding changes nothing. The traced graph (what the bound engine bounds)
