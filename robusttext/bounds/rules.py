@@ -42,9 +42,17 @@ def _with_spec_dim(t: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
 
 
 def _bias(A: torch.Tensor | None, offset: torch.Tensor) -> torch.Tensor | int:
+    """``sum(A * offset)`` per ``[batch, specs]``; ``A`` is first summed over the dimensions
+    along which ``offset`` is constant (a convolution's bias is constant over space)."""
     if A is None:
         return 0
-    return _sum_to_batch_spec(A * _with_spec_dim(offset, A))
+    offset = _with_spec_dim(offset, A)
+    lead = A.dim() - offset.dim()
+    constant_dims = [d for d in range(2, A.dim())
+                     if d < lead or offset.shape[d - lead] == 1]
+    if constant_dims:
+        A = A.sum(constant_dims, keepdim=True)
+    return _sum_to_batch_spec(A * offset)
 
 
 # -------------------------------------------------------------------------------------------
@@ -389,6 +397,25 @@ class ReLURule(ActivationRule):
         upper_icpt = torch.where(unstable, -upper_slope * lo, torch.zeros_like(lo))
         lower_slope = torch.where(unstable, (hi > -lo).to(lo.dtype), active.to(lo.dtype))
         return lower_slope, torch.zeros_like(lo), upper_slope, upper_icpt
+
+    def backward(self, ctx, A_lower, A_upper):
+        """Fewer passes over ``A`` than the general rule: the lower line has no intercept, so
+        the bias comes only from the coefficients that take the upper line."""
+        lo, hi = ctx.interval(ctx.inputs[0])
+        slope_l, _, slope_u, icpt_u = self.relax(ctx, lo, hi)
+        slope_l, slope_u, icpt_u = (t.unsqueeze(1) for t in (slope_l, slope_u, icpt_u))
+        results, biases = [], []
+        for A, sign in ((A_lower, -1), (A_upper, 1)):
+            if A is None:
+                results.append(None)
+                biases.append(0)
+                continue
+            takes_upper = A >= 0 if sign > 0 else A <= 0
+            results.append(A * torch.where(takes_upper, slope_u, slope_l))
+            upper_part = A.clamp(min=0) if sign > 0 else A.clamp(max=0)
+            biases.append(torch.einsum("bsn,bn->bs", upper_part.flatten(2),
+                                       icpt_u.squeeze(1).flatten(1)))
+        return [(results[0], results[1])], biases[0], biases[1]
 
 
 class LeakyReLURule(ActivationRule):

@@ -35,7 +35,7 @@ def margin_lower_bounds(
     num_classes = _num_classes(model)
     C = margin_matrix(labels, num_classes).to(images)
     ball = LinfBall(images, eps, lower=0.0, upper=1.0)
-    lower, _ = compute_bounds(model, ball, method=method, C=C)
+    lower, _ = compute_bounds(model, ball, method=method, C=C, bound_upper=False)
     return lower
 
 
