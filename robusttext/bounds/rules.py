@@ -114,6 +114,20 @@ class StructuralRule(AffineRule):
     def radius(self, ctx, radii):
         return ctx.call(radii, zero_constants=True)
 
+    def transpose(self, ctx, A):
+        from robusttext.bounds.transposes import fast_transpose
+
+        direct = fast_transpose(ctx, A)
+        return direct if direct is not None else super().transpose(ctx, A)
+
+    def offset(self, ctx):
+        if not any(ctx.is_node(a) and not ctx.is_bounded(a)
+                   and isinstance(ctx.constant(a), torch.Tensor)
+                   and ctx.constant(a).is_floating_point() for a in _flat_args(ctx)):
+            example = ctx.example(ctx.inputs[0])
+            return torch.zeros((), dtype=example.dtype, device=example.device)
+        return super().offset(ctx)
+
     def ibp(self, ctx):
         # Monotone in every bounded input: map the endpoints directly.
         los = {n: ctx.interval(n)[0] for n in ctx.inputs}
@@ -121,11 +135,31 @@ class StructuralRule(AffineRule):
         return ctx.call(los), ctx.call(his)
 
 
+def _flat_args(ctx):
+    """Every argument of the node, lists and tuples opened."""
+    out = []
+    for a in (*ctx.node_args(), *ctx.node_kwargs().values()):
+        out.extend(a if isinstance(a, (list, tuple)) else [a])
+    return out
+
+
 class AddRule(AffineRule):
     """``x + y`` (either may be bounded) and ``x - y`` (``negate_second``)."""
 
     def __init__(self, negate_second: bool = False):
         self.negate_second = negate_second
+
+    def transpose(self, ctx, A):
+        if ctx.node_kwargs().get("alpha", 1) != 1:
+            return super().transpose(ctx, A)
+        totals = {}
+        for position, arg in enumerate(ctx.node_args()[:2]):
+            if ctx.is_bounded(arg):
+                part = _unbroadcast(A, ctx.example(arg).shape)
+                if position == 1 and self.negate_second:
+                    part = -part
+                totals[arg] = part if arg not in totals else totals[arg] + part
+        return [totals[n] for n in ctx.inputs]
 
     def radius(self, ctx, radii):
         total = 0
