@@ -119,3 +119,28 @@ def test_reciprocal_of_an_interval_through_zero_is_refused():
 
     with pytest.raises(RobustTextError, match="reciprocal of an interval"):
         compute_bounds(Bad(), LinfBall(torch.zeros(1, 2), 0.1))
+
+
+class Overflowing(nn.Module):
+    """Loose LayerNorm bounds feed exp(-h*h): the intervals overflow to infinity."""
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.lin, self.norm, self.out = nn.Linear(dim, dim), nn.LayerNorm(dim), nn.Linear(dim, 2)
+
+    def forward(self, x):
+        h = self.norm(self.lin(x))
+        return self.out(torch.exp(-h * h * 50.0) * torch.exp(h * 30.0))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_overflowing_bounds_widen_to_infinity_never_nan(method):
+    torch.manual_seed(0)
+    model = Overflowing().eval()
+    x = torch.randn(4, 8)
+    count, lower, upper = violations(model, LinfBall(x, 0.3), method)
+    assert count == 0
+    assert not torch.isnan(lower).any() and not torch.isnan(upper).any()
+    C = margin_matrix(torch.tensor([0, 1, 0, 1]), 2)
+    lower, upper = compute_bounds(model, LinfBall(x, 0.3), method, C=C)
+    assert not torch.isnan(lower).any() and not torch.isnan(upper).any()

@@ -99,7 +99,8 @@ class NodeContext:
 
 
 class _Propagation:
-    def __init__(self, model: torch.nn.Module, input_set: InputSet, extra_inputs):
+    def __init__(self, model: torch.nn.Module, input_set: InputSet, extra_inputs,
+                 widen: bool = False):
         self.graph_module = trace(model)
         self.nodes = list(self.graph_module.graph.nodes)
         self.input_set = input_set
@@ -111,6 +112,9 @@ class _Propagation:
         self.is_exact: dict = {}  # interval is the exact range of every coordinate
         self.input_node = None
         self.output_node = None
+        # Replace NaN (from inf - inf in overflowing bounds) by infinities at every node; only
+        # needed when the output came out NaN without it (compute_bounds then runs again).
+        self.widen = widen
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, method: str) -> None:
@@ -179,8 +183,9 @@ class _Propagation:
                     f"{ctx.description} returns several tensors, which robusttext does not "
                     f"bound; slice the tensor instead (at {ctx.where})"
                 )
-            # Overflowing bounds (inf - inf) widen to infinity rather than become NaN.
-            self.bounds[node] = (_widen(lower, -1), _widen(upper, 1))
+            if self.widen:
+                lower, upper = _widen(lower, -1), _widen(upper, 1)
+            self.bounds[node] = (lower, upper)
         except RobustTextError:
             raise
         except Exception as error:
@@ -369,6 +374,10 @@ def compute_bounds(
         raise RobustTextError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     prop = _Propagation(model, input_set, extra_inputs)
     prop.forward(method)
+    if any(torch.isnan(b).any() for b in prop.bounds[prop.output_node]):
+        # Some interval overflowed (inf - inf): redo it with NaN widened to infinity per node.
+        prop = _Propagation(model, input_set, extra_inputs, widen=True)
+        prop.forward(method)
     out = prop.output_node
     out_lower, out_upper = prop.bounds[out]
     batch = out_lower.shape[0]
@@ -385,8 +394,11 @@ def compute_bounds(
         spec = C.view(batch, C.shape[1], *out_lower.shape[1:])
     if method == "ibp":
         if C is None:
-            return (out_lower if bound_lower else None, out_upper if bound_upper else None)
-        return _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
+            lower, upper = out_lower, out_upper
+        else:
+            lower, upper = _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
+        return (_widen(lower, -1) if bound_lower else None,
+                _widen(upper, 1) if bound_upper else None)
     if C is None:
         eye = torch.eye(outputs, dtype=out_lower.dtype, device=out_lower.device)
         spec = eye.view(outputs, *out_lower.shape[1:]).unsqueeze(0).expand(batch, -1,
@@ -395,8 +407,8 @@ def compute_bounds(
                                  spec if bound_upper else None)
     # Interval bounds are sound too; keep the tighter of the two per entry.
     ibp_lower, ibp_upper = _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
-    lower = torch.maximum(lower, ibp_lower) if lower is not None else None
-    upper = torch.minimum(upper, ibp_upper) if upper is not None else None
+    lower = torch.maximum(lower, _widen(ibp_lower, -1)) if lower is not None else None
+    upper = torch.minimum(upper, _widen(ibp_upper, 1)) if upper is not None else None
     if C is None:
         lower = lower.view_as(out_lower) if lower is not None else None
         upper = upper.view_as(out_upper) if upper is not None else None
