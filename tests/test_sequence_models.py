@@ -198,3 +198,19 @@ def test_train_command(tmp_path, kind, capsys):
     bundle = load_text_model(out)
     assert bundle.kind == kind and bundle.model.config()["hidden"] == 4
     assert "verified" in capsys.readouterr().out.lower()
+
+
+def test_training_settings_reach_the_sequence_models():
+    """heads, ffn, max_length and norm set in the training configuration build the model."""
+    from robusttext.perturb import Vocabulary
+    from robusttext.train import TrainConfig
+    from robusttext.train.trainer import new_model
+
+    vocab = Vocabulary(["a", "b", "c"])
+    config = TrainConfig(model="transformer", embed_dim=8, hidden=8, heads=2, ffn=12,
+                         max_length=10, norm="layernorm")
+    model = new_model(config, vocab)
+    assert model.config()["heads"] == 2 and model.config()["ffn"] == 12
+    assert model.config()["max_length"] == 10 and model.config()["norm"] == "layernorm"
+    lstm = new_model(TrainConfig(model="lstm", embed_dim=6, hidden=5, max_length=7), vocab)
+    assert lstm.config()["max_length"] == 7 and lstm.config()["hidden"] == 5

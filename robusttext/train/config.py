@@ -21,7 +21,9 @@ METHODS = ("ibp", "crown-ibp")
 class TrainConfig:
     """Everything a training run depends on.
 
-    Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``), sizes (None: the model's default),
+    Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``, ``lstm``, ``transformer``), sizes
+    (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
+    ``norm``; each model takes its own; None: the model's default),
     ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
     ``embed_dim`` is then the transformer's), ``freeze_embeddings``.
     Data: ``train`` / ``dev`` (TSV path or hub id, with ``train_split`` / ``dev_split``),
@@ -51,6 +53,10 @@ class TrainConfig:
     filters: int | None = None
     width: int | None = None
     hidden: int | None = None
+    heads: int | None = None
+    ffn: int | None = None
+    max_length: int | None = None
+    norm: str | None = None
     pretrained: str | None = None
     freeze_embeddings: bool = False
     train: str = "stanfordnlp/sst2"

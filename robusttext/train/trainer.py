@@ -38,7 +38,9 @@ from robusttext.train.evaluate import evaluate
 from robusttext.train.schedule import RobustSchedule
 
 # Settings a resumed run must share with the checkpoint it continues.
-SAME_ON_RESUME = ("model", "embed_dim", "filters", "width", "hidden", "pretrained", "train",
+# Settings passed to the model's constructor when given (each model takes its own subset).
+MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "max_length", "norm")
+SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "train",
                   "train_split", "train_limit", "min_count", "max_vocab", "sources", "space_file",
                   "budget", "tokenizer", "max_candidates", "wordnet_senses", "seed", "batch_size")
 
@@ -88,8 +90,7 @@ def build_vocabulary(examples: list[Example], space: PerturbationSpace,
 
 
 def new_model(config: TrainConfig, vocab: Vocabulary) -> TextClassifier:
-    sizes = {k: getattr(config, k) for k in ("embed_dim", "filters", "width", "hidden")
-             if getattr(config, k) is not None}
+    sizes = {k: getattr(config, k) for k in MODEL_SETTINGS if getattr(config, k) is not None}
     table = None
     if config.pretrained:
         table, found = pretrained_embeddings(config.pretrained, vocab, seed=config.seed)
