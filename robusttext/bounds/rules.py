@@ -400,21 +400,27 @@ class ActivationRule:
 
     def backward(self, ctx, A_lower, A_upper):
         lo, hi = ctx.interval(ctx.inputs[0])
-        slope_l, icpt_l, slope_u, icpt_u = self.relax(ctx, lo, hi)
+        relax = self.relax(ctx, lo, hi)
         out_a, out_b = [], []
         for A, sign in ((A_lower, -1), (A_upper, 1)):
-            if A is None:
-                out_a.append(None)
-                out_b.append(0)
-                continue
-            pos, neg = A.clamp(min=0), A.clamp(max=0)
-            # For the upper bound, positive coefficients take the upper line; for the lower
-            # bound, positive coefficients take the lower line.
-            s_pos, i_pos = (slope_u, icpt_u) if sign > 0 else (slope_l, icpt_l)
-            s_neg, i_neg = (slope_l, icpt_l) if sign > 0 else (slope_u, icpt_u)
-            out_a.append(pos * s_pos.unsqueeze(1) + neg * s_neg.unsqueeze(1))
-            out_b.append(_sum_to_batch_spec(pos * i_pos.unsqueeze(1) + neg * i_neg.unsqueeze(1)))
+            a, b = through_lines(A, relax, sign) if A is not None else (None, 0)
+            out_a.append(a)
+            out_b.append(b)
         return [(out_a[0], out_a[1])], out_b[0], out_b[1]
+
+
+def through_lines(A, relax, sign):
+    """Push ``A`` ``[batch, specs, *shape]`` through elementwise lines
+    ``(slope_l, icpt_l, slope_u, icpt_u)`` (each ``[batch, *shape]``, or broadcastable).
+
+    For an upper bound (sign=+1) positive coefficients take the upper line and negative ones the
+    lower line; for a lower bound the reverse. Returns ``(A', bias [batch, specs])``.
+    """
+    slope_l, icpt_l, slope_u, icpt_u = (t.unsqueeze(1) for t in relax)
+    pos, neg = A.clamp(min=0), A.clamp(max=0)
+    if sign > 0:
+        return pos * slope_u + neg * slope_l, _sum_to_batch_spec(pos * icpt_u + neg * icpt_l)
+    return pos * slope_l + neg * slope_u, _sum_to_batch_spec(pos * icpt_l + neg * icpt_u)
 
 
 def _safe_width(lo, hi):

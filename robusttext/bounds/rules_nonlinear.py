@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import torch
 
-from robusttext.bounds.rules import ActivationRule, _safe_width, _sum_to_batch_spec, _unbroadcast
+from robusttext.bounds.rules import (
+    ActivationRule,
+    _safe_width,
+    _sum_to_batch_spec,
+    _unbroadcast,
+    through_lines,
+)
 from robusttext.errors import RobustTextError
 
 
@@ -248,25 +254,16 @@ class SoftmaxRule:
                 continue
             a_e, a_r, bias = _through_planes(A, *planes, sign)
             a_r = a_r.sum(dim + 1, keepdim=True)  # r is shared along the softmax dim
-            a_s, bias_r = _through_line(a_r, rec_relax, sign)
+            a_s, bias_r = through_lines(a_r, rec_relax, sign)
             a_e = a_e + a_s  # s = sum(e): its coefficient reaches every e along dim
             # e = exp(x - m) >= / <= slope (x - m) + icpt
             shifted = [rec for rec in exp_relax]
             shifted[1] = exp_relax[1] - exp_relax[0] * m
             shifted[3] = exp_relax[3] - exp_relax[2] * m
-            a_x, bias_e = _through_line(a_e, shifted, sign)
+            a_x, bias_e = through_lines(a_e, shifted, sign)
             out.append(a_x)
             biases.append(bias + bias_r + bias_e)
         return [(out[0], out[1])], biases[0], biases[1]
-
-
-def _through_line(A, relax, sign):
-    """Push ``A`` through elementwise lines ``(slope_l, icpt_l, slope_u, icpt_u)``."""
-    slope_l, icpt_l, slope_u, icpt_u = (t.unsqueeze(1) for t in relax)
-    pos, neg = A.clamp(min=0), A.clamp(max=0)
-    if sign > 0:
-        return pos * slope_u + neg * slope_l, _sum_to_batch_spec(pos * icpt_u + neg * icpt_l)
-    return pos * slope_l + neg * slope_u, _sum_to_batch_spec(pos * icpt_l + neg * icpt_u)
 
 
 NONLINEAR_RULES = {
