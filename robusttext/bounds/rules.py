@@ -215,6 +215,15 @@ class ScaleRule(AffineRule):
         other = args[1 - bounded_at[0]]
         return ctx.constant(other) if ctx.is_node(other) else other
 
+    def ibp(self, ctx):
+        # Scaling by a constant is monotone in each entry: map both ends, then order them.
+        factor = self._factor(ctx)
+        lo, hi = ctx.interval(ctx.inputs[0])
+        a, b = (lo / factor, hi / factor) if self.divide else (lo * factor, hi * factor)
+        if not isinstance(factor, torch.Tensor):
+            return (a, b) if factor >= 0 else (b, a)
+        return torch.minimum(a, b), torch.maximum(a, b)
+
     def radius(self, ctx, radii):
         factor = self._factor(ctx)
         r = next(iter(radii.values()))
@@ -254,7 +263,29 @@ def _weight_and_bias(ctx):
     return weight, bias
 
 
+def _sum_and_spread(lo, hi, apply):
+    """Interval of an affine map ``y = W x + b`` on ``[lo, hi]`` with two products:
+    ``S = (W/2)(lo + hi) + b`` and ``D = (|W|/2)(hi - lo)`` give ``[S - D, S + D]``.
+
+    ``apply(x, scale, absolute, with_bias)`` runs the layer on ``x`` with its weight times
+    ``scale`` (made absolute when asked), adding the bias when asked.
+    """
+    total = apply(lo + hi, 0.5, False, True)
+    spread = apply(hi - lo, 0.5, True, False)
+    return total - spread, total + spread
+
+
 class LinearRule(AffineRule):
+    def ibp(self, ctx):
+        weight, bias = _weight_and_bias(ctx)
+        lo, hi = ctx.interval(ctx.inputs[0])
+
+        def apply(x, scale, absolute, with_bias):
+            w = weight.abs() * scale if absolute else weight * scale
+            return F.linear(x, w, bias if with_bias else None)
+
+        return _sum_and_spread(lo, hi, apply)
+
     def radius(self, ctx, radii):
         weight, _ = _weight_and_bias(ctx)
         return F.linear(next(iter(radii.values())), weight.abs())
@@ -291,6 +322,17 @@ class ConvRule(AffineRule):
         values = [args[3 + i] if len(args) > 3 + i else kwargs.get(n, d)
                   for i, (n, d) in enumerate(zip(names, defaults))]
         return (weight, bias, *values)
+
+    def ibp(self, ctx):
+        weight, bias, stride, padding, dilation, groups = self._params(ctx)
+        conv = F.conv1d if weight.dim() == 3 else F.conv2d
+        lo, hi = ctx.interval(ctx.inputs[0])
+
+        def apply(x, scale, absolute, with_bias):
+            w = weight.abs() * scale if absolute else weight * scale
+            return conv(x, w, bias if with_bias else None, stride, padding, dilation, groups)
+
+        return _sum_and_spread(lo, hi, apply)
 
     def radius(self, ctx, radii):
         weight, _, stride, padding, dilation, groups = self._params(ctx)
