@@ -1,7 +1,6 @@
 """BiLSTM and Transformer classifiers: the contract, padding, bounds checked by enumeration,
 CROWN against IBP, configuration and checkpoints, training, too-long input."""
 
-from itertools import combinations, product
 
 import pytest
 import torch
@@ -18,6 +17,7 @@ from robusttext.text import (
     load_text_model,
     save_text_model,
 )
+from tests.test_text_models import enumerate_rewrites
 
 # Small sizes keep CROWN (one backward pass per intermediate node) fast.
 MODELS = {
@@ -74,20 +74,6 @@ def test_contract_padding_invariance_and_tracing(name):
     # the traced graph (the LSTM's runs max_length steps) computes the eager logits
     traced = torch.fx.symbolic_trace(model.body)
     torch.testing.assert_close(traced(model.embedding(ids), mask), logits, atol=1e-6, rtol=1e-5)
-
-
-def enumerate_rewrites(ids, cand_ids, cand_mask, budget):
-    """Every token-id rewrite of one sentence with at most ``budget`` changed positions."""
-    positions = [p for p in range(len(ids)) if any(cand_mask[p])]
-    yield list(ids)
-    for size in range(1, min(budget, len(positions)) + 1):
-        for chosen in combinations(positions, size):
-            options = [[c for c, m in zip(cand_ids[p], cand_mask[p]) if m] for p in chosen]
-            for picks in product(*options):
-                rewrite = list(ids)
-                for p, c in zip(chosen, picks):
-                    rewrite[p] = c
-                yield rewrite
 
 
 _BOUNDS: dict = {}

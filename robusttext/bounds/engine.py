@@ -24,13 +24,14 @@ from robusttext.bounds.graph import (
     trace,
     where,
 )
-from robusttext.bounds.input_sets import Box, InputSet, SubstitutionSet
+from robusttext.bounds.input_sets import Box, InputSet, SubstitutionSet, _concretize_box
 from robusttext.bounds.rules import (
     NONLINEAR,
     REARRANGING_METHODS,
     REARRANGING_MODULES,
     RULES,
     AffineRule,
+    _weight_and_bias,
 )
 from robusttext.bounds.rules_nonlinear import NONLINEAR_RULES
 from robusttext.errors import RobustTextError
@@ -231,7 +232,7 @@ class _Propagation:
             return None
         source = ctx.inputs[0]
         if name == "linear" and source is self.input_node:
-            weight, bias = _layer_parameters(ctx)
+            weight, bias = _weight_and_bias(ctx)
             return self.input_set.linear_interval(weight, bias)
         if name == "conv" and self._is_sequence_transpose(source):
             module = ctx.module
@@ -327,15 +328,8 @@ def _widen(bound, sign):
     return torch.nan_to_num(bound, nan=sign * inf, posinf=inf, neginf=-inf)
 
 
-def _layer_parameters(ctx):
-    from robusttext.bounds.rules import _weight_and_bias
-
-    return _weight_and_bias(ctx)
-
-
 def _concretize_interval(lower, upper, A, sign):
-    from robusttext.bounds.input_sets import _concretize_box
-
+    """``min`` (sign=-1) or ``max`` (sign=+1) of ``sum(A * x)`` over ``lower <= x <= upper``."""
     return _concretize_box((lower + upper) / 2, (upper - lower) / 2, A, sign)
 
 

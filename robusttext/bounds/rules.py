@@ -98,12 +98,9 @@ class AffineRule:
 
     def backward(self, ctx, A_lower, A_upper):
         offset = self.offset(ctx)
-        results = [None] * len(ctx.inputs)
-        pairs = []
-        for A in (A_lower, A_upper):
-            pairs.append(self.transpose(ctx, A) if A is not None else [None] * len(ctx.inputs))
-        results = list(zip(*pairs))
-        return results, _bias(A_lower, offset), _bias(A_upper, offset)
+        pairs = [self.transpose(ctx, A) if A is not None else [None] * len(ctx.inputs)
+                 for A in (A_lower, A_upper)]
+        return list(zip(*pairs)), _bias(A_lower, offset), _bias(A_upper, offset)
 
 
 class StructuralRule(AffineRule):
