@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from robusttext.bounds import METHODS, RELAXATIONS
+from robusttext.bounds import RELAXATIONS
+from robusttext.bounds.pooling import TEXT_METHODS as METHODS
 from robusttext.certify.attack import beam_attack
 from robusttext.certify.exhaustive import exhaustive_check, set_sizes
 from robusttext.certify.margins import margin_lower_bounds, predict
@@ -60,7 +61,8 @@ def certify(
 
     ``model`` follows the text-model contract (see ``robusttext.text.contract``); ``space``
     gives the candidates of every position (its own budget is the default for ``budgets``, else
-    1, 2, 3). ``method``: ``ibp``, ``crown-ibp`` or ``crown``; ``relaxation``: ``exact``, ``box``
+    1, 2, 3). ``method``: ``ibp``, ``crown-ibp``, ``crown`` or ``budget-ibp`` (CNNs and bags of
+    words: IBP that keeps the budget through the pooling layer); ``relaxation``: ``exact``, ``box``
     or ``simplex``. Sets of at most ``enumerate_limit`` sentences are enumerated (0: never).
     ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
     progress bar (None: when stderr is a terminal).

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import robusttext
-from robusttext.bounds import METHODS, RELAXATIONS
+from robusttext.bounds import RELAXATIONS
+from robusttext.bounds.pooling import TEXT_METHODS as METHODS
 from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT, certify
 from robusttext.certify.report import check_matplotlib, format_table, plot_accuracy, write_json
 from robusttext.certify.soundness import SoundnessViolation

@@ -39,13 +39,12 @@ def margin_lower_bounds(
     rewrite of ``batch`` with at most ``budget`` positions replaced by their candidates.
     Differentiable in the model's parameters.
     """
-    from robusttext.bounds import TokenSubstitutionSet, compute_bounds, margin_matrix
+    from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.bounds.pooling import text_margin_lower
 
     table = model.embedding.weight
     subs = TokenSubstitutionSet(table, batch.token_ids, batch.candidate_ids,
                                 batch.candidate_mask, budget, relaxation)
     original = subs.center  # [batch, length, dim]
     C = margin_matrix(labels, num_classes)
-    lower, _ = compute_bounds(model.body, subs, method, C=C.to(original),
-                              extra_inputs=(batch.mask.to(original),), bound_upper=False)
-    return lower
+    return text_margin_lower(model.body, subs, C.to(original), batch.mask.to(original), method)

@@ -42,9 +42,25 @@ class ConvBody(nn.Module):
         self.conv = nn.Conv1d(dim, filters, width, padding=width // 2)
         self.out = nn.Linear(filters, classes)
 
+    @property
+    def window(self) -> tuple[int, int]:
+        """Feature window ``o`` reads input positions ``o - left .. o + right``."""
+        left = self.conv.padding[0]
+        return left, self.conv.kernel_size[0] - 1 - left
+
+    @property
+    def linear_head(self) -> nn.Linear:
+        return self.out
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[batch, length, dim] -> [batch, filters, length']``."""
+        return torch.relu(self.conv(x.transpose(1, 2)))
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.out(pooled)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.conv(x.transpose(1, 2)))  # [batch, filters, length']
-        return self.out(masked_mean(h, mask))
+        return self.head(masked_mean(self.features(x), mask))
 
 
 class BagOfWordsBody(nn.Module):
@@ -59,10 +75,18 @@ class BagOfWordsBody(nn.Module):
         self.hidden = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, classes)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.token(x)).transpose(1, 2)  # [batch, hidden, length]
-        pooled = masked_mean(h, mask)
+    window = (0, 0)  # each token's features read that token alone
+    linear_head = None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[batch, length, dim] -> [batch, hidden, length]``."""
+        return torch.relu(self.token(x)).transpose(1, 2)
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.out(torch.relu(self.hidden(pooled)))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.head(masked_mean(self.features(x), mask))
 
 
 class TextClassifier(nn.Module):

@@ -14,7 +14,7 @@ from typing import Any
 from robusttext.errors import RobustTextError
 from robusttext.text.models import MODEL_KINDS
 
-METHODS = ("ibp", "crown-ibp")
+METHODS = ("ibp", "crown-ibp", "budget-ibp")
 
 
 @dataclass
@@ -33,15 +33,17 @@ class TrainConfig:
     (None: every position may change), ``tokenizer``, ``max_candidates``, ``wordnet_senses``;
     or ``space_file``, a saved ``PerturbationSpace`` JSON (its budget replaced by ``budget``).
     Robust training: ``robust_weight`` (final k of ``(1-k) CE(clean) + k CE(worst case)``; 0 is
-    normal training), ``method`` (``ibp`` or ``crown-ibp``), ``beta_start`` / ``beta_final``
-    (weight of CROWN-IBP against IBP over the ramp), ``warmup_epochs`` (clean only), then
-    ``ramp_epochs`` in which eps (the scale of the candidate displacement
+    normal training), ``method`` (``ibp``, ``crown-ibp``, or ``budget-ibp`` for the CNNs and
+    the bag of words: IBP that keeps the budget through the pooling layer), ``beta_start`` /
+    ``beta_final`` (weight of CROWN-IBP against IBP over the ramp), ``warmup_epochs`` (clean
+    only), then ``ramp_epochs`` in which eps (the scale of the candidate displacement
     ``e + eps (e_k - e)``) and k grow linearly from 0, then they hold.
     Optimiser: Adam with ``lr``, ``weight_decay``, ``grad_clip`` (max gradient norm, 0: off),
     ``lr_decay_epochs`` (multiply lr by ``lr_decay`` at each of them).
     Run: ``epochs``, ``batch_size``, ``seed``, ``device`` (``auto``: CUDA when present),
     ``amp`` (autocast the clean pass on CUDA; bounds are always float32), ``out`` (checkpoint
-    folder), ``eval_budgets`` (IBP-verified accuracy on the dev set after training;
+    folder), ``eval_budgets`` (verified accuracy on the dev set after training, bounded with
+    ``eval_method``;
     ``eval_all_words`` adds the every-word-may-change setting),
     ``enumerate_limit`` (exhaustively check dev sentences whose set is at most this large at the
     first eval budget; 0: off), ``progress`` (tqdm bars), ``time_limit_minutes`` (stop after the
@@ -91,6 +93,7 @@ class TrainConfig:
     amp: bool = False
     out: str = "runs/sentiment"
     eval_budgets: list[int] = field(default_factory=lambda: [1, 2, 3])
+    eval_method: str = "ibp"
     eval_all_words: bool = False
     enumerate_limit: int = 0
     time_limit_minutes: float | None = None
@@ -109,9 +112,10 @@ class TrainConfig:
         if self.model not in MODEL_KINDS:
             raise RobustTextError(f"unknown model {self.model!r}; choose one of "
                                   f"{', '.join(MODEL_KINDS)}")
-        if self.method not in METHODS:
-            raise RobustTextError(f"unknown method {self.method!r}; choose one of "
-                                  f"{', '.join(METHODS)}")
+        for name in ("method", "eval_method"):
+            if getattr(self, name) not in METHODS:
+                raise RobustTextError(f"unknown {name} {getattr(self, name)!r}; choose one of "
+                                      f"{', '.join(METHODS)}")
         for name in ("epochs", "batch_size", "min_count"):
             if getattr(self, name) < 1:
                 raise RobustTextError(f"{name} must be at least 1")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robusttext.bounds import TokenSubstitutionSet, compute_bounds, margin_matrix
+from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+from robusttext.bounds.pooling import text_margin_lower
 from robusttext.perturb import EncodedBatch
 from robusttext.text.models import TextClassifier
 
@@ -51,7 +52,8 @@ def margin_lower_bounds(
     """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over every rewrite.
 
     ``method="crown-ibp"`` mixes ``beta * CROWN-IBP + (1 - beta) * IBP`` (beta 1: CROWN-IBP
-    alone, 0: IBP alone). Always float32.
+    alone, 0: IBP alone); ``"budget-ibp"`` keeps the budget through the pooling layer
+    (``robusttext.bounds.pooling``). Always float32.
     """
     input_set = substitution_set(model, batch, budget, eps)
     classes = model.body.out.out_features
@@ -59,9 +61,10 @@ def margin_lower_bounds(
     mask = batch.mask.float()
 
     def bound(m: str) -> torch.Tensor:
-        return compute_bounds(model.body, input_set, m, C=C, extra_inputs=(mask,),
-                              bound_upper=False)[0]
+        return text_margin_lower(model.body, input_set, C, mask, m)
 
+    if method == "budget-ibp":
+        return bound(method)
     if method == "ibp" or beta <= 0.0:
         return bound("ibp")
     if beta >= 1.0:

@@ -276,7 +276,7 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
             record["train_" + key] = round(value / max(1, n), 4)
         if dev and job.is_main:
             quick = evaluate(model, vocab, space, dev, budgets=[config.budget],
-                             batch_size=2 * config.batch_size)
+                             method=config.eval_method, batch_size=2 * config.batch_size)
             record["dev_clean"] = round(quick["clean_accuracy"], 4)
             record[f"dev_verified_{config.budget}"] = round(
                 quick["verified_accuracy"][str(config.budget)], 4)
@@ -293,7 +293,7 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         final = job.any_true(final)  # every rank stops after the same epoch
         if final and dev and job.is_main:
             metrics = evaluate(model, vocab, space, dev, budgets=budgets,
-                               batch_size=2 * config.batch_size,
+                               method=config.eval_method, batch_size=2 * config.batch_size,
                                enumerate_limit=config.enumerate_limit,
                                progress=config.progress)
             metrics["dev"] = config.dev
