@@ -121,3 +121,19 @@ def test_models_without_pooled_features_are_refused_by_name():
     with pytest.raises(RobustTextError, match="unknown method 'bogus'"):
         text_margin_lower(model.body, input_set, margin_matrix(torch.tensor([0]), 2),
                           batch.mask, "bogus")
+
+
+def test_certify_picks_budget_ibp_for_pooling_models_and_ibp_otherwise():
+    from robusttext.certify import certify
+
+    vocab, space = word_setup()
+    examples = [(s, i % 2) for i, s in enumerate(WORD_SENTENCES)]
+    torch.manual_seed(0)
+    bow = BagOfWords(len(vocab), embed_dim=8, hidden=6)
+    auto = certify(bow, vocab, space, examples, budgets=[1, 2])
+    ibp = certify(bow, vocab, space, examples, budgets=[1, 2], method="ibp")
+    assert auto.settings["method"] == "budget-ibp" and ibp.settings["method"] == "ibp"
+    for a, i in zip(auto.examples, ibp.examples):
+        assert a.margin_lower >= i.margin_lower - 1e-5
+    lstm = BiLSTM(len(vocab), embed_dim=8, hidden=4, max_length=12)
+    assert certify(lstm, vocab, space, examples, budgets=[1]).settings["method"] == "ibp"

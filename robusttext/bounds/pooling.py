@@ -43,6 +43,14 @@ def supports_pooled_bounds(body: nn.Module) -> bool:
     return all(hasattr(body, name) for name in ("features", "head", "window", "linear_head"))
 
 
+def pick_method(method: str, body: nn.Module) -> str:
+    """``"auto"``: ``budget-ibp`` for a body that supports it, else ``ibp``; any other name
+    unchanged."""
+    if method != "auto":
+        return method
+    return POOLED_METHOD if supports_pooled_bounds(body) else "ibp"
+
+
 def text_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Tensor,
                       mask: torch.Tensor, method: str) -> torch.Tensor:
     """Lower bounds ``[batch, specs]`` on ``C @ body(x, mask)`` over ``input_set`` with any of

@@ -11,6 +11,7 @@ from torch import nn
 
 from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.pooling import TEXT_METHODS as METHODS
+from robusttext.bounds.pooling import pick_method
 from robusttext.certify.attack import beam_attack
 from robusttext.certify.exhaustive import exhaustive_check, set_sizes
 from robusttext.certify.margins import margin_lower_bounds, predict
@@ -48,7 +49,7 @@ def certify(
     space: PerturbationSpace,
     examples: Sequence[Example | tuple[str, int]],
     budgets: Sequence[int | None] | None = None,
-    method: str = "ibp",
+    method: str = "auto",
     relaxation: str = "exact",
     batch_size: int = 32,
     enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT,
@@ -61,8 +62,9 @@ def certify(
 
     ``model`` follows the text-model contract (see ``robusttext.text.contract``); ``space``
     gives the candidates of every position (its own budget is the default for ``budgets``, else
-    1, 2, 3). ``method``: ``ibp``, ``crown-ibp``, ``crown`` or ``budget-ibp`` (CNNs and bags of
-    words: IBP that keeps the budget through the pooling layer); ``relaxation``: ``exact``, ``box``
+    1, 2, 3). ``method``: ``ibp``, ``crown-ibp``, ``crown``, ``budget-ibp`` (CNNs and bags of
+    words: IBP that keeps the budget through the pooling layer) or ``auto`` (``budget-ibp``
+    where the model supports it, else ``ibp``); ``relaxation``: ``exact``, ``box``
     or ``simplex``. Sets of at most ``enumerate_limit`` sentences are enumerated (0: never).
     ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
     progress bar (None: when stderr is a terminal).
@@ -71,6 +73,7 @@ def certify(
     contradiction raises SoundnessViolation naming the sentence.
     """
     check_text_model(model)
+    method = pick_method(method, model.body)
     if method not in METHODS:
         raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if relaxation not in RELAXATIONS:

@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", metavar="N[,N...]",
                         help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: "
                              "the model's budget, else 1,2,3)")
-    parser.add_argument("--method", choices=METHODS, default="ibp",
-                        help="bound method (default ibp)")
+    parser.add_argument("--method", choices=("auto", *METHODS), default="auto",
+                        help="bound method (default auto: budget-ibp for the CNNs and bags of "
+                             "words, ibp for other models)")
     parser.add_argument("--relaxation", choices=RELAXATIONS, default="exact",
                         help="substitution-set relaxation (default exact)")
     parser.add_argument("--limit", type=int, metavar="N", help="certify the first N sentences")
@@ -141,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
             return 3
         results[bundle.name] = result
         print(f"{bundle.name}: {len(examples)} sentences from {source}; "
-              f"{bundle.space.describe()}; {args.method} bounds, {args.relaxation} relaxation")
+              f"{bundle.space.describe()}; {result.settings['method']} bounds, "
+              f"{args.relaxation} relaxation")
         print(format_table(result))
         print()
         part = result.to_json(model=bundle.name)
