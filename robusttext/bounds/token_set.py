@@ -124,14 +124,13 @@ class TokenSubstitutionSet(SubstitutionSet):
             return self.budget * torch.stack(values).amax(0)
         if self.budget >= len(values):
             return torch.stack(values).sum(0)
+        if torch.is_grad_enabled() and values[0].requires_grad:
+            # differentiable: topk over the stacked taps is about 3x faster forward and backward
+            # than a compare-and-swap chain of autograd nodes
+            return torch.stack(values, -1).topk(self.budget, dim=-1).values.sum(-1)
         # top[0] >= top[1] >= ...: the largest values so far (gains are >= 0). In place, with
         # two scratch buffers: fresh large tensors cost more than the arithmetic on a CPU.
         top = [torch.zeros_like(values[0]) for _ in range(self.budget)]
-        if torch.is_grad_enabled() and values[0].requires_grad:  # differentiable, not in place
-            for value in values:
-                for i in range(self.budget):
-                    top[i], value = torch.maximum(top[i], value), torch.minimum(top[i], value)
-            return torch.stack(top).sum(0)
         scratch = [torch.empty_like(values[0]) for _ in range(min(2, self.budget - 1))]
         for value in values:
             for i in range(self.budget):
