@@ -5,7 +5,8 @@ Every model has ``embedding`` (an ``nn.Embedding``, padding row 0 kept at zero) 
 ``[batch, classes]``), and ``model(token_ids, mask) == model.body(model.embedding(token_ids),
 mask)``. The bodies use only operations the bound engine has rules for, and their first layer
 (a Conv1d on ``x.transpose(1, 2)`` or a per-token Linear) gets the engine's exact bound over a
-substitution set.
+substitution set. Both bodies also expose ``features``, ``head``, ``window`` and ``linear_head``,
+so that ``budget-ibp`` (``robusttext.bounds.pooling``) can keep the budget through the pooling.
 
 - ``CharCNN`` (Huang et al. 2019): character embeddings, Conv1d, ReLU, masked mean pooling,
   linear.
