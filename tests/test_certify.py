@@ -308,10 +308,12 @@ def test_default_budget_is_the_spaces():
 # -- the token-aware substitution set ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("differentiable", [False, True])
 @pytest.mark.parametrize("budget", [0, 1, 2, 3, None])
 @pytest.mark.parametrize("relaxation", RELAXATIONS)
-def test_token_set_matches_substitution_set(budget, relaxation):
-    """Per-distinct-row gains give the parent's first-layer bounds and input intervals."""
+def test_token_set_matches_substitution_set(budget, relaxation, differentiable):
+    """Per-distinct-row gains give the parent's first-layer bounds and input intervals, both
+    on the in-place path (no gradients) and on the differentiable one."""
     from robusttext.bounds import SubstitutionSet, TokenSubstitutionSet
 
     g = torch.Generator().manual_seed(budget or 7)
@@ -321,6 +323,7 @@ def test_token_set_matches_substitution_set(budget, relaxation):
     mask = torch.rand(3, 7, 3, generator=g) < 0.6
     ids[:, 2] = 4  # repeated (token, candidates) rows
     cand[:, 2], mask[:, 2] = torch.tensor([5, 6, 7]), torch.tensor([True, False, True])
+    table.requires_grad_(differentiable)
     ours = TokenSubstitutionSet(table, ids, cand, mask, budget, relaxation)
     theirs = SubstitutionSet(table[ids], table[cand], mask, budget, relaxation)
     for a, b in zip(ours.interval(), theirs.interval()):
