@@ -20,7 +20,6 @@ import torch
 from robusttext.bounds.pooling import TEXT_METHODS
 from robusttext.data import load_examples
 from robusttext.text import load_text_model
-from robusttext.train.data import Example
 from robusttext.train.evaluate import evaluate
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.tsv"
@@ -37,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     budgets = [None if b == "any" else int(b) for b in args.budgets]
-    examples = [Example(e.text, e.label) for e in load_examples(args.data)]
+    examples = load_examples(args.data)
     print(f"# {len(examples)} sentences from {args.data}; torch {torch.__version__}, "
           f"{platform.machine()}, {args.threads} thread(s)")
     print("| model | method | clean | " + " | ".join(f"verified {b}" for b in args.budgets)

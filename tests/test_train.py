@@ -14,7 +14,6 @@ from robusttext.train import (
     TrainConfig,
     evaluate,
     load_examples,
-    read_tsv,
     robust_loss,
     train,
     worst_case_loss,
@@ -90,8 +89,8 @@ def test_train_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     assert bundle.meta["state"] == {"epoch": 2, "step": 4}
     lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
-    again = evaluate(bundle.model, bundle.vocab, bundle.space, read_tsv(tmp_path / "train.tsv"),
-                     budgets=[1])
+    again = evaluate(bundle.model, bundle.vocab, bundle.space,
+                     load_examples(tmp_path / "train.tsv"), budgets=[1])
     assert again["verified_accuracy"] == metrics["verified_accuracy"]
 
 
@@ -114,20 +113,20 @@ def write_keyboard(tmp_path):
 def test_bad_data(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\na fine film\t1\nno label here\n")
-    with pytest.raises(RobustTextError, match="bad.tsv, line 3"):
-        read_tsv(bad)
+    with pytest.raises(RobustTextError, match="bad.tsv:3: 1 fields"):
+        load_examples(bad)
     bad.write_text("sentence\tlabel\na fine film\tpositive\n")
-    with pytest.raises(RobustTextError, match="line 2: label 'positive'"):
-        read_tsv(bad)
+    with pytest.raises(RobustTextError, match="bad.tsv:2: label 'positive'"):
+        load_examples(bad)
     bad.write_text("sentence\tlabel\na fine film\t7\n")
-    with pytest.raises(RobustTextError, match="line 2: label 7 is outside"):
-        read_tsv(bad)
+    with pytest.raises(RobustTextError, match="bad.tsv:2: label 7 is out of range"):
+        load_examples(bad)
     bad.write_text("text\ty\n")
-    with pytest.raises(RobustTextError, match="line 1"):
-        read_tsv(bad)
+    with pytest.raises(RobustTextError, match="no label column 'label'"):
+        load_examples(bad)
     empty = tmp_path / "empty.tsv"
     empty.write_text("sentence\tlabel\n")
-    with pytest.raises(RobustTextError, match="empty"):
+    with pytest.raises(RobustTextError, match="no examples"):
         load_examples(empty)
     with pytest.raises(RobustTextError, match="no such"):
         load_examples(tmp_path / "missing.tsv")

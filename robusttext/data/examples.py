@@ -53,6 +53,8 @@ def load_examples(
         from robusttext.data.files import read_file
 
         examples = read_file(path, *columns, limit=limit)
+    elif str(source).startswith(("/", ".", "~")) and not path.exists():
+        raise RobustTextError(f"{source}: no such file or folder (a path, not a hub id)")
     else:
         from robusttext.data.hub import read_hub
 
@@ -105,7 +107,8 @@ def pick_text_column(columns: list[str], wanted: str | None, where: str) -> str:
 def check_label_column(columns: list[str], wanted: str, where: str) -> str:
     if wanted not in columns:
         raise RobustTextError(f"{where}: no label column {wanted!r} (columns: "
-                              f"{', '.join(columns) or 'none'}); certification needs labels")
+                              f"{', '.join(columns) or 'none'}); certification and training need "
+                              "labels")
     return wanted
 
 

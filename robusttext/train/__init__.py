@@ -6,7 +6,7 @@
 """
 
 from robusttext.train.config import TrainConfig
-from robusttext.train.data import Example, load_examples, read_tsv
+from robusttext.train.data import Example, load_examples
 from robusttext.train.evaluate import evaluate, exhaustive_check, with_budget
 from robusttext.train.loss import margin_lower_bounds, robust_loss, worst_case_loss
 from robusttext.train.schedule import RobustSchedule
@@ -21,7 +21,6 @@ __all__ = [
     "exhaustive_check",
     "load_examples",
     "margin_lower_bounds",
-    "read_tsv",
     "robust_loss",
     "train",
     "with_budget",

@@ -12,7 +12,7 @@ from robusttext.train.data import Example
 
 def token_lengths(examples: Sequence[Example], space: PerturbationSpace) -> list[int]:
     """Number of tokens of each sentence at the space's level."""
-    return [len(space.split(e.sentence)[0]) for e in examples]
+    return [len(space.split(e.text)[0]) for e in examples]
 
 
 def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool,
@@ -44,6 +44,6 @@ def iterate_batches(
     """``(indices, encoded batch, labels [batch] long)`` on ``device`` for each index list."""
     for indices in order:
         chosen = [examples[i] for i in indices]
-        batch = space.encode([e.sentence for e in chosen], vocab).to(device)
+        batch = space.encode([e.text for e in chosen], vocab).to(device)
         labels = torch.tensor([e.label for e in chosen], dtype=torch.long, device=device)
         yield indices, batch, labels

@@ -26,9 +26,9 @@ class TrainConfig:
     ``norm``; each model takes its own; None: the model's default),
     ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
     ``embed_dim`` is then the transformer's), ``freeze_embeddings``.
-    Data: ``train`` / ``dev`` (TSV path or hub id, with ``train_split`` / ``dev_split``),
-    ``train_limit`` / ``dev_limit`` (first N examples after a seeded shuffle of the training set;
-    the dev set is taken in order), ``min_count`` / ``max_vocab`` for the vocabulary.
+    Data: ``train`` / ``dev`` (a .tsv/.csv/.jsonl path, or a hub id read at ``train_split`` /
+    ``dev_split``), ``train_limit`` / ``dev_limit`` (first N examples after a seeded shuffle of
+    the training set; the dev set is taken in order), ``min_count`` / ``max_vocab``.
     Space: ``sources`` (names or paths for ``robusttext.perturb.load_source``), ``budget``
     (None: every position may change), ``tokenizer``, ``max_candidates``, ``wordnet_senses``;
     or ``space_file``, a saved ``PerturbationSpace`` JSON (its budget replaced by ``budget``).

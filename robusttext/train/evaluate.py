@@ -89,9 +89,9 @@ def exhaustive_check(
     device = next(model.parameters()).device
     checked = robust = unsound = 0
     for index, example in enumerate(examples):
-        if space.count(example.sentence, vocab) > limit:
+        if space.count(example.text, vocab) > limit:
             continue
-        rewrites = list(space.enumerate(example.sentence, vocab))
+        rewrites = list(space.enumerate(example.text, vocab))
         ok = True
         for start in range(0, len(rewrites), chunk):
             ids = torch.tensor(rewrites[start : start + chunk], dtype=torch.long, device=device)

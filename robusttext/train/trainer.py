@@ -85,7 +85,7 @@ def build_space(config: TrainConfig) -> PerturbationSpace:
 def build_vocabulary(examples: list[Example], space: PerturbationSpace,
                      config: TrainConfig) -> Vocabulary:
     """Tokens of the training sentences (characters at the char level)."""
-    return Vocabulary.build((space.split(e.sentence)[0] for e in examples),
+    return Vocabulary.build((space.split(e.text)[0] for e in examples),
                             min_count=config.min_count, max_size=config.max_vocab)
 
 
