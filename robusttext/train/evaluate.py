@@ -39,7 +39,8 @@ def evaluate(
 ) -> dict:
     """Accuracy figures on ``examples``.
 
-    Returns ``{"examples": n, "clean_accuracy": a, "verified_accuracy": {budget: a},
+    Returns ``{"examples": n, "method": bound method, "clean_accuracy": a,
+    "verified_accuracy": {budget: a},
     "exhaustive": {"budget": b, "checked": m, "robust_accuracy": a, "unsound": u}}`` (budget
     keys as strings, ``"None"`` for no limit; ``exhaustive`` only with ``enumerate_limit``).
     ``robust_accuracy`` counts sentences whose every rewrite is classified correctly, among the
@@ -65,6 +66,7 @@ def evaluate(
     n = len(examples)
     result = {
         "examples": n,
+        "method": method,
         "clean_accuracy": correct.float().mean().item(),
         "verified_accuracy": {str(b): v.float().mean().item() for b, v in verified.items()},
     }
