@@ -144,3 +144,42 @@ def test_overflowing_bounds_widen_to_infinity_never_nan(method):
     C = margin_matrix(torch.tensor([0, 1, 0, 1]), 2)
     lower, upper = compute_bounds(model, LinfBall(x, 0.3), method, C=C)
     assert not torch.isnan(lower).any() and not torch.isnan(upper).any()
+
+
+class Softmax(nn.Module):
+    def forward(self, x):
+        return torch.softmax(x, dim=-1)
+
+
+def softmax_interval_closed_form(lo, hi):
+    """``e^{l_i} / (e^{l_i} + sum_{j != i} e^{u_j})`` and its mirror, written out directly."""
+    others_hi = hi.exp().sum(-1, keepdim=True) - hi.exp()
+    others_lo = lo.exp().sum(-1, keepdim=True) - lo.exp()
+    return lo.exp() / (lo.exp() + others_hi), hi.exp() / (hi.exp() + others_lo)
+
+
+def test_softmax_interval_matches_the_closed_form():
+    torch.manual_seed(0)
+    center = torch.randn(4, 3, 6, dtype=torch.float64)
+    box = LinfBall(center, 0.7)
+    lower, upper = compute_bounds(Softmax(), box, "ibp")
+    expected = softmax_interval_closed_form(center - 0.7, center + 0.7)
+    torch.testing.assert_close(lower, expected[0])
+    torch.testing.assert_close(upper, expected[1])
+
+
+def test_softmax_interval_stays_finite_and_sound_for_extreme_scores():
+    """Scores of +-1e4 (as after attention masking) and wide intervals: the direct formula
+    gives 0 / 0 there; the bounds must stay finite, sound and differentiable."""
+    torch.manual_seed(1)
+    center = (torch.randn(8, 5) * 3e3).requires_grad_(True)
+    box = LinfBall(center, 2e3)
+    lower, upper = compute_bounds(Softmax(), box, "ibp")
+    assert torch.isfinite(lower).all() and torch.isfinite(upper).all()
+    (lower.sum() - upper.sum()).backward()
+    assert torch.isfinite(center.grad).all()
+    with torch.no_grad():
+        samples = center + 2e3 * (2 * torch.rand(256, *center.shape) - 1)
+        samples[0], samples[1] = center + 2e3, center - 2e3
+        values = torch.softmax(samples, dim=-1)
+        assert (values >= lower - 1e-6).all() and (values <= upper + 1e-6).all()

@@ -164,3 +164,29 @@ def test_command_line(tmp_path, capsys):
         "train": write_tsv(tmp_path / "t.tsv"), "device": "cpu", "out": out,
         "robust-weight": 0.0}.items()), []), "--no-progress"]) == 0
     assert (out / "weights.safetensors").is_file()
+
+
+def test_steps_with_a_non_finite_gradient_are_skipped_not_applied(tmp_path, monkeypatch, capsys):
+    """An overflowing bound must not write NaN into the weights: such steps are skipped and
+    counted; an epoch in which every step overflows stops training with a clear error."""
+    import robusttext.train.loss as loss_module
+
+    real = loss_module.robust_loss
+    calls = {"n": 0}
+
+    def every_other_nan(*args, **kwargs):
+        loss, parts = real(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] % 2 else loss), parts
+
+    monkeypatch.setattr(loss_module, "robust_loss", every_other_nan)
+    metrics = train(tiny_config(tmp_path, epochs=1))
+    bundle = load_text_model(tmp_path / "run")
+    assert all(torch.isfinite(p).all() for p in bundle.model.parameters())
+    assert metrics["clean_accuracy"] >= 0
+    assert "steps of epoch 1 had a non-finite gradient and were skipped" in capsys.readouterr().out
+
+    monkeypatch.setattr(loss_module, "robust_loss",
+                        lambda *a, **k: (lambda l, p: (l * float("nan"), p))(*real(*a, **k)))
+    with pytest.raises(RobustTextError, match="every step of epoch 1 had a non-finite"):
+        train(tiny_config(tmp_path, epochs=1, out=str(tmp_path / "run2")))

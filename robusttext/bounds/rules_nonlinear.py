@@ -216,24 +216,42 @@ def _softmax_dim(ctx):
     return dim
 
 
+def _logsumexp_others(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``log sum_{j != i} exp(x_j)`` for every ``i`` along ``dim`` (size >= 2), stably.
+
+    For ``i`` off the row's argmax the sum holds the maximum's term, so with ``m`` the maximum
+    ``sum_j exp(x_j - m) - exp(x_i - m) >= 1``; at the argmax, the other terms are summed
+    directly around the second largest value. Finite inputs give finite outputs.
+    """
+    m1, arg = x.max(dim, keepdim=True)
+    m1 = m1.detach()
+    is_max = torch.zeros_like(x, dtype=torch.bool).scatter(dim, arg, True)
+    shifted = torch.exp(x - m1)
+    off_max = m1 + torch.log((shifted.sum(dim, keepdim=True) - shifted).clamp(min=1.0))
+    rest = x.masked_fill(is_max, float("-inf"))
+    m2 = rest.amax(dim, keepdim=True).detach()
+    at_max = m2 + torch.log(torch.exp(rest - m2).sum(dim, keepdim=True))
+    return torch.where(is_max, at_max.expand_as(x), off_max)
+
+
 class SoftmaxRule:
     """Softmax along ``dim``.
 
     Forward: ``lower_i = e^{l_i} / (e^{l_i} + sum_{j != i} e^{u_j})`` and symmetrically for the
-    upper bound. Backward: ``softmax(x) = e * r`` with ``e = exp(x - m)`` (``m`` a constant per
-    row), ``r = 1 / sum(e)``; McCormick for the product, reciprocal and exp relaxations.
+    upper bound, computed as ``sigmoid(l_i - logsumexp_{j != i} u_j)`` so that no exponential
+    overflows or underflows to 0 / 0 (see ``_logsumexp_others``). Backward: ``softmax(x) = e *
+    r`` with ``e = exp(x - m)`` (``m`` a constant per row), ``r = 1 / sum(e)``; McCormick for
+    the product, reciprocal and exp relaxations.
     """
 
     def ibp(self, ctx):
         lo, hi = ctx.interval(ctx.inputs[0])
-        dim = _softmax_dim(ctx)
-        m = hi.amax(dim, keepdim=True).detach()
-        e_lo, e_hi = torch.exp(lo - m), torch.exp(hi - m)
-        others_hi = (e_hi.sum(dim, keepdim=True) - e_hi).clamp(min=0)
-        others_lo = (e_lo.sum(dim, keepdim=True) - e_lo).clamp(min=0)
-        lower = e_lo / (e_lo + others_hi)
-        upper = e_hi / (e_hi + others_lo)
-        return lower.clamp(0, 1), upper.clamp(0, 1)
+        dim = _softmax_dim(ctx) % lo.dim()
+        if lo.shape[dim] == 1:
+            return torch.ones_like(lo), torch.ones_like(hi)
+        lower = torch.sigmoid(lo - _logsumexp_others(hi, dim))
+        upper = torch.sigmoid(hi - _logsumexp_others(lo, dim))
+        return lower, upper
 
     def backward(self, ctx, A_lower, A_upper):
         lo, hi = ctx.interval(ctx.inputs[0])

@@ -238,6 +238,7 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         order = list(sampler)
         totals: dict[str, float] = {}
         counts = {"robust": 0, "clean": 0}
+        skipped = 0
         started = time.time()
         bar = tqdm(iterate_batches(examples, space, vocab, [local for local, _ in order],
                                    device),
@@ -254,9 +255,15 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
                     amp=config.amp)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-                optimizer.step()
+                # The gradients are already summed over ranks, so every rank takes the same
+                # decision: a non-finite gradient (an overflowing bound) skips the step instead
+                # of writing NaN into the weights.
+                norm = torch.nn.utils.clip_grad_norm_(
+                    params, config.grad_clip if config.grad_clip > 0 else float("inf"))
+                if torch.isfinite(norm):
+                    optimizer.step()
+                else:
+                    skipped += 1
                 step += 1
                 for key, value in parts.items():
                     totals[key] = totals.get(key, 0.0) + (
@@ -280,6 +287,14 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
             record["dev_clean"] = round(quick["clean_accuracy"], 4)
             record[f"dev_verified_{config.budget}"] = round(
                 quick["verified_accuracy"][str(config.budget)], 4)
+        if skipped:
+            record["skipped_steps"] = skipped
+            job.say(f"warning: {skipped} of {len(order)} steps of epoch {epoch + 1} had a "
+                    "non-finite gradient and were skipped", flush=True)
+            if skipped == len(order):
+                raise RobustTextError(
+                    f"every step of epoch {epoch + 1} had a non-finite gradient (the bounds "
+                    "overflowed); lower lr, lengthen the ramp or lower robust_weight")
         history.append(record)
         job.say(json.dumps(record), flush=True)
         final = epoch + 1 == config.epochs
