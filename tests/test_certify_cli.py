@@ -20,15 +20,19 @@ def write_tsv(path, rows, header="sentence\tlabel"):
     return path
 
 
-@pytest.fixture
-def word_model(tmp_path):
+def save_word_model(path):
+    """A seeded, untrained word CNN over the words of SENTENCES and SYNONYMS, saved at path."""
     torch.manual_seed(0)
     words = [w for s, _ in SENTENCES for w in s.split()] + [w for v in SYNONYMS.values()
                                                             for w in v]
     vocab = Vocabulary(dict.fromkeys(words))
     space = PerturbationSpace(SynonymTable(SYNONYMS), budget=2)
-    model = WordCNN(len(vocab), embed_dim=8, filters=6)
-    return save_text_model(tmp_path / "word-model", model, vocab, space)
+    return save_text_model(path, WordCNN(len(vocab), embed_dim=8, filters=6), vocab, space)
+
+
+@pytest.fixture
+def word_model(tmp_path):
+    return save_word_model(tmp_path / "word-model")
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ import torch
 from robusttext import distributed
 from robusttext.certify import certify
 from robusttext.errors import RobustTextError
-from robusttext.perturb import PerturbationSpace, SynonymTable, Vocabulary
-from robusttext.text import WordCNN, load_text_model, save_text_model
+from robusttext.perturb import PerturbationSpace, Vocabulary
+from robusttext.text import load_text_model
 from robusttext.train import TrainConfig, train
+from tests.test_certify_cli import SENTENCES as CLI_SENTENCES
+from tests.test_certify_cli import save_word_model
 
-SENTENCES = [("a good movie", 1), ("a bad plot", 0), ("good plot , bad movie", 1),
-             ("the movie was bad", 0), ("fine film", 1), ("bad", 0), ("a good , fine story", 1)]
-SYNONYMS = {"good": ["great", "fine"], "movie": ["film"], "bad": ["awful", "poor"],
-            "plot": ["story"]}
+# The certify CLI tests' sentences plus two (no new words, so the same saved model).
+SENTENCES = [*CLI_SENTENCES, ("bad", 0), ("a good , fine story", 1)]
 ROWS = [("a fine , moving film", 1), ("dull and tired", 0), ("a good story", 1),
         ("bad acting", 0), ("funny and warm", 1), ("a boring mess", 0), ("great fun", 1),
         ("weak , lazy script", 0)]
@@ -73,15 +73,6 @@ def _rank_main(rank, world, port, queue, target, args):
     queue.put((rank, outcome))
 
 
-def word_model(path):
-    torch.manual_seed(0)
-    words = [w for s, _ in SENTENCES for w in s.split()] + [w for v in SYNONYMS.values()
-                                                            for w in v]
-    vocab = Vocabulary(dict.fromkeys(words))
-    space = PerturbationSpace(SynonymTable(SYNONYMS), budget=2)
-    return save_text_model(path, WordCNN(len(vocab), embed_dim=8, filters=6), vocab, space)
-
-
 CERTIFY_OPTIONS = dict(budgets=[0, 1, 2], method="crown-ibp", batch_size=2, enumerate_limit=50)
 
 
@@ -116,7 +107,7 @@ def _certify_rank_fails(rank, model_path):
 
 
 def test_two_ranks_certify_like_one(tmp_path):
-    path = word_model(tmp_path / "model")
+    path = save_word_model(tmp_path / "model")
     bundle = load_text_model(path)
     single = certify(bundle.model, bundle.vocab, bundle.space, SENTENCES,
                      **CERTIFY_OPTIONS).to_json()
@@ -254,7 +245,7 @@ def _certify_command_rank(rank, model_path, data, out):
 def test_certify_command_under_two_ranks(tmp_path, capsys):
     from robusttext.cli import main
 
-    path = word_model(tmp_path / "model")
+    path = save_word_model(tmp_path / "model")
     data = tmp_path / "data.tsv"
     data.write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in SENTENCES))
     argv = ["certify", "--model", str(path), "--data", str(data), "--budget", "0,1,2",
