@@ -440,12 +440,16 @@ class ActivationRule:
     def backward(self, ctx, A_lower, A_upper):
         lo, hi = ctx.interval(ctx.inputs[0])
         relax = self.relax(ctx, lo, hi)
-        out_a, out_b = [], []
-        for A, sign in ((A_lower, -1), (A_upper, 1)):
-            a, b = through_lines(A, relax, sign) if A is not None else (None, 0)
-            out_a.append(a)
-            out_b.append(b)
-        return [(out_a[0], out_a[1])], out_b[0], out_b[1]
+        return each_side(A_lower, A_upper, lambda A, sign: through_lines(A, relax, sign))
+
+
+def each_side(A_lower, A_upper, side):
+    """The backward result of a single-input rule from ``side(A, sign) -> (A', bias)``, run for
+    the lower (sign -1) and the upper (sign +1) bound; a side that is not wanted (``A`` None)
+    stays None with bias 0."""
+    (a_l, b_l), (a_u, b_u) = (side(A, sign) if A is not None else (None, 0)
+                              for A, sign in ((A_lower, -1), (A_upper, 1)))
+    return [(a_l, a_u)], b_l, b_u
 
 
 def through_lines(A, relax, sign):
@@ -483,18 +487,15 @@ class ReLURule(ActivationRule):
         lo, hi = ctx.interval(ctx.inputs[0])
         slope_l, _, slope_u, icpt_u = self.relax(ctx, lo, hi)
         slope_l, slope_u, icpt_u = (t.unsqueeze(1) for t in (slope_l, slope_u, icpt_u))
-        results, biases = [], []
-        for A, sign in ((A_lower, -1), (A_upper, 1)):
-            if A is None:
-                results.append(None)
-                biases.append(0)
-                continue
+
+        def side(A, sign):
             takes_upper = A >= 0 if sign > 0 else A <= 0
-            results.append(A * torch.where(takes_upper, slope_u, slope_l))
             upper_part = A.clamp(min=0) if sign > 0 else A.clamp(max=0)
-            biases.append(torch.einsum("bsn,bn->bs", upper_part.flatten(2),
-                                       icpt_u.squeeze(1).flatten(1)))
-        return [(results[0], results[1])], biases[0], biases[1]
+            return (A * torch.where(takes_upper, slope_u, slope_l),
+                    torch.einsum("bsn,bn->bs", upper_part.flatten(2),
+                                 icpt_u.squeeze(1).flatten(1)))
+
+        return each_side(A_lower, A_upper, side)
 
 
 class LeakyReLURule(ActivationRule):
@@ -607,19 +608,14 @@ class MaxPoolRule:
             out.scatter_add_(3, flat_idx, A.reshape(b, s, c, -1))
             return out.view(b, s, *lo.shape[1:])
 
-        results, biases = [], []
-        for A, sign in ((A_lower, -1), (A_upper, 1)):
-            if A is None:
-                results.append(None)
-                biases.append(0)
-                continue
+        def side(A, sign):
             # Coefficients that want the output large (sign * A > 0) take the constant upper
             # line; the others take the selected entry (a lower line).
             takes_upper = A.clamp(min=0) if sign > 0 else A.clamp(max=0)
-            takes_lower = A - takes_upper
-            results.append(select_transpose(takes_lower))
-            biases.append(_sum_to_batch_spec(takes_upper * top.unsqueeze(1)))
-        return [(results[0], results[1])], biases[0], biases[1]
+            return (select_transpose(A - takes_upper),
+                    _sum_to_batch_spec(takes_upper * top.unsqueeze(1)))
+
+        return each_side(A_lower, A_upper, side)
 
 
 RULES = {

@@ -15,6 +15,7 @@ from robusttext.bounds.rules import (
     _safe_width,
     _sum_to_batch_spec,
     _unbroadcast,
+    each_side,
     through_lines,
 )
 from robusttext.errors import RobustTextError
@@ -264,24 +265,19 @@ class SoftmaxRule:
         planes = mccormick(e_lo, e_hi, r_lo.expand(shape), r_hi.expand(shape))
         exp_relax = _convex_relaxation(torch.exp, torch.exp, lo - m, hi - m)
         rec_relax = _convex_relaxation(torch.reciprocal, lambda x: -1 / (x * x), s_lo, s_hi)
-        out, biases = [], []
-        for A, sign in ((A_lower, -1), (A_upper, 1)):
-            if A is None:
-                out.append(None)
-                biases.append(0)
-                continue
+        # e = exp(x - m) >= / <= slope (x - m) + icpt: the lines in x
+        slope_l, icpt_l, slope_u, icpt_u = exp_relax
+        exp_lines = (slope_l, icpt_l - slope_l * m, slope_u, icpt_u - slope_u * m)
+
+        def side(A, sign):
             a_e, a_r, bias = _through_planes(A, *planes, sign)
             a_r = a_r.sum(dim + 1, keepdim=True)  # r is shared along the softmax dim
             a_s, bias_r = through_lines(a_r, rec_relax, sign)
             a_e = a_e + a_s  # s = sum(e): its coefficient reaches every e along dim
-            # e = exp(x - m) >= / <= slope (x - m) + icpt
-            shifted = [rec for rec in exp_relax]
-            shifted[1] = exp_relax[1] - exp_relax[0] * m
-            shifted[3] = exp_relax[3] - exp_relax[2] * m
-            a_x, bias_e = through_lines(a_e, shifted, sign)
-            out.append(a_x)
-            biases.append(bias + bias_r + bias_e)
-        return [(out[0], out[1])], biases[0], biases[1]
+            a_x, bias_e = through_lines(a_e, exp_lines, sign)
+            return a_x, bias + bias_r + bias_e
+
+        return each_side(A_lower, A_upper, side)
 
 
 NONLINEAR_RULES = {
