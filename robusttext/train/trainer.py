@@ -281,12 +281,6 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
             n = robust_batches if key in ("robust_loss", "verified") else (
                 robust_batches + clean_batches)
             record["train_" + key] = round(value / max(1, n), 4)
-        if dev and job.is_main:
-            quick = evaluate(model, vocab, space, dev, budgets=[config.budget],
-                             method=config.eval_method, batch_size=2 * config.batch_size)
-            record["dev_clean"] = round(quick["clean_accuracy"], 4)
-            record[f"dev_verified_{config.budget}"] = round(
-                quick["verified_accuracy"][str(config.budget)], 4)
         if skipped:
             record["skipped_steps"] = skipped
             job.say(f"warning: {skipped} of {len(order)} steps of epoch {epoch + 1} had a "
@@ -295,6 +289,12 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
                 raise RobustTextError(
                     f"every step of epoch {epoch + 1} had a non-finite gradient (the bounds "
                     "overflowed); lower lr, lengthen the ramp or lower robust_weight")
+        if dev and job.is_main:
+            quick = evaluate(model, vocab, space, dev, budgets=[config.budget],
+                             method=config.eval_method, batch_size=2 * config.batch_size)
+            record["dev_clean"] = round(quick["clean_accuracy"], 4)
+            record[f"dev_verified_{config.budget}"] = round(
+                quick["verified_accuracy"][str(config.budget)], 4)
         history.append(record)
         job.say(json.dumps(record), flush=True)
         final = epoch + 1 == config.epochs
