@@ -45,18 +45,6 @@ SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "train",
                   "budget", "tokenizer", "max_candidates", "wordnet_senses", "seed", "batch_size")
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA when present, else CPU; otherwise the named device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RobustTextError(f"device {name!r} asked for, but CUDA is not available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise RobustTextError(f"unknown device {name!r}") from None
-
-
 def build_space(config: TrainConfig) -> PerturbationSpace:
     """The perturbation space of ``config`` at its model's level."""
     level = MODEL_KINDS[config.model].level

@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from robusttext.distributed import rank_device
 from robusttext.errors import RobustTextError
 from robusttext.vision.data import ImageDataset, channel_stats, load_images
 from robusttext.vision.evaluate import evaluate
@@ -115,13 +116,9 @@ class TrainConfig:
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as error:
-        raise RobustTextError(f"bad device {name!r} ({error})") from None
+    """``auto`` -> cuda when available, else cpu (``robusttext.distributed.rank_device`` for
+    one process)."""
+    return rank_device(name, 0, distributed=False)
 
 
 def robust_cross_entropy(lower: torch.Tensor) -> torch.Tensor:
