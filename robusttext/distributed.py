@@ -397,13 +397,6 @@ def wrap_for_training(model: torch.nn.Module, job: Job) -> torch.nn.Module:
     return DistributedDataParallel(module, device_ids=ids)
 
 
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The text model inside a ``RobustLossModule`` and/or ``DistributedDataParallel``."""
-    while isinstance(module, (torch.nn.parallel.DistributedDataParallel, RobustLossModule)):
-        module = module.module if hasattr(module, "module") else module.model
-    return module
-
-
 __all__ = [
     "DistributedBatchSampler",
     "Job",
@@ -419,6 +412,5 @@ __all__ = [
     "shard",
     "start",
     "stop",
-    "unwrap",
     "wrap_for_training",
 ]

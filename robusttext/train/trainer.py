@@ -235,8 +235,7 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for (_, batch, labels), (_, global_size) in zip(bar, order):
-                share = len(labels) / global_size if global_size else 0.0
-                weight = share * job.world if job.distributed else 1.0
+                weight = distributed.local_weight(len(labels), global_size, job.world)
                 loss, parts = wrapped(
                     batch, labels, weight, budget=config.budget, k=schedule.k(step),
                     method=config.method, eps=schedule.eps(step), beta=schedule.beta(step),
@@ -254,8 +253,8 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
                     skipped += 1
                 step += 1
                 for key, value in parts.items():
-                    totals[key] = totals.get(key, 0.0) + (
-                        value * share if job.distributed else value)
+                    # this rank's share of the global batch's mean (1 on one process)
+                    totals[key] = totals.get(key, 0.0) + value * weight / job.world
                 counts["robust" if "verified" in parts else "clean"] += 1
                 if job.is_main and config.progress:
                     shown = loss.item() / weight if weight else 0.0
