@@ -69,8 +69,7 @@ def pooled_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Te
 
     C: ``[batch, specs, classes]``; mask: ``[batch, length]`` (1 = real token).
     """
-    clean, down, up, weight = _window_changes(body, input_set, mask)
-    pooled = (clean * weight[:, None]).sum(2)  # [batch, features]
+    pooled, down, up, weight = _window_changes(body, input_set, mask)
     head = body.linear_head
     if head is not None:
         C = C.to(pooled)
@@ -78,23 +77,20 @@ def pooled_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Te
         base = (C @ head(pooled).unsqueeze(-1)).squeeze(-1)  # clean margins
         per_window = (a.clamp(min=0) @ down + a.clamp(max=0) @ up) * weight[:, None]
         return base + _budgeted_sum(per_window, input_set, body.window)
-    low, high = _pooled_interval(down, up, weight, input_set, body.window)
-    return compute_bounds(_part(body, "head"), Box(pooled + low, pooled + high), "ibp", C=C,
-                          bound_upper=False)[0]
+    box = Box(*_pooled_box(pooled, down, up, weight, input_set, body.window))
+    return compute_bounds(_part(body, "head"), box, "ibp", C=C, bound_upper=False)[0]
 
 
 def pooled_interval(body: nn.Module, input_set: SubstitutionSet, mask: torch.Tensor):
     """Budget-aware bounds ``(low, high)``, each ``[batch, features]``, on the pooled features
     ``masked_mean(features(x), mask)`` over ``input_set``."""
-    clean, down, up, weight = _window_changes(body, input_set, mask)
-    pooled = (clean * weight[:, None]).sum(2)
-    low, high = _pooled_interval(down, up, weight, input_set, body.window)
-    return pooled + low, pooled + high
+    return _pooled_box(*_window_changes(body, input_set, mask), input_set, body.window)
 
 
 def _window_changes(body, input_set, mask):
-    """Clean features ``[batch, features, length]``, the largest decrease and increase of each
-    window (``down <= 0 <= up``, same shape) and the pooling weights ``[batch, length]``."""
+    """The clean pooled features ``[batch, features]``, the largest decrease and increase of
+    each window (``down <= 0 <= up``, ``[batch, features, length]``) and the pooling weights
+    ``[batch, length]``."""
     if not supports_pooled_bounds(body):
         raise RobustTextError(
             f"{POOLED_METHOD} bounds need a body that pools per-window features (char-cnn, "
@@ -110,14 +106,16 @@ def _window_changes(body, input_set, mask):
     low, high = compute_bounds(_part(body, "features"), input_set, "ibp")
     mask = mask.to(clean)
     weight = mask / mask.sum(1, keepdim=True).clamp(min=1)
-    return clean, (low - clean).clamp(max=0), (high - clean).clamp(min=0), weight
+    pooled = (clean * weight[:, None]).sum(2)
+    return pooled, (low - clean).clamp(max=0), (high - clean).clamp(min=0), weight
 
 
-def _pooled_interval(down, up, weight, input_set, window):
-    """Per pooled coordinate, the budget-aware decrease and increase ``[batch, features]``."""
+def _pooled_box(pooled, down, up, weight, input_set, window):
+    """Per pooled coordinate, its budget-aware bounds ``(low, high)``, each
+    ``[batch, features]``."""
     w = weight[:, None]
-    return (_budgeted_sum(down * w, input_set, window),
-            -_budgeted_sum(-up * w, input_set, window))
+    return (pooled + _budgeted_sum(down * w, input_set, window),
+            pooled - _budgeted_sum(-up * w, input_set, window))
 
 
 def _budgeted_sum(change: torch.Tensor, input_set: SubstitutionSet, window) -> torch.Tensor:
