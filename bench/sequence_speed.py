@@ -2,8 +2,9 @@
 
 For each model it times, at batch 32 and sentences of 20 tokens (SST-2 dev sentences average
 19.5 words): a forward pass ``model(ids, mask)``, IBP and CROWN-IBP lower bounds on the
-2-class margin over a budget-3 substitution set, and one certified-training step (IBP bound +
-clean forward + backward). Medians of ``--repeats`` runs after a warm-up (tracing).
+2-class margin over a budget-3 substitution set (``text_margin_lower``, as certification and
+training call it: the LSTM is unrolled over the batch length), and one certified-training step
+(IBP bound + clean forward + backward). Medians of ``--repeats`` runs after a warm-up (tracing).
 
 The substitution set is synthetic and seeded: 8 candidate slots per position, each real with
 probability 0.25 (about 2 candidates per token; counter-fitted neighbours give 1.8 on SST-2).
@@ -20,7 +21,8 @@ import time
 
 import torch
 
-from robusttext.bounds import SubstitutionSet, compute_bounds, margin_matrix
+from robusttext.bounds import SubstitutionSet, margin_matrix
+from robusttext.bounds.pooling import text_margin_lower
 from robusttext.text import BiLSTM, TransformerClassifier
 
 VOCAB = 15_000
@@ -63,8 +65,7 @@ def measure(model: torch.nn.Module, batch: int, length: int, budget: int,
 
     def bound(method):
         subs = SubstitutionSet(emb(ids), emb(cand_ids), cand_mask, budget)
-        return compute_bounds(model.body, subs, method, C=C, extra_inputs=(mask,),
-                              bound_upper=False)[0]
+        return text_margin_lower(model.body, subs, C, mask, method)
 
     def no_grad(fn):
         def run():

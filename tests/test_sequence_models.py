@@ -126,6 +126,43 @@ def test_crown_is_at_least_as_tight_as_ibp_on_average(name):
     assert widths["crown"] <= widths["ibp"]
 
 
+@pytest.mark.parametrize("method", ["ibp", "crown-ibp"])
+def test_lstm_bounds_unroll_only_the_batch_length(method):
+    """The text bounds trace the LSTM to the batch's length, not max_length: the graph is
+    smaller, the bounds equal those of the max_length graph and hold for every rewrite."""
+    from robusttext.bounds.pooling import text_margin_lower
+
+    torch.manual_seed(5)
+    model = BiLSTM(len(VOCAB), embed_dim=6, hidden=3, max_length=9).eval()
+    batch = SPACE.encode(SENTENCES["lstm"], VOCAB)
+    assert batch.mask.shape[1] == 3
+    emb = model.embedding
+    input_set = SubstitutionSet(emb(batch.token_ids), emb(batch.candidate_ids),
+                                batch.candidate_mask, SPACE.budget)
+    C = margin_matrix(LABELS, 2)
+    with torch.no_grad():
+        short = text_margin_lower(model.body, input_set, C, batch.mask, method)
+        full = compute_bounds(model.body, input_set, method, C=C,
+                              extra_inputs=(batch.mask,), bound_upper=False)[0]
+    torch.testing.assert_close(short, full, atol=1e-5, rtol=1e-5)
+    unrolled = model.body.for_length(3)
+    assert model.body.for_length(3) is unrolled  # reused, so its trace is too
+    nodes = {n: len(torch.fx.symbolic_trace(m).graph.nodes)
+             for n, m in (("short", unrolled), ("full", model.body))}
+    assert nodes["short"] < nodes["full"] / 2
+    for b in range(2):
+        n = int(batch.mask[b].sum())
+        rewrites = torch.tensor(list(enumerate_rewrites(
+            batch.token_ids[b, :n].tolist(), batch.candidate_ids[b, :n].tolist(),
+            batch.candidate_mask[b, :n].tolist(), SPACE.budget)))
+        with torch.no_grad():
+            logits = model(rewrites, torch.ones(rewrites.shape))
+        margin = logits[:, LABELS[b]] - logits[:, 1 - LABELS[b]]
+        assert (margin >= short[b, 0] - 1e-5).all()
+    with pytest.raises(RobustTextError, match="longer than the model's max_length"):
+        model.body.for_length(10)
+
+
 @pytest.mark.parametrize("name", ["lstm", "transformer"])
 def test_longer_than_max_length_raises(name):
     model = small_model(name)

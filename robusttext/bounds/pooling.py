@@ -59,8 +59,16 @@ def text_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Tens
         return pooled_margin_lower(body, input_set, C, mask)
     if method not in METHODS:
         raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(TEXT_METHODS)}")
-    return compute_bounds(body, input_set, method, C=C, extra_inputs=(mask,),
-                          bound_upper=False)[0]
+    return compute_bounds(bounded_module(body, mask.shape[1]), input_set, method, C=C,
+                          extra_inputs=(mask,), bound_upper=False)[0]
+
+
+def bounded_module(body: nn.Module, length: int) -> nn.Module:
+    """The module whose graph is bounded for inputs of ``length`` tokens: ``body.for_length(
+    length)`` when the body has it (an unrolled recurrence traced to that many steps), else
+    ``body``."""
+    for_length = getattr(body, "for_length", None)
+    return body if for_length is None else for_length(length)
 
 
 def pooled_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Tensor,

@@ -66,8 +66,10 @@ class BiLSTMBody(nn.Module):
     so the directions never mix.
 
     A step with mask 0 keeps the state, ``h_t = m_t h_new + (1 - m_t) h_prev`` (the mask is a
-    constant), so padding changes nothing. The traced graph (what the bound engine bounds)
-    always runs ``max_length`` steps; eager calls run only the batch's length.
+    constant), so padding changes nothing. Eager calls run the batch's length. A traced graph
+    has a fixed number of steps: the body itself traces to ``max_length`` steps, and
+    ``for_length(length)`` gives a module (sharing these weights) that traces to exactly
+    ``length`` steps, which is what the text bounds use.
     ``forward(x [batch, length, dim], mask [batch, length]) -> [batch, classes]`` with
     ``length <= max_length``.
     """
@@ -89,12 +91,25 @@ class BiLSTMBody(nn.Module):
         self.register_buffer("reverse", torch.arange(max_length - 1, -1, -1), persistent=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.unroll(x, mask, self.max_length)
+
+    def for_length(self, length: int) -> nn.Module:
+        """A module computing this body on inputs of ``length`` tokens whose traced graph runs
+        ``length`` steps instead of ``max_length`` (kept on the body, outside its state, so the
+        bound engine's trace of it is reused)."""
+        unrolled = self.__dict__.setdefault("_unrolled", {})
+        if length not in unrolled:
+            unrolled[length] = _Unrolled(self, checked_length(length, self.max_length))
+        return unrolled[length]
+
+    def unroll(self, x: torch.Tensor, mask: torch.Tensor, trace_steps: int) -> torch.Tensor:
+        """The logits, running ``trace_steps`` steps when traced (the batch length eagerly)."""
         n = self.hidden
-        length = checked_length(x.shape[1], self.max_length)
+        length = checked_length(x.shape[1], trace_steps)
         # Traced by torch.fx (for the bound engine) the length is a graph value and the loop
-        # runs max_length steps over the padded sequence; run eagerly it is an int and the loop
+        # runs trace_steps steps over the padded sequence; run eagerly it is an int and the loop
         # runs the batch's own length (the same logits: padded steps change nothing).
-        steps = length if isinstance(length, int) else self.max_length
+        steps = length if isinstance(length, int) else trace_steps
         pad = steps - length
         reverse = self.reverse[self.max_length - steps :]  # steps-1, ..., 0
         # Gate inputs of every position at once: [batch, steps, 8H]; the backward direction's
@@ -123,6 +138,17 @@ class BiLSTMBody(nn.Module):
         # keep mask of the step selects the real tokens of both.
         total = (torch.stack(states, 1) * keep_mask).sum(1)  # [batch, 2H]
         return self.out(total / mask.sum(1, keepdim=True))
+
+
+class _Unrolled(nn.Module):
+    """``body`` on inputs of at most ``steps`` tokens, traced to ``steps`` steps."""
+
+    def __init__(self, body: BiLSTMBody, steps: int):
+        super().__init__()
+        self.body, self.steps = body, steps
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.body.unroll(x, mask, self.steps)
 
 
 class TransformerBody(nn.Module):
