@@ -7,8 +7,9 @@ of bounded tensors, bilinear matrix products, softmax, CenterNorm / LayerNorm, s
 so ``compute_bounds(model.body, SubstitutionSet(...), extra_inputs=(mask,))`` certifies them.
 The sizes are those of Xu et al. 2020 (auto_LiRPA).
 
-- ``BiLSTM`` (kind ``"lstm"``): a bidirectional LSTM unrolled over a fixed ``max_length`` of
-  steps (torch.fx cannot loop over a traced length), masked so padding never changes a state,
+- ``BiLSTM`` (kind ``"lstm"``): a bidirectional LSTM unrolled over a fixed number of steps
+  when traced (torch.fx cannot loop over a traced length; the bounds trace one graph per batch
+  length), masked so padding never changes a state,
   mean pooling of the concatenated states over real tokens, linear head.
 - ``TransformerClassifier`` (kind ``"transformer"``): learned position embeddings, one post-norm
   encoder layer (multi-head self-attention with masked keys, ReLU feed-forward), masked mean
@@ -200,8 +201,8 @@ class TransformerBody(nn.Module):
 class BiLSTM(TextClassifier):
     """Bidirectional LSTM (Xu et al. 2020 sizes: hidden 64 per direction) over word embeddings.
 
-    Sentences longer than ``max_length`` tokens raise RobustTextError; every batch runs
-    ``max_length`` steps, so keep it near the longest sentence of the data.
+    Sentences longer than ``max_length`` tokens raise RobustTextError; the model and its
+    bounds run as many steps as the batch has tokens.
     """
 
     kind = "lstm"
