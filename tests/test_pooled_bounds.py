@@ -123,7 +123,7 @@ def test_models_without_pooled_features_are_refused_by_name():
                           batch.mask, "bogus")
 
 
-def test_certify_picks_budget_ibp_for_pooling_models_and_ibp_otherwise():
+def test_certify_picks_budget_ibp_for_pooling_models_and_crown_ibp_otherwise():
     from robusttext.certify import certify
 
     vocab, space = word_setup()
@@ -136,4 +136,8 @@ def test_certify_picks_budget_ibp_for_pooling_models_and_ibp_otherwise():
     for a, i in zip(auto.examples, ibp.examples):
         assert a.margin_lower >= i.margin_lower - 1e-5
     lstm = BiLSTM(len(vocab), embed_dim=8, hidden=4, max_length=12)
-    assert certify(lstm, vocab, space, examples, budgets=[1]).settings["method"] == "ibp"
+    auto = certify(lstm, vocab, space, examples, budgets=[1])
+    ibp = certify(lstm, vocab, space, examples, budgets=[1], method="ibp")
+    assert auto.settings["method"] == "crown-ibp"
+    for a, i in zip(auto.examples, ibp.examples):
+        assert a.margin_lower >= i.margin_lower - 1e-5

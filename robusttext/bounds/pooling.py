@@ -44,11 +44,11 @@ def supports_pooled_bounds(body: nn.Module) -> bool:
 
 
 def pick_method(method: str, body: nn.Module) -> str:
-    """``"auto"``: ``budget-ibp`` for a body that supports it, else ``ibp``; any other name
-    unchanged."""
+    """``"auto"``: ``budget-ibp`` for a body that supports it, else ``crown-ibp`` (never looser
+    than IBP: the engine keeps the tighter of the two); any other name unchanged."""
     if method != "auto":
         return method
-    return POOLED_METHOD if supports_pooled_bounds(body) else "ibp"
+    return POOLED_METHOD if supports_pooled_bounds(body) else "crown-ibp"
 
 
 def text_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Tensor,

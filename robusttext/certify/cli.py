@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the model's budget, else 1,2,3)")
     parser.add_argument("--method", choices=("auto", *METHODS), default="auto",
                         help="bound method (default auto: budget-ibp for the CNNs and bags of "
-                             "words, ibp for other models)")
+                             "words, crown-ibp for other models)")
     parser.add_argument("--relaxation", choices=RELAXATIONS, default="exact",
                         help="substitution-set relaxation (default exact)")
     parser.add_argument("--limit", type=int, metavar="N", help="certify the first N sentences")
