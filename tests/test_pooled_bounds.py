@@ -141,3 +141,37 @@ def test_certify_picks_budget_ibp_for_pooling_models_and_crown_ibp_otherwise():
     assert auto.settings["method"] == "crown-ibp"
     for a, i in zip(auto.examples, ibp.examples):
         assert a.margin_lower >= i.margin_lower - 1e-5
+
+
+@pytest.mark.parametrize("window", [(0, 0), (1, 1), (2, 2), (0, 2), (1, 0)])
+@pytest.mark.parametrize("budget", [0, 1, 2, 3, 4])
+def test_budgeted_window_sum_is_the_smallest_over_every_position_set(window, budget):
+    """The dynamic programme against every set of at most `budget` changeable positions, and
+    never below the per-position top-budget sum or the all-windows sum."""
+    from itertools import combinations
+
+    from robusttext.bounds.pooling import _smallest_union_sum
+
+    left, right = window
+    generator = torch.Generator().manual_seed(budget * 10 + left * 3 + right)
+    batch, rows, length = 3, 2, 7
+    change = -torch.rand(batch, rows, length, generator=generator, dtype=torch.float64)
+    change[:, :, ::3] = 0  # some windows never move
+    changeable = torch.rand(batch, length, generator=generator) < 0.7
+    changeable[0] = False  # nothing can change in the first sentence
+    ours = _smallest_union_sum(change, changeable, budget, window)
+    for b in range(batch):
+        places = [p for p in range(length) if changeable[b, p]]
+        for r in range(rows):
+            expected = 0.0
+            for k in range(1, budget + 1):
+                for chosen in combinations(places, k):
+                    read = {o for p in chosen for o in range(p - right, p + left + 1)
+                            if 0 <= o < length}
+                    expected = min(expected, sum(change[b, r, o].item() for o in read))
+            assert ours[b, r].item() == pytest.approx(expected, abs=1e-12)
+            per_position = sorted(
+                sum(change[b, r, o].item() for o in range(p - right, p + left + 1)
+                    if 0 <= o < length) for p in places)
+            assert ours[b, r].item() >= sum(per_position[:budget]) - 1e-12
+            assert ours[b, r].item() >= change[b, r].sum().item() - 1e-12

@@ -8,12 +8,15 @@ every window away from ``S`` exactly at its clean value. So with ``d_o <= 0`` a 
 window ``o``'s change (from the interval of its features over the set), the pooled change is at
 least::
 
-    sum over windows touching S of d_o  >=  sum over p in S of A_p,   A_p = sum_{o near p} d_o
+    sum over the windows touching S of d_o
 
-(each window touching ``S`` is counted at least once, and every ``d_o <= 0``), hence at least
-the sum of the ``budget`` smallest ``A_p`` over the positions that can change. It is also at
-least ``sum_o d_o`` (every window once); the bound is the larger of the two. With ``left =
-right = 0`` (a bag of words) and a single pooled coordinate this is the exact range.
+and hence at least the smallest such sum over every set ``S`` of at most ``budget`` positions
+that can change, which a dynamic programme over the positions finds exactly (windows are
+intervals, so a position shares windows only with its nearest chosen neighbour). Since every
+``d_o <= 0`` this is never below ``sum_o d_o`` (IBP's figure) nor below the sum of the
+``budget`` smallest per-position totals ``A_p = sum_{o near p} d_o`` (which counts a window
+read by two chosen positions twice). With ``left = right = 0`` (a bag of words) and a single
+pooled coordinate this is the exact range.
 
 ``budget-ibp`` applies this to the margins: with a linear head the specification is folded into
 each window's change before the budget is spent (one set ``S`` for every coordinate); otherwise
@@ -128,23 +131,55 @@ def _pooled_box(pooled, down, up, weight, input_set, window):
 
 def _budgeted_sum(change: torch.Tensor, input_set: SubstitutionSet, window) -> torch.Tensor:
     """A lower bound on the total of ``change`` ``[batch, rows, length]`` (every entry <= 0,
-    one per window) when at most ``input_set.budget`` positions change -> ``[batch, rows]``."""
-    total = change.sum(-1)
-    budget = input_set.budget
-    if budget is None:
-        return total
-    if budget == 0:
-        return torch.zeros_like(total)
-    left, right = window
-    b, rows, length = change.shape
-    # per position p, the windows o = p - right .. p + left that read it
-    padded = F.pad(change.reshape(b * rows, 1, length), (right, left))
-    ones = torch.ones(1, 1, left + right + 1, dtype=change.dtype, device=change.device)
-    per_position = F.conv1d(padded, ones).view(b, rows, length)
+    one per window) when at most ``input_set.budget`` positions change -> ``[batch, rows]``:
+    the smallest sum of ``change`` over the windows that read some set of at most ``budget``
+    changeable positions (exact for that problem; ``_smallest_union_sum``)."""
+    if input_set.budget is None:
+        return change.sum(-1)
     changeable = input_set.mask.any(-1)  # [batch, length]
-    per_position = per_position.masked_fill(~changeable[:, None], 0.0)
-    worst = -(-per_position).topk(min(budget, length), dim=-1).values.sum(-1)
-    return torch.maximum(total, worst)
+    return _smallest_union_sum(change, changeable, input_set.budget, window)
+
+
+def _smallest_union_sum(change: torch.Tensor, changeable: torch.Tensor, budget: int,
+                        window) -> torch.Tensor:
+    """``min`` over sets ``S`` of at most ``budget`` changeable positions of the sum of
+    ``change`` ``[batch, rows, length]`` (``<= 0``) over the windows ``o`` with ``o - left <= p
+    <= o + right`` for some ``p`` in ``S`` -> ``[batch, rows]`` (0 for the empty set).
+
+    Dynamic programme over the positions in increasing order: ``best[p]`` is the smallest sum
+    for ``k`` positions of which ``p`` is the last. Position ``p`` adds the windows ``p - right
+    .. p + left``, less those already read by the previous position ``q`` (up to ``q + left``):
+    all of them when ``p - q >= left + right + 1``, else those from ``q + left + 1`` on.
+    """
+    left, right = window
+    width = left + right + 1
+    length = change.shape[-1]
+    if budget == 0 or length == 0:
+        return torch.zeros_like(change.sum(-1))
+    prefix = F.pad(change.cumsum(-1), (1, 0))  # [b, rows, length + 1]: sum of change[:i]
+    positions = torch.arange(length, device=change.device)
+
+    def window_sum(first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Sum of change[first..last] (clipped to the sentence), per position."""
+        return (prefix[..., (last + 1).clamp(0, length)]
+                - prefix[..., first.clamp(0, length)])
+
+    inf = float("inf")
+    alone = window_sum(positions - right, positions + left)  # what p adds as the first position
+    # what p adds after a previous position q = p - j, for j = 1 .. width - 1
+    after = [window_sum(positions - j + left + 1, positions + left) for j in range(1, width)]
+    blocked = ~changeable[:, None]  # [batch, 1, length]
+    best = alone.masked_fill(blocked, inf)
+    result = torch.minimum(torch.zeros_like(best[..., 0]), best.min(-1).values)
+    for _ in range(min(budget, length) - 1):
+        # the best earlier set ends at q <= p - width (all of p's windows are new) ...
+        step = F.pad(best.cummin(-1).values, (width, 0), value=inf)[..., :length] + alone
+        # ... or at q = p - j, close enough to share windows with p
+        for j, added in enumerate(after, start=1):
+            step = torch.minimum(step, F.pad(best, (j, 0), value=inf)[..., :length] + added)
+        best = step.masked_fill(blocked, inf)
+        result = torch.minimum(result, best.min(-1).values)
+    return result
 
 
 def _part(body: nn.Module, name: str) -> nn.Module:
