@@ -134,8 +134,8 @@ def test_lstm_bounds_unroll_only_the_batch_length(method):
 
     torch.manual_seed(5)
     model = BiLSTM(len(VOCAB), embed_dim=6, hidden=3, max_length=9).eval()
-    batch = SPACE.encode(SENTENCES["lstm"], VOCAB)
-    assert batch.mask.shape[1] == 3
+    batch = SPACE.encode(["good dull film", "dull"], VOCAB)  # the second one padded
+    assert batch.mask.shape[1] == 3 and batch.mask[1].sum() == 1
     emb = model.embedding
     input_set = SubstitutionSet(emb(batch.token_ids), emb(batch.candidate_ids),
                                 batch.candidate_mask, SPACE.budget)
