@@ -37,9 +37,9 @@ from robusttext.train.data import Example, load_examples
 from robusttext.train.evaluate import evaluate
 from robusttext.train.schedule import RobustSchedule
 
-# Settings a resumed run must share with the checkpoint it continues.
 # Settings passed to the model's constructor when given (each model takes its own subset).
 MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "max_length", "norm")
+# Settings a resumed run must share with the checkpoint it continues.
 SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "train",
                   "train_split", "train_limit", "min_count", "max_vocab", "sources", "space_file",
                   "budget", "tokenizer", "max_candidates", "wordnet_senses", "seed", "batch_size")
