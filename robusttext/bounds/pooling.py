@@ -165,13 +165,13 @@ def _smallest_union_sum(change: torch.Tensor, changeable: torch.Tensor, budget: 
                 - prefix[..., first.clamp(0, length)])
 
     inf = float("inf")
+    blocked = ~changeable[:, None]  # [batch, 1, length]
     alone = window_sum(positions - right, positions + left)  # what p adds as the first position
     if budget == 1 or width == 1:  # no window is read twice: the budget smallest positions
-        alone = alone.masked_fill(~changeable[:, None], 0.0)
+        alone = alone.masked_fill(blocked, 0.0)
         return -(-alone).topk(min(budget, length), dim=-1).values.sum(-1)
     # what p adds after a previous position q = p - j, for j = 1 .. width - 1
     after = [window_sum(positions - j + left + 1, positions + left) for j in range(1, width)]
-    blocked = ~changeable[:, None]  # [batch, 1, length]
     best = alone.masked_fill(blocked, inf)
     result = torch.minimum(torch.zeros_like(best[..., 0]), best.min(-1).values)
     for _ in range(min(budget, length) - 1):
