@@ -6,11 +6,11 @@ Unknown keys and wrong types raise RobustTextError; nothing is evaluated as code
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robusttext.checkpoint import read_json_file
 from robusttext.errors import RobustTextError
 from robusttext.text.models import MODEL_KINDS
 
@@ -149,14 +149,7 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            obj = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise RobustTextError(f"{path}: no such configuration file") from None
-        except json.JSONDecodeError as error:
-            raise RobustTextError(f"{path}: not valid JSON at line {error.lineno}: "
-                                  f"{error.msg}") from None
+        obj = read_json_file(path, "configuration file")
         return cls.from_json(obj, where=str(path))
 
 
