@@ -37,7 +37,12 @@ class Deprecated(argparse.Action):
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="robusttext", description=__doc__.splitlines()[0])
+    from robusttext import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="robusttext", description="Certify and train text (and image) classifiers robust "
+        "to substitutions. With no command: certify the shipped models on the demo sentences.")
+    parser.add_argument("--version", action="version", version=f"robusttext {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():

@@ -257,7 +257,7 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
     bar = tqdm(
         range(steps_per_epoch),
         desc=f"epoch {epoch + 1}/{config.epochs}",
-        disable=not progress,
+        disable=None if progress else True,
         leave=False,
     )
     eps = kappa = beta = 0.0
