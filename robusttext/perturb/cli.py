@@ -33,8 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="flipped characters per word at the word level (default 1)")
     parser.add_argument("--budget", type=int, default=None, metavar="N",
                         help="at most N positions change (default: any number)")
-    parser.add_argument("--level", choices=("word", "char"), default="word")
-    parser.add_argument("--tokenizer", choices=("glue", "raw"), default="glue")
+    parser.add_argument("--level", choices=("word", "char"), default="word",
+                        help="substitute words or single characters (default word)")
+    parser.add_argument("--tokenizer", choices=("glue", "raw"), default="glue",
+                        help="glue: split on whitespace (SST-2's GLUE format); raw: nltk's "
+                             "word tokenizer (default glue)")
     parser.add_argument("--max-candidates", type=int, default=None, metavar="N",
                         help="keep at most N candidates per position (cuts are reported)")
     parser.add_argument("--wordnet-senses", type=int, default=1, metavar="N",
