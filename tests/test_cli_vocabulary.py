@@ -152,10 +152,10 @@ def test_rerun_of_a_finished_run_says_so(tmp_path, capsys):
 def test_vision_vocabulary(tmp_path, capsys):
     """vision certify: --model is the checkpoint (a shipped name here); old spellings work
     with a deprecation message."""
-    from robusttext.vision.cli import _certify_names
+    from robusttext.vision.cli import certify_names
 
     def names(*argv):
-        return _certify_names(COMMAND_PARSERS["vision certify"].parse_args(list(argv)))
+        return certify_names(COMMAND_PARSERS["vision certify"].parse_args(list(argv)))
 
     assert names() == ("fmnist-dm-small", None)
     assert names("--model", "runs/x", "--architecture", "dm-large") == ("runs/x", "dm-large")
