@@ -256,5 +256,7 @@ register(MatmulSelect(), torch.matmul, operator.matmul, "matmul", params=_TWO)
 _DIM = satisfies(lambda d: isinstance(d, int) and not isinstance(d, bool),
                  "an explicit integer dim")
 register(SoftmaxRule(), nn.Softmax, params={"input": DATA}, attrs={"dim": _DIM})
-register(SoftmaxRule(), torch.softmax, F.softmax, "softmax",
+register(SoftmaxRule(), F.softmax,
          params={"input": DATA, "dim": _DIM, "_stacklevel": ANY, "dtype": only(None)})
+register(SoftmaxRule(), torch.softmax, "softmax",
+         params={"input": DATA, "dim": _DIM, "dtype": only(None)})
