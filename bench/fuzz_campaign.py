@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report-every", type=int, default=250)
+    parser.add_argument("--trace", help="write each graph to this file before checking it "
+                        "(to find one that crashes the process)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     counts = {"tried": 0, "violations": 0, "errors": 0}
@@ -41,6 +43,9 @@ def main() -> None:
     @given(graphs())
     def campaign(case):
         counts["tried"] += 1
+        if args.trace:
+            with open(args.trace, "a") as trace:
+                print(counts["tried"], case, file=trace)
         try:
             problems = check(case)
         except RobustTextError:

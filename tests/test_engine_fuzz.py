@@ -156,8 +156,10 @@ def _reshaping(draw, shape, layers):
                                                         dilation, groups)
         layers.append(conv)
         i = len(layers) - 1
-        return (lambda m, x, p: m.layers[i](x)), f"Conv{dims - 1}d(k{k} s{stride} p{padding} " \
-            f"d{dilation} g{groups})", (out, *size)
+        # contiguous: torch 2.13's CPU conv1d crashed (SIGSEGV) on some permuted inputs in the
+        # model's own forward pass; the engine never saw those graphs
+        name = f"Conv{dims - 1}d(k{k} s{stride} p{padding} d{dilation} g{groups})"
+        return (lambda m, x, p: m.layers[i](x.contiguous())), name, (out, *size)
     if kind == "batch_norm" and dims in (1, 2, 3):
         bn = (nn.BatchNorm1d if dims <= 2 else nn.BatchNorm2d)(shape[0])
         with torch.no_grad():

@@ -102,7 +102,7 @@ class GELUs(nn.Module):
 
 
 @pytest.mark.parametrize("form", ["module", "module-tanh", "F", "F-tanh"])
-@pytest.mark.parametrize("eps", [0.0, 1e-6, 0.05, 1.0, 20.0])
+@pytest.mark.parametrize("eps", [0.0, 0.05, 20.0])
 @pytest.mark.parametrize("method", METHODS)
 def test_gelu_is_sound_in_both_forms(form, eps, method):
     torch.manual_seed(0)

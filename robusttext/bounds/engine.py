@@ -2,7 +2,8 @@
 
 The model is traced once with torch.fx; the engine then walks the graph like an interpreter.
 Nodes that do not depend on the perturbed input are evaluated normally (constants); every other
-node gets an interval from the rule of its operation (rules.py). CROWN walks the graph backwards
+node gets an interval from the rule registered for its operation (rules/), after its arguments
+are checked against what the rule declares (rules/registry.py). CROWN walks the graph backwards
 from a node with linear bounds and concretizes them over the input set.
 """
 
@@ -225,11 +226,16 @@ class _Propagation:
         node = ctx.node
         target = node.args[0]
         if not ctx.is_bounded(target):
-            return
+            raise RobustTextError(
+                f"{ctx.description} writes a value that depends on the perturbed input into a "
+                f"constant tensor (a parameter, buffer or other input) in place, which robusttext "
+                f"does not follow; make it out of place (at {ctx.where})"
+            )
         root = self.alias_of.get(target, target)
+        shared = [n for n in self.bounds if self.alias_of.get(n, n) is root]
         position = self.position
-        for other in list(self.bounds):
-            if other is node or self.alias_of.get(other, other) is not root:
+        for other in shared:
+            if other is node:
                 continue
             for user in other.users:
                 if user is not node and position[user] > position[node]:
