@@ -6,8 +6,10 @@ DM-small): margin lower bounds only (robusttext ``bound_upper=False``, auto_LiRP
 classes, 1 for 2), float32, one thread, no gradients. Every timed operation gets its own copy of
 the model; its first call (robusttext: tracing; auto_LiRPA: ``BoundedModule`` build + first
 bound) is timed apart, then ``--repeats`` interleaved rounds call every operation once each, and
-the steady figure is the median. Each row gives the steady time, its ratio to the forward pass
-and to the peer's same method, the first-call / steady ratio and the mean margin lower bound.
+the steady figure is the median. Each row gives the steady process CPU time and wall time, the
+CPU time's ratio to the forward pass and to the peer's same method, the first-call / steady
+ratio (CPU) and the mean margin lower bound. CPU time is the figure to read on a shared
+machine: under load the wall time also counts the time other processes held the cores.
 
 Cases:
 - DM-small / DM-medium / DM-large (``robusttext.vision.models``) on MNIST-shaped (1x28x28, eps
@@ -161,18 +163,20 @@ class Operation:
     method: str  # "forward", "ibp", "crown-ibp", "crown"
     setup: Callable[[], Callable[[], torch.Tensor | None]]
     call: Callable | None = None
-    first: float = math.nan
-    times: list = field(default_factory=list)
+    first: float = math.nan  # CPU seconds of the first call
+    first_wall: float = math.nan
+    times: list = field(default_factory=list)  # wall-clock seconds per steady call
+    cpu_times: list = field(default_factory=list)  # process CPU seconds per steady call
     mean_lower: float = math.nan
     error: str = ""
 
 
 def run_case(operations: list[Operation], repeats: int, grad: bool = False) -> None:
     """First call of every operation (setup included), then ``repeats`` interleaved rounds;
-    without gradients unless ``grad``."""
+    without gradients unless ``grad``. Records wall-clock and process CPU seconds."""
     with torch.set_grad_enabled(grad):
         for op in operations:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 op.call = op.setup()
                 result = op.call()
@@ -180,35 +184,39 @@ def run_case(operations: list[Operation], repeats: int, grad: bool = False) -> N
                 op.error = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
                 op.call = None
                 continue
-            op.first = time.perf_counter() - start
+            op.first = time.process_time() - cpu
+            op.first_wall = time.perf_counter() - start
             if result is not None:
                 op.mean_lower = result.detach().mean().item()
         for _ in range(repeats):
             for op in operations:
                 if op.call is None:
                     continue
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 op.call()
+                op.cpu_times.append(time.process_time() - cpu)
                 op.times.append(time.perf_counter() - start)
 
 
 def report(case: str, operations: list[Operation]) -> list[str]:
-    """Markdown rows ``| case | method | side | ms | x forward | x peer | first/steady | mean
-    margin lower bound |``."""
-    steady = {(op.side, op.method): statistics.median(op.times) for op in operations if op.times}
-    forward = steady.get(("robusttext", "forward"), math.nan)
+    """Markdown rows ``| case | method | side | CPU ms | wall ms | x forward | x peer | first /
+    steady | mean margin lower bound |``; the ratios are of CPU times (steady medians)."""
+    cpu = {(op.side, op.method): statistics.median(op.cpu_times)
+           for op in operations if op.cpu_times}
+    forward = cpu.get(("robusttext", "forward"), math.nan)
     rows = []
     for op in operations:
         if op.error:
-            rows.append(f"| {case} | {op.method} | {op.side} | failed: {op.error} | | | | |")
+            rows.append(f"| {case} | {op.method} | {op.side} | failed: {op.error} | | | | | |")
             continue
-        t = steady[(op.side, op.method)]
-        peer = steady.get(("auto_LiRPA", op.method))
+        t = cpu[(op.side, op.method)]
+        wall = statistics.median(op.times)
+        peer = cpu.get(("auto_LiRPA", op.method))
         vs_peer = f"{t / peer:.2f}" if peer and op.side != "auto_LiRPA" and op.method != "forward" \
             else ""
         lower = "" if math.isnan(op.mean_lower) else f"{op.mean_lower:.4g}"
-        rows.append(f"| {case} | {op.method} | {op.side} | {1e3 * t:.1f} | {t / forward:.2f} | "
-                    f"{vs_peer} | {op.first / t:.1f} | {lower} |")
+        rows.append(f"| {case} | {op.method} | {op.side} | {1e3 * t:.1f} | {1e3 * wall:.1f} | "
+                    f"{t / forward:.2f} | {vs_peer} | {op.first / t:.1f} | {lower} |")
     return rows
 
 
@@ -376,9 +384,9 @@ def main() -> None:
     print(f"# text: budget {args.budget}, eps {args.text_eps}, {CANDIDATES} candidate slots "
           f"(p 0.25); {args.repeats} interleaved rounds; first/steady: first call (setup "
           "included) over the steady median")
-    print("| case | method | side | steady ms | x forward | x peer | first / steady | "
+    print("| case | method | side | CPU ms | wall ms | x forward | x peer | first / steady | "
           "mean margin lower bound |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, factory in cases(args):
         operations = factory()
         crown = any(op.method == "crown" for op in operations)

@@ -5,8 +5,8 @@ One step is ``zero_grad``, the loss ``0.5 CE(clean logits) + 0.5 CE(worst-case l
 -margin lower bounds])`` (Gowal et al. 2018; Wong & Kolter 2018) and ``backward``; no optimiser
 update. IBP and CROWN-IBP (beta 1: the CROWN-IBP bound alone). Times are medians of
 ``--repeats`` interleaved rounds after a first call (timed apart: tracing / the peer's graph
-build), one thread, float32, as a ratio to a plain training step (clean loss, forward + backward)
-and to the peer's step.
+build), one thread, float32: process CPU and wall milliseconds, and the CPU time as a ratio to a
+plain training step (clean loss, forward + backward) and to the peer's step.
 
 - robusttext runs its own training paths: ``robusttext.train.loss.robust_loss`` for the text
   models (char CNN, word CNN, bag of words, BiLSTM, Transformer) and, for DM-small/medium/large,
@@ -248,9 +248,9 @@ def main() -> None:
           f"{torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs, load average at start "
           f"{os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M %Z')}; batch {args.batch}")
     print("# 'forward' rows: a plain training step (clean loss); 'x forward': over that step")
-    print("| case | method | side | step ms | x forward | x peer | first / steady | "
+    print("| case | method | side | CPU ms | wall ms | x forward | x peer | first / steady | "
           "mean margin lower bound |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     models = args.models.split(",")
     jobs = [(kind, lambda k=kind: text_operations(peer, k, args.batch, args.budget,
                                                   args.text_eps, args.peer_char_crown_ibp))
