@@ -81,8 +81,8 @@ class TrainConfig:
                 f"--architecture ('model' in a config file) must be one of "
                 f"{', '.join(sorted(ARCHITECTURES))}, got {self.model!r}"
             )
-        check_eps(self.eps_train, "--eps-train")
-        check_eps(self.eps_eval, "--eps-eval")
+        check_eps(self.eps_train, "--eps-train (eps_train)")
+        check_eps(self.eps_eval, "--eps-eval (eps_eval)")
         for name in ("epochs", "batch_size", "eval_batch_size", "pgd_restarts"):
             if int(getattr(self, name)) < 1:
                 raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got "
