@@ -58,6 +58,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proposals", type=int, default=16, metavar="N",
                         help="substitutions the attack evaluates per sentence and step, ranked "
                              "by gradient (default 16)")
+    _add_space_flags(parser)
+
+
+def _add_space_flags(parser: argparse.ArgumentParser) -> None:
+    """The perturbation-space flags of ``robusttext perturb`` (--synonyms, --typos, --level,
+    ...): they replace the space a model carries, and give one to a model that has none."""
+    from robusttext.perturb.cli import add_space_arguments
+
+    add_space_arguments(parser.add_argument_group(
+        "perturbation space (as in robusttext perturb; overrides the model's own)"))
+
+
+def _flag_space(args: argparse.Namespace, budgets: list[int | None] | None):
+    """The space the flags describe (its budget: the largest of --budget), or None."""
+    from robusttext.perturb.cli import build_space, space_flags_given
+
+    if not space_flags_given(args):
+        return None
+    limited = [b for b in budgets or [] if b is not None]
+    budget = None if not limited or None in (budgets or []) else max(limited)
+    return build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
 
 
 def parse_budgets(text: str | None) -> list[int | None] | None:
@@ -113,9 +134,11 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         check_matplotlib()
     from robusttext.text import load_text_model
+    from robusttext.text.io import bundle_space
 
     names = _models(args.model)
     examples, source = _examples(args)
+    flag_space = _flag_space(args, budgets)
     # Under torchrun (robusttext.distributed): join the group, this rank's device, rank 0 prints;
     # certify_sharded certifies this rank's batches and returns the merged single-process result.
     from robusttext import distributed
@@ -128,11 +151,12 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     for name in names:
         bundle = load_text_model(name, args.device)
-        model_budgets = budgets or ([bundle.space.budget] if bundle.space.budget is not None
+        space = bundle_space(bundle, flag_space)
+        model_budgets = budgets or ([space.budget] if space.budget is not None
                                     else list(DEFAULT_BUDGETS))
         try:
             result = distributed.certify_sharded(
-                certify, bundle.model, bundle.vocab, bundle.space, examples, budgets=model_budgets,
+                certify, bundle.model, bundle.vocab, space, examples, budgets=model_budgets,
                 method=args.method, relaxation=args.relaxation, batch_size=args.batch_size,
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device, progress=None)
@@ -142,9 +166,15 @@ def run(args: argparse.Namespace) -> int:
             return 3
         results[bundle.name] = result
         print(f"{bundle.name}: {len(examples)} sentences from {source}; "
-              f"{bundle.space.describe()}; {result.settings['method']} bounds, "
+              f"{space.describe()}; {result.settings['method']} bounds, "
               f"{args.relaxation} relaxation")
         print(format_table(result))
+        dropped = result.settings.get("dropped_candidates")
+        if dropped is not None:
+            reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dropped.items()
+                                if k != "total" and v)
+            print(f"sub-word candidates dropped: {dropped['total']}"
+                  + (f" ({reasons})" if reasons else ""))
         print()
         part = result.to_json(model=bundle.name)
         report["summary"] += part["summary"]

@@ -19,6 +19,9 @@ class ExampleResult:
                   (found by enumeration, or already shown by the search or the clean
                   prediction); None: the set is larger than the enumeration limit.
     set_size:     the exact number of sentences in the set.
+    dropped_candidates: candidate words left out of the set because their word pieces could not
+                  be covered exactly (sub-word models, ``robusttext.perturb.subwords``; 0 for
+                  word and character vocabularies, which drop nothing).
     """
 
     index: int
@@ -33,6 +36,7 @@ class ExampleResult:
     exhaustive: bool | None
     set_size: int
     origin: str = ""
+    dropped_candidates: int = 0
 
     def to_json(self) -> dict:
         out = asdict(self)
