@@ -81,7 +81,7 @@ def save_text_model(
         raise RobustTextError(f"the model embeds {model.embedding.num_embeddings} tokens but the "
                               f"vocabulary has {len(vocab)}")
     check_space_level(model, space, where="save_text_model")
-    return save_checkpoint(
+    path = save_checkpoint(
         directory, model, kind=model.kind, model_config=model.config(), tensors=extra_tensors,
         vocabulary=vocab.to_json(),
         tokenizer={"style": space.tokenizer, "level": space.level},
@@ -90,6 +90,11 @@ def save_text_model(
         metrics=metrics or {},
         **sections,
     )
+    from robusttext.text.hf.trainable import BertClassifier, write_transformers_files
+
+    if isinstance(model, BertClassifier):  # also a from_pretrained / pipeline folder
+        write_transformers_files(path, model, vocab, space, training_config, metrics)
+    return path
 
 
 def check_space_level(model: TextClassifier, space: PerturbationSpace, where: str) -> None:

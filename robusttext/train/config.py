@@ -21,9 +21,9 @@ METHODS = ("ibp", "crown-ibp", "budget-ibp")
 class TrainConfig:
     """Everything a training run depends on.
 
-    Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``, ``lstm``, ``transformer``), sizes
-    (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
-    ``norm``; each model takes its own; None: the model's default),
+    Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``, ``lstm``, ``transformer``, ``bert``),
+    sizes (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
+    ``norm``, ``layers``; each model takes its own; None: the model's default),
     ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
     ``embed_dim`` is then the transformer's), ``freeze_embeddings``.
     Data: ``train`` / ``dev`` (a .tsv/.csv/.jsonl path, or a hub id read at ``train_split`` /
@@ -59,6 +59,7 @@ class TrainConfig:
     ffn: int | None = None
     max_length: int | None = None
     norm: str | None = None
+    layers: int | None = None
     pretrained: str | None = None
     freeze_embeddings: bool = False
     train: str = "stanfordnlp/sst2"

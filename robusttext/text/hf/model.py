@@ -133,6 +133,11 @@ class EncoderBody(nn.Module):
         self.head = head
         self.position_offset, self.max_length = position_offset, max_length
 
+    @property
+    def out(self) -> nn.Linear:
+        """The classifier layer (the head's last), where training reads the class count."""
+        return self.head[-1]
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         checked_length(x.shape[1], self.max_length)
         # Positions 0, 1, ... of the real tokens (padding repeats the last; it is masked out).
