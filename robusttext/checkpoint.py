@@ -66,10 +66,7 @@ def load_checkpoint(
     for path in (meta_path, weights_path):
         if not path.is_file():
             raise RobustTextError(f"checkpoint {directory}: missing {path.name}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as error:
-        raise RobustTextError(f"checkpoint {meta_path}: not valid JSON ({error})") from None
+    meta = read_json_file(meta_path, "checkpoint")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise RobustTextError(
@@ -83,7 +80,42 @@ def load_checkpoint(
                 f"checkpoint {directory} holds a {meta.get('kind')!r} model, expected "
                 + " or ".join(repr(k) for k in kinds)
             )
-    tensors = load_file(str(weights_path))
+    tensors = read_weights(weights_path)
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
     return model_state, extra, meta
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; RobustTextError naming the file when it is empty,
+    truncated or not safetensors at all."""
+    size = path.stat().st_size
+    if size == 0:
+        raise RobustTextError(f"checkpoint {path}: the weights file is empty (0 bytes); the "
+                              "checkpoint was not written completely")
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own SafetensorError, or OSError
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RobustTextError(f"checkpoint {path}: not a readable safetensors file ({size} "
+                              f"bytes; truncated or corrupt?): {reason}") from None
+
+
+def read_json_file(path: str | Path, what: str = "file") -> Any:
+    """The JSON value in ``path``; RobustTextError naming the file when it is missing, not
+    UTF-8 or not valid JSON."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RobustTextError(f"{what} {path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise RobustTextError(f"{what} {path}: not UTF-8 text (byte {error.start}); save it as "
+                              "UTF-8 JSON") from None
+    except OSError as error:
+        raise RobustTextError(f"{what} {path}: cannot read it ({error.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RobustTextError(f"{what} {path}: not valid JSON at line {error.lineno}: "
+                              f"{error.msg}") from None

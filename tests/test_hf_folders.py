@@ -145,3 +145,16 @@ def test_certify_cli_takes_the_space_from_flags(tmp_path, tokenizer, capsys):
     written = json.loads(report.read_text())
     assert written["models"]["plain"]["settings"]["dropped_candidates"]["total"] == 6
     assert {e["dropped_candidates"] for e in written["examples"]} == {0, 1, 2}
+
+
+def test_sharded_certification_sums_the_dropped_candidates(tokenizer, space):
+    from robusttext.distributed import merge_certifications
+
+    hf = tiny_model("bert")
+    parts = [([0, 1], certify_transformers(hf, tokenizer, SENTENCES[:2], space, budgets=[1])),
+             ([2, 3, 4], certify_transformers(hf, tokenizer, SENTENCES[2:], space, budgets=[1]))]
+    whole = certify_transformers(hf, tokenizer, SENTENCES, space, budgets=[1])
+    merged = merge_certifications(parts)
+    assert merged.settings["dropped_candidates"] == whole.settings["dropped_candidates"]
+    assert [e.dropped_candidates for e in merged.examples] == \
+        [e.dropped_candidates for e in whole.examples]

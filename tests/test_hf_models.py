@@ -127,7 +127,11 @@ def test_bounds_are_sound_against_enumeration_through_the_transformers_model(
             options = [_kept_words(space, w) for w in words]
             true, _ = _true_margins(hf, tokenizer, words, options, budget, int(labels[i]))
             assert lower[i] <= true.min() + 1e-4, (text, budget)
-            if budget == 0:  # a single sentence: the bound is its margin
+            if budget == 0 and activation != "gelu":  # one sentence: the bound is its margin
+                # (The engine's F.gelu rule widens even a point by its rounding margin, and two
+                # layers of interval attention amplify that: on this model crown-ibp gives -0.35
+                # for a clean margin of 1.64. Relu and the tanh form written with products stay
+                # exact on a point.)
                 torch.testing.assert_close(lower[i], true[0], atol=1e-3, rtol=1e-3)
 
 

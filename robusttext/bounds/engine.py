@@ -9,7 +9,6 @@ from a node with linear bounds and concretizes them over the input set.
 from __future__ import annotations
 
 import math
-from operator import getitem
 
 import torch
 import torch.fx as fx
@@ -18,25 +17,14 @@ from robusttext.bounds.graph import (
     SHAPE_FUNCTIONS,
     SHAPE_QUERIES,
     describe,
-    op_name,
-    refine,
     run_node,
+    run_with,
     trace,
     where,
 )
-from robusttext.bounds.input_sets import Box, InputSet, SubstitutionSet, _concretize_box
-from robusttext.bounds.rules import (
-    NONLINEAR,
-    REARRANGING_METHODS,
-    REARRANGING_MODULES,
-    RULES,
-    AffineRule,
-    _weight_and_bias,
-)
-from robusttext.bounds.rules_nonlinear import NONLINEAR_RULES
+from robusttext.bounds.input_sets import Box, InputSet, concretize_box
+from robusttext.bounds.rules import bind, lookup, sound, widen, writes_input
 from robusttext.errors import RobustTextError
-
-RULES = {**RULES, **NONLINEAR_RULES}
 
 METHODS = ("ibp", "crown", "crown-ibp")
 # Largest number of entries in one block of identity specifications for intermediate CROWN.
@@ -44,13 +32,18 @@ CROWN_BLOCK_ENTRIES = 2**25
 
 
 class NodeContext:
-    """What a rule sees of one node during propagation."""
+    """What a rule sees of one node during propagation: its bounded inputs and their intervals,
+    its arguments by parameter name (``args``, checked against the rule's declaration), the
+    input set, and ``call`` to run the node on substitute tensors."""
 
     def __init__(self, prop: _Propagation, node: fx.Node):
         self.prop, self.node = prop, node
         self.module = (prop.graph_module.get_submodule(node.target)
                        if node.op == "call_module" else None)
         self.inputs = [n for n in node.all_input_nodes if n in prop.bounds]
+        self.args: dict = {}
+        self.writes = False  # the call writes into its first input (in place)
+        self.exact = False  # a rule sets it when its interval is the exact range
 
     @property
     def description(self) -> str:
@@ -59,6 +52,14 @@ class NodeContext:
     @property
     def where(self) -> str:
         return where(self.node)
+
+    @property
+    def input_set(self) -> InputSet:
+        return self.prop.input_set
+
+    def is_input(self, node) -> bool:
+        """True for the model's perturbed input itself."""
+        return node is self.prop.input_node
 
     def is_node(self, value) -> bool:
         return isinstance(value, fx.Node)
@@ -69,6 +70,10 @@ class NodeContext:
     def interval(self, node):
         return self.prop.bounds[node]
 
+    def output_interval(self):
+        """The node's own interval (after its forward pass)."""
+        return self.prop.bounds[self.node]
+
     def example(self, node) -> torch.Tensor:
         """A tensor of the node's shape, dtype and device (its lower bound)."""
         return self.prop.bounds[node][0]
@@ -76,32 +81,21 @@ class NodeContext:
     def constant(self, node):
         return self.prop.constants[node]
 
-    def node_args(self):
-        return self.node.args
-
-    def node_kwargs(self):
-        return self.node.kwargs
+    def arg(self, name: str, default=None):
+        """The argument ``name``: the node itself when bounded, else its constant value."""
+        value = self.args.get(name, default)
+        if isinstance(value, fx.Node):
+            return value if value in self.prop.bounds else self.prop.constants[value]
+        return value
 
     def call(self, substitutes: dict, zero_constants: bool = False):
-        """Run the node with its bounded inputs replaced by ``substitutes``."""
-        constants = self.prop.constants
-
-        def value(n):
-            if n in substitutes:
-                return substitutes[n]
-            v = constants[n]
-            if zero_constants and isinstance(v, torch.Tensor) and v.is_floating_point():
-                return torch.zeros_like(v)
-            return v
-
-        args = fx.node.map_arg(self.node.args, value)
-        kwargs = fx.node.map_arg(self.node.kwargs, value)
-        return run_node(self.node, self.prop.graph_module, args, kwargs)
+        """Run the node with its bounded inputs replaced by ``substitutes`` (copied first when
+        the call writes in place, so stored bounds are never overwritten)."""
+        return self.prop.run(self.node, substitutes, zero_constants, copy=self.writes)
 
 
 class _Propagation:
-    def __init__(self, model: torch.nn.Module, input_set: InputSet, extra_inputs,
-                 widen: bool = False):
+    def __init__(self, model: torch.nn.Module, input_set: InputSet, extra_inputs):
         self.graph_module = trace(model)
         self.nodes = list(self.graph_module.graph.nodes)
         self.input_set = input_set
@@ -111,11 +105,13 @@ class _Propagation:
         self.ops: dict = {}
         self.is_box: dict = {}  # interval is a box of independent coordinates
         self.is_exact: dict = {}  # interval is the exact range of every coordinate
+        self.rules: dict = {}  # the rule that bounded each node
+        self.contexts: dict = {}  # and what it saw
+        self.alias_of: dict = {}  # node -> the node whose memory it may share (views, in place)
+        self.position = {node: i for i, node in enumerate(self.nodes)}
         self.input_node = None
         self.output_node = None
-        # Replace NaN (from inf - inf in overflowing bounds) by infinities at every node; only
-        # needed when the output came out NaN without it (compute_bounds then runs again).
-        self.widen = widen
+        self.batch = None
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, method: str) -> None:
@@ -136,6 +132,7 @@ class _Propagation:
             self.input_node = node
             lower, upper = self.input_set.interval()
             self.bounds[node] = (lower, upper)
+            self.batch = lower.shape[0]
             self.is_box[node] = self.is_exact[node] = isinstance(self.input_set, Box)
             return
         if index - 1 < len(self.extra_inputs):
@@ -156,56 +153,92 @@ class _Propagation:
             )
         self.output_node = result
 
+    def run(self, node, substitutes: dict, zero_constants: bool = False, copy: bool = False):
+        """Run ``node`` on the stored constants, with ``substitutes`` for the nodes it names
+        (copied when ``copy``); ``zero_constants`` replaces floating constants by zeros."""
+        constants = self.constants
+
+        def value(n):
+            if n in substitutes:
+                return substitutes[n].clone() if copy else substitutes[n]
+            v = constants[n]
+            if zero_constants and isinstance(v, torch.Tensor) and v.is_floating_point():
+                return torch.zeros_like(v)
+            return v
+
+        return run_with(node, self.graph_module, value)
+
     def _call(self, node, method):
         bounded = [n for n in node.all_input_nodes if n in self.bounds]
         if not bounded:
-            self.constants[node] = self._run(node, {})
+            self.constants[node] = self.run(node, {})
             return
         if self._is_shape_query(node):
-            self.constants[node] = self._run(node, {n: self.bounds[n][0] for n in bounded})
+            self.constants[node] = self.run(node, {n: self.bounds[n][0] for n in bounded})
             return
-        name = op_name(node, self.graph_module)
-        if name is None:
-            raise RobustTextError(
-                f"robusttext has no bound rule for {describe(node, self.graph_module)}, used at "
-                f"{where(node)}"
-            )
-        name = refine(name, node, lambda a: isinstance(a, fx.Node) and a in self.bounds)
-        self.ops[node] = name
         ctx = NodeContext(self, node)
-        if method == "crown" and name in NONLINEAR:
-            for pre in ctx.inputs:
-                self._tighten_by_crown(pre)
+        entry = lookup(node, self.graph_module)
+        if entry is None:
+            raise RobustTextError(
+                f"robusttext has no bound rule for {ctx.description}, used at {ctx.where}"
+            )
+        ctx.args = bind(entry, node, ctx.module, ctx.is_bounded, ctx.constant, ctx.description,
+                        ctx.where)
+        ctx.writes = writes_input(entry, ctx.args, ctx.module)
+        if ctx.writes:
+            self._check_overwrite(ctx)
         try:
-            special = self._substitution_first_layer(ctx, name)
-            lower, upper = special if special is not None else RULES[name].ibp(ctx)
-            if not isinstance(lower, torch.Tensor):
-                raise RobustTextError(
-                    f"{ctx.description} returns several tensors, which robusttext does not "
-                    f"bound; slice the tensor instead (at {ctx.where})"
-                )
-            if self.widen:
-                lower, upper = _widen(lower, -1), _widen(upper, 1)
-            self.bounds[node] = (lower, upper)
+            rule = entry.rule.select(ctx)
+            rule.check(ctx)
+            if method == "crown" and rule.needs_input_bounds:
+                for pre in ctx.inputs:
+                    self._tighten_by_crown(pre)
+            lower, upper = rule.ibp(ctx)
         except RobustTextError:
             raise
         except Exception as error:
             raise RobustTextError(
                 f"bounding {ctx.description} at {ctx.where} failed: {error}"
             ) from error
+        if not isinstance(lower, torch.Tensor):
+            raise RobustTextError(
+                f"{ctx.description} returns several tensors, which robusttext does not "
+                f"bound; slice the tensor instead (at {ctx.where})"
+            )
+        if lower.dim() == 0 or lower.shape[0] != self.batch:
+            raise RobustTextError(
+                f"{ctx.description} changes the batch dimension ({self.batch} examples to shape "
+                f"{tuple(lower.shape)}); robusttext bounds each example on its own (at "
+                f"{ctx.where})"
+            )
+        self.bounds[node] = (lower, upper) if rule.overflow_free else sound(lower, upper)
+        self.rules[node], self.contexts[node] = rule, ctx
+        if rule.may_alias or ctx.writes:
+            self.alias_of[node] = self.alias_of.get(ctx.inputs[0], ctx.inputs[0])
         single_box = len(bounded) == 1 and self.is_box[bounded[0]]
-        self.is_box[node] = single_box and self._rearranges(node)
-        self.is_exact[node] = special is not None or (
-            single_box and isinstance(RULES[name], AffineRule)
-        )
+        self.is_box[node] = single_box and rule.keeps_box
+        self.is_exact[node] = ctx.exact or (single_box and rule.linear)
 
-    def _run(self, node, substitutes):
-        def value(n):
-            return substitutes[n] if n in substitutes else self.constants[n]
-
-        args = fx.node.map_arg(node.args, value)
-        kwargs = fx.node.map_arg(node.kwargs, value)
-        return run_node(node, self.graph_module, args, kwargs)
+    def _check_overwrite(self, ctx):
+        """An in-place call is bounded as the fresh value it computes; refuse it when the
+        tensor it overwrites (or a view sharing its memory) is read again afterwards."""
+        node = ctx.node
+        target = node.args[0]
+        if not ctx.is_bounded(target):
+            return
+        root = self.alias_of.get(target, target)
+        position = self.position
+        for other in list(self.bounds):
+            if other is node or self.alias_of.get(other, other) is not root:
+                continue
+            for user in other.users:
+                if user is not node and position[user] > position[node]:
+                    raise RobustTextError(
+                        f"{ctx.description} writes into its input in place, and that tensor is "
+                        f"read again afterwards at {where(user)}; robusttext bounds an in-place "
+                        f"operation only when what it overwrites is not used again (make it "
+                        f"out of place, e.g. inplace=False) (at {ctx.where})"
+                    )
 
     @staticmethod
     def _is_shape_query(node) -> bool:
@@ -216,50 +249,6 @@ class _Propagation:
         if node.target is getattr:
             return len(node.args) > 1 and node.args[1] in SHAPE_QUERIES
         return node.target in SHAPE_FUNCTIONS
-
-    def _rearranges(self, node) -> bool:
-        if node.op == "call_method":
-            return node.target in REARRANGING_METHODS
-        if node.op == "call_module":
-            return isinstance(self.graph_module.get_submodule(node.target), REARRANGING_MODULES)
-        return node.op == "call_function" and node.target in (torch.flatten, torch.reshape,
-                                                              torch.permute, torch.transpose,
-                                                              getitem)
-
-    def _substitution_first_layer(self, ctx, name):
-        """Exact intervals of a per-token Linear or a Conv1d right after a SubstitutionSet."""
-        if not isinstance(self.input_set, SubstitutionSet) or len(ctx.inputs) != 1:
-            return None
-        source = ctx.inputs[0]
-        if name == "linear" and source is self.input_node:
-            weight, bias = _weight_and_bias(ctx)
-            return self.input_set.linear_interval(weight, bias)
-        if name == "conv" and self._is_sequence_transpose(source):
-            module = ctx.module
-            if module is None or module.weight.dim() != 3 or isinstance(module.padding, str):
-                return None
-            return self.input_set.conv1d_interval(
-                module.weight, module.bias, module.stride[0], module.padding[0],
-                module.dilation[0], transposed_input=module.groups == 1,
-            )
-        return None
-
-    def _is_sequence_transpose(self, node) -> bool:
-        """True when ``node`` is the input ``[batch, length, dim]`` turned to ``[batch, dim,
-        length]`` by transpose(1, 2) or permute(0, 2, 1)."""
-        if node.all_input_nodes[:1] != [self.input_node]:
-            return False
-        args = tuple(a for a in node.args[1:])
-        if node.op == "call_method" and node.target == "transpose" or (
-            node.op == "call_function" and node.target is torch.transpose
-        ):
-            return sorted(d % 3 for d in args) == [1, 2]
-        if node.op == "call_method" and node.target == "permute" or (
-            node.op == "call_function" and node.target is torch.permute
-        ):
-            dims = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
-            return tuple(d % 3 for d in dims) == (0, 2, 1)
-        return False
 
     # -- backward (CROWN) ------------------------------------------------------------------
     def backward(self, start, A_lower, A_upper):
@@ -277,11 +266,9 @@ class _Propagation:
                     if A is not None:
                         totals[side] = totals[side] + self.input_set.concretize(A, sign)
                 continue
-            ctx = NodeContext(self, node)
+            ctx = self.contexts[node]
             try:
-                results, bias_lower, bias_upper = RULES[self.ops[node]].backward(
-                    ctx, a_lower, a_upper
-                )
+                results, bias_lower, bias_upper = self.rules[node].backward(ctx, a_lower, a_upper)
             except RobustTextError:
                 raise
             except Exception as error:
@@ -296,8 +283,8 @@ class _Propagation:
                     if r is not None:
                         slot[side] = r if slot[side] is None else slot[side] + r
         # Infinite intermediate bounds can make a coefficient 0 * inf: widen such bounds.
-        return (_widen(totals[0], -1) if A_lower is not None else None,
-                _widen(totals[1], 1) if A_upper is not None else None)
+        return (widen(totals[0], -1) if A_lower is not None else None,
+                widen(totals[1], 1) if A_upper is not None else None)
 
     def _tighten_by_crown(self, node):
         if self.is_exact.get(node, False):
@@ -322,15 +309,9 @@ class _Propagation:
         self.is_exact[node] = False
 
 
-def _widen(bound, sign):
-    """Replace NaN in a lower (sign=-1) or upper (sign=+1) bound by -inf or +inf."""
-    inf = float("inf")
-    return torch.nan_to_num(bound, nan=sign * inf, posinf=inf, neginf=-inf)
-
-
 def _concretize_interval(lower, upper, A, sign):
     """``min`` (sign=-1) or ``max`` (sign=+1) of ``sum(A * x)`` over ``lower <= x <= upper``."""
-    return _concretize_box((lower + upper) / 2, (upper - lower) / 2, A, sign)
+    return concretize_box((lower + upper) / 2, (upper - lower) / 2, A, sign)
 
 
 def compute_bounds(
@@ -368,10 +349,6 @@ def compute_bounds(
         raise RobustTextError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     prop = _Propagation(model, input_set, extra_inputs)
     prop.forward(method)
-    if any(torch.isnan(b).any() for b in prop.bounds[prop.output_node]):
-        # Some interval overflowed (inf - inf): redo it with NaN widened to infinity per node.
-        prop = _Propagation(model, input_set, extra_inputs, widen=True)
-        prop.forward(method)
     out = prop.output_node
     out_lower, out_upper = prop.bounds[out]
     batch = out_lower.shape[0]
@@ -391,8 +368,8 @@ def compute_bounds(
             lower, upper = out_lower, out_upper
         else:
             lower, upper = _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
-        return (_widen(lower, -1) if bound_lower else None,
-                _widen(upper, 1) if bound_upper else None)
+        return (widen(lower, -1) if bound_lower else None,
+                widen(upper, 1) if bound_upper else None)
     if C is None:
         eye = torch.eye(outputs, dtype=out_lower.dtype, device=out_lower.device)
         spec = eye.view(outputs, *out_lower.shape[1:]).unsqueeze(0).expand(batch, -1,
@@ -401,8 +378,8 @@ def compute_bounds(
                                  spec if bound_upper else None)
     # Interval bounds are sound too; keep the tighter of the two per entry.
     ibp_lower, ibp_upper = _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
-    lower = torch.maximum(lower, _widen(ibp_lower, -1)) if lower is not None else None
-    upper = torch.minimum(upper, _widen(ibp_upper, 1)) if upper is not None else None
+    lower = torch.maximum(lower, widen(ibp_lower, -1)) if lower is not None else None
+    upper = torch.minimum(upper, widen(ibp_upper, 1)) if upper is not None else None
     if C is None:
         lower = lower.view_as(out_lower) if lower is not None else None
         upper = upper.view_as(out_upper) if upper is not None else None
@@ -411,14 +388,14 @@ def compute_bounds(
 
 def _ibp_with_spec(prop, out, spec, bound_lower, bound_upper):
     """Interval bounds on ``spec . out``, with ``spec`` folded into the last affine operation."""
-    rule = RULES[prop.ops[out]] if out in prop.ops else None
+    rule = prop.rules.get(out)
     a_lower = spec if bound_lower else None
     a_upper = spec if bound_upper else None
-    if not isinstance(rule, AffineRule):
+    if rule is None or not rule.linear:
         lower, upper = prop.bounds[out]
         return (_concretize_interval(lower, upper, spec, -1) if bound_lower else None,
                 _concretize_interval(lower, upper, spec, 1) if bound_upper else None)
-    ctx = NodeContext(prop, out)
+    ctx = prop.contexts[out]
     results, bias_lower, bias_upper = rule.backward(ctx, a_lower, a_upper)
     totals = [bias_lower, bias_upper]
     for source, pair in zip(ctx.inputs, results):

@@ -1,4 +1,11 @@
-"""Tracing a model with torch.fx and naming the operation of every node."""
+"""Tracing a model with torch.fx, the graph rewrites, and running or naming one node.
+
+Two rewrites run on every traced graph: ``decompose_layer_norm`` (nn.LayerNorm into primitives
+the engine bounds one by one) and ``fuse_sequence_conv`` (``conv1d(x.transpose(1, 2))`` into one
+call, so that the Conv rule can ask the input set for exact bounds of a first layer over a
+sequence). In-place operators (``out += x``) are traced as themselves, so the engine can check
+that what they overwrite is not read again.
+"""
 
 from __future__ import annotations
 
@@ -11,118 +18,12 @@ from pathlib import Path
 import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 
+from robusttext.bounds.rules import conv1d_over_sequence, covered_modules
 from robusttext.errors import RobustTextError
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 _ENGINE_DIR = str(Path(__file__).resolve().parent)
-
-# Each traced callable maps to one operation name; the rules in rules.py are keyed by these names.
-MODULE_OPS = {
-    nn.Linear: "linear",
-    nn.Conv1d: "conv",
-    nn.Conv2d: "conv",
-    nn.BatchNorm1d: "batch_norm",
-    nn.BatchNorm2d: "batch_norm",
-    nn.ReLU: "relu",
-    nn.LeakyReLU: "leaky_relu",
-    nn.Tanh: "tanh",
-    nn.Sigmoid: "sigmoid",
-    nn.Flatten: "structural",
-    nn.Identity: "structural",
-    nn.Dropout: "structural",
-    nn.AvgPool1d: "structural",
-    nn.AvgPool2d: "structural",
-    nn.AdaptiveAvgPool1d: "structural",
-    nn.AdaptiveAvgPool2d: "structural",
-    nn.MaxPool1d: "max_pool",
-    nn.MaxPool2d: "max_pool",
-    nn.Softmax: "softmax",
-}
-
-FUNCTION_OPS = {
-    F.linear: "linear",
-    F.conv1d: "conv",
-    F.conv2d: "conv",
-    F.relu: "relu",
-    torch.relu: "relu",
-    F.leaky_relu: "leaky_relu",
-    torch.tanh: "tanh",
-    F.tanh: "tanh",
-    torch.sigmoid: "sigmoid",
-    F.sigmoid: "sigmoid",
-    operator.add: "add",
-    torch.add: "add",
-    operator.sub: "sub",
-    torch.sub: "sub",
-    operator.neg: "neg",
-    torch.neg: "neg",
-    operator.mul: "mul",
-    torch.mul: "mul",
-    operator.truediv: "div",
-    torch.div: "div",
-    operator.matmul: "matmul",
-    torch.matmul: "matmul",
-    torch.flatten: "structural",
-    torch.reshape: "structural",
-    torch.permute: "structural",
-    torch.transpose: "structural",
-    torch.squeeze: "structural",
-    torch.unsqueeze: "structural",
-    torch.cat: "structural",
-    torch.concat: "structural",
-    torch.stack: "structural",
-    torch.sum: "structural",
-    torch.mean: "structural",
-    operator.getitem: "structural",
-    F.pad: "structural",
-    F.dropout: "structural",
-    F.avg_pool1d: "structural",
-    F.avg_pool2d: "structural",
-    F.adaptive_avg_pool1d: "structural",
-    F.adaptive_avg_pool2d: "structural",
-    F.max_pool1d: "max_pool",
-    F.max_pool2d: "max_pool",
-    torch.exp: "exp",
-    torch.reciprocal: "reciprocal",
-    torch.sqrt: "sqrt",
-    torch.square: "square",
-    operator.pow: "pow",
-    torch.pow: "pow",
-    torch.softmax: "softmax",
-    F.softmax: "softmax",
-}
-
-METHOD_OPS = {
-    "relu": "relu",
-    "tanh": "tanh",
-    "sigmoid": "sigmoid",
-    "add": "add",
-    "sub": "sub",
-    "neg": "neg",
-    "mul": "mul",
-    "div": "div",
-    "matmul": "matmul",
-    "view": "structural",
-    "reshape": "structural",
-    "flatten": "structural",
-    "permute": "structural",
-    "transpose": "structural",
-    "squeeze": "structural",
-    "unsqueeze": "structural",
-    "contiguous": "structural",
-    "sum": "structural",
-    "mean": "structural",
-    "expand": "structural",
-    "expand_as": "structural",
-    "exp": "exp",
-    "reciprocal": "reciprocal",
-    "sqrt": "sqrt",
-    "square": "square",
-    "pow": "pow",
-    "softmax": "softmax",
-}
 
 # Calls that ask about a tensor's shape or type: evaluated on a representative tensor.
 SHAPE_QUERIES = {"size", "dim", "shape", "dtype", "device", "numel", "new_zeros", "new_ones",
@@ -131,12 +32,35 @@ SHAPE_QUERIES = {"size", "dim", "shape", "dtype", "device", "numel", "new_zeros"
 SHAPE_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like}
 
 
+class _Proxy(fx.Proxy):
+    """A proxy that records ``a += b`` (and -=, *=, /=) as the in-place operator, where fx's own
+    records a fresh ``a + b`` and so loses the write into ``a``."""
+
+    def _inplace(self, op, other):
+        return self.tracer.create_proxy("call_function", op, (self, other), {})
+
+    def __iadd__(self, other):
+        return self._inplace(operator.iadd, other)
+
+    def __isub__(self, other):
+        return self._inplace(operator.isub, other)
+
+    def __imul__(self, other):
+        return self._inplace(operator.imul, other)
+
+    def __itruediv__(self, other):
+        return self._inplace(operator.itruediv, other)
+
+
 class Tracer(fx.Tracer):
     """torch.fx tracer that records the model line of every node for error messages.
 
     (fx's own ``record_stack_traces`` imports much of torch on first use; a plain Python stack
     walk is enough to find the model's line.)
     """
+
+    def proxy(self, node):
+        return _Proxy(node, self)
 
     def create_node(self, *args, **kwargs):
         node = super().create_node(*args, **kwargs)
@@ -154,12 +78,15 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """The model's fx graph (cached per model object)."""
+    """The model's fx graph, rewritten (cached per model object and train/eval state: a
+    functional ``F.dropout(x, training=self.training)`` is traced with the flag's value)."""
+    modes = tuple(m.training for m in model.modules())
     cached = _CACHE.get(model)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] == modes:
+        return cached[1]
     # A bare leaf module (nn.Linear, ...) is traced inside a container so that it keeps its name.
-    root = torch.nn.Sequential(model) if type(model) in MODULE_OPS else model
+    leaf = type(model) in covered_modules() or Tracer().is_leaf_module(model, "")
+    root = torch.nn.Sequential(model) if leaf else model
     try:
         graph = Tracer().trace(root)
     except Exception as error:  # fx raises many kinds of errors on untraceable code
@@ -169,7 +96,8 @@ def trace(model: nn.Module) -> fx.GraphModule:
         ) from None
     module = fx.GraphModule(root, graph)
     decompose_layer_norm(module)
-    _CACHE[model] = module
+    fuse_sequence_conv(module)
+    _CACHE[model] = (modes, module)
     return module
 
 
@@ -193,6 +121,8 @@ def where(node: fx.Node) -> str:
 
 def describe(node: fx.Node, module: fx.GraphModule) -> str:
     """A readable name for the operation of a node."""
+    if "describe" in node.meta:
+        return node.meta["describe"]
     if node.op == "call_module":
         return f"{type(module.get_submodule(node.target)).__name__} ({node.target})"
     if node.op == "call_method":
@@ -204,38 +134,6 @@ def describe(node: fx.Node, module: fx.GraphModule) -> str:
         return f"torch.{name}"
     module = getattr(target, "__module__", None)
     return f"{module}.{qualname}" if module and module != "_operator" else qualname
-
-
-def op_name(node: fx.Node, module: fx.GraphModule) -> str | None:
-    """The operation name of a call node, or None when robusttext has no rule for it."""
-    if node.op == "call_module":
-        sub = module.get_submodule(node.target)
-        return MODULE_OPS.get(type(sub))
-    if node.op == "call_function":
-        try:
-            return FUNCTION_OPS.get(node.target)
-        except TypeError:  # unhashable target
-            return None
-    if node.op == "call_method":
-        return METHOD_OPS.get(node.target)
-    return None
-
-
-def refine(name: str, node: fx.Node, is_bounded) -> str:
-    """Pick the rule for operations whose rule depends on which operands are bounded."""
-    args = node.args
-    if name in ("mul", "matmul") and len(args) >= 2 and all(is_bounded(a) for a in args[:2]):
-        if name == "matmul":
-            return "bilinear_matmul"
-        return "square" if args[0] is args[1] else "product"
-    if name == "pow":
-        exponent = args[1] if len(args) > 1 else node.kwargs.get("exponent")
-        if exponent == 2 and is_bounded(args[0]):
-            return "square"
-        raise RobustTextError(
-            f"only the power 2 of a bounded tensor is supported, at {where(node)}"
-        )
-    return name
 
 
 def decompose_layer_norm(module: fx.GraphModule) -> None:
@@ -271,6 +169,60 @@ def decompose_layer_norm(module: fx.GraphModule) -> None:
         graph.erase_node(node)
     graph.lint()
     module.recompile()
+
+
+def fuse_sequence_conv(module: fx.GraphModule) -> None:
+    """Rewrite ``Conv1d(padding_mode='zeros')(x.transpose(1, 2))`` (or ``x.permute(0, 2, 1)``)
+    into ``conv1d_over_sequence(x, weight, bias, ...)``: the same values, one operation whose
+    rule sees the sequence layout ``[batch, length, channels]`` of ``x``."""
+    graph = module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
+            continue
+        conv = module.get_submodule(node.target)
+        if type(conv) is not nn.Conv1d or conv.padding_mode != "zeros" or isinstance(
+                conv.padding, str):
+            continue
+        turned = node.args[0]
+        if not isinstance(turned, fx.Node) or not _is_sequence_transpose(turned):
+            continue
+        with graph.inserting_before(node):
+            weight = graph.get_attr(f"{node.target}.weight")
+            bias = graph.get_attr(f"{node.target}.bias") if conv.bias is not None else None
+            fused = graph.call_function(conv1d_over_sequence, (
+                turned.args[0], weight, bias, conv.stride, conv.padding, conv.dilation,
+                conv.groups))
+        fused.meta["stack_trace"] = node.meta.get("stack_trace")
+        fused.meta["describe"] = f"Conv1d ({node.target})"
+        node.replace_all_uses_with(fused)
+        graph.erase_node(node)
+        if not turned.users:
+            graph.erase_node(turned)
+    graph.lint()
+    module.recompile()
+
+
+def _is_sequence_transpose(node: fx.Node) -> bool:
+    """True for ``x.transpose(1, 2)`` or ``x.permute(0, 2, 1)`` (a Conv1d's input is 3-D)."""
+    if node.kwargs or not node.args:
+        return False
+    rest = node.args[1:]
+    if node.op == "call_method" and node.target == "transpose" or (
+            node.op == "call_function" and node.target is torch.transpose):
+        return len(rest) == 2 and all(isinstance(d, int) for d in rest) and sorted(
+            d % 3 for d in rest) == [1, 2]
+    if node.op == "call_method" and node.target == "permute" or (
+            node.op == "call_function" and node.target is torch.permute):
+        dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
+        return all(isinstance(d, int) for d in dims) and tuple(d % 3 for d in dims) == (0, 2, 1)
+    return False
+
+
+def run_with(node: fx.Node, module: fx.GraphModule, value_of):
+    """Execute one call node with every input node ``n`` replaced by ``value_of(n)``."""
+    args = fx.node.map_arg(node.args, value_of)
+    kwargs = fx.node.map_arg(node.kwargs, value_of)
+    return run_node(node, module, args, kwargs)
 
 
 def run_node(node: fx.Node, module: fx.GraphModule, args, kwargs):

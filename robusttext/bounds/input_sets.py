@@ -25,7 +25,7 @@ def _check_tensor(name: str, value) -> torch.Tensor:
     return value
 
 
-def _concretize_box(center, radius, A, sign):
+def concretize_box(center, radius, A, sign):
     """``min`` (sign=-1) or ``max`` (sign=+1) of ``sum(A * x)`` over ``|x - center| <= radius``.
 
     A: ``[batch, specs, *shape]``; center, radius: ``[batch, *shape]`` -> ``[batch, specs]``.
@@ -50,7 +50,7 @@ class InputSet:
         A: ``[batch, specs, *shape]`` -> ``[batch, specs]``.
         """
         lower, upper = self.interval()
-        return _concretize_box((lower + upper) / 2, (upper - lower) / 2, A, sign)
+        return concretize_box((lower + upper) / 2, (upper - lower) / 2, A, sign)
 
     def linear_interval(self, weight, bias):
         """Exact interval of a Linear layer applied to the set, or None to use ``interval()``."""

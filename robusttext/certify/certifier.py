@@ -13,7 +13,7 @@ from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.pooling import TEXT_METHODS as METHODS
 from robusttext.bounds.pooling import pick_method
 from robusttext.certify.attack import beam_attack
-from robusttext.certify.exhaustive import exhaustive_check, set_sizes
+from robusttext.certify.exhaustive import exhaustive_check, flipping_rewrite, set_sizes
 from robusttext.certify.margins import margin_lower_bounds, predict
 from robusttext.certify.results import Certification, ExampleResult, summarize
 from robusttext.certify.soundness import check_example
@@ -68,7 +68,8 @@ def certify(
     where the model supports it, else ``ibp``); ``relaxation``: ``exact``, ``box``
     or ``simplex``. Sets of at most ``enumerate_limit`` sentences are enumerated (0: never).
     ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
-    progress bar (None: when stderr is a terminal).
+    progress bar on stderr, naming the step under way (attack, enumeration, bounds per budget);
+    None: when stderr is a terminal.
 
     Every result passes the soundness invariant (``robusttext.certify.soundness``); a
     contradiction raises SoundnessViolation naming the sentence.
@@ -108,7 +109,8 @@ def certify(
 
     hide = None if progress is None else not progress
     with tqdm(total=len(examples), unit="sentence", disable=hide, leave=False,
-              desc="certify") as bar:
+              desc="certify", dynamic_ncols=True) as bar:
+        run.stage = lambda text: bar.set_postfix_str(text, refresh=True)
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
             run.batch([examples[i] for i in chosen], chosen)
@@ -139,6 +141,7 @@ class _Run:
         self.results: list[ExampleResult] = []
         self.classes: int | None = None
         self.setup_seconds = 0.0
+        self.stage = lambda text: None  # shows the step under way (the progress bar)
 
     def num_classes(self, example: Example) -> int:
         """The model's class count, read from its logits on ``example``; also traces the body
@@ -163,6 +166,7 @@ class _Run:
         depth = {b: changeable if b is None else min(b, changeable) for b in self.budgets}
         levels = max(depth.values()) + 1
 
+        self.stage(f"attack, {n} sentences, up to {levels - 1} changes")
         attack = beam_attack(self.model, enc, labels, levels - 1, self.beam_width,
                              self.proposals)
         prediction = predict(self.model, enc.token_ids, enc.mask).argmax(1)
@@ -170,6 +174,7 @@ class _Run:
         sizes = {b: set_sizes(enc, b) for b in self.budgets}
         exhaustive_margin, exhaustive_flip = self._enumerate(enc, labels, attack, sizes, depth,
                                                              levels)
+        found: dict = {}  # (sentence, budget) -> the rewrite the enumeration found
         # Read everything per sentence from the host.
         prediction, exhaustive_margin = prediction.cpu(), exhaustive_margin.cpu()
         exhaustive_flip = exhaustive_flip.cpu()
@@ -177,6 +182,7 @@ class _Run:
         for budget in self.budgets:
             d = depth[budget]
             self.seconds[budget]["attack"] += sum(attack.seconds[:d + 1])
+            self.stage(f"{self.method} bounds, budget {'any' if budget is None else budget}")
             start = time.perf_counter()
             with torch.no_grad():
                 lower = margin_lower_bounds(self.model, enc, labels, self.classes, budget,
@@ -191,12 +197,16 @@ class _Run:
                     exhaustive = False
                 else:
                     exhaustive = not bool(exhaustive_flip[j, d])
+                rewrite = (self._detokenize(attack.witness[j], enc.mask[j]) if flipped
+                           else self._enumerated_flip(enc, j, int(labels[j]), budget, found)
+                           if exhaustive is False else None)
                 result = ExampleResult(
                     index=indices[j], text=examples[j].text, label=examples[j].label,
                     prediction=int(prediction[j]), budget=budget,
                     certified=bool(lower[j] > 0), margin_lower=float(lower[j]),
                     attacked=flipped, attack_margin=float(attack_margins[j, d]),
                     exhaustive=exhaustive, set_size=sizes[budget][j], origin=examples[j].origin,
+                    rewrite=rewrite,
                     dropped_candidates=self._dropped(examples[j].text))
                 check_example(
                     text=result.text, origin=result.origin, budget=budget,
@@ -221,6 +231,8 @@ class _Run:
         lowest = torch.full((len(enc), levels), float("inf"), device=self.device)
         flipped = torch.zeros(len(enc), levels, dtype=torch.bool, device=self.device)
         for budget, sentences in plan.items():
+            total = sum(sizes[budget][j] for j in sentences)
+            self.stage(f"enumerating {total:,} rewrites of {len(sentences)} sentences")
             start = time.perf_counter()
             m, f = exhaustive_check(self.model, enc, labels, sentences, levels)
             rows = torch.tensor(sorted(sentences), device=self.device)
@@ -234,6 +246,15 @@ class _Run:
         if isinstance(self.space, SubwordSpace):
             return self.space.dropped[text].total
         return 0
+
+    def _enumerated_flip(self, enc: EncodedBatch, j: int, label: int, budget: int | None,
+                         found: dict) -> str | None:
+        """The misclassified rewrite that the enumeration proved exists (the search missed
+        it), found again by enumerating sentence ``j``'s set at ``budget``."""
+        if (j, budget) not in found:
+            row = flipping_rewrite(self.model, enc, j, label, budget)
+            found[j, budget] = None if row is None else self._detokenize(row, enc.mask[j].cpu())
+        return found[j, budget]
 
     def _detokenize(self, ids: torch.Tensor, mask: torch.Tensor) -> str:
         tokens = [self.vocab.token(int(t)) for t, m in zip(ids, mask) if m > 0]

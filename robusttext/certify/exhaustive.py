@@ -102,3 +102,23 @@ def exhaustive_check(
     flush()
     # At most d changes: running minimum / any over the change counts.
     return torch.cummin(lowest, 1).values, torch.cummax(flipped.int(), 1).values.bool()
+
+
+
+def flipping_rewrite(
+    model: nn.Module, batch: EncodedBatch, index: int, label: int, budget: int | None,
+    chunk: int = 4096,
+) -> torch.Tensor | None:
+    """A misclassified rewrite of sentence ``index`` at ``budget`` (the one with the lowest
+    margin of ``label``), ``[length]`` token ids; None when every rewrite is classified
+    ``label``. Enumerates the whole set: call it on small sets only."""
+    host = batch.to("cpu")
+    rows, _ = rewrites(host.token_ids[index], host.candidate_ids[index],
+                       host.candidate_mask[index], budget)
+    device = batch.token_ids.device
+    rows = rows.to(device)
+    logits = predict(model, rows, batch.mask[index][None].expand(len(rows), -1), chunk)
+    labels = torch.full((len(rows),), label, device=device)
+    m = margins(logits, labels).masked_fill(logits.argmax(1) == labels, float("inf"))
+    best = int(m.argmin())
+    return rows[best].cpu() if torch.isfinite(m[best]) else None

@@ -3,35 +3,112 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 from robusttext.certify.results import Certification
 from robusttext.errors import RobustTextError
 
-COLUMNS = ("budget", "n", "clean", "attack", "verified", "exhaustive", "bounds", "attack",
-           "enumerate")
+LEGEND = ("legend: verified (proven for every rewrite in the budget) <= exhaustive (every "
+          "rewrite tried: exact, on the sentences enumerated) <= under attack (correct on every "
+          "rewrite the search tried); attack success: the share of correct sentences the "
+          "search flips")
+
+
+def describe_space(space, budgets: list[int | None]) -> str:
+    """The space's level, tokens and sources, and the budget it was built for only when that
+    is the one budget certified (the rows name their own budget)."""
+    text = space.describe()
+    if list(budgets) == [space.budget]:
+        return text
+    trained = "no limit" if space.budget is None else f"at most {space.budget}"
+    names = ", ".join(s.name for s in space.sources) or "no sources"
+    cut = "" if space.max_candidates is None else f", max {space.max_candidates} candidates"
+    return (f"{space.level} level, {space.tokenizer} tokens; sources: {names}{cut} "
+            f"(the model's own budget: {trained})")
 
 
 def format_table(result: Certification) -> str:
-    """One row per budget: accuracies (clean, under attack, verified, exhaustive where sets
-    were enumerated, with how many) and the seconds spent on bounds, attack and enumeration."""
-    header = (f"{'budget':>6} {'n':>6} {'clean':>7} {'attack':>7} {'verified':>8} "
-              f"{'exhaustive':>17} {'bounds':>8} {'attack':>8} {'enumerate':>9}")
+    """One row per budget (the budget named in the row): clean accuracy, accuracy under
+    attack, attack success rate, verified accuracy, exhaustive accuracy (with how many
+    sentences were enumerated) and the seconds spent on bounds, attack and enumeration; then
+    the legend and a note per budget where enumeration was skipped, saying why."""
+    header = (f"{'budget':>17} {'sentences':>9} {'clean':>6} {'under attack':>12} "
+              f"{'attack success':>14} {'verified':>8} {'exhaustive (enumerated)':>23}   "
+              "seconds: bounds / attack / enumeration")
     lines = [header, "-" * len(header)]
     for s in result.summaries:
         if s.exhaustive_accuracy is None:
-            exhaustive = "-"
+            exhaustive = "not enumerated"
         else:
             exhaustive = f"{_pct(s.exhaustive_accuracy)} ({s.exhaustive_n}/{s.n})"
+        success = "-" if s.attack_success_rate is None else _pct(s.attack_success_rate)
         lines.append(
-            f"{_budget(s.budget):>6} {s.n:>6} {_pct(s.clean_accuracy):>7} "
-            f"{_pct(s.attack_accuracy):>7} {_pct(s.verified_accuracy):>8} {exhaustive:>17} "
-            f"{s.bounds_seconds:>7.2f}s {s.attack_seconds:>7.2f}s {s.exhaustive_seconds:>8.2f}s")
+            f"{_positions(s.budget):>17} {s.n:>9} {_pct(s.clean_accuracy):>6} "
+            f"{_pct(s.attack_accuracy):>12} {success:>14} {_pct(s.verified_accuracy):>8} "
+            f"{exhaustive:>23}   {s.bounds_seconds:.2f} / {s.attack_seconds:.2f} / "
+            f"{s.exhaustive_seconds:.2f}")
+    lines.append(LEGEND)
+    lines += enumeration_notes(result)
     return "\n".join(lines)
 
 
-def write_json(path: str | Path, report: dict) -> Path:
-    """Write a report (``{"summary": ..., "examples": ..., ...}``) as indented JSON."""
+def enumeration_notes(result: Certification) -> list[str]:
+    """One line per budget whose sets were not all enumerated: how many and why."""
+    limit = result.settings.get("enumerate_limit")
+    notes = []
+    for s in result.summaries:
+        skipped = s.n - s.exhaustive_n
+        if not skipped:
+            continue
+        where = f"at {_positions(s.budget)}"
+        if limit == 0:
+            notes.append(f"note: {where}, enumeration is off (--enumerate-limit 0)")
+            continue
+        shown = "?" if limit is None else f"{limit:,}"
+        notes.append(f"note: {where}, {skipped} of {s.n} sentences have more than {shown} "
+                     "rewrites (--enumerate-limit) and were not enumerated"
+                     + ("" if s.exhaustive_n == 0 else
+                        f"; exhaustive covers the other {s.exhaustive_n}"))
+    return notes
+
+
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+HTML_FORMATS = (".html", ".htm")
+
+
+def check_output(path: str, flag: str, formats: tuple[str, ...] | None = None) -> None:
+    """Refuse, before any work, an output path that cannot be written: a folder, a file under
+    something that is not a folder, a folder without write permission, or (with ``formats``)
+    another file type. ``-`` (standard output) passes; the caller decides where it is allowed.
+    """
+    if path == "-":
+        return
+    target = Path(path)
+    if formats is not None and target.suffix.lower() not in formats:
+        raise RobustTextError(f"{flag} {path}: the file name must end in "
+                              f"{' or '.join(formats)}")
+    if target.is_dir():
+        raise RobustTextError(f"{flag} {path}: is a folder; name a file")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise RobustTextError(f"{flag} {path}: the file is not writable")
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RobustTextError(f"{flag} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RobustTextError(f"{flag} {path}: cannot write into {parent}")
+
+
+def write_json(path: str | Path, report: dict) -> Path | str:
+    """Write a report (``{"summary": ..., "examples": ..., ...}``) as indented JSON; ``-``
+    writes it to standard output."""
+    if str(path) == "-":
+        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+        sys.stdout.flush()
+        return "standard output"
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,5 +168,8 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def _budget(budget: int | None) -> str:
-    return "any" if budget is None else str(budget)
+def _positions(budget: int | None) -> str:
+    """``"1 position"``, ``"3 positions"``, ``"any positions"``: the budget as a row names it."""
+    if budget is None:
+        return "any positions"
+    return f"{budget} position{'' if budget == 1 else 's'}"

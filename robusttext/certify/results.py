@@ -19,6 +19,8 @@ class ExampleResult:
                   (found by enumeration, or already shown by the search or the clean
                   prediction); None: the set is larger than the enumeration limit.
     set_size:     the exact number of sentences in the set.
+    rewrite:      a misclassified sentence of the set (the attack's, else the enumeration's),
+                  None when none was found.
     dropped_candidates: candidate words left out of the set because their word pieces could not
                   be covered exactly (sub-word models, ``robusttext.perturb.subwords``; 0 for
                   word and character vocabularies, which drop nothing).
@@ -36,6 +38,7 @@ class ExampleResult:
     exhaustive: bool | None
     set_size: int
     origin: str = ""
+    rewrite: str | None = None
     dropped_candidates: int = 0
 
     def to_json(self) -> dict:
@@ -49,6 +52,9 @@ class ExampleResult:
 class BudgetSummary:
     """Accuracies over ``n`` sentences at one budget, and the time each check took.
 
+    ``attack_accuracy`` is the accuracy under attack (no misclassified rewrite found);
+    ``attack_success_rate`` the share of the correctly classified sentences that the search
+    flips (None when none is correct).
     ``exhaustive_accuracy`` is over the ``exhaustive_n`` sentences whose set was small enough
     to enumerate (None when there were none); it is the true robust accuracy on those.
     ``attack_seconds`` is the time the search spent up to this budget (one search serves every
@@ -65,6 +71,7 @@ class BudgetSummary:
     bounds_seconds: float
     attack_seconds: float
     exhaustive_seconds: float
+    attack_success_rate: float | None = None
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -100,6 +107,7 @@ def summarize(results: list[ExampleResult], budget: int | None, seconds: dict) -
     """The summary of one budget's results; ``seconds``: bounds, attack and exhaustive time."""
     n = len(results)
     known = [r.exhaustive for r in results if r.exhaustive is not None]
+    correct = [r for r in results if r.prediction == r.label]
     return BudgetSummary(
         budget=budget,
         n=n,
@@ -111,6 +119,8 @@ def summarize(results: list[ExampleResult], budget: int | None, seconds: dict) -
         bounds_seconds=seconds["bounds"],
         attack_seconds=seconds["attack"],
         exhaustive_seconds=seconds["exhaustive"],
+        attack_success_rate=(sum(r.attacked for r in correct) / len(correct) if correct
+                             else None),
     )
 
 

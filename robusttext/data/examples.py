@@ -101,7 +101,8 @@ def pick_text_column(columns: list[str], wanted: str | None, where: str) -> str:
         if name in columns:
             return name
     raise RobustTextError(f"{where}: no text column (looked for {', '.join(TEXT_COLUMNS)}; "
-                          f"columns: {', '.join(columns)}); name it with text_column")
+                          f"columns: {', '.join(columns)}); name it with --text-column "
+                          "(text_column= from Python)")
 
 
 def check_label_column(columns: list[str], wanted: str, where: str) -> str:

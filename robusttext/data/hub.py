@@ -3,9 +3,18 @@
 Known ids: ``stanfordnlp/sst2`` (columns ``sentence``, ``label``; its ``test`` split has no
 labels) and ``imdb`` (``text``, ``label``); any data set with a text and an integer label column
 works. The cache and offline settings are those of ``datasets`` (``HF_DATASETS_OFFLINE=1``).
+
+Before asking the hub, one TCP connection to it (or to the HTTPS proxy) is tried with a short
+timeout, so that a machine without network fails within seconds, naming the local
+alternatives, instead of after the hub client's retries.
 """
 
 from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from robusttext.data.examples import (
     Example,
@@ -17,6 +26,35 @@ from robusttext.data.examples import (
 from robusttext.errors import RobustTextError
 
 DEFAULT_SPLITS = ("validation", "test")
+PROBE_SECONDS = 3.0
+OFFLINE_VARIABLES = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
+
+
+def hub_address() -> tuple[str, int]:
+    """``(host, port)`` the hub is reached through: the HTTPS proxy when one is set, else the
+    hub endpoint (``HF_ENDPOINT``, default huggingface.co)."""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    default = 443 if url.scheme == "https" else 80
+    return url.hostname or "huggingface.co", url.port or default
+
+
+def check_hub_reachable(hub_id: str, timeout: float = PROBE_SECONDS) -> None:
+    """RobustTextError within ``timeout`` seconds when the hub cannot be reached; nothing in
+    offline mode (``HF_DATASETS_OFFLINE=1``: ``datasets`` reads its cache)."""
+    if any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+           for v in OFFLINE_VARIABLES):
+        return
+    host, port = hub_address()
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise RobustTextError(
+            f"{hub_id!r} is not a local file, and the Hugging Face hub cannot be reached "
+            f"({host}:{port}: {reason}); give a local .tsv/.csv/.jsonl file instead (SST-2: "
+            "a sentence<TAB>label file such as dev.tsv), or set HF_DATASETS_OFFLINE=1 to read "
+            "a data set already in the datasets cache") from None
 
 
 def read_hub(
@@ -24,6 +62,8 @@ def read_hub(
     limit: int | None = None,
 ) -> list[Example]:
     """Examples of one split of a hub data set (default: ``validation``, else ``test``)."""
+    if not Path(hub_id).is_dir():
+        check_hub_reachable(hub_id)
     try:
         import datasets
     except ImportError:

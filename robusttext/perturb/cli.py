@@ -41,8 +41,11 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keyboard map for flips (default: the project's QWERTY map)")
     parser.add_argument("--max-flips-per-word", type=int, default=1, metavar="N",
                         help="flipped characters per word at the word level (default 1)")
-    parser.add_argument("--level", choices=("word", "char"), default="word")
-    parser.add_argument("--tokenizer", choices=("glue", "raw"), default="glue")
+    parser.add_argument("--level", choices=("word", "char"), default="word",
+                        help="substitute words or single characters (default word)")
+    parser.add_argument("--tokenizer", choices=("glue", "raw"), default="glue",
+                        help="glue: split on whitespace (SST-2's GLUE format); raw: nltk's "
+                             "word tokenizer (default glue)")
     parser.add_argument("--max-candidates", type=int, default=None, metavar="N",
                         help="keep at most N candidates per position (cuts are reported)")
     parser.add_argument("--wordnet-senses", type=int, default=1, metavar="N",

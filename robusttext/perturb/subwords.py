@@ -89,7 +89,7 @@ class PieceVocabulary:
         return len(self.tokenizer)
 
     def __repr__(self) -> str:
-        return f"PieceVocabulary({type(self.tokenizer).__name__}, {len(self)} pieces)"
+        return f"PieceVocabulary({type(self.subword_tokenizer).__name__}, {len(self)} pieces)"
 
     def token(self, index: int) -> str:
         return self.tokenizer.convert_ids_to_tokens(int(index))
@@ -117,7 +117,7 @@ class SubwordSpace:
                                       f"{name.removesuffix('_id')}; robusttext frames sentences "
                                       "with its cls and sep tokens")
         self.space = space
-        self.tokenizer = tokenizer
+        self.subword_tokenizer = tokenizer
         self.vocabulary = PieceVocabulary(tokenizer)
         self.max_length = max_length
         self.dropped: dict[str, DroppedCandidates] = {}
@@ -134,8 +134,21 @@ class SubwordSpace:
     def level(self) -> str:
         return self.space.level
 
+    @property
+    def tokenizer(self) -> str:
+        """The word tokenizer style of the space (``glue`` or ``raw``), before the pieces."""
+        return self.space.tokenizer
+
+    @property
+    def sources(self):
+        return self.space.sources
+
+    @property
+    def max_candidates(self) -> int | None:
+        return self.space.max_candidates
+
     def describe(self) -> str:
-        return f"{self.space.describe()}; {type(self.tokenizer).__name__} pieces"
+        return f"{self.space.describe()}; {type(self.subword_tokenizer).__name__} pieces"
 
     def split(self, sentence: str, what: str = "sentence") -> tuple[list[str], list[bool]]:
         """The words of ``sentence`` and whether each is protected (see PerturbationSpace)."""
@@ -143,6 +156,16 @@ class SubwordSpace:
 
     def to_json(self) -> dict:
         return self.space.to_json()
+
+    def candidates(self, sentence: str, vocab: PieceVocabulary | None = None):
+        """Pieces of ``sentence`` (special tokens included) and, per piece, ``(piece id,
+        candidate piece ids)``, as ``PerturbationSpace.candidates`` gives them per token."""
+        enc = self.encode([sentence], vocab)
+        n = int(enc.mask[0].sum())
+        entries = [(int(enc.token_ids[0, p]),
+                    tuple(enc.candidate_ids[0, p][enc.candidate_mask[0, p]].tolist()))
+                   for p in range(n)]
+        return enc.tokens[0], entries
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -152,12 +175,13 @@ class SubwordSpace:
         if cached is not None:
             return cached
         try:
-            ids = self.tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+            ids = self.subword_tokenizer(" " + word, add_special_tokens=False)["input_ids"]
         except Exception as error:  # tokenizers raise their own errors on text they cannot map
-            raise RobustTextError(f"the tokenizer {type(self.tokenizer).__name__} cannot encode "
-                                  f"{word!r}: {error}") from None
+            name = type(self.subword_tokenizer).__name__
+            raise RobustTextError(f"the tokenizer {name} cannot encode {word!r}: {error}"
+                                  ) from None
         if not ids:
-            raise RobustTextError(f"the tokenizer {type(self.tokenizer).__name__} encodes "
+            raise RobustTextError(f"the tokenizer {type(self.subword_tokenizer).__name__} encodes "
                                   f"{word!r} as no pieces at all")
         self._pieces[word] = result = tuple(int(i) for i in ids)
         return result
@@ -207,14 +231,15 @@ class SubwordSpace:
         given, must be this space's ``vocabulary``. Records each sentence's dropped
         candidates in ``dropped``."""
         if vocab is not None and (not isinstance(vocab, PieceVocabulary)
-                                  or vocab.tokenizer is not self.tokenizer):
+                                  or vocab.tokenizer is not self.subword_tokenizer):
             raise RobustTextError("a SubwordSpace encodes with its own tokenizer; pass "
                                   "space.vocabulary (or nothing) as the vocabulary")
         if isinstance(sentences, str):
             sentences = [sentences]
         if not isinstance(sentences, (list, tuple)) or not sentences:
             raise RobustTextError("encode takes a sentence or a non-empty list of sentences")
-        cls, sep = int(self.tokenizer.cls_token_id), int(self.tokenizer.sep_token_id)
+        pieces = self.subword_tokenizer
+        cls, sep = int(pieces.cls_token_id), int(pieces.sep_token_id)
         rows: list[list[tuple[int, tuple[int, ...]]]] = []
         for index, sentence in enumerate(sentences):
             words, protected = self.split(sentence, what=f"sentence {index}")

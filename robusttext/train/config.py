@@ -6,15 +6,16 @@ Unknown keys and wrong types raise RobustTextError; nothing is evaluated as code
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robusttext.checkpoint import read_json_file
 from robusttext.errors import RobustTextError
 from robusttext.text.models import MODEL_KINDS
 
 METHODS = ("ibp", "crown-ibp", "budget-ibp")
+EVAL_METHODS = ("auto", *METHODS)  # auto: as robusttext certify picks (budget-ibp, else crown-ibp)
 
 
 @dataclass
@@ -94,7 +95,7 @@ class TrainConfig:
     amp: bool = False
     out: str = "runs/sentiment"
     eval_budgets: list[int] = field(default_factory=lambda: [1, 2, 3])
-    eval_method: str = "ibp"
+    eval_method: str = "auto"
     eval_all_words: bool = False
     enumerate_limit: int = 0
     time_limit_minutes: float | None = None
@@ -113,24 +114,25 @@ class TrainConfig:
         if self.model not in MODEL_KINDS:
             raise RobustTextError(f"unknown model {self.model!r}; choose one of "
                                   f"{', '.join(MODEL_KINDS)}")
-        for name in ("method", "eval_method"):
-            if getattr(self, name) not in METHODS:
-                raise RobustTextError(f"unknown {name} {getattr(self, name)!r}; choose one of "
-                                      f"{', '.join(METHODS)}")
+        for name, choices in (("method", METHODS), ("eval_method", EVAL_METHODS)):
+            if getattr(self, name) not in choices:
+                raise RobustTextError(f"unknown {flag(name)} {getattr(self, name)!r}; choose "
+                                      f"one of {', '.join(choices)}")
         for name in ("epochs", "batch_size", "min_count"):
             if getattr(self, name) < 1:
-                raise RobustTextError(f"{name} must be at least 1")
+                raise RobustTextError(f"{flag(name)} must be at least 1")
         for name in ("robust_weight", "beta_start", "beta_final"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise RobustTextError(f"{name} must lie in [0, 1]")
+                raise RobustTextError(f"{flag(name)} must lie in [0, 1]")
         if self.budget is not None and self.budget < 0:
-            raise RobustTextError("budget must be >= 0 or null")
+            raise RobustTextError("--budget must be >= 0, or none for no limit")
         if self.lr <= 0 or self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.grad_clip < 0:
-            raise RobustTextError("lr must be positive; warm-up, ramp and grad_clip >= 0")
+            raise RobustTextError("--lr must be positive; --warmup-epochs, --ramp-epochs and "
+                                  "--grad-clip >= 0")
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
-            raise RobustTextError("time_limit_minutes must be positive")
+            raise RobustTextError("--time-limit-minutes must be positive")
         if any(b < 0 for b in self.eval_budgets):
-            raise RobustTextError("eval_budgets must be >= 0")
+            raise RobustTextError("--eval-budgets must be >= 0")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -150,15 +152,13 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            obj = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise RobustTextError(f"{path}: no such configuration file") from None
-        except json.JSONDecodeError as error:
-            raise RobustTextError(f"{path}: not valid JSON at line {error.lineno}: "
-                                  f"{error.msg}") from None
+        obj = read_json_file(path, "configuration file")
         return cls.from_json(obj, where=str(path))
+
+
+def flag(name: str) -> str:
+    """The command-line flag of setting ``name`` (``eval_method`` -> ``--eval-method``)."""
+    return "--" + name.replace("_", "-")
 
 
 _SIMPLE = {"int": int, "float": (int, float), "str": str, "bool": bool}
@@ -170,7 +170,7 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
     if value is None:
         if "None" in options:
             return
-        raise RobustTextError(f"setting {name!r} may not be null")
+        raise RobustTextError(f"{flag(name)} ({name!r} in a config file) may not be none/null")
     for option in options:
         if option.startswith("list["):
             inner = _SIMPLE[option[5:-1]]
@@ -184,4 +184,71 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
                 continue
             if isinstance(value, expected):
                 return
-    raise RobustTextError(f"setting {name!r} must be {annotation}, got {value!r}")
+    raise RobustTextError(f"{flag(name)} ({name!r} in a config file) must be {annotation}, got "
+                          f"{value!r}")
+
+
+# The help text of every setting's flag (``robusttext train --help``); a test checks that
+# each field of TrainConfig has one. Defaults are appended by the command line.
+HELP: dict[str, str] = {
+    "model": "architecture to train (the model setting of a config file)",
+    "embed_dim": "embedding size (default: the architecture's)",
+    "filters": "CNN filters (default: the architecture's)",
+    "width": "CNN window width in tokens (default: the architecture's)",
+    "hidden": "LSTM/Transformer hidden size (default: the architecture's)",
+    "heads": "Transformer attention heads (default: the architecture's)",
+    "ffn": "Transformer feed-forward size (default: the architecture's)",
+    "max_length": "Transformer: longest sentence in tokens (default: the architecture's)",
+    "norm": "Transformer normalisation (default: the architecture's)",
+    "layers": "encoder layers of the bert model (default: the architecture's)",
+    "pretrained": "hub id or folder whose input embeddings initialise the table",
+    "freeze_embeddings": "keep the embedding table fixed",
+    "train": "training data: a .tsv/.csv/.jsonl file or a hub id",
+    "dev": "dev data for the per-epoch and final evaluation (a file or hub id)",
+    "train_split": "split of a hub --train data set",
+    "dev_split": "split of a hub --dev data set",
+    "train_limit": "train on N examples drawn by a seeded shuffle (none: all)",
+    "dev_limit": "evaluate on the first N dev examples (none: all)",
+    "min_count": "keep tokens seen at least N times in the vocabulary",
+    "max_vocab": "keep the N most frequent tokens (none: all)",
+    "sources": "substitution sources: qwerty, wordnet, counterfitted, or JSON files",
+    "space_file": "a saved perturbation space JSON (replaces --sources; its budget is --budget)",
+    "budget": "changed positions per sentence (none: every position may change)",
+    "tokenizer": "tokenizer of the sentences",
+    "max_candidates": "keep at most N candidates per position (none: all)",
+    "wordnet_senses": "WordNet: use each word's N most frequent senses",
+    "robust_weight": "final k of (1-k) CE(clean) + k CE(worst case); 0: normal training",
+    "method": "bound method of the robust loss",
+    "beta_start": "CROWN-IBP weight against IBP at the start of the ramp",
+    "beta_final": "CROWN-IBP weight against IBP at the end of the ramp",
+    "warmup_epochs": "clean epochs before eps and k start to grow",
+    "ramp_epochs": "epochs over which eps and k grow linearly to their final values",
+    "lr": "Adam learning rate",
+    "weight_decay": "Adam weight decay",
+    "grad_clip": "largest gradient norm (0: no clipping)",
+    "lr_decay_epochs": "epochs at which the learning rate is multiplied by --lr-decay",
+    "lr_decay": "learning-rate factor at each of --lr-decay-epochs",
+    "epochs": "training epochs",
+    "batch_size": "sentences per step",
+    "seed": "random seed (initialisation, shuffling)",
+    "device": "torch device: auto (CUDA when present), cpu, cuda, cuda:N",
+    "amp": "autocast the clean pass on CUDA (bounds stay float32)",
+    "out": "checkpoint folder; a run of the same settings there resumes",
+    "eval_budgets": "budgets of the final verified accuracy on --dev",
+    "eval_method": "bound method of the dev evaluation (auto: as robusttext certify picks)",
+    "eval_all_words": "also evaluate with every position allowed to change",
+    "enumerate_limit": "enumerate dev sets of at most N sentences at the first eval budget "
+                       "(0: off)",
+    "time_limit_minutes": "stop after the last epoch that fits in this many minutes (none: no "
+                          "limit)",
+    "progress": "show progress bars (off when stderr is not a terminal)",
+}
+
+# The allowed values of settings that have a fixed set of them.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model": tuple(MODEL_KINDS),
+    "method": METHODS,
+    "eval_method": EVAL_METHODS,
+    "tokenizer": ("glue", "raw"),
+    "norm": ("layernorm", "centernorm"),
+}

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
+from robusttext.bounds.pooling import pick_method
 from robusttext.perturb import PerturbationSpace, Vocabulary
 from robusttext.text.models import TextClassifier
 from robusttext.train.batches import batch_order, iterate_batches
@@ -32,7 +33,7 @@ def evaluate(
     space: PerturbationSpace,
     examples: Sequence[Example],
     budgets: Sequence[int | None] = (1, 2, 3),
-    method: str = "ibp",
+    method: str = "auto",
     batch_size: int = 64,
     enumerate_limit: int = 0,
     progress: bool = False,
@@ -47,6 +48,9 @@ def evaluate(
     ``checked`` ones; ``unsound`` counts verified sentences with a misclassified rewrite (must be
     0).
     """
+    # auto: the method robusttext certify picks, so a training log's verified figure is the
+    # one certify proves; beta 1 makes "crown-ibp" CROWN-IBP (the loss mixes it with IBP).
+    method = pick_method(method, model.body)
     model.eval()
     device = next(model.parameters()).device
     correct = torch.zeros(len(examples), dtype=torch.bool)
@@ -55,20 +59,20 @@ def evaluate(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         batches = iterate_batches(examples, space, vocab, order, device)
-        for indices, batch, labels in tqdm(batches, total=len(order), disable=not progress,
-                                           desc="evaluate", leave=False):
+        for indices, batch, labels in tqdm(batches, total=len(order), desc="evaluate",
+                                           disable=None if progress else True, leave=False):
             logits = model(batch.token_ids, batch.mask)
             right = (logits.argmax(1) == labels).cpu()
             correct[indices] = right
             for b in budgets:
-                lower = margin_lower_bounds(model, batch, labels, b, method)
+                lower = margin_lower_bounds(model, batch, labels, b, method, beta=1.0)
                 verified[b][indices] = right & (lower.amin(1) > 0).cpu()
     n = len(examples)
     result = {
         "examples": n,
         "method": method,
-        "clean_accuracy": correct.float().mean().item(),
-        "verified_accuracy": {str(b): v.float().mean().item() for b, v in verified.items()},
+        "clean_accuracy": correct.double().mean().item(),
+        "verified_accuracy": {str(b): v.double().mean().item() for b, v in verified.items()},
     }
     if enumerate_limit > 0 and budgets:
         result["exhaustive"] = exhaustive_check(model, vocab, with_budget(space, budgets[0]),

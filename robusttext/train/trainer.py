@@ -182,7 +182,11 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
             model.embedding.weight.requires_grad_(False)
         state = bundle.meta.get("state", {})
         start_epoch, step = state.get("epoch", 0), state.get("step", 0)
-        job.say(f"resuming {out} after epoch {start_epoch} (step {step})")
+        if start_epoch >= config.epochs:
+            job.say(f"{out}: already trained for {start_epoch} epochs; nothing to do (raise "
+                    "--epochs to train longer, or use another --out)")
+        else:
+            job.say(f"resuming {out} after epoch {start_epoch} (step {step})")
     else:
         vocab = build_vocabulary(examples, space, config)
         model = new_model(config, vocab)
@@ -232,7 +236,8 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         bar = tqdm(iterate_batches(examples, space, vocab, [local for local, _ in order],
                                    device),
                    total=len(order), desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (config.progress and job.is_main), mininterval=2.0)
+                   disable=None if config.progress and job.is_main else True,
+                   mininterval=2.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for (_, batch, labels), (_, global_size) in zip(bar, order):
@@ -264,7 +269,7 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         totals = job.all_sum(totals)  # per-batch means over the whole global batch
         robust_batches, clean_batches = counts["robust"], counts["clean"]
         record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - started, 1),
-                  "eps": schedule.eps(step - 1), "k": schedule.k(step - 1)}
+                  "eps": round(schedule.eps(step - 1), 4), "k": round(schedule.k(step - 1), 4)}
         for key, value in totals.items():
             n = robust_batches if key in ("robust_loss", "verified") else (
                 robust_batches + clean_batches)

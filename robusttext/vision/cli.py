@@ -10,66 +10,108 @@ from pathlib import Path
 from robusttext.errors import RobustTextError
 
 DEFAULT_MODEL = "fmnist-dm-small"
+ARCHITECTURES = ("dm-small", "dm-medium", "dm-large")  # robusttext.vision.models, checked by a test
+TRAIN_METHODS = ("natural", "ibp", "crown-ibp")
+BOUND_METHODS = ("ibp", "crown-ibp", "crown")
+
+# Training flags that set one TrainConfig field of the same name: (type, metavar, help).
+TRAIN_FIELDS = {
+    "epochs": (int, "N", "training epochs (default 10)"),
+    "warmup_epochs": (float, "X", "epochs of clean training before eps grows (default 1)"),
+    "ramp_epochs": (float, "X", "epochs over which eps and kappa ramp to their final values "
+                                "(default 5)"),
+    "batch_size": (int, "N", "images per training step (default 256)"),
+    "lr": (float, "X", "Adam learning rate (default 5e-4)"),
+    "seed": (int, "N", "random seed of the initialisation and the data order (default 0)"),
+    "train_subset": (int, "N", "train on the first N training images (default: all)"),
+    "test_subset": (int, "N", "evaluate on the first N test images (default: all)"),
+    "pgd_steps": (int, "N", "PGD steps of the final attack (default 20)"),
+    "pgd_restarts": (int, "N", "PGD restarts of the final attack (default 1)"),
+    "grad_clip": (float, "X", "clip the gradient norm to X (0: off; default 10)"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``train`` and ``certify`` sub-commands on ``parser``."""
-    sub = parser.add_subparsers(dest="vision_command", metavar="{train,certify}")
-    train = sub.add_parser("train", help="train a DM-small/medium/large classifier")
-    train.add_argument("--config", help="JSON file of training options (CLI flags override it)")
-    train.add_argument("--data", help="IDX or CIFAR-10 folder, 'fashion-mnist', or a hub id")
-    train.add_argument("--model", choices=["dm-small", "dm-medium", "dm-large"])
-    train.add_argument("--method", choices=["natural", "ibp", "crown-ibp"])
-    train.add_argument("--eps", type=float, help="training and evaluation radius (pixel units)")
-    train.add_argument("--eps-train", type=float)
-    train.add_argument("--eps-eval", type=float)
-    for name, kind in (
-        ("epochs", int),
-        ("warmup-epochs", float),
-        ("ramp-epochs", float),
-        ("batch-size", int),
-        ("lr", float),
-        ("seed", int),
-        ("train-subset", int),
-        ("test-subset", int),
-        ("pgd-steps", int),
-        ("pgd-restarts", int),
-        ("grad-clip", float),
-    ):
-        train.add_argument(f"--{name}", type=kind)
-    train.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
-    train.add_argument("--out", help="checkpoint folder (written every epoch)")
-    train.add_argument(
-        "--resume", action="store_true", help="continue from the checkpoint in --out"
-    )
-    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from robusttext.cli import Deprecated
 
-    certify = sub.add_parser("certify", help="clean, PGD and verified accuracy of a checkpoint")
-    certify.add_argument(
-        "--checkpoint",
-        default=DEFAULT_MODEL,
-        help=f"checkpoint folder or a shipped model name (default {DEFAULT_MODEL})",
-    )
-    certify.add_argument("--model", help="architecture the checkpoint must hold (optional)")
-    certify.add_argument("--data", default="fashion-mnist")
-    certify.add_argument("--split", default="test", choices=["train", "test"])
-    certify.add_argument("--eps", type=float, help="radius (default: the checkpoint's eps_eval)")
-    certify.add_argument("--limit", type=int, help="only the first N examples")
-    certify.add_argument("--pgd-steps", type=int, default=20)
-    certify.add_argument("--pgd-restarts", type=int, default=1)
-    certify.add_argument(
-        "--methods", default="ibp,crown-ibp", help="comma list of ibp,crown-ibp,crown"
-    )
-    certify.add_argument(
-        "--attack-verified-fraction",
-        type=float,
-        default=1.0,
-        help="attack only this fraction of certified examples (default 1: all)",
-    )
-    certify.add_argument("--batch-size", type=int, default=500)
-    certify.add_argument("--device", default="auto")
-    certify.add_argument("--json", help="write the metrics to this file")
-    certify.add_argument("--no-progress", action="store_true")
+    sub = parser.add_subparsers(dest="vision_command", metavar="{train,certify}")
+    train = sub.add_parser("train", help="train a DM-small/medium/large classifier",
+                           description="Train an image classifier (natural, IBP or CROWN-IBP); "
+                                       "a run resumes when --out holds an unfinished run of "
+                                       "the same settings.")
+    train.add_argument("--config", metavar="FILE",
+                       help="JSON file of training settings (flags override it)")
+    train.add_argument("--data", metavar="FOLDER|NAME|HUB_ID",
+                       help="IDX or CIFAR-10 folder, 'fashion-mnist', or a hub id (default "
+                            "fashion-mnist)")
+    train.add_argument("--architecture", choices=ARCHITECTURES,
+                       help="network (Gowal et al. 2018; default dm-small)")
+    train.add_argument("--model", dest="architecture", action=Deprecated,
+                       replacement="--architecture (--model names a checkpoint, as in certify)")
+    train.add_argument("--method", choices=TRAIN_METHODS,
+                       help="training loss: natural, IBP or CROWN-IBP (default crown-ibp)")
+    train.add_argument("--eps", type=float, metavar="X",
+                       help="training and evaluation radius in pixel units, [0, 1] (default "
+                            "0.1)")
+    train.add_argument("--eps-train", type=float, metavar="X",
+                       help="training radius (default: --eps)")
+    train.add_argument("--eps-eval", type=float, metavar="X",
+                       help="evaluation radius (default: --eps)")
+    for name, (kind, metavar, help_text) in TRAIN_FIELDS.items():
+        train.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar,
+                           help=help_text)
+    train.add_argument("--device", metavar="auto|cpu|cuda|cuda:N",
+                       help="torch device (default auto: CUDA when present, else CPU)")
+    train.add_argument("--out", metavar="FOLDER",
+                       help="checkpoint folder, written every epoch (default runs/vision)")
+    train.add_argument("--resume", dest="resume_flag", action=Deprecated, nargs=0, const=True,
+                       replacement="nothing: a run in --out resumes by itself, as in "
+                                   "robusttext train")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--no-progress", dest="quiet", action=Deprecated, nargs=0, const=True,
+                       replacement="--quiet")
+
+    certify = sub.add_parser("certify", help="clean, PGD and verified accuracy of a checkpoint",
+                             description="Clean, PGD and verified (IBP, CROWN-IBP, CROWN) "
+                                         "accuracy of a checkpoint under an L-infinity ball.")
+    certify.add_argument("--model", metavar="PATH|NAME",
+                         help=f"checkpoint folder or shipped model name (default "
+                              f"{DEFAULT_MODEL})")
+    certify.add_argument("--checkpoint", dest="old_checkpoint", action=Deprecated,
+                         replacement="--model PATH|NAME (and --architecture for what --model "
+                                     "meant)")
+    certify.add_argument("--architecture", choices=ARCHITECTURES,
+                         help="refuse a checkpoint of another architecture (default: any)")
+    certify.add_argument("--data", default="fashion-mnist", metavar="FOLDER|NAME|HUB_ID",
+                         help="IDX or CIFAR-10 folder, 'fashion-mnist', or a hub id (default "
+                              "fashion-mnist)")
+    certify.add_argument("--split", default="test", choices=["train", "test"],
+                         help="which split to certify (default test)")
+    certify.add_argument("--eps", type=float, metavar="X",
+                         help="radius in pixel units, [0, 1] (default: the checkpoint's "
+                              "eps_eval)")
+    certify.add_argument("--limit", type=int, metavar="N", help="only the first N examples")
+    certify.add_argument("--pgd-steps", type=int, default=20, metavar="N",
+                         help="PGD steps (0: no attack; default 20)")
+    certify.add_argument("--pgd-restarts", type=int, default=1, metavar="N",
+                         help="PGD restarts (default 1)")
+    certify.add_argument("--methods", default="ibp,crown-ibp", metavar="M[,M...]",
+                         help=f"bound methods, a comma list of {', '.join(BOUND_METHODS)} "
+                              "(default ibp,crown-ibp)")
+    certify.add_argument("--attack-verified-fraction", type=float, default=1.0, metavar="X",
+                         help="attack only this fraction of certified examples, [0, 1] "
+                              "(default 1: all)")
+    certify.add_argument("--batch-size", type=int, default=500, metavar="N",
+                         help="images per batch (default 500)")
+    certify.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
+                         help="torch device (default auto: CUDA when present, else CPU)")
+    certify.add_argument("--json", metavar="OUT.json|-",
+                         help="write the metrics as JSON ('-': to standard output, the table "
+                              "then goes to standard error)")
+    certify.add_argument("--quiet", action="store_true", help="no progress bars")
+    certify.add_argument("--no-progress", dest="quiet", action=Deprecated, nargs=0, const=True,
+                         replacement="--quiet")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,30 +129,68 @@ def _train(args) -> int:
     config = TrainConfig.from_json(args.config) if args.config else TrainConfig()
     overrides = {
         "data": args.data,
-        "model": args.model,
+        "model": args.architecture,
         "method": args.method,
         "eps_train": args.eps_train if args.eps_train is not None else args.eps,
         "eps_eval": args.eps_eval if args.eps_eval is not None else args.eps,
-        "epochs": args.epochs,
-        "warmup_epochs": args.warmup_epochs,
-        "ramp_epochs": args.ramp_epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "seed": args.seed,
-        "train_subset": args.train_subset,
-        "test_subset": args.test_subset,
-        "pgd_steps": args.pgd_steps,
-        "pgd_restarts": args.pgd_restarts,
-        "grad_clip": args.grad_clip,
         "device": args.device,
         "out": args.out,
+        **{name: getattr(args, name) for name in TRAIN_FIELDS},
     }
     for key, value in overrides.items():
         if value is not None:
             setattr(config, key, value)
-    metrics = train(config, resume=args.resume, progress=not args.no_progress)
+    config.validate()
+    warn_if_never_perturbed(config.method != "natural", config.epochs, config.warmup_epochs)
+    done = check_resume(Path(config.out), config)
+    if done is not None:
+        print(format_metrics(done))
+        return 0
+    metrics = train(config, resume=True, progress=not args.quiet)
     print(format_metrics(metrics))
     return 0
+
+
+# Settings a resumed vision run must share with the checkpoint it continues.
+SAME_ON_RESUME = ("data", "model", "method", "eps_train", "seed", "batch_size", "train_subset",
+                  "warmup_epochs", "ramp_epochs", "schedule", "augment")
+
+
+def check_resume(out: Path, config) -> dict | None:
+    """Refuse to continue a run of other settings in ``out``; a finished run's metrics (after
+    saying so) when it already trained ``config.epochs`` epochs, else None (train or resume)."""
+    import sys
+
+    from robusttext.checkpoint import META_FILE, read_json_file
+
+    if not (out / META_FILE).is_file():
+        return None
+    meta = read_json_file(out / META_FILE, "checkpoint")
+    training = meta.get("training", {}) if isinstance(meta, dict) else {}
+    saved = training.get("config", {})
+    differs = [k for k in SAME_ON_RESUME if k in saved and saved[k] != getattr(config, k)]
+    if differs:
+        raise RobustTextError(
+            f"{out} holds a run with other settings ("
+            + "; ".join(f"{k} was {saved[k]!r}, now {getattr(config, k)!r}" for k in differs)
+            + "); use another --out")
+    done = int(training.get("epochs_done", 0))
+    if done >= config.epochs and "metrics" in meta:
+        print(f"{out}: already trained for {done} epochs; nothing to do (raise --epochs to "
+              "train longer, or use another --out)", file=sys.stderr)
+        return meta["metrics"]
+    return None
+
+
+def warn_if_never_perturbed(robust: bool, epochs: float, warmup_epochs: float) -> None:
+    """Say so when a robust schedule ends before its warm-up does: the run trains a normal
+    model."""
+    import sys
+
+    if robust and warmup_epochs >= epochs:
+        print(f"warning: --epochs {epochs} ends within the warm-up (--warmup-epochs "
+              f"{warmup_epochs:g}), so no step perturbs the inputs and this trains a normal "
+              "model; lower --warmup-epochs or raise --epochs", file=sys.stderr)
 
 
 def resolve_checkpoint(name: str) -> Path:
@@ -127,6 +207,13 @@ def resolve_checkpoint(name: str) -> Path:
 
 
 def _certify(args) -> int:
+    import sys
+
+    directory_name, architecture = _certify_names(args)
+    if args.json:
+        from robusttext.certify.report import check_output
+
+        check_output(args.json, "--json")
     import torch
 
     from robusttext.vision.data import load_images
@@ -135,22 +222,23 @@ def _certify(args) -> int:
     from robusttext.vision.train import pick_device
     from robusttext.vision.verify import BOUND_METHODS, check_eps
 
-    directory = resolve_checkpoint(args.checkpoint)
+    directory = resolve_checkpoint(directory_name)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     for method in methods:
         if method not in BOUND_METHODS:
-            raise RobustTextError(f"unknown method {method!r}; choose from {BOUND_METHODS}")
+            raise RobustTextError(f"--methods: unknown method {method!r}; choose from "
+                                  f"{', '.join(BOUND_METHODS)}")
     if not 0.0 <= args.attack_verified_fraction <= 1.0:
         raise RobustTextError("--attack-verified-fraction must lie in [0, 1]")
     if args.pgd_steps < 0 or args.pgd_restarts < 1 or args.batch_size < 1:
         raise RobustTextError("--pgd-steps must be >= 0, --pgd-restarts and --batch-size >= 1")
-    model, _, meta = load_model(directory, expected=args.model)
+    model, _, meta = load_model(directory, expected=architecture)
     eps = args.eps
     if eps is None:
         eps = meta.get("training", {}).get("config", {}).get("eps_eval")
         if eps is None:
             raise RobustTextError("give --eps (the checkpoint does not record eps_eval)")
-    eps = check_eps(eps)
+    eps = check_eps(eps, "--eps")
     data = load_images(args.data, args.split).subset(args.limit)
     check_input_shape(meta, data.images, directory)
     device = pick_device(args.device)
@@ -166,23 +254,48 @@ def _certify(args) -> int:
         batch_size=args.batch_size,
         attack_verified_fraction=args.attack_verified_fraction,
         device=device,
-        progress=not args.no_progress,
+        progress=not args.quiet,
     )
     metrics = result.metrics()
     metrics["seconds"] = round(time.time() - started, 1)
     metrics["checkpoint"] = str(directory)
-    print(format_metrics(metrics))
-    if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=1))
+    to_stdout = args.json == "-"
+    print(format_metrics(metrics), file=sys.stderr if to_stdout else sys.stdout)
+    if to_stdout:
+        print(json.dumps(metrics, indent=1))
+    elif args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(metrics, indent=1) + "\n")
     return 1 if metrics["soundness_violations"] else 0
 
 
+def _certify_names(args) -> tuple[str, str | None]:
+    """``(checkpoint, architecture)`` from ``--model``/``--architecture``, reading the old
+    spelling (``--checkpoint PATH --model ARCHITECTURE``, or ``--model ARCHITECTURE`` alone)
+    for one more release."""
+    import sys
+
+    name, architecture = args.model, args.architecture
+    if getattr(args, "old_checkpoint", None):
+        if name is not None:  # the old vocabulary: --model was the architecture
+            architecture = architecture or name
+        return args.old_checkpoint, architecture
+    if name in ARCHITECTURES and not Path(name).is_dir():
+        print(f"robusttext vision certify: --model {name} names an architecture, which is "
+              "deprecated; --model is the checkpoint, --architecture the architecture",
+              file=sys.stderr)
+        return DEFAULT_MODEL, architecture or name
+    return name or DEFAULT_MODEL, architecture
+
+
 def format_metrics(metrics: dict) -> str:
-    """A few aligned lines: accuracies in percent, then the rest."""
+    """A few aligned lines: accuracies in percent, other figures rounded, then the rest."""
     lines = []
     for key, value in metrics.items():
-        if key.endswith("accuracy"):
+        if key.endswith("accuracy") and isinstance(value, (int, float)):
             lines.append(f"{key:32s} {100 * value:6.2f}%")
+        elif isinstance(value, float):
+            lines.append(f"{key:32s} {value:.4g}")
         else:
             lines.append(f"{key:32s} {value}")
     return "\n".join(lines)

@@ -83,7 +83,8 @@ def evaluate(
     correct, robust, attacked = [], [], 0
     certified: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
     starts = range(0, len(data), batch_size)
-    for start in tqdm(starts, desc=f"evaluate eps={eps:g}", disable=not progress, leave=False):
+    for start in tqdm(starts, desc=f"evaluate eps={eps:g}", disable=None if progress else True,
+                      leave=False):
         x = data.images[start : start + batch_size].to(device)
         y = data.labels[start : start + batch_size].to(device)
         with torch.no_grad():

@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from robusttext.checkpoint import read_json_file
 from robusttext.distributed import rank_device
 from robusttext.errors import RobustTextError
 from robusttext.vision.data import ImageDataset, channel_stats, load_images
@@ -106,10 +107,7 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise RobustTextError(f"missing config file {path}")
-        try:
-            values = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise RobustTextError(f"config {path}: not valid JSON ({error})") from None
+        values = read_json_file(path, "config")
         if not isinstance(values, dict):
             raise RobustTextError(f"config {path}: expected a JSON object")
         return cls.from_dict(values)
@@ -259,7 +257,7 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
     bar = tqdm(
         range(steps_per_epoch),
         desc=f"epoch {epoch + 1}/{config.epochs}",
-        disable=not progress,
+        disable=None if progress else True,
         leave=False,
     )
     eps = kappa = beta = 0.0

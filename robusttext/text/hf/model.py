@@ -18,8 +18,9 @@ operations it has rules for, instead of ``transformers``' own code. It computes 
 logits as ``model(input_ids, attention_mask=mask).logits`` in eval mode for right-padded
 batches (dropout is never applied). Activations: ``relu``; ``gelu_new`` /
 ``gelu_pytorch_tanh`` (the tanh approximation), written with tanh and products, which the engine
-bounds; ``gelu`` (the exact erf form) as ``F.gelu``, which the bound engine names as unsupported
-until it has a rule for it. Anything else (another architecture, relative position
+bounds exactly on a single point (its F.gelu rule widens a point by a rounding margin, which
+two layers of interval attention amplify); ``gelu`` (the exact erf form) as ``F.gelu``, bounded
+by the engine's GELU rule. Anything else (another architecture, relative position
 embeddings, a decoder configuration, a regression head) is refused by name when the model is
 converted.
 """
@@ -62,7 +63,7 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 def gelu_exact(x: torch.Tensor) -> torch.Tensor:
-    """GELU's exact form ``x Phi(x)`` (``F.gelu``; bounded once the engine has a GELU rule)."""
+    """GELU's exact form ``x Phi(x)`` (``F.gelu``, bounded by the engine's GELU rule)."""
     return F.gelu(x)
 
 

@@ -1,23 +1,32 @@
-"""Bound rules for the operations of recurrent and attention models.
+"""Products of two bounded tensors (elementwise and matrix products) and softmax.
 
-Products of two bounded tensors (elementwise and matrix products) use McCormick planes; exp,
-reciprocal, sqrt and square use chords and tangents of convex/concave functions; softmax is
-bounded directly in the forward pass and, backwards, as ``exp(x - m) * (1 / sum exp(x - m))``
-with the rules above chained inside one rule.
+Products use McCormick planes; softmax is bounded directly in the forward pass and, backwards,
+as ``exp(x - m) * (1 / sum exp(x - m))`` with the exp and reciprocal lines chained inside one
+rule. ``torch.mul`` and ``torch.matmul`` choose their rule by which operands are bounded: one
+(a scaling or ``x @ W``, affine.py), both (the rules here), or the same tensor twice (the
+square, activations.py).
 """
 
 from __future__ import annotations
 
-import torch
+import operator
 
-from robusttext.bounds.rules import (
-    ActivationRule,
-    _safe_width,
-    _sum_to_batch_spec,
-    _unbroadcast,
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from robusttext.bounds.rules.activations import SQUARE, _convex_lines
+from robusttext.bounds.rules.affine import MatmulRule, ScaleRule
+from robusttext.bounds.rules.common import (
+    Rule,
+    constant_lines,
     each_side,
+    guarded,
+    sum_to_batch_spec,
     through_lines,
+    unbroadcast,
 )
+from robusttext.bounds.rules.registry import ANY, DATA, only, register, satisfies
 from robusttext.errors import RobustTextError
 
 
@@ -62,22 +71,26 @@ def _through_planes(A, lower, upper, sign):
     take_pos, take_neg = (upper, lower) if sign > 0 else (lower, upper)
     a_x = pos * take_pos[0].unsqueeze(1) + neg * take_neg[0].unsqueeze(1)
     a_y = pos * take_pos[1].unsqueeze(1) + neg * take_neg[1].unsqueeze(1)
-    bias = _sum_to_batch_spec(pos * take_pos[2].unsqueeze(1) + neg * take_neg[2].unsqueeze(1))
+    bias = sum_to_batch_spec(pos * take_pos[2].unsqueeze(1) + neg * take_neg[2].unsqueeze(1))
     return a_x, a_y, bias
 
 
-class ProductRule:
+class ProductRule(Rule):
     """``x * y`` with both operands bounded (broadcasting allowed)."""
 
+    needs_input_bounds = True
+
     def ibp(self, ctx):
-        args = ctx.node_args()
+        args = ctx.arg("input"), ctx.arg("other")
         (lx, ux), (ly, uy) = _operand_bounds(ctx, args[0]), _operand_bounds(ctx, args[1])
         corners = torch.stack(torch.broadcast_tensors(lx * ly, lx * uy, ux * ly, ux * uy))
         return corners.amin(0), corners.amax(0)
 
     def backward(self, ctx, A_lower, A_upper):
-        args = ctx.node_args()
+        args = ctx.arg("input"), ctx.arg("other")
         (lx, ux), (ly, uy) = _operand_bounds(ctx, args[0]), _operand_bounds(ctx, args[1])
+        if not all(torch.isfinite(t).all() for t in (lx, ux, ly, uy)):
+            return constant_lines(ctx, A_lower, A_upper)
         lx, ux, ly, uy = torch.broadcast_tensors(lx, ux, ly, uy)
         planes = mccormick(lx, ux, ly, uy)
         shapes = [ctx.example(args[0]).shape, ctx.example(args[1]).shape]
@@ -89,18 +102,20 @@ class ProductRule:
             a_x, a_y, bias = _through_planes(A, *planes, sign)
             biases[side] = bias
             for arg, a, shape in ((args[0], a_x, shapes[0]), (args[1], a_y, shapes[1])):
-                a = _unbroadcast(a, shape)
+                a = unbroadcast(a, shape)
                 slot = per_input[arg]
                 slot[side] = a if slot[side] is None else slot[side] + a
         return [tuple(per_input[n]) for n in ctx.inputs], biases[0], biases[1]
 
 
-class BilinearMatmulRule:
+class BilinearMatmulRule(Rule):
     """``X @ Y`` with both bounded: ``X [..., i, k]``, ``Y [..., k, j]`` (attention scores and
     attention-weighted values). Each product ``X_ik Y_kj`` gets McCormick planes."""
 
+    needs_input_bounds = True
+
     def ibp(self, ctx):
-        args = ctx.node_args()
+        args = ctx.arg("input"), ctx.arg("other")
         (lx, ux), (ly, uy) = ctx.interval(args[0]), ctx.interval(args[1])
         cx, rx = (lx + ux) / 2, (ux - lx) / 2
         cy, ry = (ly + uy) / 2, (uy - ly) / 2
@@ -109,8 +124,10 @@ class BilinearMatmulRule:
         return center - radius, center + radius
 
     def backward(self, ctx, A_lower, A_upper):
-        args = ctx.node_args()
+        args = ctx.arg("input"), ctx.arg("other")
         (lx, ux), (ly, uy) = ctx.interval(args[0]), ctx.interval(args[1])
+        if not all(torch.isfinite(t).all() for t in (lx, ux, ly, uy)):
+            return constant_lines(ctx, A_lower, A_upper)
         # [..., i, k, j] operands of every product
         bx = [t.unsqueeze(-1) for t in (lx, ux)]
         by = [t.unsqueeze(-3) for t in (ly, uy)]
@@ -124,97 +141,20 @@ class BilinearMatmulRule:
             a_x, a_y, bias = _through_planes(A.unsqueeze(-2), *planes, sign)
             biases[side] = bias
             for arg, a in ((args[0], a_x.sum(-1)), (args[1], a_y.sum(-3))):
-                a = _unbroadcast(a, ctx.example(arg).shape)
+                a = unbroadcast(a, ctx.example(arg).shape)
                 slot = results[arg]
                 slot[side] = a if slot[side] is None else slot[side] + a
         return [tuple(results[n]) for n in ctx.inputs], biases[0], biases[1]
 
 
-def _convex_relaxation(f, df, lo, hi):
-    """Chord above, tangent at the midpoint below, for a convex ``f`` on ``[lo, hi]``."""
-    f_lo, f_hi = f(lo), f(hi)
-    chord = (f_hi - f_lo) / _safe_width(lo, hi)
-    mid = (lo + hi) / 2
-    slope = df(mid)
-    narrow = (hi - lo) < 1e-6
-    zero = torch.zeros_like(lo)
-    lower_slope = torch.where(narrow, zero, slope)
-    lower_icpt = torch.where(narrow, torch.minimum(f_lo, f_hi), f(mid) - slope * mid)
-    upper_slope = torch.where(narrow, zero, chord)
-    upper_icpt = torch.where(narrow, torch.maximum(f_lo, f_hi), f_lo - chord * lo)
-    return lower_slope, lower_icpt, upper_slope, upper_icpt
-
-
-def _concave_relaxation(f, df, lo, hi):
-    neg = _convex_relaxation(lambda x: -f(x), lambda x: -df(x), lo, hi)
-    return -neg[2], -neg[3], -neg[0], -neg[1]
-
-
-class ExpRule(ActivationRule):
-    def function(self, ctx, x):
-        return torch.exp(x)
-
-    def relax(self, ctx, lo, hi):
-        return _convex_relaxation(torch.exp, torch.exp, lo, hi)
-
-
-class ReciprocalRule(ActivationRule):
-    """``1 / x`` for ``x > 0`` (convex and decreasing there)."""
-
-    def _check(self, ctx, lo):
-        if (lo <= 0).any():
-            raise RobustTextError(
-                f"{ctx.description}: the reciprocal of an interval that reaches 0 or below is "
-                f"unbounded (at {ctx.where})"
-            )
-
-    def ibp(self, ctx):
-        lo, hi = ctx.interval(ctx.inputs[0])
-        self._check(ctx, lo)
-        return 1 / hi, 1 / lo
-
-    def relax(self, ctx, lo, hi):
-        self._check(ctx, lo)
-        return _convex_relaxation(torch.reciprocal, lambda x: -1 / (x * x), lo, hi)
-
-
-class SqrtRule(ActivationRule):
-    """``sqrt(x)``; inputs are non-negative wherever the model is defined, so the lower bound is
-    clipped at 0."""
-
-    def ibp(self, ctx):
-        lo, hi = ctx.interval(ctx.inputs[0])
-        return torch.sqrt(lo.clamp(min=0)), torch.sqrt(hi.clamp(min=0))
-
-    def relax(self, ctx, lo, hi):
-        lo, hi = lo.clamp(min=0), hi.clamp(min=0)
-        tiny = torch.finfo(lo.dtype).tiny
-        return _concave_relaxation(torch.sqrt, lambda x: 0.5 / torch.sqrt(x.clamp(min=tiny)),
-                                   lo, hi)
-
-
-class SquareRule(ActivationRule):
-    """``x * x``, ``x ** 2``, ``torch.square(x)``: convex, not monotone."""
-
-    def ibp(self, ctx):
-        lo, hi = ctx.interval(ctx.inputs[0])
-        low = torch.where((lo < 0) & (hi > 0), torch.zeros_like(lo),
-                          torch.minimum(lo * lo, hi * hi))
-        return low, torch.maximum(lo * lo, hi * hi)
-
-    def relax(self, ctx, lo, hi):
-        return _convex_relaxation(torch.square, lambda x: 2 * x, lo, hi)
-
-
-def _softmax_dim(ctx):
-    if ctx.module is not None:
-        dim = ctx.module.dim
-    else:
-        args, kwargs = ctx.node_args(), ctx.node_kwargs()
-        dim = args[1] if len(args) > 1 else kwargs.get("dim")
-    if dim is None:
-        raise RobustTextError(f"{ctx.description}: pass softmax's dim explicitly (at {ctx.where})")
-    return dim
+def _softmax_dim(ctx, ndim):
+    dim = ctx.module.dim if ctx.module is not None else ctx.arg("dim")
+    if dim % ndim == 0:
+        raise RobustTextError(
+            f"{ctx.description}: a softmax over the batch dimension mixes the examples "
+            f"(dim={dim}); robusttext bounds only a softmax within each example (at {ctx.where})"
+        )
+    return dim % ndim
 
 
 def _logsumexp_others(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -235,7 +175,7 @@ def _logsumexp_others(x: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.where(is_max, at_max.expand_as(x), off_max)
 
 
-class SoftmaxRule:
+class SoftmaxRule(Rule):
     """Softmax along ``dim``.
 
     Forward: ``lower_i = e^{l_i} / (e^{l_i} + sum_{j != i} e^{u_j})`` and symmetrically for the
@@ -247,7 +187,7 @@ class SoftmaxRule:
 
     def ibp(self, ctx):
         lo, hi = ctx.interval(ctx.inputs[0])
-        dim = _softmax_dim(ctx) % lo.dim()
+        dim = _softmax_dim(ctx, lo.dim())
         if lo.shape[dim] == 1:
             return torch.ones_like(lo), torch.ones_like(hi)
         lower = torch.sigmoid(lo - _logsumexp_others(hi, dim))
@@ -256,15 +196,19 @@ class SoftmaxRule:
 
     def backward(self, ctx, A_lower, A_upper):
         lo, hi = ctx.interval(ctx.inputs[0])
-        dim = _softmax_dim(ctx) % lo.dim()
+        dim = _softmax_dim(ctx, lo.dim())
         m = hi.amax(dim, keepdim=True).detach()
         e_lo, e_hi = torch.exp(lo - m), torch.exp(hi - m)
         s_lo, s_hi = e_lo.sum(dim, keepdim=True), e_hi.sum(dim, keepdim=True)
         r_lo, r_hi = 1 / s_hi, 1 / s_lo
+        if not (torch.isfinite(r_hi).all() and torch.isfinite(lo).all()):
+            return constant_lines(ctx, A_lower, A_upper)
         shape = e_lo.shape
         planes = mccormick(e_lo, e_hi, r_lo.expand(shape), r_hi.expand(shape))
-        exp_relax = _convex_relaxation(torch.exp, torch.exp, lo - m, hi - m)
-        rec_relax = _convex_relaxation(torch.reciprocal, lambda x: -1 / (x * x), s_lo, s_hi)
+        exp_relax = guarded(_convex_lines(torch.exp, torch.exp, lo - m, hi - m), e_lo, e_hi,
+                            lo - m, hi - m)
+        rec_relax = guarded(_convex_lines(torch.reciprocal, lambda x: -1 / (x * x), s_lo, s_hi),
+                            r_lo, r_hi, s_lo, s_hi)
         # e = exp(x - m) >= / <= slope (x - m) + icpt: the lines in x
         slope_l, icpt_l, slope_u, icpt_u = exp_relax
         exp_lines = (slope_l, icpt_l - slope_l * m, slope_u, icpt_u - slope_u * m)
@@ -280,12 +224,37 @@ class SoftmaxRule:
         return each_side(A_lower, A_upper, side)
 
 
-NONLINEAR_RULES = {
-    "product": ProductRule(),
-    "bilinear_matmul": BilinearMatmulRule(),
-    "square": SquareRule(),
-    "exp": ExpRule(),
-    "reciprocal": ReciprocalRule(),
-    "sqrt": SqrtRule(),
-    "softmax": SoftmaxRule(),
-}
+
+class MulRule(Rule):
+    """``x * y``: a scaling when one operand is constant, the square when both are the same
+    tensor, McCormick planes otherwise."""
+
+    scale, product = ScaleRule(), ProductRule()
+
+    def select(self, ctx):
+        first, second = ctx.arg("input"), ctx.arg("other")
+        if not (ctx.is_bounded(first) and ctx.is_bounded(second)):
+            return self.scale
+        return SQUARE if first is second else self.product
+
+
+class MatmulSelect(Rule):
+    """``x @ y``: affine when one operand is constant, bilinear when both are bounded."""
+
+    affine, bilinear = MatmulRule(), BilinearMatmulRule()
+
+    def select(self, ctx):
+        both = ctx.is_bounded(ctx.arg("input")) and ctx.is_bounded(ctx.arg("other"))
+        return self.bilinear if both else self.affine
+
+
+# -- registrations --------------------------------------------------------------------------
+_TWO = {"input": DATA, "other": DATA}
+register(MulRule(), torch.mul, operator.mul, "mul", params=_TWO)
+register(MulRule(), operator.imul, "mul_", params=_TWO, writes_input=True)
+register(MatmulSelect(), torch.matmul, operator.matmul, "matmul", params=_TWO)
+_DIM = satisfies(lambda d: isinstance(d, int) and not isinstance(d, bool),
+                 "an explicit integer dim")
+register(SoftmaxRule(), nn.Softmax, params={"input": DATA}, attrs={"dim": _DIM})
+register(SoftmaxRule(), torch.softmax, F.softmax, "softmax",
+         params={"input": DATA, "dim": _DIM, "_stacklevel": ANY, "dtype": only(None)})

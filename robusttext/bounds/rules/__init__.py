@@ -1,0 +1,50 @@
+"""The bound rules, by family, and the registry that maps each covered object to its rule.
+
+Importing this package registers every rule (docs/RULES.md says how to add one):
+
+- ``affine``: Linear, Conv, BatchNorm (eval), add/sub/neg, scaling, ``x @ W``;
+- ``activations``: ReLU, LeakyReLU, sigmoid, tanh, GELU, exp, reciprocal, sqrt, square;
+- ``products``: products of two bounded tensors, softmax;
+- ``rearrangements``: view, reshape, permute, slicing, cat, stack, pad, dropout (eval);
+- ``reductions``: sum, mean, average and max pooling.
+"""
+
+import torch.nn as nn
+
+from robusttext.bounds.rules import (  # noqa: F401  (registration on import)
+    activations,
+    affine,
+    products,
+    rearrangements,
+    reductions,
+)
+from robusttext.bounds.rules.affine import conv1d_over_sequence
+from robusttext.bounds.rules.common import Rule, sound, widen
+from robusttext.bounds.rules.registry import (
+    bind,
+    covered_modules,
+    lookup,
+    refuse_by_name,
+    register,
+    writes_input,
+)
+
+refuse_by_name(
+    (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+     nn.TransformerEncoder, nn.Transformer),
+    "write the attention out with nn.Linear projections, torch.matmul and torch.softmax "
+    "(as robusttext.text.sequence_models.TransformerBody does), which robusttext bounds",
+)
+refuse_by_name(
+    (nn.LSTM, nn.GRU, nn.RNN),
+    "unroll the recurrence with nn.Linear gates and torch.sigmoid / torch.tanh (as "
+    "robusttext.text.sequence_models.BiLSTMBody does), which robusttext bounds",
+)
+refuse_by_name(
+    (nn.LayerNorm,),
+    "nn.LayerNorm is rewritten into primitives when the model is traced; this one was not "
+    "(called outside the traced graph)",
+)
+
+__all__ = ["Rule", "bind", "conv1d_over_sequence", "covered_modules", "lookup",
+           "refuse_by_name", "register", "sound", "widen", "writes_input"]

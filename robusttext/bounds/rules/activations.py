@@ -1,0 +1,328 @@
+"""Elementwise functions: ReLU, LeakyReLU, sigmoid, tanh, GELU, exp, reciprocal, sqrt, square.
+
+Each rule gives ``interval(lo, hi)``, the exact range of the function on every entry's interval,
+and ``relax(lo, hi)``, lines ``(slope_l, icpt_l, slope_u, icpt_u)`` with ``slope_l x + icpt_l <=
+f(x) <= slope_u x + icpt_u`` on ``[lo, hi]``. ``guarded`` (common.py) replaces the lines by the
+constant lines of the interval wherever they are not finite or the interval is too narrow for
+their slopes, so every relaxation is sound whatever the width, ``lo == u`` included, and an
+image that overflows gives the right infinity. The functions are computed from the stored
+bounds, never by running the model's module on them (an in-place module would overwrite them).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from robusttext.bounds.rules.common import (
+    Rule,
+    each_side,
+    guarded,
+    safe_width,
+    through_lines,
+)
+from robusttext.bounds.rules.registry import ANY, DATA, only, register, satisfies
+from robusttext.errors import RobustTextError
+
+
+class ActivationRule(Rule):
+    """An elementwise function of one bounded input."""
+
+    needs_input_bounds = True
+    piecewise_linear = False
+
+    def interval(self, ctx, lo, hi):
+        raise NotImplementedError
+
+    def relax(self, ctx, lo, hi):
+        raise NotImplementedError
+
+    def ibp(self, ctx):
+        return self.interval(ctx, *ctx.interval(ctx.inputs[0]))
+
+    def lines(self, ctx):
+        lo, hi = ctx.interval(ctx.inputs[0])
+        f_min, f_max = self.interval(ctx, lo, hi)
+        return guarded(self.relax(ctx, lo, hi), f_min, f_max, lo, hi,
+                       narrow_too=not self.piecewise_linear)
+
+    def backward(self, ctx, A_lower, A_upper):
+        relax = self.lines(ctx)
+        return each_side(A_lower, A_upper, lambda A, sign: through_lines(A, relax, sign))
+
+
+class MonotoneRule(ActivationRule):
+    """A non-decreasing function ``fn``: the interval is ``[fn(lo), fn(hi)]``."""
+
+    def fn(self, ctx, x):
+        raise NotImplementedError
+
+    def interval(self, ctx, lo, hi):
+        return self.fn(ctx, lo), self.fn(ctx, hi)
+
+
+def _triangle(lo, hi, s):
+    """Lines of ``max(x, s x)`` (``0 <= s <= 1``): chord above, below slope 1 where
+    ``hi > -lo`` else ``s`` (the adaptive lower line)."""
+    unstable = (lo < 0) & (hi > 0)
+    stable_slope = torch.where(lo >= 0, torch.ones_like(lo), torch.full_like(lo, s))
+    chord = (hi - s * lo) / safe_width(lo, hi)
+    upper_slope = torch.where(unstable, chord, stable_slope)
+    upper_icpt = torch.where(unstable, hi - chord * hi, torch.zeros_like(lo))
+    adaptive = torch.where(hi > -lo, torch.ones_like(lo), torch.full_like(lo, s))
+    lower_slope = torch.where(unstable, adaptive, stable_slope)
+    return lower_slope, torch.zeros_like(lo), upper_slope, upper_icpt
+
+
+class ReLURule(MonotoneRule):
+    """Triangle relaxation; adaptive lower slope (1 where ``u > -l``, else 0)."""
+
+    piecewise_linear = overflow_free = True
+
+    def fn(self, ctx, x):
+        return x.clamp(min=0)
+
+    def relax(self, ctx, lo, hi):
+        return _triangle(lo, hi, 0.0)
+
+    def backward(self, ctx, A_lower, A_upper):
+        """Fewer passes over ``A`` than the general rule: the lower line has no intercept, so
+        the bias comes only from the coefficients that take the upper line."""
+        lo, hi = ctx.interval(ctx.inputs[0])
+        if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+            return super().backward(ctx, A_lower, A_upper)
+        slope_l, _, slope_u, icpt_u = self.relax(ctx, lo, hi)
+        slope_l, slope_u, icpt_u = (t.unsqueeze(1) for t in (slope_l, slope_u, icpt_u))
+
+        def side(A, sign):
+            takes_upper = A >= 0 if sign > 0 else A <= 0
+            upper_part = A.clamp(min=0) if sign > 0 else A.clamp(max=0)
+            return (A * torch.where(takes_upper, slope_u, slope_l),
+                    torch.einsum("bsn,bn->bs", upper_part.flatten(2),
+                                 icpt_u.squeeze(1).flatten(1)))
+
+        return each_side(A_lower, A_upper, side)
+
+
+class LeakyReLURule(MonotoneRule):
+    """``max(x, s x)`` with ``0 <= s <= 1``: chord above, adaptive slope below."""
+
+    piecewise_linear = overflow_free = True
+
+    def _slope(self, ctx):
+        if ctx.module is not None:
+            return ctx.module.negative_slope
+        return ctx.arg("negative_slope", 0.01)
+
+    def fn(self, ctx, x):
+        return F.leaky_relu(x, self._slope(ctx))
+
+    def relax(self, ctx, lo, hi):
+        return _triangle(lo, hi, self._slope(ctx))
+
+
+class SShapedRule(MonotoneRule):
+    """Sigmoid and tanh: convex below 0, concave above, derivative peaked at 0.
+
+    Convex part: chord above, tangent at the midpoint below; concave part the reverse. An
+    interval across 0: lines through the endpoints with the smaller endpoint derivative, sound
+    because the derivative on the interval is never smaller than at its ends.
+    """
+
+    overflow_free = True
+
+    def __init__(self, function, derivative):
+        self.function, self.derivative = function, derivative
+
+    def fn(self, ctx, x):
+        return self.function(x)
+
+    def relax(self, ctx, lo, hi):
+        f_lo, f_hi = self.function(lo), self.function(hi)
+        mid = (lo + hi) / 2
+        f_mid, d_mid = self.function(mid), self.derivative(mid)
+        chord = (f_hi - f_lo) / safe_width(lo, hi)
+        chord_icpt = f_lo - chord * lo
+        tangent_icpt = f_mid - d_mid * mid
+        k = torch.minimum(self.derivative(lo), self.derivative(hi))
+        convex, concave = hi <= 0, lo >= 0
+        lower_slope = torch.where(convex, d_mid, torch.where(concave, chord, k))
+        lower_icpt = torch.where(convex, tangent_icpt,
+                                 torch.where(concave, chord_icpt, f_lo - k * lo))
+        upper_slope = torch.where(convex, chord, torch.where(concave, d_mid, k))
+        upper_icpt = torch.where(convex, chord_icpt,
+                                 torch.where(concave, tangent_icpt, f_hi - k * hi))
+        return lower_slope, lower_icpt, upper_slope, upper_icpt
+
+
+def _sigmoid_derivative(x):
+    s = torch.sigmoid(x)
+    return s * (1 - s)
+
+
+def _tanh_derivative(x):
+    return 1 - torch.tanh(x) ** 2
+
+
+def _convex_lines(f, df, lo, hi):
+    """Chord above, tangent at the midpoint below, for a convex ``f`` on ``[lo, hi]``."""
+    f_lo, f_hi = f(lo), f(hi)
+    chord = (f_hi - f_lo) / safe_width(lo, hi)
+    mid = (lo + hi) / 2
+    slope = df(mid)
+    return slope, f(mid) - slope * mid, chord, f_lo - chord * lo
+
+
+def _concave_lines(f, df, lo, hi):
+    neg = _convex_lines(lambda x: -f(x), lambda x: -df(x), lo, hi)
+    return -neg[2], -neg[3], -neg[0], -neg[1]
+
+
+class ExpRule(MonotoneRule):
+    def fn(self, ctx, x):
+        return torch.exp(x)
+
+    def relax(self, ctx, lo, hi):
+        return _convex_lines(torch.exp, torch.exp, lo, hi)
+
+
+class ReciprocalRule(ActivationRule):
+    """``1 / x`` for ``x > 0`` (convex and decreasing there)."""
+
+    def interval(self, ctx, lo, hi):
+        if (lo <= 0).any():
+            raise RobustTextError(
+                f"{ctx.description}: the reciprocal of an interval that reaches 0 or below is "
+                f"unbounded (at {ctx.where})"
+            )
+        return 1 / hi, 1 / lo
+
+    def relax(self, ctx, lo, hi):
+        return _convex_lines(torch.reciprocal, lambda x: -1 / (x * x), lo, hi)
+
+
+class SqrtRule(MonotoneRule):
+    """``sqrt(x)``; inputs are non-negative wherever the model is defined, so the lower bound is
+    clipped at 0."""
+
+    def fn(self, ctx, x):
+        return torch.sqrt(x.clamp(min=0))
+
+    def relax(self, ctx, lo, hi):
+        lo, hi = lo.clamp(min=0), hi.clamp(min=0)
+        tiny = torch.finfo(lo.dtype).tiny
+        return _concave_lines(torch.sqrt, lambda x: 0.5 / torch.sqrt(x.clamp(min=tiny)), lo, hi)
+
+
+class SquareRule(ActivationRule):
+    """``x * x``, ``x ** 2``, ``torch.square(x)``: convex, not monotone (0 inside an interval
+    across 0)."""
+
+    def interval(self, ctx, lo, hi):
+        low = torch.where((lo < 0) & (hi > 0), torch.zeros_like(lo),
+                          torch.minimum(lo * lo, hi * hi))
+        return low, torch.maximum(lo * lo, hi * hi)
+
+    def relax(self, ctx, lo, hi):
+        return _convex_lines(torch.square, lambda x: 2 * x, lo, hi)
+
+
+def _gelu_gap(approximate: str):
+    """``g(t) = t - gelu(t)`` for ``t >= 0`` rises from 0 to its maximum at ``t*`` and falls
+    back to 0; ``gelu(x) = relu(x) - g(|x|)``. Returns ``(t*, g(t*))`` in float64, found by a
+    golden-section search (``g(t*)`` plus a margin for the search's error)."""
+    def g(t):
+        x = torch.tensor(t, dtype=torch.float64)
+        return float(x - F.gelu(x, approximate=approximate))
+
+    a, b = 0.0, 3.0
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(200):
+        c, d = b - ratio * (b - a), a + ratio * (b - a)
+        if g(c) > g(d):
+            b = d
+        else:
+            a = c
+    t = (a + b) / 2
+    return t, g(t) + 1e-12
+
+
+_GELU_GAPS = {approximate: _gelu_gap(approximate) for approximate in ("none", "tanh")}
+
+
+class GELURule(ActivationRule):
+    """``gelu(x) = x Phi(x)``, exact (erf) or the tanh approximation; not monotone.
+
+    Both forms are ``relu(x) - g(|x|)`` with ``0 <= g <= g*``, ``g`` rising on ``[0, t*]`` and
+    falling after. Interval: gelu falls on ``(-inf, -t*]`` and rises after, so its maximum is at
+    an end and its minimum ``-g*`` where ``-t*`` lies inside. Lines: ReLU's triangle lowered by
+    the range of ``g`` over the interval's ``|x|`` (``relu_lower - max g <= gelu <= relu_upper -
+    min g``). ``g*`` and ``t*`` come from a search in float64; a margin of a few ulps covers the
+    rounding of gelu itself.
+    """
+
+    def _approximate(self, ctx):
+        if ctx.module is not None:
+            return ctx.module.approximate
+        return ctx.arg("approximate", "none")
+
+    def _gap_range(self, ctx, lo, hi):
+        """``min g`` and ``max g`` over ``|x|`` for ``x`` in ``[lo, hi]``, padded outwards."""
+        approximate = self._approximate(ctx)
+        t_star, g_star = _GELU_GAPS[approximate]
+        across = (lo < 0) & (hi > 0)
+        a = torch.where(across, torch.zeros_like(lo), torch.minimum(lo.abs(), hi.abs()))
+        b = torch.maximum(lo.abs(), hi.abs())
+        ga, gb = a - F.gelu(a, approximate=approximate), b - F.gelu(b, approximate=approximate)
+        pad = 8 * torch.finfo(lo.dtype).eps * (b + 1)
+        g_min = (torch.minimum(ga, gb) - pad).clamp(min=0)
+        g_max = torch.where((a <= t_star) & (b >= t_star), torch.full_like(lo, g_star),
+                            torch.maximum(ga, gb)) + pad
+        return g_min, g_max
+
+    def interval(self, ctx, lo, hi):
+        approximate = self._approximate(ctx)
+        t_star, g_star = _GELU_GAPS[approximate]
+        f_lo, f_hi = F.gelu(lo, approximate=approximate), F.gelu(hi, approximate=approximate)
+        pad = 8 * torch.finfo(lo.dtype).eps * (torch.maximum(lo.abs(), hi.abs()) + 1)
+        inside = (lo <= -t_star) & (hi >= -t_star)
+        low = torch.where(inside, torch.full_like(lo, -g_star), torch.minimum(f_lo, f_hi))
+        return low - pad, torch.maximum(f_lo, f_hi) + pad
+
+    def relax(self, ctx, lo, hi):
+        slope_l, icpt_l, slope_u, icpt_u = _triangle(lo, hi, 0.0)
+        g_min, g_max = self._gap_range(ctx, lo, hi)
+        return slope_l, icpt_l - g_max, slope_u, icpt_u - g_min
+
+
+# -- registrations --------------------------------------------------------------------------
+_IN = {"input": DATA}
+_INPLACE = {"inplace": ANY}
+_SLOPE = satisfies(lambda s: isinstance(s, (int, float)) and 0 <= s <= 1,
+                   "a negative_slope in [0, 1]")
+register(ReLURule(), nn.ReLU, params=_IN, attrs=_INPLACE, writes_input="inplace")
+register(ReLURule(), F.relu, params={**_IN, **_INPLACE}, writes_input="inplace")
+register(ReLURule(), torch.relu, "relu", params=_IN)
+register(ReLURule(), torch.relu_, F.relu_, "relu_", params=_IN, writes_input=True)
+register(LeakyReLURule(), nn.LeakyReLU, params=_IN,
+         attrs={"negative_slope": _SLOPE, **_INPLACE}, writes_input="inplace")
+register(LeakyReLURule(), F.leaky_relu, params={**_IN, "negative_slope": _SLOPE, **_INPLACE},
+         writes_input="inplace")
+register(SShapedRule(torch.sigmoid, _sigmoid_derivative), nn.Sigmoid, torch.sigmoid, F.sigmoid,
+         "sigmoid", params=_IN)
+register(SShapedRule(torch.tanh, _tanh_derivative), nn.Tanh, torch.tanh, F.tanh, "tanh",
+         params=_IN)
+_APPROXIMATE = only("none", "tanh")
+register(GELURule(), nn.GELU, params=_IN, attrs={"approximate": _APPROXIMATE})
+register(GELURule(), F.gelu, params={**_IN, "approximate": _APPROXIMATE})
+register(ExpRule(), torch.exp, "exp", params=_IN)
+register(ReciprocalRule(), torch.reciprocal, "reciprocal", params=_IN)
+register(SqrtRule(), torch.sqrt, "sqrt", params=_IN)
+SQUARE = SquareRule()
+register(SQUARE, torch.square, "square", params=_IN)
+register(SQUARE, torch.pow, operator.pow, "pow",
+         params={"input": DATA, "exponent": only(2, expects="the power 2 of a bounded tensor")})

@@ -1,0 +1,396 @@
+"""Affine operations: Linear, Conv, BatchNorm (eval), add/sub/neg, scaling and ``x @ W``.
+
+``AffineRule`` covers ``y = L(x_1, ..., x_n) + offset`` with ``L`` linear in the bounded inputs.
+Forward: centre/radius form, ``L(c) + offset +- |L|(r)``. Backward: the transpose of ``L`` by a
+vector-Jacobian product (exact for linear maps), the offset into the bias. A rule gives
+``radius`` (``|L|`` applied to the radii) and may give a faster transpose.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from robusttext.bounds.rules.common import (
+    Rule,
+    bias_of,
+    unbroadcast,
+    with_spec_dim,
+)
+from robusttext.bounds.rules.registry import (
+    ANY,
+    DATA,
+    is_int_or_ints,
+    is_number,
+    only,
+    register,
+    satisfies,
+)
+from robusttext.errors import RobustTextError
+
+
+class AffineRule(Rule):
+    linear = True
+
+    def radius(self, ctx, radii: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def ibp(self, ctx):
+        centers, radii = {}, {}
+        for node in ctx.inputs:
+            lo, hi = ctx.interval(node)
+            centers[node], radii[node] = (lo + hi) / 2, (hi - lo) / 2
+        center = ctx.call(centers)
+        spread = self.radius(ctx, radii)
+        if spread.shape != center.shape:
+            spread = spread.expand_as(center)
+        return center - spread, center + spread
+
+    def offset(self, ctx) -> torch.Tensor:
+        """``[batch, *out]``: the output at zero bounded inputs."""
+        return ctx.call({n: torch.zeros_like(ctx.example(n)) for n in ctx.inputs})
+
+    def transpose(self, ctx, A: torch.Tensor) -> list[torch.Tensor]:
+        """``A`` ``[batch, specs, *out]`` -> one ``[batch, specs, *in]`` per bounded input."""
+        inputs = ctx.inputs
+        zeros = [torch.zeros_like(ctx.example(n)) for n in inputs]
+
+        def linear_part(*xs):
+            return ctx.call(dict(zip(inputs, xs)))
+
+        _, vjp = torch.func.vjp(linear_part, *zeros)
+        grads = torch.vmap(vjp)(A.transpose(0, 1))
+        return [g.transpose(0, 1) for g in grads]
+
+    def backward(self, ctx, A_lower, A_upper):
+        offset = self.offset(ctx)
+        pairs = [self.transpose(ctx, A) if A is not None else [None] * len(ctx.inputs)
+                 for A in (A_lower, A_upper)]
+        return list(zip(*pairs)), bias_of(A_lower, offset), bias_of(A_upper, offset)
+
+
+def zero_offset(ctx) -> torch.Tensor:
+    example = ctx.example(ctx.inputs[0])
+    return torch.zeros((), dtype=example.dtype, device=example.device)
+
+
+def operand(ctx, name):
+    """The interval of an operand: its bounds when bounded, else ``(value, value)``."""
+    value = ctx.arg(name)
+    if ctx.is_bounded(value):
+        return ctx.interval(value)
+    return value, value
+
+
+class AddRule(AffineRule):
+    """``x + alpha * y`` and ``x - alpha * y`` (``negate_second``); either may be bounded."""
+
+    def __init__(self, negate_second: bool = False):
+        self.negate_second = negate_second
+
+    def _factor(self, ctx):
+        alpha = ctx.arg("alpha", 1)
+        return -alpha if self.negate_second else alpha
+
+    def transpose(self, ctx, A):
+        factors = (1, self._factor(ctx))
+        totals = {}
+        for name, factor in zip(("input", "other"), factors):
+            arg = ctx.arg(name)
+            if ctx.is_bounded(arg):
+                part = unbroadcast(A, ctx.example(arg).shape)
+                part = part if factor == 1 else part * factor
+                totals[arg] = part if arg not in totals else totals[arg] + part
+        return [totals[n] for n in ctx.inputs]
+
+    def radius(self, ctx, radii):
+        total = 0
+        for name, factor in zip(("input", "other"), (1, abs(self._factor(ctx)))):
+            arg = ctx.arg(name)
+            if ctx.is_bounded(arg):
+                total = total + radii[arg] * factor
+        return total
+
+    def ibp(self, ctx):
+        (a_lo, a_hi), (b_lo, b_hi) = operand(ctx, "input"), operand(ctx, "other")
+        factor = self._factor(ctx)
+        if factor < 0:
+            b_lo, b_hi = b_hi, b_lo
+        if factor != 1:
+            b_lo, b_hi = b_lo * factor, b_hi * factor
+        return a_lo + b_lo, a_hi + b_hi
+
+
+class NegRule(AffineRule):
+    def radius(self, ctx, radii):
+        return next(iter(radii.values()))
+
+    def ibp(self, ctx):
+        lo, hi = ctx.interval(ctx.inputs[0])
+        return -hi, -lo
+
+    def transpose(self, ctx, A):
+        return [-A]
+
+    def offset(self, ctx):
+        return zero_offset(ctx)
+
+
+class ScaleRule(AffineRule):
+    """``x * c``, ``c * x`` and ``x / c`` with ``c`` a constant (tensor or number)."""
+
+    def __init__(self, divide: bool = False):
+        self.divide = divide
+
+    def _factor(self, ctx):
+        first, second = ctx.arg("input"), ctx.arg("other")
+        if self.divide and ctx.is_bounded(second):
+            raise RobustTextError(
+                f"{ctx.description}: division by a bounded tensor is not supported; write "
+                f"x * torch.reciprocal(y) (used at {ctx.where})"
+            )
+        return first if ctx.is_bounded(second) else second
+
+    def ibp(self, ctx):
+        # Scaling by a constant is monotone in each entry: map both ends, then order them.
+        factor = self._factor(ctx)
+        lo, hi = ctx.interval(ctx.inputs[0])
+        a, b = (lo / factor, hi / factor) if self.divide else (lo * factor, hi * factor)
+        if not isinstance(factor, torch.Tensor):
+            return (a, b) if factor >= 0 else (b, a)
+        return torch.minimum(a, b), torch.maximum(a, b)
+
+    def radius(self, ctx, radii):
+        factor = self._factor(ctx)
+        r = next(iter(radii.values()))
+        magnitude = abs(factor) if not isinstance(factor, torch.Tensor) else factor.abs()
+        return r / magnitude if self.divide else r * magnitude
+
+    def transpose(self, ctx, A):
+        factor = self._factor(ctx)
+        if self.divide:
+            factor = 1 / factor
+        shape = ctx.example(ctx.inputs[0]).shape
+        if isinstance(factor, torch.Tensor):
+            factor = with_spec_dim(factor, A)
+        return [unbroadcast(A * factor, shape)]
+
+    def offset(self, ctx):
+        return zero_offset(ctx)
+
+
+def weight_and_bias(ctx):
+    """Weight and bias of a Linear/Conv node, as a module call or a functional call."""
+    if ctx.module is not None:
+        return ctx.module.weight, ctx.module.bias
+    return ctx.arg("weight"), ctx.arg("bias")
+
+
+def _sum_and_spread(lo, hi, apply):
+    """Interval of an affine map ``y = W x + b`` on ``[lo, hi]`` with two products:
+    ``S = (W/2)(lo + hi) + b`` and ``D = (|W|/2)(hi - lo)`` give ``[S - D, S + D]``.
+
+    ``apply(x, scale, absolute, with_bias)`` runs the layer on ``x`` with its weight times
+    ``scale`` (made absolute when asked), adding the bias when asked.
+    """
+    total = apply(lo + hi, 0.5, False, True)
+    spread = apply(hi - lo, 0.5, True, False)
+    return total - spread, total + spread
+
+
+class LinearRule(AffineRule):
+    """``F.linear``/``nn.Linear``; right after the input, the input set may answer exactly (a
+    substitution set's ``linear_interval``)."""
+
+    def ibp(self, ctx):
+        weight, bias = weight_and_bias(ctx)
+        source = ctx.inputs[0]
+        if ctx.is_input(source):
+            exact = ctx.input_set.linear_interval(weight, bias)
+            if exact is not None:
+                ctx.exact = True
+                return exact
+        lo, hi = ctx.interval(source)
+
+        def apply(x, scale, absolute, with_bias):
+            w = weight.abs() * scale if absolute else weight * scale
+            return F.linear(x, w, bias if with_bias else None)
+
+        return _sum_and_spread(lo, hi, apply)
+
+    def radius(self, ctx, radii):
+        weight, _ = weight_and_bias(ctx)
+        return F.linear(next(iter(radii.values())), weight.abs())
+
+    def transpose(self, ctx, A):
+        weight, _ = weight_and_bias(ctx)
+        return [A @ weight]
+
+    def offset(self, ctx):
+        _, bias = weight_and_bias(ctx)
+        return zero_offset(ctx) if bias is None else bias
+
+
+class ConvRule(AffineRule):
+    """Conv1d/Conv2d modules and functions, zero padding. ``sequence``: the input is
+    ``[batch, length, channels]`` and is transposed to channels first (the rewrite of
+    ``conv(x.transpose(1, 2))``, graph.py); right after the input, the input set may answer
+    exactly (a substitution set's ``conv1d_interval``)."""
+
+    def __init__(self, sequence: bool = False):
+        self.sequence = sequence
+
+    def _params(self, ctx):
+        module = ctx.module
+        if module is not None:
+            return (module.weight, module.bias, module.stride, module.padding, module.dilation,
+                    module.groups)
+        weight, bias = weight_and_bias(ctx)
+        return (weight, bias, ctx.arg("stride", 1), ctx.arg("padding", 0),
+                ctx.arg("dilation", 1), ctx.arg("groups", 1))
+
+    def _channels_first(self, x):
+        return x.transpose(1, 2) if self.sequence else x
+
+    def ibp(self, ctx):
+        weight, bias, stride, padding, dilation, groups = self._params(ctx)
+        source = ctx.inputs[0]
+        if self.sequence and ctx.is_input(source) and groups == 1:
+            exact = ctx.input_set.conv1d_interval(weight, bias, _first(stride), _first(padding),
+                                                  _first(dilation), transposed_input=True)
+            if exact is not None:
+                ctx.exact = True
+                return exact
+        conv = F.conv1d if weight.dim() == 3 else F.conv2d
+        lo, hi = (self._channels_first(t) for t in ctx.interval(source))
+
+        def apply(x, scale, absolute, with_bias):
+            w = weight.abs() * scale if absolute else weight * scale
+            return conv(x, w, bias if with_bias else None, stride, padding, dilation, groups)
+
+        return _sum_and_spread(lo, hi, apply)
+
+    def radius(self, ctx, radii):
+        weight, _, stride, padding, dilation, groups = self._params(ctx)
+        conv = F.conv1d if weight.dim() == 3 else F.conv2d
+        return conv(self._channels_first(next(iter(radii.values()))), weight.abs(), None,
+                    stride, padding, dilation, groups)
+
+    def transpose(self, ctx, A):
+        weight, _, stride, padding, dilation, groups = self._params(ctx)
+        if isinstance(padding, str):
+            return super().transpose(ctx, A)
+        in_shape = self._channels_first(ctx.example(ctx.inputs[0])).shape
+        b, s = A.shape[:2]
+        flat = A.reshape(b * s, *A.shape[2:])
+        spatial = weight.dim() - 2
+
+        def as_tuple(v):
+            return tuple(v) if isinstance(v, (tuple, list)) else (v,) * spatial
+
+        stride, padding, dilation = as_tuple(stride), as_tuple(padding), as_tuple(dilation)
+        out_size = flat.shape[2:]
+        kernel = weight.shape[2:]
+        # conv_transpose needs output_padding to land on the input's exact size
+        output_padding = tuple(
+            in_shape[2 + i]
+            - ((out_size[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel[i] - 1) + 1)
+            for i in range(spatial)
+        )
+        conv_t = F.conv_transpose1d if spatial == 1 else F.conv_transpose2d
+        back = conv_t(flat, weight, None, stride, padding, output_padding, groups, dilation)
+        back = back.view(b, s, *in_shape[1:])
+        return [back.transpose(2, 3) if self.sequence else back]
+
+    def offset(self, ctx):
+        weight, bias, *_ = self._params(ctx)
+        if bias is None:
+            return zero_offset(ctx)
+        return bias.view(-1, *([1] * (weight.dim() - 2)))
+
+
+def _first(value):
+    return value[0] if isinstance(value, (tuple, list)) else value
+
+
+def conv1d_over_sequence(input, weight, bias, stride, padding, dilation, groups):
+    """``conv1d(input.transpose(1, 2), ...)``: ``[batch, length, channels] -> [batch, out,
+    out_length]``. graph.py rewrites that pattern into this call."""
+    return F.conv1d(input.transpose(1, 2), weight, bias, stride, padding, dilation, groups)
+
+
+class BatchNormRule(AffineRule):
+    """BatchNorm in eval mode: a per-channel scale and shift."""
+
+    def _scale_shift(self, ctx):
+        module = ctx.module
+        scale = torch.rsqrt(module.running_var + module.eps)
+        if module.weight is not None:
+            scale = scale * module.weight
+        shift = -module.running_mean * scale
+        if module.bias is not None:
+            shift = shift + module.bias
+        dims = ctx.example(ctx.inputs[0]).dim() - 2
+        view = (-1, *([1] * dims))
+        return scale.view(view), shift.view(view)
+
+    def radius(self, ctx, radii):
+        scale, _ = self._scale_shift(ctx)
+        return next(iter(radii.values())) * scale.abs()
+
+    def transpose(self, ctx, A):
+        scale, _ = self._scale_shift(ctx)
+        return [A * scale]
+
+    def offset(self, ctx):
+        return self._scale_shift(ctx)[1]
+
+
+class MatmulRule(AffineRule):
+    """``x @ W`` or ``W @ x`` with ``W`` constant."""
+
+    def radius(self, ctx, radii):
+        first, second = ctx.arg("input"), ctx.arg("other")
+        r = next(iter(radii.values()))
+        if ctx.is_bounded(first):
+            return r @ second.abs()
+        return first.abs() @ r
+
+
+# -- registrations --------------------------------------------------------------------------
+_ALPHA = satisfies(is_number, "a number alpha")
+register(AddRule(), torch.add, "add", params={"input": DATA, "other": DATA, "alpha": _ALPHA})
+register(AddRule(), operator.add, params={"input": DATA, "other": DATA})
+register(AddRule(), "add_", operator.iadd, params={"input": DATA, "other": DATA, "alpha": _ALPHA},
+         writes_input=True)
+register(AddRule(negate_second=True), torch.sub, "sub",
+         params={"input": DATA, "other": DATA, "alpha": _ALPHA})
+register(AddRule(negate_second=True), operator.sub, params={"input": DATA, "other": DATA})
+register(AddRule(negate_second=True), "sub_", operator.isub,
+         params={"input": DATA, "other": DATA, "alpha": _ALPHA}, writes_input=True)
+register(NegRule(), torch.neg, operator.neg, "neg", params={"input": DATA})
+_DIVIDE = {"input": DATA, "other": DATA}
+register(ScaleRule(divide=True), operator.truediv, params=_DIVIDE)
+register(ScaleRule(divide=True), torch.div, "div",
+         params={**_DIVIDE, "rounding_mode": only(None, expects="true division "
+                                                  "(rounding_mode=None)")})
+register(ScaleRule(divide=True), operator.itruediv, "div_", params=_DIVIDE, writes_input=True)
+
+register(LinearRule(), nn.Linear, params={"input": DATA})
+register(LinearRule(), F.linear, params={"input": DATA, "weight": ANY, "bias": ANY})
+_CONV_MODULE = {"padding_mode": only("zeros", expects="zero padding (padding_mode='zeros')")}
+_CONV_ARGS = {"input": DATA, "weight": ANY, "bias": ANY, "stride": ANY, "padding": ANY,
+              "dilation": ANY, "groups": ANY}
+register(ConvRule(), nn.Conv1d, nn.Conv2d, params={"input": DATA}, attrs=_CONV_MODULE)
+register(ConvRule(), F.conv1d, F.conv2d, params=_CONV_ARGS)
+register(ConvRule(sequence=True), conv1d_over_sequence,
+         params={**_CONV_ARGS, "padding": satisfies(is_int_or_ints, "integer padding")})
+register(BatchNormRule(), nn.BatchNorm1d, nn.BatchNorm2d, params={"input": DATA}, attrs={
+    "training": only(False, expects="eval mode: in training mode its output depends on the "
+                     "whole batch; call model.eval() before computing bounds"),
+    "running_var": satisfies(lambda v: v is not None,
+                             "a BatchNorm that keeps running statistics"),
+})

@@ -1,0 +1,103 @@
+"""``robusttext certify "a sentence"``: one sentence seen whole.
+
+Prints the model's prediction and margin, each position that may change with its candidates
+(as the model's vocabulary reads them), and per budget whether the prediction is certified,
+the certified margin (the lower bound), what the attack and the enumeration found, and a
+rewrite that flips it when one was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from robusttext.errors import RobustTextError
+
+SHOWN_CANDIDATES = 12  # candidates listed per position; the count is always given
+
+
+def read_tokens(space, vocab, text: str) -> list[tuple[str, str, list[str]]]:
+    """Per position of ``text``: ``(token, as the model's vocabulary reads it, candidates)``
+    (an unknown token reads as the vocabulary's unknown token)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cuts are the space's own setting
+        tokens, entries = space.candidates(text, vocab)
+    return [(token, vocab.token(token_id), [vocab.token(c) for c in candidates])
+            for token, (token_id, candidates) in zip(tokens, entries, strict=True)]
+
+
+def changeable_positions(space, vocab, text: str) -> list[tuple[int, str, list[str]]]:
+    """``(position, token, candidates)`` of each position of ``text`` that may change, with
+    tokens and candidates as the model's vocabulary reads them."""
+    return [(p, token, candidates)
+            for p, (token, _, candidates) in enumerate(read_tokens(space, vocab, text))
+            if candidates]
+
+
+def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None] | None,
+                  args: argparse.Namespace, say: Callable[..., None] = print) -> None:
+    """Certify ``text`` with ``bundle`` (a loaded text model) and print it whole (see the
+    module docstring). ``label`` None: the prediction is the label."""
+    from robusttext.certify.certifier import DEFAULT_BUDGETS, certify
+    from robusttext.certify.margins import margins, predict
+    from robusttext.certify.report import describe_space
+
+    space, vocab, model = bundle.space, bundle.vocab, bundle.model
+    enc = space.encode([text], vocab).to(model.embedding.weight.device)
+    logits = predict(model, enc.token_ids, enc.mask)
+    classes = logits.shape[1]
+    prediction = int(logits.argmax(1))
+    if label is not None and not 0 <= label < classes:
+        raise RobustTextError(f"--label {label}: the model has {classes} classes (0 to "
+                              f"{classes - 1})")
+    chosen = prediction if label is None else label
+    if budgets is None:
+        budgets = [space.budget] if space.budget is not None else list(DEFAULT_BUDGETS)
+    result = certify(model, vocab, space, [(text, chosen)], budgets=budgets, method=args.method,
+                     relaxation=args.relaxation, enumerate_limit=args.enumerate_limit,
+                     beam_width=args.beam_width, proposals=args.proposals,
+                     progress=False if args.quiet else None)
+    margin = float(margins(logits, logits.new_tensor([chosen]).long()))
+    shown = repr if space.level == "char" else str
+
+    say(f"{bundle.name}: {describe_space(space, budgets)}; {result.settings['method']} bounds")
+    say(f"sentence:   {text}")
+    whose = "the prediction" if label is None else f"label {label}"
+    say(f"prediction: class {prediction} of {classes}; margin of {whose} {margin:.3f} "
+        f"(its logit minus the highest other)"
+        + ("" if label is None or label == prediction else "  (MISCLASSIFIED)"))
+    positions = changeable_positions(space, vocab, text)
+    length = int(enc.mask.sum())
+    say(f"may change: {len(positions)} of {length} positions")
+    for position, token, candidates in positions:
+        listed = ", ".join(shown(c) for c in candidates[:SHOWN_CANDIDATES])
+        more = len(candidates) - SHOWN_CANDIDATES
+        say(f"  {position:4d}  {shown(token)} -> {len(candidates)}: {listed}"
+            + (f", ... (+{more})" if more > 0 else ""))
+    for r in result.examples:
+        say(describe_result(r, args.enumerate_limit, shown))
+
+
+def describe_result(r, enumerate_limit: int, shown: Callable[[str], str] = str) -> str:
+    """One line per budget: certified or not, the certified margin, the set, what the attack
+    and the enumeration found, and the flipping rewrite."""
+    budget = "any number of positions" if r.budget is None else (
+        f"{r.budget} position{'' if r.budget == 1 else 's'}")
+    head = f"budget {budget}: " + ("CERTIFIED" if r.certified else "not certified")
+    parts = [f"certified margin (lower bound) {r.margin_lower:.3f}",
+             f"{r.set_size:,} sentences in the set"]
+    if r.exhaustive is True:
+        parts.append("enumerated: every one keeps the label")
+    elif r.exhaustive is None:
+        parts.append(f"not enumerated (more than --enumerate-limit {enumerate_limit:,})")
+    if r.prediction != r.label:
+        parts.append("the sentence itself is misclassified")
+    elif r.attacked:
+        parts.append(f"the attack flips it: {shown(r.rewrite)}")
+    elif r.exhaustive is False:
+        parts.append(f"the enumeration flips it: {shown(r.rewrite)}")
+    elif not r.certified:
+        parts.append("the attack found no flip")
+    return head + "; " + "; ".join(parts)

@@ -1,0 +1,191 @@
+"""One vocabulary across the command line: help and choices on every option, the same
+defaults for text and vision, old spellings kept for a release, --version, python -m."""
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+import robusttext
+from robusttext.cli import COMMANDS, build_parser, main
+
+
+def subparsers(parser):
+    """Every (name, parser) below ``parser``, depth first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield name, child
+                yield from ((f"{name} {n}", p) for n, p in subparsers(child))
+
+
+def all_commands():
+    for name in COMMANDS:
+        for path, parser in subparsers(build_parser([name])):
+            if path.split()[0] == name:
+                yield path, parser
+
+
+COMMAND_PARSERS = dict(all_commands())
+
+
+def test_every_option_has_help():
+    assert {"certify", "perturb", "train", "vision", "vision train", "vision certify"} <= set(
+        COMMAND_PARSERS)
+    for path, parser in COMMAND_PARSERS.items():
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, (path, action.dest)
+
+
+def test_fixed_values_are_choices():
+    """Options whose values form a fixed set list them (shown by --help, checked by argparse)."""
+    from robusttext.text.models import MODEL_KINDS
+    from robusttext.train.config import CHOICES, HELP, TrainConfig
+    from robusttext.vision.cli import ARCHITECTURES, BOUND_METHODS
+    from robusttext.vision.models import ARCHITECTURES as VISION_ARCHITECTURES
+    from robusttext.vision.verify import BOUND_METHODS as VISION_METHODS
+
+    assert set(HELP) == {f.name for f in TrainConfig.__dataclass_fields__.values()}
+    assert set(ARCHITECTURES) == set(VISION_ARCHITECTURES)
+    assert set(BOUND_METHODS) == set(VISION_METHODS)
+    assert set(CHOICES["model"]) == set(MODEL_KINDS)
+
+    def choices(path, dest):
+        return next(a.choices for a in COMMAND_PARSERS[path]._actions
+                    if a.dest == dest and a.help != "deprecated" and a.choices)
+
+    assert set(choices("train", "model")) == set(MODEL_KINDS)
+    for dest in ("method", "eval_method", "tokenizer", "norm"):
+        assert choices("train", dest)
+    assert set(choices("vision train", "architecture")) == set(VISION_ARCHITECTURES)
+    assert choices("certify", "method") and choices("certify", "relaxation")
+
+
+def defaults(path):
+    return {a.dest: a.default for a in COMMAND_PARSERS[path]._actions}
+
+
+def test_same_defaults_for_text_and_vision():
+    from robusttext.certify.cli import METHODS
+    from robusttext.train.config import TrainConfig
+    from robusttext.vision.train import TrainConfig as VisionConfig
+
+    assert defaults("certify")["device"] == defaults("vision certify")["device"] == "auto"
+    assert TrainConfig().device == VisionConfig().device == "auto"
+    # a training log's dev "verified" is bounded the way certify bounds it by default
+    assert TrainConfig().eval_method == defaults("certify")["method"] == "auto"
+    assert "auto" not in METHODS  # auto is resolved, per model, by pick_method
+
+
+def test_version_and_python_m(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"robusttext {robusttext.__version__}"
+    out = subprocess.run([sys.executable, "-m", "robusttext", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"robusttext {robusttext.__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["certify", "--help"], ["perturb", "--help"]])
+def test_help_loads_no_heavy_library(argv):
+    """--help imports neither transformers nor datasets (nor matplotlib)."""
+    code = "\n".join([
+        "import sys", "from robusttext.cli import main", "try:", f"    main({argv!r})",
+        "except SystemExit:", "    pass",
+        "print(sorted(m for m in ('transformers', 'datasets', 'matplotlib') if m in sys.modules))",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_train_old_model_flag_still_works(tmp_path, capsys):
+    assert main(["train", "--model", "bow", "--print-config"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["model"] == "bow"
+    assert "--model is deprecated" in captured.err and "--architecture" in captured.err
+    assert main(["train", "--architecture", "lstm", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "lstm"
+
+
+def test_messages_name_flags(capsys):
+    assert main(["train", "--budget", "-1", "--print-config"]) == 2
+    assert "--budget must be >= 0, or none" in capsys.readouterr().err
+    assert main(["train", "--epochs", "0", "--print-config"]) == 2
+    assert "--epochs must be at least 1" in capsys.readouterr().err
+
+
+def test_a_schedule_that_never_perturbs_is_named(tmp_path, monkeypatch, capsys):
+    import robusttext.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "train", lambda config: {"done": 1})
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "--epochs 1 ends within the warm-up (--warmup-epochs 1)" in out
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path / "r")]) == 0
+    assert "warm-up" not in capsys.readouterr().out
+    assert main(["train", "--epochs", "1", "--robust-weight", "0", "--out",
+                 str(tmp_path / "r")]) == 0
+    assert "warm-up" not in capsys.readouterr().out  # normal training on purpose
+
+
+def test_rerun_of_a_finished_run_says_so(tmp_path, capsys):
+    from tests.test_train import write_tsv
+
+    argv = ["train", "--architecture", "char-cnn", "--embed-dim", "8", "--filters", "6",
+            "--train", str(write_tsv(tmp_path / "t.tsv")), "--epochs", "1", "--warmup-epochs",
+            "0", "--batch-size", "4", "--device", "cpu", "--out", str(tmp_path / "run"),
+            "--quiet"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    record = json.loads(next(line for line in first.splitlines() if line.startswith("{")))
+    assert all(len(repr(v)) <= 8 for v in record.values() if isinstance(v, float))  # rounded
+    assert main(argv) == 0
+    assert "already trained for 1 epochs" in capsys.readouterr().out
+
+
+def test_vision_vocabulary(tmp_path, capsys):
+    """vision certify: --model is the checkpoint (a shipped name here); old spellings work
+    with a deprecation message."""
+    from robusttext.vision.cli import _certify_names
+
+    def names(*argv):
+        return _certify_names(COMMAND_PARSERS["vision certify"].parse_args(list(argv)))
+
+    assert names() == ("fmnist-dm-small", None)
+    assert names("--model", "runs/x", "--architecture", "dm-large") == ("runs/x", "dm-large")
+    assert names("--checkpoint", "runs/x", "--model", "dm-large") == ("runs/x", "dm-large")
+    assert names("--model", "dm-small") == ("fmnist-dm-small", "dm-small")
+    err = capsys.readouterr().err
+    assert "--checkpoint is deprecated" in err and "names an architecture" in err
+    args = COMMAND_PARSERS["vision train"].parse_args(["--model", "dm-large", "--resume",
+                                                       "--no-progress"])
+    assert (args.architecture, args.quiet) == ("dm-large", True)
+    err = capsys.readouterr().err
+    assert "--model is deprecated" in err and "--resume is deprecated" in err
+
+
+def test_vision_train_resumes_like_text_train(tmp_path, capsys):
+    from tests.test_vision_train import write_idx_folder
+
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    write_idx_folder(folder)
+    common = ["vision", "train", "--data", str(folder), "--method", "ibp", "--eps", "0.02",
+              "--epochs", "1", "--batch-size", "24", "--pgd-steps", "1", "--device", "cpu",
+              "--quiet"]
+    argv = [*common, "--warmup-epochs", "0", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 0  # no --resume needed, and nothing retrained
+    captured = capsys.readouterr()
+    assert "already trained for 1 epochs" in captured.err and "clean_accuracy" in captured.out
+    assert main([*argv, "--seed", "5"]) == 2
+    assert "holds a run with other settings (seed was 0, now 5)" in capsys.readouterr().err
+    assert main([*common, "--warmup-epochs", "1", "--out", str(tmp_path / "other")]) == 0
+    assert "no step perturbs the inputs" in capsys.readouterr().err
