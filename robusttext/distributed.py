@@ -360,6 +360,10 @@ def merge_certifications(parts: Sequence[tuple[list[int], object]]):
                  for b in budgets]
     settings = dict(first.settings)
     settings["world_size"] = len(parts)
+    if "dropped_candidates" in settings:  # sub-word spaces: counts by reason, summed
+        settings["dropped_candidates"] = {k: sum(r.settings["dropped_candidates"][k]
+                                                 for _, r in parts)
+                                          for k in first.settings["dropped_candidates"]}
     return Certification(summaries, results, settings)
 
 

@@ -21,6 +21,7 @@ from robusttext.data import Example, check_labels
 from robusttext.errors import RobustTextError
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.space import PerturbationSpace
+from robusttext.perturb.subwords import SubwordSpace
 from robusttext.perturb.vocabulary import Vocabulary
 from robusttext.text.contract import check_text_model
 
@@ -121,6 +122,8 @@ def certify(
                 "enumerate_limit": enumerate_limit, "beam_width": beam_width,
                 "proposals": proposals, "space": space.describe(), "device": str(device),
                 "setup_seconds": round(run.setup_seconds, 4)}
+    if isinstance(space, SubwordSpace):
+        settings["dropped_candidates"] = space.dropped_totals([e.text for e in examples])
     return Certification(summaries, results, settings)
 
 
@@ -203,7 +206,8 @@ class _Run:
                     certified=bool(lower[j] > 0), margin_lower=float(lower[j]),
                     attacked=flipped, attack_margin=float(attack_margins[j, d]),
                     exhaustive=exhaustive, set_size=sizes[budget][j], origin=examples[j].origin,
-                    rewrite=rewrite)
+                    rewrite=rewrite,
+                    dropped_candidates=self._dropped(examples[j].text))
                 check_example(
                     text=result.text, origin=result.origin, budget=budget,
                     certified=result.certified, margin_lower=result.margin_lower,
@@ -236,6 +240,12 @@ class _Run:
             lowest.sum().item()  # wait for the device before reading the clock
             self.seconds[budget]["exhaustive"] += time.perf_counter() - start
         return lowest, flipped
+
+    def _dropped(self, text: str) -> int:
+        """Candidates of ``text`` that a sub-word space left out (0 for other spaces)."""
+        if isinstance(self.space, SubwordSpace):
+            return self.space.dropped[text].total
+        return 0
 
     def _enumerated_flip(self, enc: EncodedBatch, j: int, label: int, budget: int | None,
                          found: dict) -> str | None:

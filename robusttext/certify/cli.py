@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import robusttext
@@ -75,6 +76,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar (it is also off when standard error is not a "
                              "terminal)")
+    _add_space_flags(parser)
+
+
+def _add_space_flags(parser: argparse.ArgumentParser) -> None:
+    """The perturbation-space flags of ``robusttext perturb`` (--synonyms, --typos, --level,
+    ...): they replace the space a model carries, and give one to a model that has none."""
+    from robusttext.perturb.cli import add_space_arguments
+
+    add_space_arguments(parser.add_argument_group(
+        "perturbation space (as in robusttext perturb; overrides the model's own)"))
+
+
+def _flag_space(args: argparse.Namespace, budgets: list[int | None] | None):
+    """The space the flags describe (its budget: the largest of --budget), or None."""
+    from robusttext.perturb.cli import build_space, space_flags_given
+
+    if not space_flags_given(args):
+        return None
+    limited = [b for b in budgets or [] if b is not None]
+    budget = None if not limited or None in (budgets or []) else max(limited)
+    return build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
 
 
 def parse_budgets(text: str | None) -> list[int | None] | None:
@@ -179,12 +201,15 @@ def run(args: argparse.Namespace) -> int:
     )
     from robusttext.certify.soundness import SoundnessViolation
     from robusttext.text import load_text_model
+    from robusttext.text.io import bundle_space
 
     names = _models(args.model)
+    flag_space = _flag_space(args, budgets)
     if args.text is not None:
         from robusttext.certify.sentence import show_sentence
 
         bundles = [load_text_model(name, _device(args.device)) for name in names]
+        bundles = [replace(b, space=bundle_space(b, flag_space)) for b in bundles]
         try:
             for bundle in bundles:
                 show_sentence(bundle, args.text, args.label, budgets, args, say)
@@ -203,11 +228,13 @@ def run(args: argparse.Namespace) -> int:
     results, bundles = {}, {}
     for name in names:
         bundle = load_text_model(name, args.device)
-        model_budgets = budgets or ([bundle.space.budget] if bundle.space.budget is not None
+        bundle = replace(bundle, space=bundle_space(bundle, flag_space))  # the flags' or its own
+        space = bundle.space
+        model_budgets = budgets or ([space.budget] if space.budget is not None
                                     else list(DEFAULT_BUDGETS))
         try:
             result = distributed.certify_sharded(
-                certify, bundle.model, bundle.vocab, bundle.space, examples, budgets=model_budgets,
+                certify, bundle.model, bundle.vocab, space, examples, budgets=model_budgets,
                 method=args.method, relaxation=args.relaxation, batch_size=args.batch_size,
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device,
@@ -221,6 +248,12 @@ def run(args: argparse.Namespace) -> int:
             f"{describe_space(bundle.space, model_budgets)}; {result.settings['method']} "
             f"bounds, {args.relaxation} relaxation")
         say(format_table(result))
+        dropped = result.settings.get("dropped_candidates")
+        if dropped is not None:
+            reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dropped.items()
+                                if k != "total" and v)
+            say(f"sub-word candidates dropped: {dropped['total']}"
+                + (f" ({reasons})" if reasons else ""))
         say()
         part = result.to_json(model=bundle.name)
         report["summary"] += part["summary"]

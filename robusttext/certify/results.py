@@ -21,6 +21,9 @@ class ExampleResult:
     set_size:     the exact number of sentences in the set.
     rewrite:      a misclassified sentence of the set (the attack's, else the enumeration's),
                   None when none was found.
+    dropped_candidates: candidate words left out of the set because their word pieces could not
+                  be covered exactly (sub-word models, ``robusttext.perturb.subwords``; 0 for
+                  word and character vocabularies, which drop nothing).
     """
 
     index: int
@@ -36,6 +39,7 @@ class ExampleResult:
     set_size: int
     origin: str = ""
     rewrite: str | None = None
+    dropped_candidates: int = 0
 
     def to_json(self) -> dict:
         out = asdict(self)

@@ -20,6 +20,16 @@ from robusttext.perturb.vocabulary import Vocabulary
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="the sentence")
+    add_space_arguments(parser)
+    parser.add_argument("--budget", type=int, default=None, metavar="N",
+                        help="at most N positions change (default: any number)")
+    parser.add_argument("--show", type=int, default=0, metavar="N",
+                        help="also print the first N sentences of the set")
+
+
+def add_space_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that describe a perturbation space (all but the budget), shared with
+    ``robusttext certify``."""
     parser.add_argument("--synonyms", metavar="counterfitted|wordnet|PATH",
                         help="synonym source: counter-fitted neighbours (from --neighbors or "
                              "the cache), WordNet, or a JSON word -> list file")
@@ -31,8 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keyboard map for flips (default: the project's QWERTY map)")
     parser.add_argument("--max-flips-per-word", type=int, default=1, metavar="N",
                         help="flipped characters per word at the word level (default 1)")
-    parser.add_argument("--budget", type=int, default=None, metavar="N",
-                        help="at most N positions change (default: any number)")
     parser.add_argument("--level", choices=("word", "char"), default="word",
                         help="substitute words or single characters (default word)")
     parser.add_argument("--tokenizer", choices=("glue", "raw"), default="glue",
@@ -42,8 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep at most N candidates per position (cuts are reported)")
     parser.add_argument("--wordnet-senses", type=int, default=1, metavar="N",
                         help="WordNet: use each word's N most frequent senses (default 1)")
-    parser.add_argument("--show", type=int, default=0, metavar="N",
-                        help="also print the first N sentences of the set")
+
+
+def space_flags_given(args: argparse.Namespace) -> bool:
+    """True when the flags choose substitutions (so they describe a space of their own)."""
+    return bool(args.synonyms or args.neighbors or args.typos or args.level == "char")
 
 
 def build_space(args: argparse.Namespace) -> PerturbationSpace:

@@ -81,7 +81,7 @@ def save_text_model(
         raise RobustTextError(f"the model embeds {model.embedding.num_embeddings} tokens but the "
                               f"vocabulary has {len(vocab)}")
     check_space_level(model, space, where="save_text_model")
-    return save_checkpoint(
+    path = save_checkpoint(
         directory, model, kind=model.kind, model_config=model.config(), tensors=extra_tensors,
         vocabulary=vocab.to_json(),
         tokenizer={"style": space.tokenizer, "level": space.level},
@@ -90,6 +90,11 @@ def save_text_model(
         metrics=metrics or {},
         **sections,
     )
+    from robusttext.text.hf.trainable import BertClassifier, write_transformers_files
+
+    if isinstance(model, BertClassifier):  # also a from_pretrained / pipeline folder
+        write_transformers_files(path, model, vocab, space, training_config, metrics)
+    return path
 
 
 def check_space_level(model: TextClassifier, space: PerturbationSpace, where: str) -> None:
@@ -133,6 +138,10 @@ def load_text_model(
             raise RobustTextError(f"no such model: {name} is neither a checkpoint folder nor "
                                   f"a shipped model ({', '.join(SHIPPED_MODELS)})")
         name = path.name
+    if _is_transformers_folder(path, expected_kind):
+        from robusttext.text.hf.folders import load_transformers_bundle
+
+        return load_transformers_bundle(path, device)
     kinds = expected_kind if expected_kind is not None else tuple(MODEL_KINDS)
     state, extra, meta = load_checkpoint(path, expected_kind=kinds)
     for section in ("model_config", "vocabulary", "perturbation_space"):
@@ -153,3 +162,31 @@ def load_text_model(
     model.to(device).eval()
     return TextModelBundle(model=model, vocab=vocab, space=space, meta=meta, name=name,
                            path=path, extra_tensors=extra)
+
+
+def _is_transformers_folder(path: Path, expected_kind) -> bool:
+    """A ``save_pretrained`` folder (config.json, no robusttext checkpoint) that the caller
+    accepts (``expected_kind`` None or naming ``"transformers"``)."""
+    from robusttext.checkpoint import META_FILE
+
+    wanted = expected_kind is None or "transformers" in (
+        (expected_kind,) if isinstance(expected_kind, str) else expected_kind)
+    return wanted and (path / "config.json").is_file() and not (path / META_FILE).is_file()
+
+
+def bundle_space(bundle: TextModelBundle, space: PerturbationSpace | None = None):
+    """The space to certify ``bundle`` against: ``space`` when given (checked against the
+    model; through the tokenizer for a ``transformers`` model), else the one the model carries."""
+    if bundle.kind == "transformers":
+        from robusttext.text.hf.folders import subword_space
+
+        if space is not None:
+            return subword_space(space, bundle.vocab.tokenizer, bundle.model)
+        if bundle.space is None:
+            raise RobustTextError(f"model {bundle.name} carries no perturbation space; choose "
+                                  "one with --synonyms, --neighbors or --typos (and --budget)")
+        return bundle.space
+    if space is None:
+        return bundle.space
+    check_space_matches(bundle, space)
+    return space

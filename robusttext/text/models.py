@@ -172,3 +172,8 @@ def build_model(kind: str, **config: Any) -> TextClassifier:
 from robusttext.text.sequence_models import SEQUENCE_MODELS  # noqa: E402
 
 MODEL_KINDS.update({cls.kind: cls for cls in SEQUENCE_MODELS})
+# The BERT-style encoder (transformers' BertForSequenceClassification) lives with the other
+# transformers code; transformers itself is imported only when one is built.
+from robusttext.text.hf.trainable import BertClassifier  # noqa: E402
+
+MODEL_KINDS[BertClassifier.kind] = BertClassifier

@@ -22,9 +22,9 @@ EVAL_METHODS = ("auto", *METHODS)  # auto: as robusttext certify picks (budget-i
 class TrainConfig:
     """Everything a training run depends on.
 
-    Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``, ``lstm``, ``transformer``), sizes
-    (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
-    ``norm``; each model takes its own; None: the model's default),
+    Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``, ``lstm``, ``transformer``, ``bert``),
+    sizes (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
+    ``norm``, ``layers``; each model takes its own; None: the model's default),
     ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
     ``embed_dim`` is then the transformer's), ``freeze_embeddings``.
     Data: ``train`` / ``dev`` (a .tsv/.csv/.jsonl path, or a hub id read at ``train_split`` /
@@ -60,6 +60,7 @@ class TrainConfig:
     ffn: int | None = None
     max_length: int | None = None
     norm: str | None = None
+    layers: int | None = None
     pretrained: str | None = None
     freeze_embeddings: bool = False
     train: str = "stanfordnlp/sst2"
@@ -199,6 +200,7 @@ HELP: dict[str, str] = {
     "ffn": "Transformer feed-forward size (default: the architecture's)",
     "max_length": "Transformer: longest sentence in tokens (default: the architecture's)",
     "norm": "Transformer normalisation (default: the architecture's)",
+    "layers": "encoder layers of the bert model (default: the architecture's)",
     "pretrained": "hub id or folder whose input embeddings initialise the table",
     "freeze_embeddings": "keep the embedding table fixed",
     "train": "training data: a .tsv/.csv/.jsonl file or a hub id",

@@ -38,7 +38,8 @@ from robusttext.train.evaluate import evaluate
 from robusttext.train.schedule import RobustSchedule
 
 # Settings passed to the model's constructor when given (each model takes its own subset).
-MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "max_length", "norm")
+MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "max_length", "norm",
+                  "layers")
 # Settings a resumed run must share with the checkpoint it continues.
 SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "train",
                   "train_split", "train_limit", "min_count", "max_vocab", "sources", "space_file",

@@ -1,0 +1,67 @@
+"""Certify a ``transformers`` model object on a ``datasets.Dataset`` (or a list of pairs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from robusttext.data import Example
+from robusttext.data.examples import check_label_column, parse_label, parse_text, pick_text_column
+from robusttext.errors import RobustTextError
+from robusttext.perturb.space import PerturbationSpace
+from robusttext.perturb.subwords import SubwordSpace
+from robusttext.text.hf.folders import subword_space
+from robusttext.text.hf.model import HFTextModel, from_transformers
+
+
+def examples_from_dataset(data, text_column: str | None = None, label_column: str = "label",
+                          num_labels: int | None = None) -> list[Example]:
+    """The examples of a ``datasets.Dataset`` (or a list of ``(text, label)`` pairs /
+    ``Example``). With ``num_labels``, RobustTextError when the data's labels do not fit a model
+    of that many labels: a label out of range, or a ``ClassLabel`` column of another size."""
+    if isinstance(data, Sequence) and not isinstance(data, str):
+        examples = [e if isinstance(e, Example) else Example(*e) for e in data]
+        where = "the examples"
+    else:
+        columns = getattr(data, "column_names", None)
+        if not isinstance(columns, list):
+            raise RobustTextError(f"expected a datasets.Dataset or a list of (text, label) pairs, "
+                                  f"got {type(data).__name__}")
+        text_name = pick_text_column(columns, text_column, "the data set")
+        label_name = check_label_column(columns, label_column, "the data set")
+        feature = data.features[label_name]
+        classes = getattr(feature, "num_classes", None)
+        if num_labels is not None and classes is not None and classes != num_labels:
+            raise RobustTextError(f"the data set's {label_name!r} column has {classes} classes "
+                                  f"but the model has {num_labels} labels")
+        examples = [Example(parse_text(t, f"row {i}"), parse_label(y, f"row {i}"), f"row {i}")
+                    for i, (t, y) in enumerate(zip(data[text_name], data[label_name]))]
+        where = "the data set"
+    if not examples:
+        raise RobustTextError(f"{where} holds no examples")
+    if num_labels is not None:
+        top = max(e.label for e in examples)
+        if top >= num_labels:
+            raise RobustTextError(f"{where} has label {top} but the model has {num_labels} "
+                                  f"labels (0..{num_labels - 1})")
+    return examples
+
+
+def certify_transformers(model: nn.Module, tokenizer, data, space: PerturbationSpace | SubwordSpace,
+                         budgets: Sequence[int | None] | None = None, *,
+                         text_column: str | None = None, label_column: str = "label",
+                         **options):
+    """Certify, attack and enumerate a ``transformers`` sequence classifier (or an
+    ``HFTextModel``) on ``data`` (see ``examples_from_dataset``) against a word-level ``space``
+    seen through ``tokenizer``. ``options`` go to ``robusttext.certify.certify`` (``method``,
+    ``batch_size``, ``enumerate_limit``, ...). Returns its ``Certification``; the candidates
+    the word pieces made robusttext drop are in ``settings["dropped_candidates"]`` (by reason)
+    and in each example's ``dropped_candidates``."""
+    from robusttext.certify import certify
+
+    text_model = model if isinstance(model, HFTextModel) else from_transformers(model)
+    if not isinstance(space, SubwordSpace):
+        space = subword_space(space, tokenizer, text_model)
+    examples = examples_from_dataset(data, text_column, label_column, text_model.num_labels)
+    return certify(text_model, space.vocabulary, space, examples, budgets, **options)

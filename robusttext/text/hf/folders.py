@@ -1,0 +1,151 @@
+"""``transformers`` model folders: load one as a robusttext text model, save one.
+
+A folder written by ``save_pretrained`` (``config.json``, the weights, the tokenizer's files)
+loads with ``load_transformers_folder``; robusttext adds ``robusttext.json`` beside them when it
+saves (``save_transformers_folder``): the perturbation space the model was trained or certified
+for, the training configuration and the measured metrics. ``AutoModelForSequenceClassification
+.from_pretrained`` and ``pipeline("text-classification")`` read the folder as usual and ignore
+that file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from robusttext.errors import RobustTextError
+from robusttext.perturb.space import PerturbationSpace
+from robusttext.perturb.subwords import SubwordSpace
+from robusttext.text.hf.model import SUPPORTED_ARCHITECTURES, HFTextModel, from_transformers
+
+ROBUSTTEXT_FILE = "robusttext.json"
+FORMAT = "robusttext.transformers_folder"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
+"""A folder holds a tokenizer when it has one of these (fast tokenizer, WordPiece, BPE)."""
+
+
+def is_transformers_folder(path: str | Path) -> bool:
+    """True when ``path`` is a folder with a ``transformers`` ``config.json``."""
+    return (Path(path) / "config.json").is_file()
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RobustTextError(f"{path}/config.json cannot be read: {error}") from None
+    if not isinstance(config, dict):
+        raise RobustTextError(f"{path}/config.json is not a JSON object")
+    return config
+
+
+def load_transformers_folder(path: str | Path, device: str = "cpu"):
+    """``(text_model, tokenizer, saved)`` from a ``save_pretrained`` folder: the
+    ``HFTextModel`` in eval mode on ``device``, the folder's tokenizer and the parsed
+    ``robusttext.json`` (``{}`` when absent). RobustTextError for a folder without a tokenizer
+    or with an architecture robusttext does not support (named, with the supported ones)."""
+    path = Path(path).expanduser()
+    config = _read_config(path)
+    architectures = config.get("architectures") or []
+    unsupported = [a for a in architectures if a not in SUPPORTED_ARCHITECTURES]
+    if unsupported or not architectures:
+        named = ", ".join(unsupported) or f"model_type {config.get('model_type')!r} with no " \
+                                           "architectures entry"
+        raise RobustTextError(f"{path}: robusttext does not support the architecture {named}; "
+                              f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        raise RobustTextError(f"{path} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+                              "save the tokenizer with tokenizer.save_pretrained(folder) beside "
+                              "the model")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as error:  # transformers raises many kinds of errors on bad folders
+        raise RobustTextError(f"{path}: the tokenizer cannot be loaded: {error}") from None
+    try:
+        hf = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+    except Exception as error:
+        raise RobustTextError(f"{path}: the model cannot be loaded: {error}") from None
+    saved = read_robusttext_file(path)
+    return from_transformers(hf).to(device).eval(), tokenizer, saved
+
+
+def read_robusttext_file(path: Path) -> dict:
+    """The parsed ``robusttext.json`` of a folder, ``{}`` when there is none."""
+    file = path / ROBUSTTEXT_FILE
+    if not file.is_file():
+        return {}
+    try:
+        saved = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RobustTextError(f"{file} cannot be read: {error}") from None
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise RobustTextError(f"{file} is not a robusttext file (no format {FORMAT!r})")
+    return saved
+
+
+def saved_space(saved: dict, tokenizer, model: HFTextModel) -> SubwordSpace | None:
+    """The ``SubwordSpace`` of a folder's saved perturbation space, or None if it has none."""
+    if not saved.get("perturbation_space"):
+        return None
+    space = PerturbationSpace.from_json(saved["perturbation_space"])
+    return subword_space(space, tokenizer, model)
+
+
+def subword_space(space: PerturbationSpace, tokenizer, model: HFTextModel) -> SubwordSpace:
+    """``space`` through ``tokenizer``, limited to the model's positions."""
+    return SubwordSpace(space, tokenizer, max_length=model.body.max_length)
+
+
+def save_transformers_folder(
+    directory: str | Path,
+    model: HFTextModel,
+    tokenizer,
+    space: PerturbationSpace | SubwordSpace | None = None,
+    *,
+    training_config: dict | None = None,
+    metrics: dict | None = None,
+) -> Path:
+    """Write ``model`` (its ``transformers`` model, ``save_pretrained``), ``tokenizer`` and
+    ``robusttext.json`` (space, training configuration, metrics) into ``directory``."""
+    if not isinstance(model, HFTextModel):
+        raise RobustTextError(f"save_transformers_folder takes an HFTextModel (see "
+                              f"from_transformers), got {type(model).__name__}")
+    if isinstance(space, SubwordSpace):
+        space = space.space
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.hf.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    extra: dict[str, Any] = {
+        "format": FORMAT,
+        "version": 1,
+        "architecture": model.architecture,
+        "perturbation_space": space.to_json() if space is not None else None,
+        "training_config": training_config or {},
+        "metrics": metrics or {},
+    }
+    (directory / ROBUSTTEXT_FILE).write_text(json.dumps(extra, indent=1) + "\n")
+    return directory
+
+
+def load_transformers_bundle(path: str | Path, device: str = "cpu"):
+    """A ``TextModelBundle`` of a ``save_pretrained`` folder: ``vocab`` is the tokenizer's
+    ``PieceVocabulary``, ``space`` the saved space through the tokenizer (None when the folder
+    carries none), ``meta`` ``kind: "transformers"``, the architecture, the ``transformers``
+    config and the saved training configuration and metrics."""
+    from robusttext.perturb.subwords import PieceVocabulary
+    from robusttext.text.io import TextModelBundle
+
+    path = Path(path).expanduser()
+    model, tokenizer, saved = load_transformers_folder(path, device)
+    space = saved_space(saved, tokenizer, model)
+    meta = {"kind": "transformers", "architecture": model.architecture,
+            "model_config": model.hf.config.to_dict(),
+            "training_config": saved.get("training_config", {}),
+            "metrics": saved.get("metrics", {})}
+    vocab = space.vocabulary if space is not None else PieceVocabulary(tokenizer)
+    return TextModelBundle(model=model, vocab=vocab, space=space, meta=meta, name=path.name,
+                           path=path)
