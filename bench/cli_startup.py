@@ -1,11 +1,13 @@
 """Start-up time of ``robusttext --help`` and each sub-command's ``--help``.
 
 Runs ``python -m robusttext.cli ARGS --help`` in a fresh process ``--repeat`` times per command
-and prints the median wall time. ``--tree PATH`` measures another checkout (an exported older
-commit, say) by putting it first on ``PYTHONPATH``.
+and prints the median wall time. ``--tree PATH`` (repeatable) measures other checkouts (an
+exported older commit, say) by putting each first on ``PYTHONPATH``; ``--tree installed`` is the
+installed one. The trees take turns run by run, so a shared machine's load falls on all alike.
 
     OMP_NUM_THREADS=1 python bench/cli_startup.py --repeat 5
-    git archive 92f182e | tar -x -C /tmp/before && python bench/cli_startup.py --tree /tmp/before
+    git archive 92f182e robusttext | tar -x -C /tmp/before
+    python bench/cli_startup.py --tree /tmp/before --tree installed
 """
 
 from __future__ import annotations
@@ -18,6 +20,18 @@ import subprocess
 import sys
 import time
 
+# The child: import robusttext from TREE (bypassing an editable install's import hook, which
+# would otherwise win over sys.path), then run the command line.
+CHILD = """
+import runpy, sys
+tree = sys.argv.pop(1)
+if tree != "installed":
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+    sys.path.insert(0, tree)
+sys.argv[0] = "robusttext"
+runpy.run_module("robusttext.cli", run_name="__main__")
+"""
+
 COMMANDS = ([], ["certify"], ["perturb"], ["train"], ["vision"], ["vision", "train"],
             ["vision", "certify"])
 
@@ -25,24 +39,26 @@ COMMANDS = ([], ["certify"], ["perturb"], ["train"], ["vision"], ["vision", "tra
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per command (default 5)")
-    parser.add_argument("--tree", help="checkout to measure (default: the installed one)")
+    parser.add_argument("--tree", action="append",
+                        help="checkout to measure, repeatable (default: installed)")
     args = parser.parse_args()
-    env = dict(os.environ)
-    if args.tree:
-        env["PYTHONPATH"] = args.tree + os.pathsep + env.get("PYTHONPATH", "")
+    trees = args.tree or ["installed"]
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, tree {args.tree or 'installed'}")
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+          f"{os.getloadavg()[0]:.1f}")
     for command in COMMANDS:
-        times = []
+        times: dict[str, list[float]] = {tree: [] for tree in trees}
         for _ in range(args.repeat):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "robusttext.cli", *command, "--help"],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
-            times.append(time.perf_counter() - start)
+            for tree in trees:
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", CHILD, tree, *command, "--help"],
+                               check=True, stdout=subprocess.DEVNULL)
+                times[tree].append(time.perf_counter() - start)
         shown = " ".join(["robusttext", *command, "--help"])
-        print(f"{shown:40s} median {statistics.median(times):.2f} s  "
-              f"(min {min(times):.2f}, max {max(times):.2f}, {args.repeat} runs)")
+        for tree, spent in times.items():
+            print(f"{shown:34s} {tree:16s} median {statistics.median(spent):5.2f} s  "
+                  f"(min {min(spent):.2f}, max {max(spent):.2f}, {args.repeat} runs)")
 
 
 if __name__ == "__main__":

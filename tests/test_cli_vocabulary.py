@@ -91,13 +91,22 @@ def test_version_and_python_m(capsys):
     assert out.strip() == f"robusttext {robusttext.__version__}"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["certify", "--help"], ["perturb", "--help"]])
-def test_help_loads_no_heavy_library(argv):
-    """--help imports neither transformers nor datasets (nor matplotlib)."""
+HEAVY = ("transformers", "datasets", "matplotlib")
+
+
+@pytest.mark.parametrize("argv,heavy", [
+    (["--help"], (*HEAVY, "torch")), (["certify", "--help"], HEAVY),
+    (["perturb", "--help"], HEAVY), (["train", "--help"], HEAVY),
+    (["vision", "--help"], (*HEAVY, "torch")), (["vision", "train", "--help"], (*HEAVY, "torch")),
+    (["vision", "certify", "--help"], (*HEAVY, "torch")),
+])
+def test_help_loads_no_heavy_library(argv, heavy):
+    """--help imports neither transformers, datasets nor matplotlib; the top level and vision
+    not even torch."""
     code = "\n".join([
         "import sys", "from robusttext.cli import main", "try:", f"    main({argv!r})",
         "except SystemExit:", "    pass",
-        "print(sorted(m for m in ('transformers', 'datasets', 'matplotlib') if m in sys.modules))",
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))",
     ])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
