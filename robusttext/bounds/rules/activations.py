@@ -87,7 +87,13 @@ class ReLURule(MonotoneRule):
         return x.clamp(min=0)
 
     def relax(self, ctx, lo, hi):
-        return _triangle(lo, hi, 0.0)
+        """``_triangle`` with ``s = 0``, in fewer passes (ReLU dominates CROWN's time)."""
+        unstable = (lo < 0) & (hi > 0)
+        active = (lo >= 0).to(lo.dtype)
+        upper_slope = torch.where(unstable, hi / safe_width(lo, hi), active)
+        upper_icpt = torch.where(unstable, -upper_slope * lo, torch.zeros_like(lo))
+        lower_slope = torch.where(unstable, (hi > -lo).to(lo.dtype), active)
+        return lower_slope, torch.zeros_like(lo), upper_slope, upper_icpt
 
     def backward(self, ctx, A_lower, A_upper):
         """Fewer passes over ``A`` than the general rule: the lower line has no intercept, so
