@@ -108,39 +108,71 @@ class ProductRule(Rule):
         return [tuple(per_input[n]) for n in ctx.inputs], biases[0], biases[1]
 
 
+def centred(lo: torch.Tensor, hi: torch.Tensor):
+    """``(centre, radius)`` of ``[lo, hi]`` with ``|v - centre| <= radius`` for every ``v`` in
+    it, also after the rounding of ``centre`` (the radius is measured to both ends)."""
+    centre = (lo + hi) / 2
+    return centre, torch.maximum(hi - centre, centre - lo)
+
+
+def exact_matmul_interval(lx, ux, ly, uy):
+    """The interval of ``X @ Y`` over boxes ``X [..., i, k]``, ``Y [..., k, j]`` from the exact
+    interval of every product ``X_ik Y_kj`` (the least and greatest of its four corner products),
+    summed over ``k``; the ``[..., i, k, j]`` corner products are formed once each."""
+    lx, ux = lx.unsqueeze(-1), ux.unsqueeze(-1)
+    ly, uy = ly.unsqueeze(-3), uy.unsqueeze(-3)
+    corners = (lx * ly, lx * uy, ux * ly, ux * uy)
+    lower, upper = corners[0], corners[0]
+    for corner in corners[1:]:
+        lower, upper = torch.minimum(lower, corner), torch.maximum(upper, corner)
+    return lower.sum(-2), upper.sum(-2)
+
+
 class BilinearMatmulRule(Rule):
     """``X @ Y`` with both bounded: ``X [..., i, k]``, ``Y [..., k, j]`` (attention scores and
-    attention-weighted values). Each product ``X_ik Y_kj`` gets McCormick planes."""
+    attention-weighted values).
+
+    IBP: the exact interval of each product ``X_ik Y_kj``, summed. Backward: one fixed plane per
+    side for every product, the mean of its two McCormick planes, which is the expansion about
+    the box centre ``c``, radius ``r``:
+    ``x y = c_y x + c_x y - c_x c_y + (x - c_x)(y - c_y)`` with ``|(x - c_x)(y - c_y)| <= r_x
+    r_y``, so ``x y`` lies within ``c_y x + c_x y - c_x c_y -/+ r_x r_y``. Its error is at most
+    ``2 r_x r_y`` on the box (half that of either McCormick plane alone) and the slopes are the
+    same on both sides, so a coefficient ``A [batch, specs, ..., i, j]`` passes through with two
+    matmuls: ``A_X = A @ c_Y^T``, ``A_Y = c_X^T @ A`` and bias ``-sum(A * (c_X @ c_Y)) -/+
+    sum(|A| * (r_X @ r_Y))``.
+    """
 
     needs_input_bounds = True
 
     def ibp(self, ctx):
         args = ctx.arg("input"), ctx.arg("other")
         (lx, ux), (ly, uy) = ctx.interval(args[0]), ctx.interval(args[1])
-        cx, rx = (lx + ux) / 2, (ux - lx) / 2
-        cy, ry = (ly + uy) / 2, (uy - ly) / 2
-        center = cx @ cy
-        radius = cx.abs() @ ry + rx @ cy.abs() + rx @ ry
-        return center - radius, center + radius
+        return exact_matmul_interval(lx, ux, ly, uy)
 
     def backward(self, ctx, A_lower, A_upper):
         args = ctx.arg("input"), ctx.arg("other")
         (lx, ux), (ly, uy) = ctx.interval(args[0]), ctx.interval(args[1])
         if not all(torch.isfinite(t).all() for t in (lx, ux, ly, uy)):
             return constant_lines(ctx, A_lower, A_upper)
-        # [..., i, k, j] operands of every product
-        bx = [t.unsqueeze(-1) for t in (lx, ux)]
-        by = [t.unsqueeze(-3) for t in (ly, uy)]
-        lx, ux, ly, uy = torch.broadcast_tensors(bx[0], bx[1], by[0], by[1])
-        planes = mccormick(lx, ux, ly, uy)
+        # the leading (batch, head) dimensions of both made alike, so that a spec dimension
+        # inserted at 1 lines up with A's
+        lead = torch.broadcast_shapes(lx.shape[:-2], ly.shape[:-2])
+        lx, ux = (t.expand(*lead, *t.shape[-2:]) for t in (lx, ux))
+        ly, uy = (t.expand(*lead, *t.shape[-2:]) for t in (ly, uy))
+        (cx, rx), (cy, ry) = centred(lx, ux), centred(ly, uy)
+        # [batch, 1, ..., i, j]: the planes' constant and half-width, summed over k
+        offset = (-(cx @ cy)).unsqueeze(1)
+        slack = (rx @ ry).unsqueeze(1)
+        cx_t, cy_t = cx.transpose(-1, -2).unsqueeze(1), cy.transpose(-1, -2).unsqueeze(1)
         results = {n: [None, None] for n in ctx.inputs}
         biases = [0, 0]
         for side, (A, sign) in enumerate(((A_lower, -1), (A_upper, 1))):
             if A is None:
                 continue
-            a_x, a_y, bias = _through_planes(A.unsqueeze(-2), *planes, sign)
-            biases[side] = bias
-            for arg, a in ((args[0], a_x.sum(-1)), (args[1], a_y.sum(-3))):
+            biases[side] = (sum_to_batch_spec(A * offset)
+                            + sign * sum_to_batch_spec(A.abs() * slack))
+            for arg, a in ((args[0], A @ cy_t), (args[1], cx_t @ A)):
                 a = unbroadcast(a, ctx.example(arg).shape)
                 slot = results[arg]
                 slot[side] = a if slot[side] is None else slot[side] + a
