@@ -9,9 +9,11 @@ that what they overwrite is not read again.
 
 from __future__ import annotations
 
+import functools
+import linecache
 import operator
 import re
-import traceback
+import sys
 import weakref
 from pathlib import Path
 
@@ -64,14 +66,26 @@ class Tracer(fx.Tracer):
 
     def create_node(self, *args, **kwargs):
         node = super().create_node(*args, **kwargs)
-        for frame in reversed(traceback.extract_stack()[:-1]):
-            if not str(Path(frame.filename).resolve()).startswith((_TORCH_DIR, _ENGINE_DIR)):
-                node.meta["stack_trace"] = (
-                    f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n'
-                    f"    {frame.line}"
-                )
-                break
+        # the innermost caller outside torch and the engine: the model's line. Frames are
+        # walked up from here (no whole-stack summary with every frame's source line), each
+        # file judged once, and only the found line is read (linecache keeps the file).
+        frame = sys._getframe(1)
+        while frame is not None and _is_library(frame.f_code.co_filename):
+            frame = frame.f_back
+        if frame is not None:
+            code = frame.f_code
+            line = linecache.getline(code.co_filename, frame.f_lineno).strip()
+            node.meta["stack_trace"] = (
+                f'File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}\n'
+                f"    {line}"
+            )
         return node
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_library(filename: str) -> bool:
+    """Whether a frame's file is torch's or the engine's own (not the model's)."""
+    return str(Path(filename).resolve()).startswith((_TORCH_DIR, _ENGINE_DIR))
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
