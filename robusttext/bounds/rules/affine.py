@@ -191,13 +191,16 @@ def weight_and_bias(ctx):
 
 def _sum_and_spread(lo, hi, apply):
     """Interval of an affine map ``y = W x + b`` on ``[lo, hi]`` with two products:
-    ``S = (W/2)(lo + hi) + b`` and ``D = (|W|/2)(hi - lo)`` give ``[S - D, S + D]``.
+    ``S = W ((lo + hi) / 2) + b`` and ``D = |W| ((hi - lo) / 2)`` give ``[S - D, S + D]``.
 
-    ``apply(x, scale, absolute, with_bias)`` runs the layer on ``x`` with its weight times
-    ``scale`` (made absolute when asked), adding the bias when asked.
+    ``apply(x, absolute, with_bias)`` runs the layer on ``x`` with its weight (``|W|`` when
+    asked), adding the bias when asked. The halves are taken on the inputs (exact in binary
+    floating point), not on the weight: no weight-sized ``W/2`` and ``|W|/2`` per call, only
+    ``|W|``. (A ``|W|`` kept between calls would go stale when a weight is changed through
+    ``.data``, which no version counter sees.)
     """
-    total = apply(lo + hi, 0.5, False, True)
-    spread = apply(hi - lo, 0.5, True, False)
+    total = apply((lo + hi) * 0.5, False, True)
+    spread = apply((hi - lo) * 0.5, True, False)
     return total - spread, total + spread
 
 
@@ -215,8 +218,8 @@ class LinearRule(AffineRule):
                 return exact
         lo, hi = ctx.interval(source)
 
-        def apply(x, scale, absolute, with_bias):
-            w = weight.abs() * scale if absolute else weight * scale
+        def apply(x, absolute, with_bias):
+            w = weight.abs() if absolute else weight
             return F.linear(x, w, bias if with_bias else None)
 
         return _sum_and_spread(lo, hi, apply)
@@ -267,8 +270,8 @@ class ConvRule(AffineRule):
         conv = F.conv1d if weight.dim() == 3 else F.conv2d
         lo, hi = (self._channels_first(t) for t in ctx.interval(source))
 
-        def apply(x, scale, absolute, with_bias):
-            w = weight.abs() * scale if absolute else weight * scale
+        def apply(x, absolute, with_bias):
+            w = weight.abs() if absolute else weight
             return conv(x, w, bias if with_bias else None, stride, padding, dilation, groups)
 
         return _sum_and_spread(lo, hi, apply)
