@@ -102,14 +102,17 @@ class ReLURule(MonotoneRule):
         if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
             return super().backward(ctx, A_lower, A_upper)
         slope_l, _, slope_u, icpt_u = self.relax(ctx, lo, hi)
-        slope_l, slope_u, icpt_u = (t.unsqueeze(1) for t in (slope_l, slope_u, icpt_u))
+        # A' = slope_l A + (slope_u - slope_l) A_up, with A_up the part of A that takes the
+        # upper line (its positive part for an upper bound, negative for a lower): three passes
+        # over A (clamp, scale, addcmul) and no A-sized mask
+        extra = (slope_u - slope_l).unsqueeze(1)
+        slope_l = slope_l.unsqueeze(1)
+        icpt_u = icpt_u.flatten(1)
 
         def side(A, sign):
-            takes_upper = A >= 0 if sign > 0 else A <= 0
             upper_part = A.clamp(min=0) if sign > 0 else A.clamp(max=0)
-            return (A * torch.where(takes_upper, slope_u, slope_l),
-                    torch.einsum("bsn,bn->bs", upper_part.flatten(2),
-                                 icpt_u.squeeze(1).flatten(1)))
+            return (torch.addcmul(A * slope_l, upper_part, extra),
+                    torch.einsum("bsn,bn->bs", upper_part.flatten(2), icpt_u))
 
         return each_side(A_lower, A_upper, side)
 
