@@ -40,6 +40,9 @@ MODELS = [
     ("char", lambda n: CharCNN(n, embed_dim=8, filters=6, width=5)),
     ("word", lambda n: WordCNN(n, embed_dim=8, filters=6, width=3)),
     ("word", lambda n: BagOfWords(n, embed_dim=8, hidden=6)),
+    # Jia et al. 2019's recipe: a per-token projection before the convolution, dropout
+    ("word", lambda n: WordCNN(n, embed_dim=8, filters=6, width=3, projection=5, dropout=0.3)),
+    ("word", lambda n: BagOfWords(n, embed_dim=8, hidden=6, dropout=0.3)),
 ]
 
 

@@ -15,6 +15,7 @@ from robusttext.errors import RobustTextError
 from robusttext.text.models import MODEL_KINDS
 
 METHODS = ("ibp", "crown-ibp", "budget-ibp")
+SELECT_BY = ("verified", "clean", "last")
 
 
 @dataclass
@@ -25,7 +26,14 @@ class TrainConfig:
     (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
     ``norm``; each model takes its own; None: the model's default),
     ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
-    ``embed_dim`` is then the transformer's), ``freeze_embeddings``.
+    ``embed_dim`` is then the transformer's) or ``vectors`` (word vectors, see
+    ``robusttext.text.vectors``; ``vocab_from_space`` adds the candidate words of the training
+    words that have vectors), ``freeze_embeddings``, ``projection`` and ``dropout`` (Jia et al.
+    2019's per-token Linear + ReLU and dropout).
+    Model selection: ``validation_fraction`` of the training root sentences (with ``seed``,
+    ``robusttext.train.holdout``) are held out; after each epoch the model is scored on them
+    (clean, and verified at ``budget`` with ``eval_method``) and the best by ``select_by`` is
+    kept in ``out/best``; the dev set is then evaluated once, on that model.
     Data: ``train`` / ``dev`` (a .tsv/.csv/.jsonl path, or a hub id read at ``train_split`` /
     ``dev_split``), ``train_limit`` / ``dev_limit`` (first N examples after a seeded shuffle of
     the training set; the dev set is taken in order), ``min_count`` / ``max_vocab``.
@@ -60,6 +68,10 @@ class TrainConfig:
     max_length: int | None = None
     norm: str | None = None
     pretrained: str | None = None
+    vectors: str | None = None  # word vectors: GloVe/word2vec/fastText text file or "glove-6b-50d"
+    vocab_from_space: bool = False  # add the space's candidates of training words that have vectors
+    projection: int | None = None  # word-cnn / lstm: per-token Linear + ReLU to N features first
+    dropout: float | None = None  # dropout on the word vectors in the clean training pass
     freeze_embeddings: bool = False
     train: str = "stanfordnlp/sst2"
     dev: str | None = None
@@ -67,6 +79,8 @@ class TrainConfig:
     dev_split: str = "validation"
     train_limit: int | None = None
     dev_limit: int | None = None
+    validation_fraction: float = 0.0  # share of training root sentences held out to pick the epoch
+    select_by: str = "verified"  # validation figure that picks the epoch: verified, clean or last
     min_count: int = 1
     max_vocab: int | None = None
     sources: list[str] = field(default_factory=lambda: ["qwerty"])
@@ -128,6 +142,18 @@ class TrainConfig:
             raise RobustTextError("lr must be positive; warm-up, ramp and grad_clip >= 0")
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
             raise RobustTextError("time_limit_minutes must be positive")
+        if self.pretrained and self.vectors:
+            raise RobustTextError("give either pretrained (a transformers model) or vectors "
+                                  "(word vectors), not both")
+        if self.vocab_from_space and not self.vectors:
+            raise RobustTextError("vocab_from_space needs vectors (the added words need rows)")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise RobustTextError("dropout must lie in [0, 1)")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise RobustTextError("validation_fraction must lie in [0, 1)")
+        if self.select_by not in SELECT_BY:
+            raise RobustTextError(f"unknown select_by {self.select_by!r}; choose one of "
+                                  f"{', '.join(SELECT_BY)}")
         if any(b < 0 for b in self.eval_budgets):
             raise RobustTextError("eval_budgets must be >= 0")
 
