@@ -121,6 +121,19 @@ def test_checkpoint_round_trip(tmp_path):
                                model.eval()(batch.token_ids, batch.mask))
 
 
+def test_a_half_precision_checkpoint_loads_into_a_float32_model(tmp_path):
+    vocab, space = word_setup()
+    torch.manual_seed(0)
+    model = WordCNN(len(vocab), embed_dim=8, filters=4, projection=5, dropout=0.1).eval()
+    save_text_model(tmp_path / "m", model.half(), vocab, space)
+    bundle = load_text_model(tmp_path / "m")
+    assert bundle.model.embedding.weight.dtype == torch.float32
+    assert bundle.model.config() == {**model.config()}
+    for name, value in model.state_dict().items():  # the float16 values, exactly
+        torch.testing.assert_close(bundle.model.state_dict()[name], value.float(), rtol=0,
+                                   atol=0)
+
+
 def test_bad_checkpoints(tmp_path):
     vocab, space = word_setup()
     model = BagOfWords(len(vocab), embed_dim=8, hidden=4)
