@@ -152,10 +152,10 @@ def test_rerun_of_a_finished_run_says_so(tmp_path, capsys):
 def test_vision_vocabulary(tmp_path, capsys):
     """vision certify: --model is the checkpoint (a shipped name here); old spellings work
     with a deprecation message."""
-    from robusttext.vision.cli import _certify_names
+    from robusttext.vision.cli import certify_names
 
     def names(*argv):
-        return _certify_names(COMMAND_PARSERS["vision certify"].parse_args(list(argv)))
+        return certify_names(COMMAND_PARSERS["vision certify"].parse_args(list(argv)))
 
     assert names() == ("fmnist-dm-small", None)
     assert names("--model", "runs/x", "--architecture", "dm-large") == ("runs/x", "dm-large")
@@ -189,3 +189,13 @@ def test_vision_train_resumes_like_text_train(tmp_path, capsys):
     assert "holds a run with other settings (seed was 0, now 5)" in capsys.readouterr().err
     assert main([*common, "--warmup-epochs", "1", "--out", str(tmp_path / "other")]) == 0
     assert "no step perturbs the inputs" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="needs Debian's dataset-fashion-mnist")
+def test_vision_certify_json_to_standard_output(capsys):
+    assert main(["vision", "certify", "--model", "fmnist-dm-small", "--limit", "20",
+                 "--pgd-steps", "1", "--methods", "ibp", "--json", "-", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)
+    assert metrics["n"] == 20 and "ibp_verified_accuracy" in captured.err

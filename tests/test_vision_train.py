@@ -94,7 +94,7 @@ def test_eps_outside_unit_interval():
     for bad in (-0.1, 1.5, "x", float("nan")):
         with pytest.raises(RobustTextError, match="eps"):
             check_eps(bad)
-    with pytest.raises(RobustTextError, match="eps_train"):
+    with pytest.raises(RobustTextError, match="eps.train"):
         TrainConfig(eps_train=2.0).validate()
 
 

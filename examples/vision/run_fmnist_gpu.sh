@@ -11,13 +11,13 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 for method in crown-ibp ibp natural; do
   $PY -m robusttext.cli vision train --config "examples/vision/configs/fmnist_${method}_gpu.json" \
-    --data "$DATA" --out "$OUT/$method" --no-progress > "$OUT/train-$method.log" 2>&1 &
+    --data "$DATA" --out "$OUT/$method" --quiet > "$OUT/train-$method.log" 2>&1 &
 done
 wait
 for method in crown-ibp ibp natural; do
-  $PY -m robusttext.cli vision certify --checkpoint "$OUT/$method" --data "$DATA" --eps 0.1 \
-    --no-progress --json "$OUT/$method/certify-pgd20.json" > /dev/null
+  $PY -m robusttext.cli vision certify --model "$OUT/$method" --data "$DATA" --eps 0.1 \
+    --quiet --json "$OUT/$method/certify-pgd20.json" > /dev/null
 done
-$PY -m robusttext.cli vision certify --checkpoint "$OUT/crown-ibp" --data "$DATA" --eps 0.1 \
-  --pgd-steps 200 --pgd-restarts 5 --methods ibp,crown-ibp --no-progress \
+$PY -m robusttext.cli vision certify --model "$OUT/crown-ibp" --data "$DATA" --eps 0.1 \
+  --pgd-steps 200 --pgd-restarts 5 --methods ibp,crown-ibp --quiet \
   --json "$OUT/crown-ibp/certify-pgd200x5.json" > /dev/null

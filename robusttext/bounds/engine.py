@@ -2,7 +2,8 @@
 
 The model is traced once with torch.fx; the engine then walks the graph like an interpreter.
 Nodes that do not depend on the perturbed input are evaluated normally (constants); every other
-node gets an interval from the rule of its operation (rules.py). CROWN walks the graph backwards
+node gets an interval from the rule registered for its operation (rules/), after its arguments
+are checked against what the rule declares (rules/registry.py). CROWN walks the graph backwards
 from a node with linear bounds and concretizes them over the input set.
 """
 
@@ -225,11 +226,16 @@ class _Propagation:
         node = ctx.node
         target = node.args[0]
         if not ctx.is_bounded(target):
-            return
+            raise RobustTextError(
+                f"{ctx.description} writes a value that depends on the perturbed input into a "
+                f"constant tensor (a parameter, buffer or other input) in place, which robusttext "
+                f"does not follow; make it out of place (at {ctx.where})"
+            )
         root = self.alias_of.get(target, target)
+        shared = [n for n in self.bounds if self.alias_of.get(n, n) is root]
         position = self.position
-        for other in list(self.bounds):
-            if other is node or self.alias_of.get(other, other) is not root:
+        for other in shared:
+            if other is node:
                 continue
             for user in other.users:
                 if user is not node and position[user] > position[node]:
@@ -347,6 +353,20 @@ def compute_bounds(
         )
     if not isinstance(model, torch.nn.Module):
         raise RobustTextError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper, True)
+
+
+def linear_bounds(model: torch.nn.Module, input_set: InputSet, method: str = "crown",
+                  C: torch.Tensor | None = None, extra_inputs=()):
+    """The backward (CROWN) bounds alone, ``method`` ``"crown"`` or ``"crown-ibp"``: the same
+    as ``compute_bounds`` without taking the tighter of them and the interval bounds per entry
+    (so that CROWN can be tested on its own)."""
+    if method not in ("crown", "crown-ibp"):
+        raise RobustTextError(f"linear_bounds takes 'crown' or 'crown-ibp', got {method!r}")
+    return _bounds(model, input_set, method, C, extra_inputs, True, True, False)
+
+
+def _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper, with_ibp):
     prop = _Propagation(model, input_set, extra_inputs)
     prop.forward(method)
     out = prop.output_node
@@ -376,10 +396,10 @@ def compute_bounds(
                                                                            *out_lower.shape[1:])
     lower, upper = prop.backward(out, spec if bound_lower else None,
                                  spec if bound_upper else None)
-    # Interval bounds are sound too; keep the tighter of the two per entry.
-    ibp_lower, ibp_upper = _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
-    lower = torch.maximum(lower, widen(ibp_lower, -1)) if lower is not None else None
-    upper = torch.minimum(upper, widen(ibp_upper, 1)) if upper is not None else None
+    if with_ibp:  # interval bounds are sound too; keep the tighter of the two per entry
+        ibp_lower, ibp_upper = _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
+        lower = torch.maximum(lower, widen(ibp_lower, -1)) if lower is not None else None
+        upper = torch.minimum(upper, widen(ibp_upper, 1)) if upper is not None else None
     if C is None:
         lower = lower.view_as(out_lower) if lower is not None else None
         upper = upper.view_as(out_upper) if upper is not None else None

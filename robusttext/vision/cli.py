@@ -209,7 +209,7 @@ def resolve_checkpoint(name: str) -> Path:
 def _certify(args) -> int:
     import sys
 
-    directory_name, architecture = _certify_names(args)
+    directory_name, architecture = certify_names(args)
     if args.json:
         from robusttext.certify.report import check_output
 
@@ -269,7 +269,7 @@ def _certify(args) -> int:
     return 1 if metrics["soundness_violations"] else 0
 
 
-def _certify_names(args) -> tuple[str, str | None]:
+def certify_names(args) -> tuple[str, str | None]:
     """``(checkpoint, architecture)`` from ``--model``/``--architecture``, reading the old
     spelling (``--checkpoint PATH --model ARCHITECTURE``, or ``--model ARCHITECTURE`` alone)
     for one more release."""

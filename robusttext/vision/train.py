@@ -74,20 +74,23 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """RobustTextError on any value out of range."""
         if self.method not in METHODS:
-            raise RobustTextError(f"method must be one of {METHODS}, got {self.method!r}")
+            raise RobustTextError(f"--method must be one of {', '.join(METHODS)}, got "
+                                  f"{self.method!r}")
         if self.model not in ARCHITECTURES:
             raise RobustTextError(
-                f"model must be one of {sorted(ARCHITECTURES)}, got {self.model!r}"
+                f"--architecture ('model' in a config file) must be one of "
+                f"{', '.join(sorted(ARCHITECTURES))}, got {self.model!r}"
             )
-        check_eps(self.eps_train, "eps_train")
-        check_eps(self.eps_eval, "eps_eval")
+        check_eps(self.eps_train, "--eps-train (eps_train)")
+        check_eps(self.eps_eval, "--eps-eval (eps_eval)")
         for name in ("epochs", "batch_size", "eval_batch_size", "pgd_restarts"):
             if int(getattr(self, name)) < 1:
-                raise RobustTextError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got "
+                                      f"{getattr(self, name)}")
         if self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.pgd_steps < 0:
-            raise RobustTextError("warmup_epochs, ramp_epochs and pgd_steps must be >= 0")
+            raise RobustTextError("--warmup-epochs, --ramp-epochs and --pgd-steps must be >= 0")
         if self.lr <= 0 or self.grad_clip < 0:
-            raise RobustTextError("lr must be positive and grad_clip non-negative")
+            raise RobustTextError("--lr must be positive and --grad-clip non-negative")
         for method in [*self.final_methods, *self.epoch_methods]:
             if method not in ("ibp", "crown-ibp", "crown"):
                 raise RobustTextError(f"unknown verification method {method!r}")

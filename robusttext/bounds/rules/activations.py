@@ -168,7 +168,7 @@ def _tanh_derivative(x):
     return 1 - torch.tanh(x) ** 2
 
 
-def _convex_lines(f, df, lo, hi):
+def convex_lines(f, df, lo, hi):
     """Chord above, tangent at the midpoint below, for a convex ``f`` on ``[lo, hi]``."""
     f_lo, f_hi = f(lo), f(hi)
     chord = (f_hi - f_lo) / safe_width(lo, hi)
@@ -177,8 +177,8 @@ def _convex_lines(f, df, lo, hi):
     return slope, f(mid) - slope * mid, chord, f_lo - chord * lo
 
 
-def _concave_lines(f, df, lo, hi):
-    neg = _convex_lines(lambda x: -f(x), lambda x: -df(x), lo, hi)
+def concave_lines(f, df, lo, hi):
+    neg = convex_lines(lambda x: -f(x), lambda x: -df(x), lo, hi)
     return -neg[2], -neg[3], -neg[0], -neg[1]
 
 
@@ -187,7 +187,7 @@ class ExpRule(MonotoneRule):
         return torch.exp(x)
 
     def relax(self, ctx, lo, hi):
-        return _convex_lines(torch.exp, torch.exp, lo, hi)
+        return convex_lines(torch.exp, torch.exp, lo, hi)
 
 
 class ReciprocalRule(ActivationRule):
@@ -202,7 +202,7 @@ class ReciprocalRule(ActivationRule):
         return 1 / hi, 1 / lo
 
     def relax(self, ctx, lo, hi):
-        return _convex_lines(torch.reciprocal, lambda x: -1 / (x * x), lo, hi)
+        return convex_lines(torch.reciprocal, lambda x: -1 / (x * x), lo, hi)
 
 
 class SqrtRule(MonotoneRule):
@@ -215,7 +215,7 @@ class SqrtRule(MonotoneRule):
     def relax(self, ctx, lo, hi):
         lo, hi = lo.clamp(min=0), hi.clamp(min=0)
         tiny = torch.finfo(lo.dtype).tiny
-        return _concave_lines(torch.sqrt, lambda x: 0.5 / torch.sqrt(x.clamp(min=tiny)), lo, hi)
+        return concave_lines(torch.sqrt, lambda x: 0.5 / torch.sqrt(x.clamp(min=tiny)), lo, hi)
 
 
 class SquareRule(ActivationRule):
@@ -228,7 +228,7 @@ class SquareRule(ActivationRule):
         return low, torch.maximum(lo * lo, hi * hi)
 
     def relax(self, ctx, lo, hi):
-        return _convex_lines(torch.square, lambda x: 2 * x, lo, hi)
+        return convex_lines(torch.square, lambda x: 2 * x, lo, hi)
 
 
 def _gelu_gap(approximate: str):

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from robusttext.bounds.rules.activations import SQUARE, _convex_lines
+from robusttext.bounds.rules.activations import SQUARE, convex_lines
 from robusttext.bounds.rules.affine import MatmulRule, ScaleRule
 from robusttext.bounds.rules.common import (
     Rule,
@@ -205,9 +205,9 @@ class SoftmaxRule(Rule):
             return constant_lines(ctx, A_lower, A_upper)
         shape = e_lo.shape
         planes = mccormick(e_lo, e_hi, r_lo.expand(shape), r_hi.expand(shape))
-        exp_relax = guarded(_convex_lines(torch.exp, torch.exp, lo - m, hi - m), e_lo, e_hi,
+        exp_relax = guarded(convex_lines(torch.exp, torch.exp, lo - m, hi - m), e_lo, e_hi,
                             lo - m, hi - m)
-        rec_relax = guarded(_convex_lines(torch.reciprocal, lambda x: -1 / (x * x), s_lo, s_hi),
+        rec_relax = guarded(convex_lines(torch.reciprocal, lambda x: -1 / (x * x), s_lo, s_hi),
                             r_lo, r_hi, s_lo, s_hi)
         # e = exp(x - m) >= / <= slope (x - m) + icpt: the lines in x
         slope_l, icpt_l, slope_u, icpt_u = exp_relax
@@ -256,5 +256,7 @@ register(MatmulSelect(), torch.matmul, operator.matmul, "matmul", params=_TWO)
 _DIM = satisfies(lambda d: isinstance(d, int) and not isinstance(d, bool),
                  "an explicit integer dim")
 register(SoftmaxRule(), nn.Softmax, params={"input": DATA}, attrs={"dim": _DIM})
-register(SoftmaxRule(), torch.softmax, F.softmax, "softmax",
+register(SoftmaxRule(), F.softmax,
          params={"input": DATA, "dim": _DIM, "_stacklevel": ANY, "dtype": only(None)})
+register(SoftmaxRule(), torch.softmax, "softmax",
+         params={"input": DATA, "dim": _DIM, "dtype": only(None)})

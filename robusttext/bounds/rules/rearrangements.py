@@ -81,10 +81,18 @@ def _reshape(ctx, A):
     return [A.reshape(A.shape[0], A.shape[1], *shape[1:])]
 
 
+def _is_shape(value) -> bool:
+    """Sizes as ints, either spread out or in one tuple/list/Size (not ``view(dtype)``)."""
+    if len(value) == 1 and isinstance(value[0], (tuple, list)):
+        value = value[0]
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
 RESHAPE = StructuralRule(_reshape, keeps_box=True, may_alias=True)
-_SHAPE = {"input": DATA, "*shape": ANY}
-register(RESHAPE, "view", "reshape", params=_SHAPE)
-register(RESHAPE, torch.reshape, params={"input": DATA, "shape": ANY})
+_SIZES = satisfies(_is_shape, "integer sizes")
+register(RESHAPE, "view", "reshape", params={"input": DATA, "*shape": _SIZES})
+register(RESHAPE, torch.reshape,
+         params={"input": DATA, "shape": satisfies(lambda v: _is_shape((v,)), "integer sizes")})
 register(RESHAPE, "flatten", torch.flatten,
          params={"input": DATA, "start_dim": ANY, "end_dim": ANY})
 register(RESHAPE, "contiguous", params={"input": DATA, "memory_format": ANY})
@@ -97,7 +105,7 @@ _EVAL_DROPOUT = only(False, expects="dropout in eval mode: in training mode it d
 register(RESHAPE, nn.Dropout, params={"input": DATA}, attrs={"training": _EVAL_DROPOUT})
 register(RESHAPE, F.dropout, params={"input": DATA, "p": ANY, "training": _EVAL_DROPOUT,
                                      "inplace": ANY})
-register(StructuralRule(may_alias=True), "expand", params={"input": DATA, "*sizes": ANY})
+register(StructuralRule(may_alias=True), "expand", params={"input": DATA, "*sizes": _SIZES})
 register(StructuralRule(may_alias=True), "expand_as", params={"input": DATA, "other": DATA})
 
 
