@@ -331,7 +331,7 @@ def cases(args):
             for batch in args.batches:
                 yield (f"{name} {data} b{batch}",
                        lambda d=data, n=name, b=batch: vision_operations(
-                           args.peer, d, n, b, ("ibp", "crown-ibp")))
+                           args.peer, d, n, b, args.methods))
             if name == "dm-small" and not args.no_crown:
                 yield (f"{name} {data} b{args.crown_batch}",
                        lambda d=data, n=name: vision_operations(
@@ -341,7 +341,7 @@ def cases(args):
             yield (f"{kind} L{length} b{args.text_batch}",
                    lambda k=kind, n=length: text_operations(
                        args.peer, k, n, args.text_batch, args.budget, args.text_eps,
-                       ("ibp", "crown-ibp")))
+                       args.methods))
 
 
 def ints(text: str) -> list[int]:
@@ -359,6 +359,9 @@ def main() -> None:
                              "18 s a call at batch 2 on MNIST)")
     parser.add_argument("--crown-repeats", type=int, default=3, help="steady rounds of CROWN")
     parser.add_argument("--no-crown", action="store_true", help="skip CROWN on DM-small")
+    parser.add_argument("--methods", type=lambda v: tuple(v.split(",")),
+                        default=("ibp", "crown-ibp"),
+                        help="bound methods of every case besides the forward pass")
     parser.add_argument("--lengths", type=ints, default=[16, 32, 64], help="sentence lengths")
     parser.add_argument("--text-batch", type=int, default=32)
     parser.add_argument("--budget", type=int, default=3, help="positions that may change")

@@ -113,3 +113,27 @@ def test_the_attack_and_enumeration_stay_in_the_kept_set(tokenizer):
     assert "the played was fine" in words and "the plays was [UNK]" in words
     assert not any("kind" in w for w in words)
     assert len(words) == len(rows) == 1 + 2 + 3 + 2 * 3
+
+
+def test_byte_level_bpe_words_are_encoded_as_in_a_sentence():
+    """RoBERTa-style byte-level BPE marks a word start with a space: each word is encoded after
+    one, so the pieces are those of the sentence with a leading space."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    texts = ["the film is good", "a bad plot", "the playing was great", "films played"] * 10
+    raw.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, cls_token="<s>", sep_token="</s>",
+                                        pad_token="<pad>", unk_token="<unk>")
+    space = SubwordSpace(PerturbationSpace(SynonymTable(TABLE), budget=1, stop_words=[]),
+                         tokenizer)
+    for sentence in ("the film is good", "a bad plot and the playing"):
+        enc = space.encode([sentence])
+        expected = tokenizer(" " + sentence, add_special_tokens=False)["input_ids"]
+        assert enc.token_ids[0].tolist() == [tokenizer.cls_token_id, *expected,
+                                             tokenizer.sep_token_id]

@@ -17,6 +17,7 @@ MODELS = [
     ("char", lambda n: CharCNN(n, embed_dim=8, filters=6, width=3)),
     ("word", lambda n: WordCNN(n, embed_dim=8, filters=6, width=3)),
     ("word", lambda n: BagOfWords(n, embed_dim=8, hidden=6)),
+    ("word", lambda n: WordCNN(n, embed_dim=8, filters=6, width=3, projection=5)),
 ]
 
 

@@ -22,6 +22,8 @@ from tests.test_text_models import enumerate_rewrites
 # Small sizes keep CROWN (one backward pass per intermediate node) fast.
 MODELS = {
     "lstm": lambda n: BiLSTM(n, embed_dim=6, hidden=3, max_length=4),
+    "lstm-projected": lambda n: BiLSTM(n, embed_dim=6, hidden=3, max_length=4, projection=4,
+                                       dropout=0.2),
     "transformer": lambda n: TransformerClassifier(n, embed_dim=8, hidden=8, heads=2, ffn=8,
                                                    max_length=6),
     "transformer-layernorm": lambda n: TransformerClassifier(
@@ -34,6 +36,7 @@ VOCAB = Vocabulary("a good film , not dull fine great movie boring".split())
 SPACE = PerturbationSpace([SYNONYMS], budget=2, stop_words=[])
 # Sentences for each model (the LSTM's max_length is 4) and their labels.
 SENTENCES = {"lstm": ["good dull film", "a good film"],
+             "lstm-projected": ["dull good film", "a good movie"],
              "transformer": ["a good film , not dull", "good film"],
              "transformer-layernorm": ["not a good film", "dull"]}
 LABELS = torch.tensor([1, 0])

@@ -40,6 +40,9 @@ MODELS = [
     ("char", lambda n: CharCNN(n, embed_dim=8, filters=6, width=5)),
     ("word", lambda n: WordCNN(n, embed_dim=8, filters=6, width=3)),
     ("word", lambda n: BagOfWords(n, embed_dim=8, hidden=6)),
+    # Jia et al. 2019's recipe: a per-token projection before the convolution, dropout
+    ("word", lambda n: WordCNN(n, embed_dim=8, filters=6, width=3, projection=5, dropout=0.3)),
+    ("word", lambda n: BagOfWords(n, embed_dim=8, hidden=6, dropout=0.3)),
 ]
 
 
@@ -116,6 +119,19 @@ def test_checkpoint_round_trip(tmp_path):
     batch = space.encode("a good film", vocab)
     torch.testing.assert_close(bundle.model(batch.token_ids, batch.mask),
                                model.eval()(batch.token_ids, batch.mask))
+
+
+def test_a_half_precision_checkpoint_loads_into_a_float32_model(tmp_path):
+    vocab, space = word_setup()
+    torch.manual_seed(0)
+    model = WordCNN(len(vocab), embed_dim=8, filters=4, projection=5, dropout=0.1).eval()
+    save_text_model(tmp_path / "m", model.half(), vocab, space)
+    bundle = load_text_model(tmp_path / "m")
+    assert bundle.model.embedding.weight.dtype == torch.float32
+    assert bundle.model.config() == {**model.config()}
+    for name, value in model.state_dict().items():  # the float16 values, exactly
+        torch.testing.assert_close(bundle.model.state_dict()[name], value.float(), rtol=0,
+                                   atol=0)
 
 
 def test_bad_checkpoints(tmp_path):

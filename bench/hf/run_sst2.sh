@@ -13,7 +13,7 @@ python -m robusttext.cli certify --model runs/hf/bert-normal --data ../shared/da
     --budget 1,2,3 --limit 200 --method crown-ibp --json runs/hf/certify-bert-normal.json
 date -u
 python -m robusttext.cli train --config bench/hf/bert-counterfitted-b3.json \
-    --time-limit-minutes 40 --device cpu --no-progress
+    --time-limit-minutes 38 --device cpu --no-progress
 date -u
 python -m robusttext.cli certify --model runs/hf/bert-counterfitted-b3 \
     --data ../shared/data/sst2/dev.tsv --budget 1,2,3 --limit 200 --method crown-ibp \

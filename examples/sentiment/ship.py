@@ -4,12 +4,17 @@
 
 Keeps the vocabulary, the perturbation space (already restricted to the vocabulary for word
 models), the training configuration and the measured metrics; refuses a folder over 5 MiB.
+``--float16`` stores the weights in half precision (they load into a float32 model; measure
+the shipped folder again, since rounding may change a figure); ``--notice FILE`` copies an
+attribution file (the licences of the data the checkpoint carries) into the folder as
+NOTICE.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 
 from robusttext.perturb import PerturbationSpace, SynonymTable
 from robusttext.text import load_text_model, save_text_model, shipped_model_path
@@ -33,16 +38,23 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("name")
     parser.add_argument("--note", default="", help="how the model was trained (free text)")
+    parser.add_argument("--float16", action="store_true", help="store the weights in float16")
+    parser.add_argument("--notice", help="attribution file to ship beside the checkpoint")
     args = parser.parse_args()
     bundle = load_text_model(args.checkpoint)
     if not bundle.meta.get("metrics"):
         raise SystemExit(f"{args.checkpoint} has no measured metrics; evaluate it first")
     target = shipped_model_path(args.name)
     space = without_stop_words(bundle.space) if bundle.space.level == "word" else bundle.space
-    save_text_model(target, bundle.model, bundle.vocab, space,
+    model = bundle.model.half() if args.float16 else bundle.model
+    if target.is_dir():
+        shutil.rmtree(target)
+    save_text_model(target, model, bundle.vocab, space,
                     training_config=bundle.meta.get("training_config"),
                     metrics=bundle.meta["metrics"], state=bundle.meta.get("state", {}),
-                    note=args.note)
+                    note=args.note, word_vectors=bundle.meta.get("word_vectors", {}))
+    if args.notice:
+        shutil.copyfile(args.notice, target / "NOTICE.md")
     size = sum(p.stat().st_size for p in target.iterdir())
     if size > LIMIT:
         raise SystemExit(f"{target} is {size} bytes, over the 5 MiB limit")

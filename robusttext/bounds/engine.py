@@ -24,7 +24,7 @@ from robusttext.bounds.graph import (
     where,
 )
 from robusttext.bounds.input_sets import Box, InputSet, concretize_box
-from robusttext.bounds.rules import bind, lookup, sound, widen, writes_input
+from robusttext.bounds.rules import bind, known_finite, lookup, sound, widen, writes_input
 from robusttext.errors import RobustTextError
 
 METHODS = ("ibp", "crown", "crown-ibp")
@@ -71,6 +71,10 @@ class NodeContext:
     def interval(self, node):
         return self.prop.bounds[node]
 
+    def is_finite(self, node) -> bool:
+        """True when every entry of ``node``'s interval is known to be finite."""
+        return self.prop.finite.get(node, False)
+
     def output_interval(self):
         """The node's own interval (after its forward pass)."""
         return self.prop.bounds[self.node]
@@ -106,6 +110,7 @@ class _Propagation:
         self.ops: dict = {}
         self.is_box: dict = {}  # interval is a box of independent coordinates
         self.is_exact: dict = {}  # interval is the exact range of every coordinate
+        self.finite: dict = {}  # every entry of the node's interval is known to be finite
         self.rules: dict = {}  # the rule that bounded each node
         self.contexts: dict = {}  # and what it saw
         self.alias_of: dict = {}  # node -> the node whose memory it may share (views, in place)
@@ -133,6 +138,7 @@ class _Propagation:
             self.input_node = node
             lower, upper = self.input_set.interval()
             self.bounds[node] = (lower, upper)
+            self.finite[node] = known_finite(lower, upper)
             self.batch = lower.shape[0]
             self.is_box[node] = self.is_exact[node] = isinstance(self.input_set, Box)
             return
@@ -212,7 +218,13 @@ class _Propagation:
                 f"{tuple(lower.shape)}); robusttext bounds each example on its own (at "
                 f"{ctx.where})"
             )
-        self.bounds[node] = (lower, upper) if rule.overflow_free else sound(lower, upper)
+        if rule.overflow_free:
+            self.finite[node] = all(self.finite[n] for n in ctx.inputs)
+        else:
+            self.finite[node] = known_finite(lower, upper)
+            if not self.finite[node]:
+                lower, upper = sound(lower, upper)
+        self.bounds[node] = (lower, upper)
         self.rules[node], self.contexts[node] = rule, ctx
         if rule.may_alias or ctx.writes:
             self.alias_of[node] = self.alias_of.get(ctx.inputs[0], ctx.inputs[0])

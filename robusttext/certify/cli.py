@@ -19,6 +19,7 @@ from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.pooling import TEXT_METHODS as METHODS
 from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.errors import RobustTextError
+from robusttext.text.io import SHIPPED_MODELS
 
 DEMO_SENTENCES = Path(robusttext.__file__).parent / "assets" / "demo_sentences.tsv"
 
@@ -32,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with SENTENCE: its true label (default: the model's prediction, "
                              "so the question is whether the prediction can change)")
     parser.add_argument("--model", metavar="PATH|NAME",
-                        help="checkpoint folder or shipped model name: char-flips, "
-                             "word-wordnet (default: every shipped model)")
+                        help="checkpoint folder or shipped model name: "
+                             f"{', '.join(SHIPPED_MODELS)} (default: every shipped model)")
     parser.add_argument("--data", metavar="HUB_ID|PATH",
                         help="hub data set (stanfordnlp/sst2, imdb) or a .tsv/.csv/.jsonl file "
                              "(default: the demo sentences)")

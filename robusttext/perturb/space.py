@@ -24,9 +24,6 @@ import warnings
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 
-import numpy as np
-import torch
-
 from robusttext.errors import RobustTextError
 from robusttext.perturb.counting import count_sentences, enumerate_sentences
 from robusttext.perturb.encoded import EncodedBatch
@@ -244,27 +241,7 @@ class PerturbationSpace:
             rows.append([self._entry(table, vocab, t, p)
                          for t, p in zip(tokens, protected, strict=True)])
         self._report_cuts()
-        length = max(len(t) for t in token_lists)
-        width = max(1, max(len(c) for row in rows for _, c in row))
-        pad = vocab.pad_id
-        token_ids = np.full((len(rows), length), pad, dtype=np.int64)
-        mask = np.zeros((len(rows), length), dtype=np.float32)
-        candidate_ids = np.full((len(rows), length, width), pad, dtype=np.int64)
-        candidate_mask = np.zeros((len(rows), length, width), dtype=bool)
-        for b, row in enumerate(rows):
-            token_ids[b, : len(row)] = [token_id for token_id, _ in row]
-            mask[b, : len(row)] = 1.0
-            for p, (_, cands) in enumerate(row):
-                if cands:
-                    candidate_ids[b, p, : len(cands)] = cands
-                    candidate_mask[b, p, : len(cands)] = True
-        return EncodedBatch(
-            token_ids=torch.from_numpy(token_ids),
-            mask=torch.from_numpy(mask),
-            candidate_ids=torch.from_numpy(candidate_ids),
-            candidate_mask=torch.from_numpy(candidate_mask),
-            tokens=token_lists,
-        )
+        return EncodedBatch.from_rows(rows, vocab.pad_id, token_lists)
 
     def count(self, sentence: str, vocab: Vocabulary) -> int:
         """Exact number of distinct sentences in the set, the original included."""

@@ -31,9 +31,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-import torch
-
 from robusttext.errors import RobustTextError
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.space import PerturbationSpace
@@ -259,8 +256,8 @@ class SubwordSpace:
                                       "positions")
             self.dropped[sentence] = lost
             rows.append(row)
-        return _pad(rows, self.vocabulary.pad_id, [[self.vocabulary.token(t) for t, _ in r]
-                                                   for r in rows])
+        tokens = [[self.vocabulary.token(t) for t, _ in r] for r in rows]
+        return EncodedBatch.from_rows(rows, self.vocabulary.pad_id, tokens)
 
     def dropped_totals(self, sentences: Sequence[str] | None = None) -> dict:
         """Dropped candidates summed over ``sentences`` (default: every one encoded so far),
@@ -271,22 +268,3 @@ class SubwordSpace:
         for lost in chosen:
             counts.update(lost.counts)
         return {"total": sum(counts.values()), **{k: counts.get(k, 0) for k in DROP_REASONS}}
-
-
-def _pad(rows, pad: int, tokens: list[list[str]]) -> EncodedBatch:
-    length = max(len(r) for r in rows)
-    width = max(1, max(len(c) for row in rows for _, c in row))
-    token_ids = np.full((len(rows), length), pad, dtype=np.int64)
-    mask = np.zeros((len(rows), length), dtype=np.float32)
-    candidate_ids = np.full((len(rows), length, width), pad, dtype=np.int64)
-    candidate_mask = np.zeros((len(rows), length, width), dtype=bool)
-    for b, row in enumerate(rows):
-        token_ids[b, : len(row)] = [t for t, _ in row]
-        mask[b, : len(row)] = 1.0
-        for p, (_, cands) in enumerate(row):
-            if cands:
-                candidate_ids[b, p, : len(cands)] = cands
-                candidate_mask[b, p, : len(cands)] = True
-    return EncodedBatch(token_ids=torch.from_numpy(token_ids), mask=torch.from_numpy(mask),
-                        candidate_ids=torch.from_numpy(candidate_ids),
-                        candidate_mask=torch.from_numpy(candidate_mask), tokens=tokens)

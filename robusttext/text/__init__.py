@@ -24,6 +24,7 @@ from robusttext.text.models import (
     build_model,
 )
 from robusttext.text.sequence_models import BiLSTM, TransformerClassifier
+from robusttext.text.vectors import WordVectors, load_vectors, table_for_vocabulary
 
 __all__ = [
     "MODEL_KINDS",
@@ -34,13 +35,16 @@ __all__ = [
     "TextClassifier",
     "TextModelBundle",
     "TransformerClassifier",
+    "WordVectors",
     "WordCNN",
     "build_model",
     "check_space_matches",
     "check_text_model",
     "load_text_model",
+    "load_vectors",
     "pretrained_embeddings",
     "save_text_model",
     "shipped_model_path",
+    "table_for_vocabulary",
     "wrap_text_model",
 ]

@@ -28,6 +28,9 @@ SHIPPED_MODELS: dict[str, str] = {
     "char-flips": "character CNN trained to be robust to one QWERTY-neighbour character flip "
                   "(the project's keyboard map)",
     "word-wordnet": "word CNN trained to be robust to up to 3 WordNet synonym substitutions",
+    "word-counterfitted": "bag of words on GloVe 6B 50-d vectors (fine-tuned) trained to be "
+                          "robust to up to 3 counter-fitted synonym substitutions (Jia et al. "
+                          "2019's space)",
 }
 """Name -> description of the models shipped in the package (folders under MODELS_DIR)."""
 

@@ -13,6 +13,11 @@ so that ``budget-ibp`` (``robusttext.bounds.pooling``) can keep the budget throu
 - ``WordCNN`` (Jia et al. 2019): word embeddings, Conv1d of width 3, ReLU, masked mean pooling,
   linear.
 - ``BagOfWords`` (Jia et al. 2019): per-token Linear + ReLU, masked mean pooling, then an MLP.
+
+Jia et al. 2019's recipe for pretrained (frozen) word vectors: ``projection`` (a per-token
+Linear + ReLU to that many features before the convolution; the bag of words' per-token layer
+is already one) and ``dropout`` (on the word vectors of the clean forward pass while training;
+the bounds and every eval-mode call see the model without it).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from robusttext.errors import RobustTextError
@@ -32,15 +38,20 @@ def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class ConvBody(nn.Module):
-    """Conv1d over the sequence, ReLU, masked mean pooling, linear.
+    """(Optionally a per-token Linear + ReLU,) Conv1d over the sequence, ReLU, masked mean
+    pooling, linear.
 
     ``forward(x [batch, length, dim], mask [batch, length]) -> [batch, classes]``. The
     convolution pads ``width // 2`` on each side (odd widths keep the length).
     """
 
-    def __init__(self, dim: int, filters: int, width: int, classes: int):
+    def __init__(self, dim: int, filters: int, width: int, classes: int, projection: int = 0):
         super().__init__()
-        self.conv = nn.Conv1d(dim, filters, width, padding=width // 2)
+        # Optional per-token Linear + ReLU before the convolution (Jia et al. 2019). Without a
+        # bias, so that a padding position (a zero vector) stays zero, like the convolution's
+        # own zero padding: the logits of a sentence then do not depend on the batch's padding.
+        self.project = nn.Linear(dim, projection, bias=False) if projection else None
+        self.conv = nn.Conv1d(projection or dim, filters, width, padding=width // 2)
         self.out = nn.Linear(filters, classes)
 
     @property
@@ -55,6 +66,8 @@ class ConvBody(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, length, dim] -> [batch, filters, length']``."""
+        if self.project is not None:
+            x = torch.relu(self.project(x))
         return torch.relu(self.conv(x.transpose(1, 2)))
 
     def head(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -96,27 +109,41 @@ class TextClassifier(nn.Module):
     kind: ClassVar[str] = ""
     level: ClassVar[str] = "word"
 
-    def __init__(self, vocab_size: int, embed_dim: int, body: nn.Module, **config: Any):
+    def __init__(self, vocab_size: int, embed_dim: int, body: nn.Module, dropout: float = 0.0,
+                 **config: Any):
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
-                            *config.items()):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RobustTextError(f"{type(self).__name__}: {name} must be a positive "
-                                      f"integer, got {value!r}")
+        check_sizes(type(self).__name__, vocab_size=vocab_size, embed_dim=embed_dim, **config)
         if vocab_size < 2:
             raise RobustTextError(f"{type(self).__name__}: vocab_size must be at least 2")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
+                0.0 <= dropout < 1.0):
+            raise RobustTextError(f"{type(self).__name__}: dropout must lie in [0, 1), got "
+                                  f"{dropout!r}")
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.body = body
+        self.dropout = float(dropout)
         self._config = {"vocab_size": vocab_size, "embed_dim": embed_dim, **config}
+        if self.dropout:
+            self._config["dropout"] = self.dropout
 
-    def config(self) -> dict[str, int]:
+    def config(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this model."""
         return dict(self._config)
 
     def forward(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``token_ids [batch, length]`` long, ``mask [batch, length]`` float -> logits
-        ``[batch, classes]``."""
-        return self.body(self.embedding(token_ids), mask)
+        ``[batch, classes]``. In training mode ``dropout`` applies to the word vectors."""
+        x = self.embedding(token_ids)
+        if self.dropout and self.training:
+            x = F.dropout(x, self.dropout, training=True)
+        return self.body(x, mask)
+
+
+def check_sizes(owner: str, **sizes: Any) -> None:
+    """Refuse any size that is not a positive integer."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RobustTextError(f"{owner}: {name} must be a positive integer, got {value!r}")
 
 
 class CharCNN(TextClassifier):
@@ -132,14 +159,21 @@ class CharCNN(TextClassifier):
 
 
 class WordCNN(TextClassifier):
-    """Word CNN of Jia et al. 2019: Conv1d of width 3, ReLU, mean pooling, linear."""
+    """Word CNN of Jia et al. 2019: (with ``projection``, a per-token Linear + ReLU to that
+    many features,) Conv1d of width 3, ReLU, mean pooling, linear."""
 
     kind = "word-cnn"
 
     def __init__(self, vocab_size: int, embed_dim: int = 300, filters: int = 100,
-                 width: int = 3, classes: int = 2):
-        super().__init__(vocab_size, embed_dim, ConvBody(embed_dim, filters, width, classes),
-                         filters=filters, width=width, classes=classes)
+                 width: int = 3, classes: int = 2, projection: int | None = None,
+                 dropout: float = 0.0):
+        check_sizes("WordCNN", filters=filters, width=width, classes=classes,
+                    **({"projection": projection} if projection is not None else {}))
+        extra = {"projection": projection} if projection is not None else {}
+        super().__init__(vocab_size, embed_dim,
+                         ConvBody(embed_dim, filters, width, classes, projection or 0),
+                         dropout=dropout, filters=filters, width=width, classes=classes,
+                         **extra)
 
 
 class BagOfWords(TextClassifier):
@@ -148,9 +182,10 @@ class BagOfWords(TextClassifier):
     kind = "bow"
 
     def __init__(self, vocab_size: int, embed_dim: int = 300, hidden: int = 100,
-                 classes: int = 2):
+                 classes: int = 2, dropout: float = 0.0):
+        check_sizes("BagOfWords", hidden=hidden, classes=classes)
         super().__init__(vocab_size, embed_dim, BagOfWordsBody(embed_dim, hidden, classes),
-                         hidden=hidden, classes=classes)
+                         dropout=dropout, hidden=hidden, classes=classes)
 
 
 MODEL_KINDS: dict[str, type[TextClassifier]] = {

@@ -7,7 +7,8 @@ of bounded tensors, bilinear matrix products, softmax, CenterNorm / LayerNorm, s
 so ``compute_bounds(model.body, SubstitutionSet(...), extra_inputs=(mask,))`` certifies them.
 The sizes are those of Xu et al. 2020 (auto_LiRPA).
 
-- ``BiLSTM`` (kind ``"lstm"``): a bidirectional LSTM unrolled over a fixed number of steps
+- ``BiLSTM`` (kind ``"lstm"``): (with ``projection``, a per-token Linear + ReLU, as Jia et
+  al. 2019 put before their LSTM,) a bidirectional LSTM unrolled over a fixed number of steps
   when traced (torch.fx cannot loop over a traced length; the bounds trace one graph per batch
   length), masked so padding never changes a state,
   mean pooling of the concatenated states over real tokens, linear head.
@@ -75,10 +76,13 @@ class BiLSTMBody(nn.Module):
     ``length <= max_length``.
     """
 
-    def __init__(self, dim: int, hidden: int, max_length: int, classes: int):
+    def __init__(self, dim: int, hidden: int, max_length: int, classes: int,
+                 projection: int = 0):
         super().__init__()
         self.hidden, self.max_length = hidden, max_length
-        self.inputs = nn.Linear(dim, 8 * hidden)
+        # Optional per-token Linear + ReLU before the recurrence (Jia et al. 2019).
+        self.project = nn.Linear(dim, projection) if projection else None
+        self.inputs = nn.Linear(projection or dim, 8 * hidden)
         self.recurrent = nn.Parameter(torch.empty(8 * hidden, 2 * hidden))
         nn.init.uniform_(self.recurrent, -hidden**-0.5, hidden**-0.5)
         self.out = nn.Linear(2 * hidden, classes)
@@ -113,6 +117,8 @@ class BiLSTMBody(nn.Module):
         steps = length if isinstance(length, int) else trace_steps
         pad = steps - length
         reverse = self.reverse[self.max_length - steps :]  # steps-1, ..., 0
+        if self.project is not None:
+            x = torch.relu(self.project(x))
         # Gate inputs of every position at once: [batch, steps, 8H]; the backward direction's
         # columns are read in reversed time order.
         p = F.pad(self.inputs(x), (0, 0, 0, pad))
@@ -208,11 +214,13 @@ class BiLSTM(TextClassifier):
     kind = "lstm"
 
     def __init__(self, vocab_size: int, embed_dim: int = 100, hidden: int = 64,
-                 max_length: int = 64, classes: int = 2):
+                 max_length: int = 64, classes: int = 2, projection: int | None = None,
+                 dropout: float = 0.0):
+        extra = {"projection": projection} if projection is not None else {}
         # Sizes are checked by the base class before the body is built from them.
-        super().__init__(vocab_size, embed_dim, nn.Identity(), hidden=hidden,
-                         max_length=max_length, classes=classes)
-        self.body = BiLSTMBody(embed_dim, hidden, max_length, classes)
+        super().__init__(vocab_size, embed_dim, nn.Identity(), dropout=dropout, hidden=hidden,
+                         max_length=max_length, classes=classes, **extra)
+        self.body = BiLSTMBody(embed_dim, hidden, max_length, classes, projection or 0)
 
 
 class TransformerClassifier(TextClassifier):
@@ -227,7 +235,7 @@ class TransformerClassifier(TextClassifier):
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, hidden: int = 64, heads: int = 4,
                  ffn: int = 128, max_length: int = 64, classes: int = 2,
-                 norm: str = "centernorm"):
+                 norm: str = "centernorm", dropout: float = 0.0):
         if norm not in NORMS:
             raise RobustTextError(f"TransformerClassifier: norm must be one of "
                                   f"{', '.join(NORMS)}, got {norm!r}")
@@ -237,7 +245,7 @@ class TransformerClassifier(TextClassifier):
         sizes = {"hidden": hidden, "heads": heads, "ffn": ffn, "max_length": max_length,
                  "classes": classes}
         # Sizes are checked by the base class before the body is built from them.
-        super().__init__(vocab_size, embed_dim, nn.Identity(), **sizes)
+        super().__init__(vocab_size, embed_dim, nn.Identity(), dropout=dropout, **sizes)
         self.body = TransformerBody(embed_dim, norm=norm, **sizes)
         self.norm = norm
 

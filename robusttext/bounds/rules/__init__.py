@@ -19,7 +19,7 @@ from robusttext.bounds.rules import (  # noqa: F401  (registration on import)
     reductions,
 )
 from robusttext.bounds.rules.affine import conv1d_over_sequence
-from robusttext.bounds.rules.common import Rule, sound, widen
+from robusttext.bounds.rules.common import Rule, known_finite, sound, widen
 from robusttext.bounds.rules.registry import (
     bind,
     covered_modules,
@@ -46,5 +46,5 @@ refuse_by_name(
     "(called outside the traced graph)",
 )
 
-__all__ = ["Rule", "bind", "conv1d_over_sequence", "covered_modules", "lookup",
+__all__ = ["Rule", "bind", "conv1d_over_sequence", "covered_modules", "known_finite", "lookup",
            "refuse_by_name", "register", "sound", "widen", "writes_input"]

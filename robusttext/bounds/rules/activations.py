@@ -84,7 +84,7 @@ class ReLURule(MonotoneRule):
     piecewise_linear = overflow_free = True
 
     def fn(self, ctx, x):
-        return x.clamp(min=0)
+        return torch.relu(x)  # out of place: the stored bounds are never written
 
     def relax(self, ctx, lo, hi):
         """``_triangle`` with ``s = 0``, in fewer passes (ReLU dominates CROWN's time)."""
@@ -98,8 +98,10 @@ class ReLURule(MonotoneRule):
     def backward(self, ctx, A_lower, A_upper):
         """Fewer passes over ``A`` than the general rule: the lower line has no intercept, so
         the bias comes only from the coefficients that take the upper line."""
-        lo, hi = ctx.interval(ctx.inputs[0])
-        if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+        source = ctx.inputs[0]
+        lo, hi = ctx.interval(source)
+        if not ctx.is_finite(source) and not (torch.isfinite(lo).all()
+                                              and torch.isfinite(hi).all()):
             return super().backward(ctx, A_lower, A_upper)
         slope_l, _, slope_u, icpt_u = self.relax(ctx, lo, hi)
         # A' = slope_l A + (slope_u - slope_l) A_up, with A_up the part of A that takes the

@@ -53,16 +53,15 @@ class Rule:
 
 def sound(lower: torch.Tensor, upper: torch.Tensor):
     """An interval whose overflowed entries are widened the right way: a NaN (``inf - inf``) or
-    an infinity of the wrong sign (``-inf`` as an upper bound) becomes the side's infinity.
-
-    On a CPU two sums tell first whether every entry is finite (the usual case), which costs
-    less than rewriting both tensors; on an accelerator that test would wait for the device at
-    every node, so the tensors are always rewritten there.
-    """
-    if lower.device.type == "cpu" and bool(torch.isfinite(lower.detach().sum()
-                                                          + upper.detach().sum())):
-        return lower, upper
+    an infinity of the wrong sign (``-inf`` as an upper bound) becomes the side's infinity."""
     return widen(lower, -1), widen(upper, 1)
+
+
+def known_finite(lower: torch.Tensor, upper: torch.Tensor) -> bool:
+    """True when every entry of the interval is finite, found by two sums on a CPU (cheaper than
+    rewriting both tensors); False on an accelerator, where the test would wait for the device."""
+    return lower.device.type == "cpu" and bool(
+        torch.isfinite(lower.detach().sum() + upper.detach().sum()))
 
 
 def widen(bound, sign):
