@@ -94,26 +94,3 @@ def test_backward_is_exact_when_one_operand_is_a_point():
     lower, upper = linear_bounds(model, Box(lo, hi), "crown", C=C)
     torch.testing.assert_close(lower[0], values.amin(0))
     torch.testing.assert_close(upper[0], values.amax(0))
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_sign_split_interval_equals_the_corner_products(seed):
-    """Every sign case (entries >= 0, <= 0, across 0, a point, 0 itself), batched with heads:
-    the sign-split sums equal min/max of the four corner products per product, summed."""
-    from robusttext.bounds.rules.products import exact_matmul_interval
-
-    gen = torch.Generator().manual_seed(seed)
-
-    def box(*shape):
-        centre = torch.randn(*shape, generator=gen, dtype=torch.float64)
-        width = torch.rand(*shape, generator=gen, dtype=torch.float64) * 2
-        width[torch.rand(*shape, generator=gen) < 0.2] = 0  # points
-        centre[torch.rand(*shape, generator=gen) < 0.1] = 0  # 0 (a point or across 0)
-        return centre - width / 2, centre + width / 2
-
-    (lx, ux), (ly, uy) = box(3, 2, 5, 4), box(3, 2, 4, 6)
-    corners = torch.stack([a.unsqueeze(-1) * b.unsqueeze(-3)
-                           for a in (lx, ux) for b in (ly, uy)])
-    lower, upper = exact_matmul_interval(lx, ux, ly, uy)
-    torch.testing.assert_close(lower, corners.amin(0).sum(-2))
-    torch.testing.assert_close(upper, corners.amax(0).sum(-2))

@@ -115,41 +115,17 @@ def centred(lo: torch.Tensor, hi: torch.Tensor):
     return centre, torch.maximum(hi - centre, centre - lo)
 
 
-def _least_products(lx, ux, ly, uy):
-    """``sum_k min {x y : x in [lx_ik, ux_ik], y in [ly_kj, uy_kj]}`` for ``X [..., i, k]``,
-    ``Y [..., k, j]``, split by the signs of the intervals.
-
-    With ``v+ = max(v, 0)``, ``v- = max(-v, 0)``: for ``x >= 0`` the least product is ``lx ly+ -
-    ux ly-``, for ``x <= 0`` it is ``lx uy+ - ux uy-``; for ``x`` across 0 it is ``lx uy`` when
-    ``y >= 0``, ``ux ly`` when ``y <= 0`` and ``min(lx uy, ux ly)`` when both are across 0. Every
-    case but the last is a sum of products of a function of ``x``'s interval and one of ``y``'s,
-    so a matmul; only the pairs of entries both across 0 form ``[..., i, k, j]`` products.
-    """
-    zero = torch.zeros((), dtype=lx.dtype, device=lx.device)
-    x_pos, x_neg = lx >= 0, ux <= 0
-    x_across = ~(x_pos | x_neg)
-    y_pos, y_neg = ly >= 0, uy <= 0
-    y_across = ~(y_pos | y_neg)
-
-    def part(mask, t):
-        return torch.where(mask, t, zero)
-
-    total = (part(x_pos, lx) @ ly.clamp(min=0) - part(x_pos, ux) @ (-ly).clamp(min=0)
-             + part(x_neg, lx) @ uy.clamp(min=0) - part(x_neg, ux) @ (-uy).clamp(min=0)
-             + part(x_across, lx) @ part(y_pos, uy) + part(x_across, ux) @ part(y_neg, ly))
-    if bool(x_across.any()) and bool(y_across.any()):
-        # zero outside the pairs across 0 on both sides, where min(0, 0) adds nothing
-        ax_l, ax_u = part(x_across, lx).unsqueeze(-1), part(x_across, ux).unsqueeze(-1)
-        ay_l, ay_u = part(y_across, ly).unsqueeze(-3), part(y_across, uy).unsqueeze(-3)
-        total = total + torch.minimum(ax_l * ay_u, ax_u * ay_l).sum(-2)
-    return total
-
-
 def exact_matmul_interval(lx, ux, ly, uy):
     """The interval of ``X @ Y`` over boxes ``X [..., i, k]``, ``Y [..., k, j]`` from the exact
-    interval of every product ``X_ik Y_kj``, summed over ``k`` (``_least_products``; the
-    greatest product of ``x y`` is minus the least of ``x (-y)``)."""
-    return _least_products(lx, ux, ly, uy), -_least_products(lx, ux, -uy, -ly)
+    interval of every product ``X_ik Y_kj`` (the least and greatest of its four corner products),
+    summed over ``k``; the ``[..., i, k, j]`` corner products are formed once each."""
+    lx, ux = lx.unsqueeze(-1), ux.unsqueeze(-1)
+    ly, uy = ly.unsqueeze(-3), uy.unsqueeze(-3)
+    corners = (lx * ly, lx * uy, ux * ly, ux * uy)
+    lower, upper = corners[0], corners[0]
+    for corner in corners[1:]:
+        lower, upper = torch.minimum(lower, corner), torch.maximum(upper, corner)
+    return lower.sum(-2), upper.sum(-2)
 
 
 class BilinearMatmulRule(Rule):
