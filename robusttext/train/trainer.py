@@ -339,25 +339,23 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
             if skipped == len(order):
                 raise RobustTextError(
                     f"every step of epoch {epoch + 1} had a non-finite gradient (the bounds "
-                    "overflowed); lower lr, lengthen the ramp or lower robust_weight")
+                    "overflowed); lower --lr, lengthen --ramp-epochs or lower --robust-weight")
         improved = False
-        if validation and job.is_main:
-            # Model selection on the held-out training sentences; the dev set is not looked at.
-            quick = evaluate(model, vocab, space, validation, budgets=[config.budget],
+        # Model selection on the held-out training sentences (the dev set is then not looked
+        # at); without them, the dev figures of the epoch are only logged.
+        watched = ("val", validation) if validation else ("dev", dev)
+        if watched[1] and job.is_main:
+            prefix, examples_watched = watched
+            quick = evaluate(model, vocab, space, examples_watched, budgets=[config.budget],
                              method=config.eval_method, batch_size=2 * config.batch_size)
-            record["val_clean"] = round(quick["clean_accuracy"], 4)
-            record[f"val_verified_{config.budget}"] = round(
+            record[f"{prefix}_clean"] = round(quick["clean_accuracy"], 4)
+            record[f"{prefix}_verified_{config.budget}"] = round(
                 quick["verified_accuracy"][str(config.budget)], 4)
-            score = _selection_score(config, quick)
-            improved = best is None or score > best["score"]
-            if improved:
-                best = {"epoch": epoch + 1, "score": score}
-        elif dev and job.is_main:
-            quick = evaluate(model, vocab, space, dev, budgets=[config.budget],
-                             method=config.eval_method, batch_size=2 * config.batch_size)
-            record["dev_clean"] = round(quick["clean_accuracy"], 4)
-            record[f"dev_verified_{config.budget}"] = round(
-                quick["verified_accuracy"][str(config.budget)], 4)
+            if validation:
+                score = _selection_score(config, quick)
+                improved = best is None or score > best["score"]
+                if improved:
+                    best = {"epoch": epoch + 1, "score": score}
         history.append(record)
         job.say(json.dumps(record), flush=True)
         if improved:
