@@ -253,12 +253,19 @@ def peer_bound(peer, model, inputs, bounded, method, C, bound_opts=None):
     return setup
 
 
-def vision_operations(peer, data: str, name: str, batch: int, methods) -> list[Operation]:
+def vision_case(data: str, name: str, batch: int):
+    """A seeded DM model of ``data``'s input shape, ``batch`` images ``x`` in [0, 1], their
+    random ``labels`` and the margin specification ``C`` ``[batch, 9, 10]``."""
     torch.manual_seed(0)
     channels, size = INPUT_SHAPES[data]
     model = build_model(name, channels, size).eval()
     x = torch.rand(batch, channels, size, size)
-    C = margin_matrix(torch.randint(0, 10, (batch,)), 10)
+    labels = torch.randint(0, 10, (batch,))
+    return model, x, labels, margin_matrix(labels, 10)
+
+
+def vision_operations(peer, data: str, name: str, batch: int, methods) -> list[Operation]:
+    model, x, _, C = vision_case(data, name, batch)
     ball = LinfBall(x, VISION_EPS[data], lower=0.0, upper=1.0)
     ops = [Operation("robusttext", "forward", forward_pass(model, (x,)))]
     for method in methods:

@@ -50,6 +50,7 @@ from peer_speed import (  # noqa: E402  (bench/ is not a package)
     peer_substitution,
     report,
     run_case,
+    vision_case,
 )
 
 from robusttext.bounds import LinfBall, SubstitutionSet, compute_bounds, margin_matrix  # noqa: E402
@@ -62,7 +63,6 @@ from robusttext.text import (  # noqa: E402
     WordCNN,
 )
 from robusttext.train.loss import robust_loss, worst_case_loss  # noqa: E402
-from robusttext.vision.models import INPUT_SHAPES, build_model  # noqa: E402
 from robusttext.vision.train import robust_cross_entropy, worst_case_lower  # noqa: E402
 
 TEXT_MODELS = ("char-cnn", "word-cnn", "bow", "lstm", "transformer")
@@ -159,12 +159,7 @@ def _text_set(model, ids, cand_ids, cand_mask, budget, eps) -> SubstitutionSet:
 
 
 def vision_operations(peer, data: str, name: str, batch: int) -> list[Operation]:
-    torch.manual_seed(0)
-    channels, size = INPUT_SHAPES[data]
-    model = build_model(name, channels, size).eval()
-    x = torch.rand(batch, channels, size, size)
-    labels = torch.randint(0, 10, (batch,))
-    C = margin_matrix(labels, 10)
+    model, x, labels, C = vision_case(data, name, batch)
     eps = VISION_EPS[data]
 
     def loss_of(logits, lower):
