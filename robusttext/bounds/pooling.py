@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robusttext.bounds.alpha import ALPHA_STEPS
 from robusttext.bounds.engine import METHODS, compute_bounds
 from robusttext.bounds.input_sets import Box, SubstitutionSet
 from robusttext.errors import RobustTextError
@@ -55,15 +56,17 @@ def pick_method(method: str, body: nn.Module) -> str:
 
 
 def text_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Tensor,
-                      mask: torch.Tensor, method: str) -> torch.Tensor:
+                      mask: torch.Tensor, method: str,
+                      alpha_steps: int = ALPHA_STEPS) -> torch.Tensor:
     """Lower bounds ``[batch, specs]`` on ``C @ body(x, mask)`` over ``input_set`` with any of
-    ``TEXT_METHODS``; ``mask`` ``[batch, length]`` float."""
+    ``TEXT_METHODS``; ``mask`` ``[batch, length]`` float; ``alpha_steps``: alpha-CROWN's
+    optimisation steps."""
     if method == POOLED_METHOD:
         return pooled_margin_lower(body, input_set, C, mask)
     if method not in METHODS:
         raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(TEXT_METHODS)}")
     return compute_bounds(bounded_module(body, mask.shape[1]), input_set, method, C=C,
-                          extra_inputs=(mask,), bound_upper=False)[0]
+                          extra_inputs=(mask,), bound_upper=False, alpha_steps=alpha_steps)[0]
 
 
 def bounded_module(body: nn.Module, length: int) -> nn.Module:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from robusttext.bounds import RELAXATIONS
+from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings
 from robusttext.bounds.pooling import TEXT_METHODS as METHODS
 from robusttext.bounds.pooling import pick_method
 from robusttext.certify.attack import beam_attack
@@ -58,6 +59,7 @@ def certify(
     proposals: int | None = 16,
     device: str | torch.device | None = None,
     progress: bool | None = False,
+    alpha_steps: int | None = None,
 ) -> Certification:
     """Certify, attack and (for small sets) enumerate each sentence at each budget.
 
@@ -69,7 +71,8 @@ def certify(
     or ``simplex``. Sets of at most ``enumerate_limit`` sentences are enumerated (0: never).
     ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
     progress bar on stderr, naming the step under way (attack, enumeration, bounds per budget);
-    None: when stderr is a terminal.
+    None: when stderr is a terminal. ``alpha_steps``: alpha-CROWN's optimisation steps (None:
+    the engine's default, ``robusttext.bounds.alpha.ALPHA_STEPS``).
 
     Every result passes the soundness invariant (``robusttext.certify.soundness``); a
     contradiction raises SoundnessViolation naming the sentence.
@@ -102,6 +105,9 @@ def certify(
     model = model.to(device).eval()
     run = _Run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
                proposals)
+    if alpha_steps is not None:
+        check_alpha_settings(alpha_steps, ALPHA_LR)
+        run.alpha_steps = alpha_steps
     check_labels(examples, run.num_classes(examples[0]))
     order = sorted(range(len(examples)),
                    key=lambda i: len(space.split(examples[i].text, f"sentence {i}")[0]))
@@ -121,6 +127,7 @@ def certify(
     settings = {"method": method, "relaxation": relaxation, "budgets": budgets,
                 "enumerate_limit": enumerate_limit, "beam_width": beam_width,
                 "proposals": proposals, "space": space.describe(), "device": str(device),
+                **({"alpha_steps": run.alpha_steps} if method == "alpha-crown" else {}),
                 "setup_seconds": round(run.setup_seconds, 4)}
     if isinstance(space, SubwordSpace):
         settings["dropped_candidates"] = space.dropped_totals([e.text for e in examples])
@@ -141,6 +148,7 @@ class _Run:
         self.results: list[ExampleResult] = []
         self.classes: int | None = None
         self.setup_seconds = 0.0
+        self.alpha_steps = ALPHA_STEPS
         self.stage = lambda text: None  # shows the step under way (the progress bar)
 
     def num_classes(self, example: Example) -> int:
@@ -152,7 +160,7 @@ class _Run:
         labels = torch.zeros(1, dtype=torch.long, device=self.device)
         with torch.no_grad():
             margin_lower_bounds(self.model, batch, labels, self.classes, 0, self.method,
-                                self.relaxation)
+                                self.relaxation, self.alpha_steps)
         self.setup_seconds = time.perf_counter() - start
         return self.classes
 
@@ -186,7 +194,8 @@ class _Run:
             start = time.perf_counter()
             with torch.no_grad():
                 lower = margin_lower_bounds(self.model, enc, labels, self.classes, budget,
-                                            self.method, self.relaxation).amin(1).cpu()
+                                            self.method, self.relaxation,
+                                            self.alpha_steps).amin(1).cpu()
             self.seconds[budget]["bounds"] += time.perf_counter() - start
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit

@@ -32,12 +32,14 @@ def predict(model: nn.Module, token_ids: torch.Tensor, mask: torch.Tensor,
 def margin_lower_bounds(
     model: nn.Module, batch: EncodedBatch, labels: torch.Tensor, num_classes: int,
     budget: int | None, method: str = "ibp", relaxation: str = "exact",
+    alpha_steps: int | None = None,
 ) -> torch.Tensor:
     """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over each sentence's set.
 
     ``model`` follows the text-model contract (``embedding``, ``body``); the set holds every
     rewrite of ``batch`` with at most ``budget`` positions replaced by their candidates.
-    Differentiable in the model's parameters.
+    Differentiable in the model's parameters. ``alpha_steps``: alpha-CROWN's optimisation
+    steps (None: the engine's default).
     """
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
     from robusttext.bounds.pooling import text_margin_lower
@@ -47,4 +49,6 @@ def margin_lower_bounds(
                                 batch.candidate_mask, budget, relaxation)
     original = subs.center  # [batch, length, dim]
     C = margin_matrix(labels, num_classes)
-    return text_margin_lower(model.body, subs, C.to(original), batch.mask.to(original), method)
+    steps = {} if alpha_steps is None else {"alpha_steps": alpha_steps}
+    return text_margin_lower(model.body, subs, C.to(original), batch.mask.to(original), method,
+                             **steps)

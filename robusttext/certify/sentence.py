@@ -58,7 +58,7 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
     result = certify(model, vocab, space, [(text, chosen)], budgets=budgets, method=args.method,
                      relaxation=args.relaxation, enumerate_limit=args.enumerate_limit,
                      beam_width=args.beam_width, proposals=args.proposals,
-                     progress=False if args.quiet else None)
+                     progress=False if args.quiet else None, alpha_steps=args.alpha_steps)
     margin = float(margins(logits, logits.new_tensor([chosen]).long()))
     shown = repr if space.level == "char" else str
 

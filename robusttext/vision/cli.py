@@ -12,7 +12,7 @@ from robusttext.errors import RobustTextError
 DEFAULT_MODEL = "fmnist-dm-small"
 ARCHITECTURES = ("dm-small", "dm-medium", "dm-large")  # robusttext.vision.models, checked by a test
 TRAIN_METHODS = ("natural", "ibp", "crown-ibp")
-BOUND_METHODS = ("ibp", "crown-ibp", "crown")
+BOUND_METHODS = ("ibp", "crown-ibp", "crown", "alpha-crown")
 
 # Training flags that set one TrainConfig field of the same name: (type, metavar, help).
 TRAIN_FIELDS = {

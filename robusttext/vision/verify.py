@@ -7,7 +7,7 @@ from torch import nn
 
 from robusttext.errors import RobustTextError
 
-BOUND_METHODS = ("ibp", "crown-ibp", "crown")
+BOUND_METHODS = ("ibp", "crown-ibp", "crown", "alpha-crown")
 
 
 def check_eps(eps: float, what: str = "eps") -> float:
