@@ -198,8 +198,8 @@ class _Propagation:
             raise RobustTextError(
                 f"robusttext has no bound rule for {ctx.description}, used at {ctx.where}"
             )
-        ctx.args = bind(entry, node, ctx.module, ctx.is_bounded, ctx.constant, ctx.description,
-                        ctx.where)
+        ctx.args = bind(entry, node, ctx.module, ctx.is_bounded, ctx.constant,
+                        lambda: ctx.description, lambda: ctx.where)
         ctx.writes = writes_input(entry, ctx.args, ctx.module)
         if ctx.writes:
             self._check_overwrite(ctx)
