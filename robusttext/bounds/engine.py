@@ -46,6 +46,7 @@ class NodeContext:
         self.args: dict = {}
         self.writes = False  # the call writes into its first input (in place)
         self.exact = False  # a rule sets it when its interval is the exact range
+        self.kept: dict = {}  # what a rule derived from its input intervals, between passes
 
     @property
     def description(self) -> str:
