@@ -10,11 +10,9 @@ import torch
 from torch import nn
 
 from robusttext.bounds import RELAXATIONS
-from robusttext.bounds.pooling import TEXT_METHODS as METHODS
-from robusttext.bounds.pooling import pick_method
 from robusttext.certify.attack import beam_attack
 from robusttext.certify.exhaustive import exhaustive_check, flipping_rewrite, set_sizes
-from robusttext.certify.margins import margin_lower_bounds, predict
+from robusttext.certify.margins import predict
 from robusttext.certify.results import Certification, ExampleResult, summarize
 from robusttext.certify.soundness import check_example
 from robusttext.data import Example, check_labels
@@ -23,6 +21,7 @@ from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace
 from robusttext.perturb.vocabulary import Vocabulary
+from robusttext.text.bounds import check_method, margin_lower_bounds, pick_method
 from robusttext.text.contract import check_text_model
 
 DEFAULT_BUDGETS = (1, 2, 3)
@@ -75,9 +74,7 @@ def certify(
     contradiction raises SoundnessViolation naming the sentence.
     """
     check_text_model(model)
-    method = pick_method(method, model.body)
-    if method not in METHODS:
-        raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    method = check_method(pick_method(method, model.body))
     if relaxation not in RELAXATIONS:
         raise RobustTextError(f"unknown relaxation {relaxation!r}; choose one of "
                               f"{', '.join(RELAXATIONS)}")
@@ -151,8 +148,8 @@ class _Run:
         self.classes = predict(self.model, batch.token_ids, batch.mask).shape[1]
         labels = torch.zeros(1, dtype=torch.long, device=self.device)
         with torch.no_grad():
-            margin_lower_bounds(self.model, batch, labels, self.classes, 0, self.method,
-                                self.relaxation)
+            margin_lower_bounds(self.model, batch, labels, 0, self.method, self.relaxation,
+                                classes=self.classes)
         self.setup_seconds = time.perf_counter() - start
         return self.classes
 
@@ -185,8 +182,8 @@ class _Run:
             self.stage(f"{self.method} bounds, budget {'any' if budget is None else budget}")
             start = time.perf_counter()
             with torch.no_grad():
-                lower = margin_lower_bounds(self.model, enc, labels, self.classes, budget,
-                                            self.method, self.relaxation).amin(1).cpu()
+                lower = margin_lower_bounds(self.model, enc, labels, budget, self.method,
+                                            self.relaxation, classes=self.classes).amin(1).cpu()
             self.seconds[budget]["bounds"] += time.perf_counter() - start
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit

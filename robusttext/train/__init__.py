@@ -8,7 +8,7 @@
 from robusttext.train.config import TrainConfig
 from robusttext.train.data import Example, load_examples
 from robusttext.train.evaluate import evaluate, exhaustive_check, with_budget
-from robusttext.train.loss import margin_lower_bounds, robust_loss, worst_case_loss
+from robusttext.train.loss import mixed_margin_lower_bounds, robust_loss, worst_case_loss
 from robusttext.train.schedule import RobustSchedule
 from robusttext.train.trainer import build_space, train
 
@@ -20,7 +20,7 @@ __all__ = [
     "evaluate",
     "exhaustive_check",
     "load_examples",
-    "margin_lower_bounds",
+    "mixed_margin_lower_bounds",
     "robust_loss",
     "train",
     "with_budget",

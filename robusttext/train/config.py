@@ -12,10 +12,11 @@ from typing import Any
 
 from robusttext.checkpoint import read_json_file
 from robusttext.errors import RobustTextError
+from robusttext.methods import AUTO
+from robusttext.methods import TEXT_TRAINING_METHODS as METHODS
 from robusttext.text.models import MODEL_KINDS
 
-METHODS = ("ibp", "crown-ibp", "budget-ibp")
-EVAL_METHODS = ("auto", *METHODS)  # auto: as robusttext certify picks (budget-ibp, else crown-ibp)
+EVAL_METHODS = (AUTO, *METHODS)  # auto: as robusttext certify picks (budget-ibp, else crown-ibp)
 SELECT_BY = ("verified", "clean", "last")
 
 

@@ -13,12 +13,11 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from robusttext.bounds.pooling import pick_method
 from robusttext.perturb import PerturbationSpace, Vocabulary
+from robusttext.text.bounds import margin_lower_bounds, pick_method
 from robusttext.text.models import TextClassifier
 from robusttext.train.batches import batch_order, iterate_batches
 from robusttext.train.data import Example
-from robusttext.train.loss import margin_lower_bounds
 
 
 def with_budget(space: PerturbationSpace, budget: int | None) -> PerturbationSpace:
@@ -49,7 +48,7 @@ def evaluate(
     0).
     """
     # auto: the method robusttext certify picks, so a training log's verified figure is the
-    # one certify proves; beta 1 makes "crown-ibp" CROWN-IBP (the loss mixes it with IBP).
+    # one certify proves (and crown-ibp is CROWN-IBP alone, as certify bounds it).
     method = pick_method(method, model.body)
     model.eval()
     device = next(model.parameters()).device
@@ -65,7 +64,8 @@ def evaluate(
             right = (logits.argmax(1) == labels).cpu()
             correct[indices] = right
             for b in budgets:
-                lower = margin_lower_bounds(model, batch, labels, b, method, beta=1.0)
+                lower = margin_lower_bounds(model, batch, labels, b, method,
+                                            classes=logits.shape[1])
                 verified[b][indices] = right & (lower.amin(1) > 0).cpu()
     n = len(examples)
     result = {

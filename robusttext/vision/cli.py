@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 from robusttext.errors import RobustTextError
+from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
+from robusttext.methods import VISION_TRAINING_METHODS as TRAIN_METHODS
 
 DEFAULT_MODEL = "fmnist-dm-small"
 ARCHITECTURES = ("dm-small", "dm-medium", "dm-large")  # robusttext.vision.models, checked by a test
-TRAIN_METHODS = ("natural", "ibp", "crown-ibp")
-BOUND_METHODS = ("ibp", "crown-ibp", "crown")
 
 # Training flags that set one TrainConfig field of the same name: (type, metavar, help).
 TRAIN_FIELDS = {
@@ -220,7 +220,7 @@ def _certify(args) -> int:
     from robusttext.vision.evaluate import evaluate
     from robusttext.vision.io import check_input_shape, load_model
     from robusttext.vision.train import pick_device
-    from robusttext.vision.verify import BOUND_METHODS, check_eps
+    from robusttext.vision.verify import check_eps
 
     directory = resolve_checkpoint(directory_name)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

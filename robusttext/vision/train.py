@@ -23,14 +23,13 @@ from tqdm import tqdm
 from robusttext.checkpoint import read_json_file
 from robusttext.distributed import rank_device
 from robusttext.errors import RobustTextError
+from robusttext.methods import VISION_TRAINING_METHODS as METHODS
 from robusttext.vision.data import ImageDataset, channel_stats, load_images
 from robusttext.vision.evaluate import evaluate
 from robusttext.vision.io import load_model, save_model
 from robusttext.vision.models import ARCHITECTURES, build_model, model_config
 from robusttext.vision.schedule import Schedule
 from robusttext.vision.verify import check_eps, margin_lower_bounds
-
-METHODS = ("natural", "ibp", "crown-ibp")
 
 
 @dataclass
