@@ -43,7 +43,7 @@ def test_every_option_has_help():
 
 def test_fixed_values_are_choices():
     """Options whose values form a fixed set list them (shown by --help, checked by argparse)."""
-    from robusttext.text.models import MODEL_KINDS
+    from robusttext.text.kinds import MODEL_KINDS
     from robusttext.train.config import CHOICES, HELP, TrainConfig
     from robusttext.vision.cli import ARCHITECTURES, BOUND_METHODS
     from robusttext.vision.models import ARCHITECTURES as VISION_ARCHITECTURES

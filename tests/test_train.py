@@ -13,7 +13,7 @@ from robusttext.train import (
     RobustSchedule,
     TrainConfig,
     evaluate,
-    load_examples,
+    load_training_examples,
     robust_loss,
     train,
     worst_case_loss,
@@ -90,7 +90,7 @@ def test_train_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     again = evaluate(bundle.model, bundle.vocab, bundle.space,
-                     load_examples(tmp_path / "train.tsv"), budgets=[1])
+                     load_training_examples(tmp_path / "train.tsv"), budgets=[1])
     assert again["verified_accuracy"] == metrics["verified_accuracy"]
 
 
@@ -114,22 +114,22 @@ def test_bad_data(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\na fine film\t1\nno label here\n")
     with pytest.raises(RobustTextError, match="bad.tsv:3: 1 fields"):
-        load_examples(bad)
+        load_training_examples(bad)
     bad.write_text("sentence\tlabel\na fine film\tpositive\n")
     with pytest.raises(RobustTextError, match="bad.tsv:2: label 'positive'"):
-        load_examples(bad)
+        load_training_examples(bad)
     bad.write_text("sentence\tlabel\na fine film\t7\n")
     with pytest.raises(RobustTextError, match="bad.tsv:2: label 7 is out of range"):
-        load_examples(bad)
+        load_training_examples(bad)
     bad.write_text("text\ty\n")
     with pytest.raises(RobustTextError, match="no label column 'label'"):
-        load_examples(bad)
+        load_training_examples(bad)
     empty = tmp_path / "empty.tsv"
     empty.write_text("sentence\tlabel\n")
     with pytest.raises(RobustTextError, match="no examples"):
-        load_examples(empty)
+        load_training_examples(empty)
     with pytest.raises(RobustTextError, match="no such"):
-        load_examples(tmp_path / "missing.tsv")
+        load_training_examples(tmp_path / "missing.tsv")
 
 
 def test_bad_configuration(tmp_path):

@@ -169,9 +169,9 @@ def test_build_vocabulary_adds_only_candidates_with_vectors(tmp_path):
     config = vector_config(tmp_path, vocab_from_space=True)
     space = build_space(config)
     vectors = load_vectors(config.vectors)
-    from robusttext.train import load_examples
+    from robusttext.train import load_training_examples
 
-    examples = load_examples(config.train)
+    examples = load_training_examples(config.train)
     plain = build_vocabulary(examples, space, TrainConfig(**{**config.to_json(),
                                                              "vocab_from_space": False}))
     grown = build_vocabulary(examples, space, config, vectors)

@@ -20,7 +20,8 @@ import robusttext
 from robusttext.checkpoint import load_checkpoint, save_checkpoint
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary
-from robusttext.text.models import MODEL_KINDS, TextClassifier, build_model
+from robusttext.text.base import TextClassifier
+from robusttext.text.kinds import MODEL_KINDS, build_model
 
 MODELS_DIR = Path(robusttext.__file__).parent / "assets" / "models"
 

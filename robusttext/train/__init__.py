@@ -6,8 +6,8 @@
 """
 
 from robusttext.train.config import TrainConfig
-from robusttext.train.data import Example, load_examples
-from robusttext.train.evaluate import evaluate, exhaustive_check, with_budget
+from robusttext.train.data import Example, load_training_examples
+from robusttext.train.evaluate import evaluate, with_budget
 from robusttext.train.loss import mixed_margin_lower_bounds, robust_loss, worst_case_loss
 from robusttext.train.schedule import RobustSchedule
 from robusttext.train.trainer import build_space, train
@@ -18,8 +18,7 @@ __all__ = [
     "TrainConfig",
     "build_space",
     "evaluate",
-    "exhaustive_check",
-    "load_examples",
+    "load_training_examples",
     "mixed_margin_lower_bounds",
     "robust_loss",
     "train",

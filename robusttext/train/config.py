@@ -14,7 +14,7 @@ from robusttext.checkpoint import read_json_file
 from robusttext.errors import RobustTextError
 from robusttext.methods import AUTO
 from robusttext.methods import TEXT_TRAINING_METHODS as METHODS
-from robusttext.text.models import MODEL_KINDS
+from robusttext.text.kinds import MODEL_KINDS
 
 EVAL_METHODS = (AUTO, *METHODS)  # auto: as robusttext certify picks (budget-ibp, else crown-ibp)
 SELECT_BY = ("verified", "clean", "last")

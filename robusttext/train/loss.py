@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from robusttext.methods import POOLED_METHOD
 from robusttext.perturb import EncodedBatch
+from robusttext.text.base import TextClassifier
 from robusttext.text.bounds import margin_lower_bounds
-from robusttext.text.models import TextClassifier
 
 
 def mixed_margin_lower_bounds(

@@ -28,9 +28,10 @@ from robusttext import distributed
 from robusttext.checkpoint import META_FILE
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
+from robusttext.text.base import TextClassifier
 from robusttext.text.embeddings import pretrained_embeddings
 from robusttext.text.io import load_text_model, save_text_model
-from robusttext.text.models import MODEL_KINDS, TextClassifier, build_model
+from robusttext.text.kinds import MODEL_KINDS, build_model
 from robusttext.text.vectors import (
     VocabularyTable,
     WordVectors,
@@ -39,7 +40,7 @@ from robusttext.text.vectors import (
 )
 from robusttext.train.batches import batch_order, iterate_batches, token_lengths
 from robusttext.train.config import TrainConfig
-from robusttext.train.data import Example, load_examples
+from robusttext.train.data import Example, load_training_examples
 from robusttext.train.evaluate import evaluate
 from robusttext.train.holdout import holdout_split
 from robusttext.train.schedule import RobustSchedule
@@ -207,11 +208,11 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     device = job.device
     out = Path(config.out)
     space = build_space(config)
-    examples = load_examples(config.train, config.train_split)
+    examples = load_training_examples(config.train, config.train_split)
     if config.train_limit is not None:
         perm = torch.randperm(len(examples), generator=torch.Generator().manual_seed(config.seed))
         examples = [examples[i] for i in perm[: config.train_limit].tolist()]
-    dev = load_examples(config.dev, config.dev_split) if config.dev else []
+    dev = load_training_examples(config.dev, config.dev_split) if config.dev else []
     if config.dev_limit is not None:
         dev = dev[: config.dev_limit]
     validation: list[Example] = []

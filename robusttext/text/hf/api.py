@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from robusttext.data import Example
-from robusttext.data.examples import check_label_column, parse_label, parse_text, pick_text_column
+from robusttext.data.records import check_label_column, parse_label, parse_text, pick_text_column
 from robusttext.errors import RobustTextError
 from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace

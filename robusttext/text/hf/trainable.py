@@ -23,8 +23,8 @@ from typing import Any
 
 from robusttext.errors import RobustTextError
 from robusttext.perturb.vocabulary import PAD, UNK, Vocabulary
+from robusttext.text.base import TextClassifier
 from robusttext.text.hf.model import ACTIVATIONS, _build_bert
-from robusttext.text.models import TextClassifier
 
 
 class BertClassifier(TextClassifier):
