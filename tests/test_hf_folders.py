@@ -148,7 +148,7 @@ def test_certify_cli_takes_the_space_from_flags(tmp_path, tokenizer, capsys):
 
 
 def test_sharded_certification_sums_the_dropped_candidates(tokenizer, space):
-    from robusttext.distributed import merge_certifications
+    from robusttext.certify.sharded import merge_certifications
 
     hf = tiny_model("bert")
     parts = [([0, 1], certify_transformers(hf, tokenizer, SENTENCES[:2], space, budgets=[1])),

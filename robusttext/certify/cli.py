@@ -149,12 +149,8 @@ def _examples(args: argparse.Namespace):
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output path and format, checked before any work starts."""
-    from robusttext.certify.report import (
-        HTML_FORMATS,
-        PLOT_FORMATS,
-        check_matplotlib,
-        check_output,
-    )
+    from robusttext.certify.report import HTML_FORMATS, PLOT_FORMATS, check_matplotlib
+    from robusttext.options import check_output
 
     if args.json:
         check_output(args.json, "--json")
@@ -194,13 +190,13 @@ def run(args: argparse.Namespace) -> int:
     # With --json -, standard output holds the JSON only; everything else goes to stderr.
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
     from robusttext import distributed
-    from robusttext.certify.certifier import certify
     from robusttext.certify.report import (
         describe_space,
         format_table,
         plot_accuracy,
         write_json,
     )
+    from robusttext.certify.sharded import certify_sharded
     from robusttext.certify.soundness import SoundnessViolation
     from robusttext.text import load_text_model
     from robusttext.text.io import bundle_space
@@ -235,8 +231,8 @@ def run(args: argparse.Namespace) -> int:
         model_budgets = budgets or ([space.budget] if space.budget is not None
                                     else list(DEFAULT_BUDGETS))
         try:
-            result = distributed.certify_sharded(
-                certify, bundle.model, bundle.vocab, space, examples, budgets=model_budgets,
+            result = certify_sharded(
+                bundle.model, bundle.vocab, space, examples, budgets=model_budgets,
                 method=args.method, relaxation=args.relaxation, batch_size=args.batch_size,
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device,

@@ -33,7 +33,7 @@ def _optional_str(text: str) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from robusttext.cli import Deprecated
+    from robusttext.options import Deprecated
 
     parser.add_argument("--config", metavar="FILE", help="JSON file of settings (flags win)")
     parser.add_argument("--print-config", action="store_true",

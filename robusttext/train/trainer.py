@@ -38,6 +38,7 @@ from robusttext.text.vectors import (
     load_vectors,
     table_for_vocabulary,
 )
+from robusttext.train import parallel
 from robusttext.train.batches import batch_order, iterate_batches, token_lengths
 from robusttext.train.config import TrainConfig
 from robusttext.train.data import Example, load_training_examples
@@ -274,8 +275,8 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
           f"{steps_per_epoch} steps per epoch, on {device}"
           + (f" (rank 0 of {job.world} processes)" if job.distributed else "")
           + f"; space: {space.describe()}")
-    wrapped = distributed.wrap_for_training(model, job)
-    sampler = distributed.DistributedBatchSampler(
+    wrapped = parallel.wrap_for_training(model, job)
+    sampler = parallel.DistributedBatchSampler(
         lambda epoch: batch_order(lengths, config.batch_size, shuffle=True,
                                   seed=config.seed * 100003 + epoch), job.rank, job.world)
     history = []
@@ -300,7 +301,7 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for (_, batch, labels), (_, global_size) in zip(bar, order):
-                weight = distributed.local_weight(len(labels), global_size, job.world)
+                weight = parallel.local_weight(len(labels), global_size, job.world)
                 loss, parts = wrapped(
                     batch, labels, weight, budget=config.budget, k=schedule.k(step),
                     method=config.method, eps=schedule.eps(step), beta=schedule.beta(step),

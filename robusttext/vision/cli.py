@@ -33,7 +33,7 @@ TRAIN_FIELDS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``train`` and ``certify`` sub-commands on ``parser``."""
-    from robusttext.cli import Deprecated
+    from robusttext.options import Deprecated
 
     sub = parser.add_subparsers(dest="vision_command", metavar="{train,certify}")
     train = sub.add_parser("train", help="train a DM-small/medium/large classifier",
@@ -211,7 +211,7 @@ def _certify(args) -> int:
 
     directory_name, architecture = certify_names(args)
     if args.json:
-        from robusttext.certify.report import check_output
+        from robusttext.options import check_output
 
         check_output(args.json, "--json")
     import torch
