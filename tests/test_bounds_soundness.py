@@ -6,31 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from robusttext.bounds import METHODS, Box, LinfBall, compute_bounds, margin_matrix
-
-TOL = 1e-5
-
-
-def sample_box(lower, upper, n=400, generator=None):
-    """``[n, batch, *dims]``: uniform points plus random corners of the box."""
-    shape = (n, *lower.shape)
-    u = torch.rand(shape, generator=generator, dtype=lower.dtype)
-    corners = torch.randint(0, 2, shape, generator=generator).to(lower.dtype)
-    u[n // 2 :] = corners[n // 2 :]
-    return lower + u * (upper - lower)
-
-
-def violations(model, box, method, C=None, extra=()):
-    lower, upper = compute_bounds(model, box, method, C=C, extra_inputs=extra)
-    points = sample_box(box.lower, box.upper, generator=torch.Generator().manual_seed(1))
-    n, batch = points.shape[:2]
-    with torch.no_grad():
-        repeated = [e.repeat(n, *([1] * (e.dim() - 1))) for e in extra]
-        outs = model(points.flatten(0, 1), *repeated).view(n, batch, -1)
-        if C is not None:
-            outs = torch.einsum("bso,nbo->nbs", C, outs.flatten(2))
-    below = (outs < lower - TOL).sum().item()
-    above = (outs > upper + TOL).sum().item()
-    return below + above, lower, upper
+from tests.oracles import violations
 
 
 class Residual(nn.Module):

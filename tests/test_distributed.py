@@ -18,8 +18,8 @@ from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary
 from robusttext.text import load_text_model
 from robusttext.train import TrainConfig, parallel, train
-from tests.test_certify_cli import SENTENCES as CLI_SENTENCES
-from tests.test_certify_cli import save_word_model
+from tests.builders import SENTENCES as CLI_SENTENCES
+from tests.builders import save_word_model
 
 # The certify CLI tests' sentences plus two (no new words, so the same saved model).
 SENTENCES = [*CLI_SENTENCES, ("bad", 0), ("a good , fine story", 1)]

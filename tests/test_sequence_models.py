@@ -17,7 +17,7 @@ from robusttext.text import (
     load_text_model,
     save_text_model,
 )
-from tests.test_text_models import enumerate_rewrites
+from tests.oracles import enumerate_rewrites
 
 # Small sizes keep CROWN (one backward pass per intermediate node) fast.
 MODELS = {

@@ -18,24 +18,7 @@ from robusttext.train import (
     train,
     worst_case_loss,
 )
-
-ROWS = [("a fine , moving film", 1), ("dull and tired", 0), ("a good story", 1),
-        ("bad acting", 0), ("funny and warm", 1), ("a boring mess", 0), ("great fun", 1),
-        ("weak , lazy script", 0)]
-
-
-def write_tsv(path, rows=ROWS):
-    path.write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
-    return path
-
-
-def tiny_config(tmp_path, **changes):
-    settings = dict(model="char-cnn", embed_dim=8, filters=6, train=str(write_tsv(
-        tmp_path / "train.tsv")), dev=str(tmp_path / "train.tsv"), sources=["qwerty"],
-        budget=1, epochs=2, batch_size=4, warmup_epochs=0, ramp_epochs=1, device="cpu",
-        out=str(tmp_path / "run"), eval_budgets=[1], enumerate_limit=200, progress=False)
-    settings.update(changes)
-    return TrainConfig(**settings)
+from tests.builders import ROWS, tiny_config, write_tsv
 
 
 def test_worst_case_loss_is_cross_entropy_of_negated_margins():

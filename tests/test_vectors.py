@@ -19,7 +19,7 @@ from robusttext.text.vectors import (
 )
 from robusttext.train import TrainConfig, train
 from robusttext.train.trainer import build_space, build_vocabulary
-from tests.test_train import ROWS, write_tsv
+from tests.builders import ROWS, write_tsv
 
 WORDS = {"good": [0.5, -1.0, 2.0], "film": [1.0, 0.0, -0.25], "bad": [-3.0, 1.5, 0.0],
          "fine": [0.25, 0.75, 1e-3], "movie": [2.0, 2.0, 2.0]}

@@ -16,7 +16,8 @@ from robusttext.distributed import Job, RankFailed, check_world, current
 def certify_shard(lengths: Sequence[int], batch_size: int, rank: int, world: int) -> list[int]:
     """Indices this rank certifies: whole batches of the single-process order.
 
-    ``certify`` sorts the sentences by token count (ties in input order) and cuts batches of
+    ``certify`` sorts the sentences by their number of positions (``lengths``, of the rows of
+    ``space.rows``; ties in input order) and cuts batches of
     ``batch_size``; batch ``b`` goes to rank ``b % world``. The indices come back in that sorted
     order, so the rank's own ``certify`` forms exactly the same batches, and its results are
     those of the single-process run bit for bit.
@@ -44,7 +45,7 @@ def certify_sharded(model, vocab, space, examples: Sequence, *, batch_size: int 
                           progress=progress, **options)
     examples = [e if isinstance(e, Example) else Example(*e) for e in examples]
     with job.guard("certification"):
-        lengths = [len(space.split(e.text, f"sentence {i}")[0]) for i, e in enumerate(examples)]
+        lengths = [len(row) for row in space.rows([e.text for e in examples], vocab)[0]]
         mine = certify_shard(lengths, batch_size, job.rank, job.world)
         outcome, error = None, None
         if mine:

@@ -227,6 +227,12 @@ class SubwordSpace:
         candidate piece ids ``[batch, length, candidates]`` (see EncodedBatch). ``vocab``, if
         given, must be this space's ``vocabulary``. Records each sentence's dropped
         candidates in ``dropped``."""
+        rows, tokens = self.rows(sentences, vocab)
+        return EncodedBatch.from_rows(rows, self.vocabulary.pad_id, tokens)
+
+    def rows(self, sentences: str | Sequence[str], vocab: PieceVocabulary | None = None):
+        """What ``encode`` pads into tensors: per sentence, per piece ``(piece id, candidate
+        piece ids)``, and the piece strings (see ``PerturbationSpace.rows``)."""
         if vocab is not None and (not isinstance(vocab, PieceVocabulary)
                                   or vocab.tokenizer is not self.subword_tokenizer):
             raise RobustTextError("a SubwordSpace encodes with its own tokenizer; pass "
@@ -257,7 +263,7 @@ class SubwordSpace:
             self.dropped[sentence] = lost
             rows.append(row)
         tokens = [[self.vocabulary.token(t) for t, _ in r] for r in rows]
-        return EncodedBatch.from_rows(rows, self.vocabulary.pad_id, tokens)
+        return rows, tokens
 
     def dropped_totals(self, sentences: Sequence[str] | None = None) -> dict:
         """Dropped candidates summed over ``sentences`` (default: every one encoded so far),

@@ -78,6 +78,7 @@ def margin_lower_bounds(
     eps: float = 1.0,
     classes: int | None = None,
     frozen_padding: bool = False,
+    subs: TokenSubstitutionSet | None = None,
 ) -> torch.Tensor:
     """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over each sentence's set.
 
@@ -86,12 +87,17 @@ def margin_lower_bounds(
     ``e + eps (e_k - e)``), relaxed by ``relaxation``. ``method``: one of ``TEXT_METHODS``
     (``auto`` is resolved by the caller, ``pick_method``). ``classes``: the class count, read
     from the model's logits on ``batch`` when not given. Differentiable in the parameters;
-    ``frozen_padding``: see ``substitution_set``.
+    ``frozen_padding``: see ``substitution_set``. ``subs``: the set of ``batch`` built once by
+    ``substitution_set`` (with these ``relaxation``, ``eps`` and ``frozen_padding``, at any
+    budget), reused at ``budget`` instead of building it again.
     """
     if classes is None:
         with torch.no_grad():
             classes = model(batch.token_ids, batch.mask).shape[1]
-    subs = substitution_set(model, batch, budget, relaxation, eps, frozen_padding)
+    if subs is None:
+        subs = substitution_set(model, batch, budget, relaxation, eps, frozen_padding)
+    elif subs.budget != budget:
+        subs = subs.with_budget(budget)
     C = margin_matrix(labels, classes)
     return text_margin_lower(model.body, subs, C, batch.mask.to(subs.center), method)
 

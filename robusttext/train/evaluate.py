@@ -17,7 +17,7 @@ from tqdm import tqdm
 from robusttext.certify.exhaustive import exhaustive_check, set_sizes
 from robusttext.perturb import PerturbationSpace, Vocabulary
 from robusttext.text.base import TextClassifier
-from robusttext.text.bounds import margin_lower_bounds, pick_method
+from robusttext.text.bounds import margin_lower_bounds, pick_method, substitution_set
 from robusttext.train.batches import batch_order, iterate_batches
 from robusttext.train.data import Example
 
@@ -68,9 +68,10 @@ def evaluate(
             logits = model(batch.token_ids, batch.mask)
             right = (logits.argmax(1) == labels).cpu()
             correct[indices] = right
+            subs = substitution_set(model, batch, budgets[0]) if budgets else None
             for b in budgets:
                 lower = margin_lower_bounds(model, batch, labels, b, method,
-                                            classes=logits.shape[1])
+                                            classes=logits.shape[1], subs=subs)
                 verified[b][indices] = right & (lower.amin(1) > 0).cpu()
             if checking:
                 small = [j for j, size in enumerate(set_sizes(batch, budgets[0]))
