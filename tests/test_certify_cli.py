@@ -63,7 +63,7 @@ def test_no_arguments_certifies_the_shipped_models(tmp_path, monkeypatch, capsys
     """``robusttext`` alone: every shipped model on the demo sentences (both redirected to
     files written here)."""
     import robusttext.certify.cli as certify_cli
-    import robusttext.text.io as text_io
+    import robusttext.shipped as shipped
 
     torch.manual_seed(0)
     chars = "abcdefghijklmnopqrstuvwxyz ,."
@@ -72,7 +72,7 @@ def test_no_arguments_certifies_the_shipped_models(tmp_path, monkeypatch, capsys
     models = tmp_path / "models"
     save_text_model(models / "char-flips", CharCNN(len(vocab), embed_dim=6, filters=4), vocab,
                     space)
-    monkeypatch.setattr(text_io, "MODELS_DIR", models)
+    monkeypatch.setattr(shipped, "MODELS_DIR", models)
     monkeypatch.setattr(certify_cli, "DEMO_SENTENCES",
                         write_tsv(tmp_path / "demo.tsv", SENTENCES[:3]))
     assert main([]) == 0
@@ -82,9 +82,9 @@ def test_no_arguments_certifies_the_shipped_models(tmp_path, monkeypatch, capsys
 
 
 def test_no_shipped_models(tmp_path, monkeypatch, capsys):
-    import robusttext.text.io as text_io
+    import robusttext.shipped as shipped
 
-    monkeypatch.setattr(text_io, "MODELS_DIR", tmp_path / "none")
+    monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path / "none")
     assert main(["certify"]) == 2
     assert "no shipped models" in capsys.readouterr().err
 

@@ -10,7 +10,7 @@ from robusttext.errors import RobustTextError
 from robusttext.perturb import CharacterFlips, PerturbationSpace, Vocabulary
 from robusttext.text import CharCNN, load_text_model
 from robusttext.train import (
-    RobustSchedule,
+    Schedule,
     TrainConfig,
     evaluate,
     load_training_examples,
@@ -29,12 +29,13 @@ def test_worst_case_loss_is_cross_entropy_of_negated_margins():
 
 
 def test_schedule_warmup_ramp_hold():
-    s = RobustSchedule(warmup_steps=2, ramp_steps=4, robust_weight=0.8, beta_start=1.0,
-                       beta_final=0.0)
+    # as the text trainer builds it: eps to 1, moving at the first ramp step (lead 1)
+    s = Schedule(warmup_steps=2, ramp_steps=4, robust_final=0.8, beta_start=1.0,
+                 beta_final=0.0, lead=1)
     assert [s.eps(t) for t in range(8)] == [0, 0, 0.25, 0.5, 0.75, 1, 1, 1]
-    assert s.k(0) == 0 and s.k(5) == pytest.approx(0.8)
+    assert s.robust(0) == 0 and s.robust(5) == pytest.approx(0.8)
     assert s.beta(1) == 1.0 and s.beta(7) == 0.0
-    assert RobustSchedule(0, 0, robust_weight=0.0).eps(3) == 0.0
+    assert Schedule(0, 0, eps_target=0.0, robust_final=0.0, lead=1).eps(3) == 0.0
 
 
 def test_one_step_reduces_the_robust_loss():
@@ -64,7 +65,7 @@ def test_train_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     bundle = load_text_model(tmp_path / "run")
     assert bundle.meta["state"] == {"epoch": 1, "step": 2}
     assert bundle.space.budget == 1 and bundle.space.level == "char"
-    assert any(k.startswith("adam.") for k in bundle.extra_tensors)
+    assert any(k.startswith("optim.") for k in bundle.extra_tensors)
     # resume for a second epoch: continues from the saved step
     metrics = train(tiny_config(tmp_path, epochs=2))
     assert "resuming" in capsys.readouterr().out

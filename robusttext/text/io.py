@@ -16,24 +16,16 @@ from typing import Any
 
 import torch
 
-import robusttext
+from robusttext import shipped
 from robusttext.checkpoint import load_checkpoint, save_checkpoint
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary
+from robusttext.shipped import shipped_models
 from robusttext.text.base import TextClassifier
 from robusttext.text.kinds import MODEL_KINDS, build_model
 
-MODELS_DIR = Path(robusttext.__file__).parent / "assets" / "models"
-
-SHIPPED_MODELS: dict[str, str] = {
-    "char-flips": "character CNN trained to be robust to one QWERTY-neighbour character flip "
-                  "(the project's keyboard map)",
-    "word-wordnet": "word CNN trained to be robust to up to 3 WordNet synonym substitutions",
-    "word-counterfitted": "bag of words on GloVe 6B 50-d vectors (fine-tuned) trained to be "
-                          "robust to up to 3 counter-fitted synonym substitutions (Jia et al. "
-                          "2019's space)",
-}
-"""Name -> description of the models shipped in the package (folders under MODELS_DIR)."""
+SHIPPED_MODELS = shipped_models("text")
+"""Name -> ``ShippedModel`` of the text models shipped in the package (``robusttext.shipped``)."""
 
 
 @dataclass
@@ -59,11 +51,8 @@ class TextModelBundle:
 
 
 def shipped_model_path(name: str) -> Path:
-    """The folder of the shipped model ``name``."""
-    if name not in SHIPPED_MODELS:
-        raise RobustTextError(f"unknown shipped model {name!r}; shipped: "
-                              f"{', '.join(SHIPPED_MODELS)}")
-    return MODELS_DIR / name
+    """The folder of the shipped text model ``name``."""
+    return shipped.shipped_model_path(name, "text")
 
 
 def save_text_model(

@@ -194,15 +194,14 @@ def warn_if_never_perturbed(robust: bool, epochs: float, warmup_epochs: float) -
 
 
 def resolve_checkpoint(name: str) -> Path:
-    """A folder path, or the name of a model shipped under robusttext/assets/models/."""
-    from robusttext.vision.io import SHIPPED_MODELS
+    """A folder path, or the name of a shipped image model (``robusttext.shipped``)."""
+    from robusttext.shipped import shipped_model_path, shipped_models
 
     path = Path(name)
     if path.is_dir():
         return path
-    shipped = SHIPPED_MODELS / name
-    if shipped.is_dir():
-        return shipped
+    if name in shipped_models("vision") and shipped_model_path(name).is_dir():
+        return shipped_model_path(name)
     raise RobustTextError(f"no checkpoint folder {name!r} (and no shipped model of that name)")
 
 

@@ -3,8 +3,9 @@
 Loss per batch: ``kappa * CE(clean) + (1 - kappa) * CE(worst case)``, where the worst-case
 logits are ``[0, -lb]`` for margin lower bounds ``lb`` ``[batch, classes - 1]`` and, for
 CROWN-IBP, ``lb = beta * lb_crown_ibp + (1 - beta) * lb_ibp``. ``eps``, ``kappa`` and ``beta``
-follow :class:`~robusttext.vision.schedule.Schedule`. A checkpoint (weights, Adam moments, RNG
-state, history) is written after every epoch; ``resume`` continues from it.
+follow :class:`~robusttext.train.schedule.Schedule` (``kappa = 1 - robust``). A checkpoint
+(weights, Adam moments, RNG state, history) is written after every epoch; ``resume`` continues
+from it.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from robusttext.checkpoint import read_json_file
+from robusttext.checkpoint import optimizer_tensors, read_json_file, restore_optimizer
 from robusttext.distributed import rank_device
 from robusttext.errors import RobustTextError
 from robusttext.methods import VISION_TRAINING_METHODS as METHODS
+from robusttext.train.schedule import Schedule
 from robusttext.vision.data import ImageDataset, channel_stats, load_images
 from robusttext.vision.evaluate import evaluate
 from robusttext.vision.io import load_model, save_model
 from robusttext.vision.models import ARCHITECTURES, build_model, model_config
-from robusttext.vision.schedule import Schedule
 from robusttext.vision.verify import check_eps, margin_lower_bounds
 
 
@@ -153,27 +154,8 @@ def random_crop_flip(
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    tensors = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).reshape(-1).clone()
-    return tensors
 
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, extra: dict[str, torch.Tensor]) -> None:
-    state_dict = optimizer.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    shapes = [p.shape for group in optimizer.param_groups for p in group["params"]]
-    for name, value in extra.items():
-        if not name.startswith("optim."):
-            continue
-        _, index, key = name.split(".", 2)
-        index = int(index)
-        shape = () if key == "step" else shapes[index]
-        state.setdefault(index, {})[key] = value.reshape(shape)
-    state_dict["state"] = state
-    optimizer.load_state_dict(state_dict)
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
@@ -193,16 +175,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     model = build_model(**model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    schedule = Schedule(
-        config.eps_train,
-        round(config.warmup_epochs * steps_per_epoch),
-        round(config.ramp_epochs * steps_per_epoch),
-        config.schedule,
-        config.kappa_start,
-        config.kappa_final,
-        config.beta_start,
-        config.beta_final,
-    )
+    # kappa, the weight of the clean loss, is 1 minus the schedule's robust weight
+    schedule = Schedule.from_epochs(
+        steps_per_epoch, config.warmup_epochs, config.ramp_epochs, eps_target=config.eps_train,
+        robust_start=1.0 - config.kappa_start, robust_final=1.0 - config.kappa_final,
+        beta_start=config.beta_start, beta_final=config.beta_final, kind=config.schedule)
     start_epoch, history = 0, []
     if resume and (out / "checkpoint.json").is_file():
         start_epoch, history = _resume(out, config, model, optimizer, device)
@@ -270,7 +247,7 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
         if config.augment:
             x = random_crop_flip(x, generator)
         x, y = x.to(device), y.to(device)
-        eps, kappa, beta = schedule.eps(step), schedule.kappa(step), schedule.beta(step)
+        eps, kappa, beta = schedule.eps(step), 1.0 - schedule.robust(step), schedule.beta(step)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         if config.method != "natural" and eps > 0:
@@ -306,7 +283,7 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
 
 
 def _save(out, model, model_cfg, optimizer, config, epochs_done, history, metrics=None):
-    tensors = _optimizer_tensors(optimizer)
+    tensors = optimizer_tensors(optimizer)
     tensors["rng.torch"] = torch.get_rng_state()
     sections = {
         "training": {"config": asdict(config), "epochs_done": epochs_done, "history": history}
@@ -322,7 +299,7 @@ def _resume(out: Path, config: TrainConfig, model, optimizer, device) -> tuple[i
         raise RobustTextError(f"checkpoint {out} was trained on other input channels")
     model.load_state_dict(saved.state_dict())
     model.to(device)
-    _restore_optimizer(optimizer, extra)
+    restore_optimizer(optimizer, extra)
     if "rng.torch" in extra:
         torch.set_rng_state(extra["rng.torch"].to(torch.uint8))
     training = meta.get("training", {})
