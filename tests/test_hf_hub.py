@@ -70,10 +70,14 @@ def test_python_api_loads_a_hub_id_from_the_cache_and_names_one_that_is_nowhere(
         "print(json.dumps({'name': b.name, 'kind': b.kind, 'path': str(b.path),\n"
         "                  'budget': b.space.space.budget,\n"
         "                  'ids': enc.token_ids.tolist(), 'mask': enc.mask.tolist(),\n"
-        "                  'logits': b.model(enc.token_ids, enc.mask).tolist()}))\n")
+        "                  'logits': b.model(enc.token_ids, enc.mask).tolist()}))\n"
+        "from robusttext.text.hf import certify_transformers\n"
+        f"r = certify_transformers({MODEL_ID!r}, None, [('the film is good', 1)], None, [1],\n"
+        "                         enumerate_limit=100)\n"
+        "print(json.dumps({'api': r.to_json(model='m')['examples']}))\n")
     done = _run(["-c", script], work, env)
     assert done.returncode == 0, done.stderr
-    missing, got = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
+    missing, got, api = (json.loads(line) for line in done.stdout.strip().splitlines()[-3:])
     # One line, naming the id and what was tried: the folder, the cache entry, the hub.
     message = missing["error"]
     assert "\n" not in message and "'testorg/missing'" in message
@@ -86,6 +90,9 @@ def test_python_api_loads_a_hub_id_from_the_cache_and_names_one_that_is_nowhere(
     ids, mask = torch.tensor(got["ids"]), torch.tensor(got["mask"])
     expected = hf(input_ids=ids, attention_mask=mask.long()).logits
     torch.testing.assert_close(torch.tensor(got["logits"]), expected, atol=1e-5, rtol=1e-5)
+    # certify_transformers on the id: its own tokenizer and the space saved beside it.
+    (example,) = api["api"]
+    assert example["budget"] == 1 and example["text"] == "the film is good"
 
 
 def test_certify_cli_takes_a_hub_id_offline(cache):
