@@ -147,3 +147,12 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
             assert lower[i] <= true.min() + 1e-5, (text, budget, method)
             if budget == 0:  # one sentence: the bound is its margin
                 torch.testing.assert_close(lower[i], true[0], atol=1e-4, rtol=1e-4)
+
+
+def test_a_bert_state_without_cls_is_refused_by_name():
+    model = build_model("bert", vocab_size=10, embed_dim=8, heads=2, ffn=16, max_length=8)
+    state = {k.replace("body.encoder.", "body."): v for k, v in model.state_dict().items()
+             if k != "body.cls"}  # the layout of a bert saved before [CLS]
+    with pytest.raises(RobustTextError, match=r"without \[CLS\].*train it again"):
+        model.load_state_dict(state)
+    model.load_state_dict(model.state_dict())

@@ -107,6 +107,13 @@ class BertClassifier(TextClassifier):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "activation": self.activation}
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if "body.cls" not in state_dict and "body.position.weight" in state_dict:
+            raise RobustTextError("this bert checkpoint comes from a robusttext that read "
+                                  "sentences without [CLS] (the pooler read the first word); "
+                                  "today's bert prepends [CLS]: train it again")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
 
 def word_tokenizer(vocab: Vocabulary):
     """A ``transformers`` fast tokenizer that maps text to ``[CLS]`` (id ``len(vocab)``) and
