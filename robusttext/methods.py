@@ -15,7 +15,7 @@ A method added to the engine appears in ``TEXT_METHODS`` (certify and its CLIs) 
 
 from __future__ import annotations
 
-ENGINE_METHODS = ("ibp", "crown", "crown-ibp")
+ENGINE_METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown")
 POOLED_METHOD = "budget-ibp"
 AUTO = "auto"
 TEXT_METHODS = (*ENGINE_METHODS, POOLED_METHOD)

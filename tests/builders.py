@@ -155,3 +155,42 @@ def write_cifar_folder(folder: Path, per_batch: int = 4, seed: int = 0) -> dict[
         written[name] = data
         written[name + ".labels"] = np.array(labels)
     return written
+
+
+# -- random image networks mixing the supported operations -------------------------------------
+
+class Residual(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.a = nn.Linear(width, width)
+        self.b = nn.Linear(width, width)
+
+    def forward(self, x):
+        return x + self.b(torch.relu(self.a(x))) - 0.5 * x
+
+
+def bn_eval(layer):
+    layer.running_mean.uniform_(-0.5, 0.5)
+    layer.running_var.uniform_(0.5, 2.0)
+    layer.weight.data.uniform_(-2, 2)
+    layer.bias.data.uniform_(-1, 1)
+    return layer
+
+
+def random_network(seed):
+    """A random deep network mixing the supported operations."""
+    g = torch.Generator().manual_seed(seed)
+    pick = lambda options: options[torch.randint(len(options), (1,), generator=g).item()]  # noqa: E731
+    layers = [nn.Conv2d(1, 4, 3, padding=pick([0, 1]))]
+    channels, size = 4, 8 if layers[0].padding == (1, 1) else 6
+    for _ in range(2):
+        layers.append(pick([nn.ReLU(), nn.Tanh(), nn.LeakyReLU(0.1), nn.Sigmoid()]))
+        if pick([True, False]):
+            layers.append(bn_eval(nn.BatchNorm2d(channels)))
+        layers.append(nn.Conv2d(channels, 4, 3, padding=1))
+        if pick([True, False]) and size >= 4:
+            layers.append(pick([nn.AvgPool2d(2), nn.MaxPool2d(2)]))
+            size //= 2
+    layers += [nn.ReLU(), nn.Flatten(), nn.Linear(4 * size * size, 10), nn.ReLU(),
+               Residual(10), nn.Linear(10, 4)]
+    return nn.Sequential(*layers).eval()

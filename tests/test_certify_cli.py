@@ -135,3 +135,22 @@ def test_plot_without_matplotlib(word_model, data, tmp_path, monkeypatch, capsys
     assert main(["certify", "--model", str(word_model), "--data", str(data), "--plot",
                  str(tmp_path / "p.png")]) == 2
     assert "pip install 'robusttext[plot]'" in capsys.readouterr().err
+
+
+def test_alpha_crown_certifies_at_least_what_crown_does(word_model, data, tmp_path, capsys):
+    reports = {}
+    for method, extra in (("crown", []), ("alpha-crown", ["--alpha-steps", "5"])):
+        out = tmp_path / f"{method}.json"
+        code = main(["certify", "--model", str(word_model), "--data", str(data), "--budget",
+                     "1,2", "--method", method, "--json", str(out), *extra])
+        assert code == 0, capsys.readouterr()
+        reports[method] = json.loads(out.read_text())
+    crown, alpha = (reports[m]["examples"] for m in ("crown", "alpha-crown"))
+    assert [(e["text"], e["budget"]) for e in crown] == [(e["text"], e["budget"]) for e in alpha]
+    for c, a in zip(crown, alpha):
+        assert a["margin_lower"] >= c["margin_lower"]
+        assert a["certified"] >= c["certified"]
+    code = main(["certify", "--model", str(word_model), "--data", str(data), "--method",
+                 "alpha-crown", "--alpha-steps", "-1"])
+    assert code == 2
+    assert "alpha_steps must be an integer >= 0, got -1" in capsys.readouterr().err

@@ -97,3 +97,14 @@ def test_no_import_circles():
         if m not in state:
             visit(m, [m])
     assert not cycles, "\n".join(cycles)
+
+
+def test_test_modules_do_not_import_each_other():
+    """What several test modules share lives in tests/builders.py and tests/oracles.py."""
+    tests = Path(__file__).parent
+    shared = sorted(f"{path.name} imports {node.module}"
+                    for path in tests.glob("test_*.py")
+                    for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.ImportFrom) and node.module
+                    and node.module.startswith("tests.test_"))
+    assert not shared, "\n".join(shared)

@@ -50,7 +50,7 @@ def test_contract_forward_is_body_of_embedding(level, make):
 
 
 @pytest.mark.parametrize("level,make", MODELS)
-@pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown"])
+@pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown", "alpha-crown"])
 def test_bounds_contain_every_enumerated_rewrite(level, make, method):
     torch.manual_seed(1)
     vocab, space = word_setup() if level == "word" else char_setup()

@@ -14,6 +14,7 @@ import math
 import torch
 import torch.fx as fx
 
+from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings, optimised_backward
 from robusttext.bounds.graph import (
     SHAPE_FUNCTIONS,
     SHAPE_QUERIES,
@@ -86,6 +87,13 @@ class NodeContext:
     def constant(self, node):
         return self.prop.constants[node]
 
+    def optimised_slope(self, sign: int):
+        """alpha-CROWN's lower-line slopes ``[batch, specs, *shape]`` for this node on the side
+        ``sign`` (-1 lower bound, +1 upper) during its optimised pass; None otherwise (the rule
+        takes its own lines)."""
+        slopes = self.prop.slopes
+        return None if slopes is None else slopes.get(sign, {}).get(self.node)
+
     def arg(self, name: str, default=None):
         """The argument ``name``: the node itself when bounded, else its constant value."""
         value = self.args.get(name, default)
@@ -114,6 +122,7 @@ class _Propagation:
         self.rules: dict = {}  # the rule that bounded each node
         self.contexts: dict = {}  # and what it saw
         self.alias_of: dict = {}  # node -> the node whose memory it may share (views, in place)
+        self.slopes = None  # alpha-CROWN's slopes while its pass runs (alpha.py)
         self.position = {node: i for i, node in enumerate(self.nodes)}
         self.input_node = None
         self.output_node = None
@@ -197,7 +206,7 @@ class _Propagation:
         try:
             rule = entry.rule.select(ctx)
             rule.check(ctx)
-            if method == "crown" and rule.needs_input_bounds:
+            if method in ("crown", "alpha-crown") and rule.needs_input_bounds:
                 for pre in ctx.inputs:
                     self._tighten_by_crown(pre)
             lower, upper = rule.ibp(ctx)
@@ -340,19 +349,25 @@ def compute_bounds(
     extra_inputs=(),
     bound_lower: bool = True,
     bound_upper: bool = True,
+    alpha_steps: int = ALPHA_STEPS,
+    alpha_lr: float = ALPHA_LR,
 ):
     """Bounds on ``model(x)`` (or on ``C @ model(x)``) for every ``x`` in ``input_set``.
 
     Args:
         model: an ``nn.Module``; its first positional input is the perturbed one.
         input_set: ``LinfBall``, ``Box`` or ``SubstitutionSet``.
-        method: ``"ibp"``, ``"crown"`` (backward linear bounds with CROWN intermediate bounds) or
-            ``"crown-ibp"`` (IBP intermediate bounds, CROWN for the final layer).
+        method: ``"ibp"``, ``"crown"`` (backward linear bounds with CROWN intermediate bounds),
+            ``"crown-ibp"`` (IBP intermediate bounds, CROWN for the final layer) or
+            ``"alpha-crown"`` (CROWN with the activations' lower slopes of the final pass
+            optimised per specification; never looser than ``"crown"``, see bounds/alpha.py).
         C: optional specification ``[batch, specs, outputs]``; it is folded into the last
             affine layer.
         extra_inputs: values of the model's further positional inputs (constants), e.g. a
             padding mask ``[batch, length]``.
         bound_lower, bound_upper: skip one side (returned as None) to save time.
+        alpha_steps, alpha_lr: alpha-CROWN's number of gradient steps (0: CROWN's bound) and
+            Adam's step size; unused by the other methods.
 
     Returns:
         ``(lower, upper)``, each ``[batch, *output_shape]``, or ``[batch, specs]`` with ``C``.
@@ -365,7 +380,9 @@ def compute_bounds(
         )
     if not isinstance(model, torch.nn.Module):
         raise RobustTextError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper, True)
+    check_alpha_settings(alpha_steps, alpha_lr)
+    return _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper, True,
+                   (alpha_steps, alpha_lr))
 
 
 def linear_bounds(model: torch.nn.Module, input_set: InputSet, method: str = "crown",
@@ -378,7 +395,8 @@ def linear_bounds(model: torch.nn.Module, input_set: InputSet, method: str = "cr
     return _bounds(model, input_set, method, C, extra_inputs, True, True, False)
 
 
-def _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper, with_ibp):
+def _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper, with_ibp,
+            alpha=(ALPHA_STEPS, ALPHA_LR)):
     prop = _Propagation(model, input_set, extra_inputs)
     prop.forward(method)
     out = prop.output_node
@@ -406,8 +424,11 @@ def _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper,
         eye = torch.eye(outputs, dtype=out_lower.dtype, device=out_lower.device)
         spec = eye.view(outputs, *out_lower.shape[1:]).unsqueeze(0).expand(batch, -1,
                                                                            *out_lower.shape[1:])
-    lower, upper = prop.backward(out, spec if bound_lower else None,
-                                 spec if bound_upper else None)
+    if method == "alpha-crown":
+        lower, upper = optimised_backward(prop, out, spec, bound_lower, bound_upper, *alpha)
+    else:
+        lower, upper = prop.backward(out, spec if bound_lower else None,
+                                     spec if bound_upper else None)
     if with_ibp:  # interval bounds are sound too; keep the tighter of the two per entry
         ibp_lower, ibp_upper = _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
         lower = torch.maximum(lower, widen(ibp_lower, -1)) if lower is not None else None

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from robusttext.bounds import RELAXATIONS
+from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings
 from robusttext.certify.attack import beam_attack
 from robusttext.certify.exhaustive import exhaustive_check, flipping_rewrite, set_sizes
 from robusttext.certify.margins import predict
@@ -62,6 +63,7 @@ def certify(
     proposals: int | None = 16,
     device: str | torch.device | None = None,
     progress: bool | None = False,
+    alpha_steps: int | None = None,
 ) -> Certification:
     """Certify, attack and (for small sets) enumerate each sentence at each budget.
 
@@ -73,7 +75,8 @@ def certify(
     or ``simplex``. Sets of at most ``enumerate_limit`` sentences are enumerated (0: never).
     ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
     progress bar on stderr, naming the step under way (attack, enumeration, bounds per budget);
-    None: when stderr is a terminal.
+    None: when stderr is a terminal. ``alpha_steps``: alpha-CROWN's optimisation steps (None:
+    the engine's default, ``robusttext.bounds.alpha.ALPHA_STEPS``).
 
     Every result passes the soundness invariant (``robusttext.certify.soundness``); a
     contradiction raises SoundnessViolation naming the sentence.
@@ -104,6 +107,9 @@ def certify(
     model = model.to(device).eval()
     run = _Run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
                proposals)
+    if alpha_steps is not None:
+        check_alpha_settings(alpha_steps, ALPHA_LR)
+        run.alpha_steps = alpha_steps
     # Every sentence is tokenised once, here: its row (per position, token and candidate ids)
     # serves the sort by length, the warm-up and its batch.
     rows, tokens = space.rows([e.text for e in examples], vocab)
@@ -127,6 +133,7 @@ def certify(
     settings = {"method": method, "relaxation": relaxation, "budgets": budgets,
                 "enumerate_limit": enumerate_limit, "beam_width": beam_width,
                 "proposals": proposals, "space": space.describe(), "device": str(device),
+                **({"alpha_steps": run.alpha_steps} if method == "alpha-crown" else {}),
                 "setup_seconds": round(run.setup_seconds, 4)}
     if isinstance(space, SubwordSpace):
         settings["dropped_candidates"] = space.dropped_totals([e.text for e in examples])
@@ -147,6 +154,7 @@ class _Run:
         self.results: list[ExampleResult] = []
         self.classes: int | None = None
         self.setup_seconds = 0.0
+        self.alpha_steps = ALPHA_STEPS
         self.stage = lambda text: None  # shows the step under way (the progress bar)
         self.encode = None  # sentence indices -> their EncodedBatch on the device (certify's)
 
@@ -160,7 +168,7 @@ class _Run:
         labels = torch.zeros(1, dtype=torch.long, device=self.device)
         with torch.no_grad():
             margin_lower_bounds(self.model, batch, labels, 0, self.method, self.relaxation,
-                                classes=self.classes)
+                                classes=self.classes, alpha_steps=self.alpha_steps)
         self.setup_seconds = time.perf_counter() - start
         return self.classes
 
@@ -195,8 +203,8 @@ class _Run:
             start = time.perf_counter()
             with torch.no_grad():
                 lower = margin_lower_bounds(self.model, enc, labels, budget, self.method,
-                                            self.relaxation, classes=self.classes,
-                                            subs=subs).amin(1).cpu()
+                                            self.relaxation, classes=self.classes, subs=subs,
+                                            alpha_steps=self.alpha_steps).amin(1).cpu()
             self.seconds[budget]["bounds"] += time.perf_counter() - start
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit

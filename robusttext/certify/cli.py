@@ -16,6 +16,7 @@ from pathlib import Path
 
 import robusttext
 from robusttext.bounds import RELAXATIONS
+from robusttext.bounds.alpha import ALPHA_STEPS
 from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.errors import RobustTextError
 from robusttext.methods import AUTO
@@ -51,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=(AUTO, *METHODS), default=AUTO,
                         help="bound method (default auto: budget-ibp for the CNNs and bags of "
                              "words, crown-ibp for other models)")
+    parser.add_argument("--alpha-steps", type=int, default=ALPHA_STEPS, metavar="N",
+                        help="with --method alpha-crown: gradient steps on the relaxation "
+                             f"slopes (0: CROWN's bound; default {ALPHA_STEPS})")
     parser.add_argument("--relaxation", choices=RELAXATIONS, default="exact",
                         help="substitution-set relaxation (default exact)")
     parser.add_argument("--limit", type=int, metavar="N", help="certify the first N sentences")
@@ -236,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
                 method=args.method, relaxation=args.relaxation, batch_size=args.batch_size,
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device,
-                progress=False if args.quiet else None)
+                progress=False if args.quiet else None, alpha_steps=args.alpha_steps)
         except SoundnessViolation as error:
             print(f"robusttext certify: SOUNDNESS VIOLATION ({bundle.name}): {error}",
                   file=sys.stderr)

@@ -58,7 +58,7 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
     result = certify(model, vocab, space, [(text, chosen)], budgets=budgets, method=args.method,
                      relaxation=args.relaxation, enumerate_limit=args.enumerate_limit,
                      beam_width=args.beam_width, proposals=args.proposals,
-                     progress=False if args.quiet else None)
+                     progress=False if args.quiet else None, alpha_steps=args.alpha_steps)
     margin = float(margins(logits, logits.new_tensor([chosen]).long()))
     shown = repr if space.level == "char" else str
 
@@ -76,6 +76,9 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
         more = len(candidates) - SHOWN_CANDIDATES
         say(f"  {position:4d}  {shown(token)} -> {len(candidates)}: {listed}"
             + (f", ... (+{more})" if more > 0 else ""))
+    if hasattr(space, "dropped_lines"):  # a sub-word space: the candidates its pieces drop
+        for line in space.dropped_lines(text):
+            say(line)
     for r in result.examples:
         say(describe_result(r, args.enumerate_limit, shown))
 

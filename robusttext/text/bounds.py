@@ -79,6 +79,7 @@ def margin_lower_bounds(
     classes: int | None = None,
     frozen_padding: bool = False,
     subs: TokenSubstitutionSet | None = None,
+    alpha_steps: int | None = None,
 ) -> torch.Tensor:
     """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over each sentence's set.
 
@@ -89,7 +90,8 @@ def margin_lower_bounds(
     from the model's logits on ``batch`` when not given. Differentiable in the parameters;
     ``frozen_padding``: see ``substitution_set``. ``subs``: the set of ``batch`` built once by
     ``substitution_set`` (with these ``relaxation``, ``eps`` and ``frozen_padding``, at any
-    budget), reused at ``budget`` instead of building it again.
+    budget), reused at ``budget`` instead of building it again. ``alpha_steps``: alpha-CROWN's
+    optimisation steps (None: the engine's default).
     """
     if classes is None:
         with torch.no_grad():
@@ -99,18 +101,21 @@ def margin_lower_bounds(
     elif subs.budget != budget:
         subs = subs.with_budget(budget)
     C = margin_matrix(labels, classes)
-    return text_margin_lower(model.body, subs, C, batch.mask.to(subs.center), method)
+    return text_margin_lower(model.body, subs, C, batch.mask.to(subs.center), method,
+                             alpha_steps)
 
 
 def text_margin_lower(body: nn.Module, input_set, C: torch.Tensor, mask: torch.Tensor,
-                      method: str) -> torch.Tensor:
+                      method: str, alpha_steps: int | None = None) -> torch.Tensor:
     """Lower bounds ``[batch, specs]`` on ``C @ body(x, mask)`` over ``input_set`` (a
-    ``SubstitutionSet``) with any of ``TEXT_METHODS``; ``mask`` ``[batch, length]`` float."""
+    ``SubstitutionSet``) with any of ``TEXT_METHODS``; ``mask`` ``[batch, length]`` float;
+    ``alpha_steps``: alpha-CROWN's optimisation steps (None: the engine's default)."""
     if method == POOLED_METHOD:
         return pooled_margin_lower(body, input_set, C, mask)
     if method not in ENGINE_METHODS:
         check_method(method)
     from robusttext.bounds.engine import compute_bounds
 
+    steps = {} if alpha_steps is None else {"alpha_steps": alpha_steps}
     return compute_bounds(bounded_module(body, mask.shape[1]), input_set, method, C=C,
-                          extra_inputs=(mask,), bound_upper=False)[0]
+                          extra_inputs=(mask,), bound_upper=False, **steps)[0]

@@ -52,7 +52,13 @@ class ActivationRule(Rule):
 
     def backward(self, ctx, A_lower, A_upper):
         relax = self.lines(ctx)
-        return each_side(A_lower, A_upper, lambda A, sign: through_lines(A, relax, sign))
+
+        def side(A, sign):
+            alpha = ctx.optimised_slope(sign)  # [batch, specs, *shape] or None
+            lines = relax if alpha is None else (alpha, *relax[1:])
+            return through_lines(A, lines, sign)
+
+        return each_side(A_lower, A_upper, side)
 
 
 class MonotoneRule(ActivationRule):
@@ -95,25 +101,46 @@ class ReLURule(MonotoneRule):
         lower_slope = torch.where(unstable, (hi > -lo).to(lo.dtype), active)
         return lower_slope, torch.zeros_like(lo), upper_slope, upper_icpt
 
-    def backward(self, ctx, A_lower, A_upper):
-        """Fewer passes over ``A`` than the general rule: the lower line has no intercept, so
-        the bias comes only from the coefficients that take the upper line."""
+    def _finite_input(self, ctx):
+        """The input's interval, or None when some entry of it is not finite."""
         source = ctx.inputs[0]
         lo, hi = ctx.interval(source)
         if not ctx.is_finite(source) and not (torch.isfinite(lo).all()
                                               and torch.isfinite(hi).all()):
+            return None
+        return lo, hi
+
+    def slope_range(self, ctx):
+        """Any slope in ``[0, 1]`` on an unstable entry (``lo < 0 < hi``), the fixed 1 or 0 on
+        a stable one; none where the interval is not finite (the constant lines take over)."""
+        bounds = self._finite_input(ctx)
+        if bounds is None:
+            return None
+        lo, hi = bounds
+        unstable = (lo < 0) & (hi > 0)
+        active = (lo >= 0).to(lo.dtype)
+        crown = self.relax(ctx, lo, hi)[0]
+        return crown, active, torch.where(unstable, torch.ones_like(lo), active)
+
+    def backward(self, ctx, A_lower, A_upper):
+        """Fewer passes over ``A`` than the general rule: the lower line has no intercept, so
+        the bias comes only from the coefficients that take the upper line."""
+        bounds = self._finite_input(ctx)
+        if bounds is None:
             return super().backward(ctx, A_lower, A_upper)
-        slope_l, _, slope_u, icpt_u = self.relax(ctx, lo, hi)
+        slope_l, _, slope_u, icpt_u = self.relax(ctx, *bounds)
         # A' = slope_l A + (slope_u - slope_l) A_up, with A_up the part of A that takes the
         # upper line (its positive part for an upper bound, negative for a lower): three passes
         # over A (clamp, scale, addcmul) and no A-sized mask
-        extra = (slope_u - slope_l).unsqueeze(1)
-        slope_l = slope_l.unsqueeze(1)
+        slope_u, slope_l = slope_u.unsqueeze(1), slope_l.unsqueeze(1)
+        extra = slope_u - slope_l
         icpt_u = icpt_u.flatten(1)
 
         def side(A, sign):
+            alpha = ctx.optimised_slope(sign)  # alpha-CROWN's lower slopes [batch, specs, ...]
+            lower_slope, gap = (slope_l, extra) if alpha is None else (alpha, slope_u - alpha)
             upper_part = A.clamp(min=0) if sign > 0 else A.clamp(max=0)
-            return (torch.addcmul(A * slope_l, upper_part, extra),
+            return (torch.addcmul(A * lower_slope, upper_part, gap),
                     torch.einsum("bsn,bn->bs", upper_part.flatten(2), icpt_u))
 
         return each_side(A_lower, A_upper, side)
@@ -134,6 +161,19 @@ class LeakyReLURule(MonotoneRule):
 
     def relax(self, ctx, lo, hi):
         return _triangle(lo, hi, self._slope(ctx))
+
+    def slope_range(self, ctx):
+        """Any slope in ``[s, 1]`` on an unstable entry (a line through 0 between ``s x`` and
+        ``x`` lies below ``max(x, s x)`` everywhere), the fixed 1 or ``s`` on a stable one."""
+        lo, hi = ctx.interval(ctx.inputs[0])
+        if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+            return None
+        s = self._slope(ctx)
+        unstable = (lo < 0) & (hi > 0)
+        stable = torch.where(lo >= 0, torch.ones_like(lo), torch.full_like(lo, s))
+        crown = _triangle(lo, hi, s)[0]
+        return (crown, torch.where(unstable, torch.full_like(lo, s), stable),
+                torch.where(unstable, torch.ones_like(lo), stable))
 
 
 class SShapedRule(MonotoneRule):

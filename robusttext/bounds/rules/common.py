@@ -50,6 +50,15 @@ class Rule:
     def backward(self, ctx, A_lower, A_upper):
         raise NotImplementedError
 
+    def slope_range(self, ctx):
+        """The lower lines alpha-CROWN may choose from, or None (the default) where the rule
+        has no family of lines to optimise: ``(crown, low, high)``, each ``[batch, *shape]``,
+        such that for every slope ``a`` in ``[low, high]`` the line ``a x + icpt_l`` (the rule's
+        own lower intercept, unchanged) lies below the function on the entry's interval;
+        ``crown`` is the slope CROWN takes. A rule that offers it reads the chosen slopes in
+        ``backward`` from ``ctx.optimised_slope(sign)``."""
+        return None
+
 
 def sound(lower: torch.Tensor, upper: torch.Tensor):
     """An interval whose overflowed entries are widened the right way: a NaN (``inf - inf``) or
@@ -146,9 +155,12 @@ def through_lines(A, relax, sign):
     ``(slope_l, icpt_l, slope_u, icpt_u)`` (each ``[batch, *shape]``, or broadcastable).
 
     For an upper bound (sign=+1) positive coefficients take the upper line and negative ones the
-    lower line; for a lower bound the reverse. Returns ``(A', bias [batch, specs])``.
+    lower line; for a lower bound the reverse. A line already of ``A``'s rank (alpha-CROWN's
+    slopes per specification, ``[batch, specs, *shape]``) is used as it is. Returns ``(A',
+    bias [batch, specs])``.
     """
-    slope_l, icpt_l, slope_u, icpt_u = (t.unsqueeze(1) for t in relax)
+    slope_l, icpt_l, slope_u, icpt_u = (t if t.dim() == A.dim() else t.unsqueeze(1)
+                                        for t in relax)
     pos, neg = A.clamp(min=0), A.clamp(max=0)
     if sign > 0:
         return (pos * slope_u + neg * slope_l,
