@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from robusttext.config import read_json_file
 from robusttext.errors import RobustTextError
 
 FORMAT_VERSION = 1
@@ -99,26 +100,6 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise RobustTextError(f"checkpoint {path}: not a readable safetensors file ({size} "
                               f"bytes; truncated or corrupt?): {reason}") from None
-
-
-def read_json_file(path: str | Path, what: str = "file") -> Any:
-    """The JSON value in ``path``; RobustTextError naming the file when it is missing, not
-    UTF-8 or not valid JSON."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RobustTextError(f"{what} {path}: no such file") from None
-    except UnicodeDecodeError as error:
-        raise RobustTextError(f"{what} {path}: not UTF-8 text (byte {error.start}); save it as "
-                              "UTF-8 JSON") from None
-    except OSError as error:
-        raise RobustTextError(f"{what} {path}: cannot read it ({error.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RobustTextError(f"{what} {path}: not valid JSON at line {error.lineno}: "
-                              f"{error.msg}") from None
 
 
 # -- optimizer state, saved as extra tensors --------------------------------------------------

@@ -118,9 +118,9 @@ def test_bad_data(tmp_path):
 
 def test_bad_configuration(tmp_path):
     with pytest.raises(RobustTextError, match="unknown setting"):
-        TrainConfig.from_json({"epoch": 3})
+        TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(RobustTextError, match="must be int"):
-        TrainConfig.from_json({"epochs": "3"})
+        TrainConfig.from_dict({"epochs": "3"})
     with pytest.raises(RobustTextError, match="unknown model"):
         TrainConfig(model="no-such-model")
     path = tmp_path / "c.json"

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from robusttext.methods import POOLED_METHOD
 from robusttext.perturb import EncodedBatch
 from robusttext.text.base import TextClassifier
-from robusttext.text.bounds import margin_lower_bounds
+from robusttext.text.bounds import margin_lower_bounds, substitution_set
 
 
 def mixed_margin_lower_bounds(
@@ -36,9 +36,12 @@ def mixed_margin_lower_bounds(
     (``robusttext.bounds.pooling``). ``classes``: the class count (read from the logits when
     not given).
     """
+    # one set for both bounds of a mix, so that their gradients meet in the same table
+    subs = substitution_set(model, batch, budget, eps=eps, frozen_padding=True)
+
     def bound(m: str) -> torch.Tensor:
         return margin_lower_bounds(model, batch, labels, budget, m, eps=eps, classes=classes,
-                                   frozen_padding=True)
+                                   frozen_padding=True, subs=subs)
 
     if method == POOLED_METHOD:
         return bound(method)

@@ -13,107 +13,23 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from robusttext.checkpoint import optimizer_tensors, read_json_file, restore_optimizer
+from robusttext.checkpoint import optimizer_tensors, restore_optimizer
 from robusttext.distributed import rank_device
 from robusttext.errors import RobustTextError
-from robusttext.methods import VISION_TRAINING_METHODS as METHODS
 from robusttext.train.schedule import Schedule
+from robusttext.vision.config import TrainConfig
 from robusttext.vision.data import ImageDataset, channel_stats, load_images
 from robusttext.vision.evaluate import evaluate
 from robusttext.vision.io import load_model, save_model
-from robusttext.vision.models import ARCHITECTURES, build_model, model_config
-from robusttext.vision.verify import check_eps, margin_lower_bounds
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; JSON files hold a subset of these keys."""
-
-    data: str = "fashion-mnist"
-    model: str = "dm-small"
-    method: str = "crown-ibp"
-    eps_train: float = 0.1
-    eps_eval: float = 0.1
-    epochs: int = 10
-    warmup_epochs: float = 1
-    ramp_epochs: float = 5
-    schedule: str = "linear"
-    kappa_start: float = 1.0
-    kappa_final: float = 0.5
-    beta_start: float = 1.0
-    beta_final: float = 0.0
-    lr: float = 5e-4
-    lr_milestones: list[int] = field(default_factory=list)
-    lr_decay: float = 0.1
-    batch_size: int = 256
-    eval_batch_size: int = 512
-    grad_clip: float = 10.0
-    seed: int = 0
-    train_subset: int | None = None
-    test_subset: int | None = None
-    epoch_eval_subset: int | None = 1000
-    augment: bool = False
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    pgd_steps: int = 20
-    pgd_restarts: int = 1
-    final_methods: list[str] = field(default_factory=lambda: ["ibp", "crown-ibp"])
-    epoch_methods: list[str] = field(default_factory=lambda: ["ibp"])
-    device: str = "auto"
-    out: str = "runs/vision"
-    comment: str = ""
-
-    def validate(self) -> TrainConfig:
-        """RobustTextError on any value out of range."""
-        if self.method not in METHODS:
-            raise RobustTextError(f"--method must be one of {', '.join(METHODS)}, got "
-                                  f"{self.method!r}")
-        if self.model not in ARCHITECTURES:
-            raise RobustTextError(
-                f"--architecture ('model' in a config file) must be one of "
-                f"{', '.join(sorted(ARCHITECTURES))}, got {self.model!r}"
-            )
-        check_eps(self.eps_train, "--eps-train (eps_train)")
-        check_eps(self.eps_eval, "--eps-eval (eps_eval)")
-        for name in ("epochs", "batch_size", "eval_batch_size", "pgd_restarts"):
-            if int(getattr(self, name)) < 1:
-                raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got "
-                                      f"{getattr(self, name)}")
-        if self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.pgd_steps < 0:
-            raise RobustTextError("--warmup-epochs, --ramp-epochs and --pgd-steps must be >= 0")
-        if self.lr <= 0 or self.grad_clip < 0:
-            raise RobustTextError("--lr must be positive and --grad-clip non-negative")
-        for method in [*self.final_methods, *self.epoch_methods]:
-            if method not in ("ibp", "crown-ibp", "crown"):
-                raise RobustTextError(f"unknown verification method {method!r}")
-        return self
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a JSON object; unknown keys are an error (keys starting with _ are notes)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(k for k in values if k not in known and not k.startswith("_"))
-        if unknown:
-            raise RobustTextError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise RobustTextError(f"missing config file {path}")
-        values = read_json_file(path, "config")
-        if not isinstance(values, dict):
-            raise RobustTextError(f"config {path}: expected a JSON object")
-        return cls.from_dict(values)
+from robusttext.vision.models import build_model, model_config
+from robusttext.vision.verify import margin_lower_bounds
 
 
 def pick_device(name: str) -> torch.device:

@@ -7,17 +7,7 @@ from torch import nn
 
 from robusttext.errors import RobustTextError
 from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
-
-
-def check_eps(eps: float, what: str = "eps") -> float:
-    """``eps`` as a float, or RobustTextError unless it lies in [0, 1] (pixel units)."""
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise RobustTextError(f"{what} must be a number in [0, 1], got {eps!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise RobustTextError(f"{what} must lie in [0, 1] (pixel units), got {eps!r}")
-    return value
+from robusttext.vision.config import check_eps  # noqa: F401  (re-exported: the eps check)
 
 
 def margin_lower_bounds(
