@@ -183,3 +183,44 @@ def test_softmax_interval_stays_finite_and_sound_for_extreme_scores():
         samples[0], samples[1] = center + 2e3, center - 2e3
         values = torch.softmax(samples, dim=-1)
         assert (values >= lower - 1e-6).all() and (values <= upper + 1e-6).all()
+
+
+
+def _s_shaped_intervals(dtype):
+    """Intervals across 0 from 1e-4 to 60 wide, lopsided both ways, and a few extreme ones."""
+    g = torch.Generator().manual_seed(0)
+    n = 4000
+    widths = torch.logspace(-4, 1.5, n, dtype=dtype)
+    lo = -torch.rand(n, generator=g, dtype=dtype) * widths
+    hi = torch.rand(n, generator=g, dtype=dtype) * widths.flip(0)
+    extreme = torch.tensor([[-1e-7, 30.0], [-30.0, 1e-7], [-1e-3, 1e-3], [-0.5, 0.5],
+                            [-20.0, 20.0]], dtype=dtype)
+    return torch.cat([lo, extreme[:, 0]]), torch.cat([hi, extreme[:, 1]])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_s_shaped_lines_across_zero_hold_on_a_grid_and_beat_the_end_point_lines(name, dtype):
+    """The lines of sigmoid and tanh on intervals across 0 lie on the right side of the curve at
+    201 points per interval (both ends included), and enclose no more area than the lines
+    through both ends with the smaller end-point derivative (derived here by hand)."""
+    from robusttext.bounds.rules import activations
+
+    f = getattr(torch, name)
+    df = activations._sigmoid_derivative if name == "sigmoid" else activations._tanh_derivative
+    rule = activations.SShapedRule(f, df)
+    lo, hi = _s_shaped_intervals(dtype)
+    slope_l, icpt_l, slope_u, icpt_u = rule.relax(None, lo, hi)
+    t = torch.linspace(0, 1, 201, dtype=dtype)[:, None]
+    x = lo + t * (hi - lo)
+    y = f(x)
+    slack = 4 * torch.finfo(dtype).eps
+    assert (slope_l * x + icpt_l <= y + slack).all()
+    assert (slope_u * x + icpt_u >= y - slack).all()
+    k = torch.minimum(df(lo), df(hi))
+    mid = (lo + hi) / 2  # area between line and curve: width * (line at mid - mean of f)
+    assert (slope_u * mid + icpt_u <= f(hi) + k * (mid - hi) + slack).all()
+    assert (slope_l * mid + icpt_l >= f(lo) + k * (mid - lo) - slack).all()
+    gap = (slope_u - slope_l) * mid + icpt_u - icpt_l
+    end_point_gap = f(hi) - f(lo) - k * (hi - lo)
+    assert gap.mean() < 0.7 * end_point_gap.mean()  # the tangent lines do take over somewhere

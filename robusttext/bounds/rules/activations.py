@@ -180,8 +180,14 @@ class SShapedRule(MonotoneRule):
     """Sigmoid and tanh: convex below 0, concave above, derivative peaked at 0.
 
     Convex part: chord above, tangent at the midpoint below; concave part the reverse. An
-    interval across 0: lines through the endpoints with the smaller endpoint derivative, sound
-    because the derivative on the interval is never smaller than at its ends.
+    interval across 0 has two sound candidates per side, and each entry takes the one with the
+    smaller area between line and curve (the nearer to ``f`` at the interval's midpoint):
+    - lines through both end points with the smaller end-point derivative ``k`` (sound because
+      the derivative on the interval is never smaller than at its ends); near the interval's
+      own bounds when the interval is wide;
+    - above, the lowest line through ``(lo, f(lo))`` that stays above ``f`` (tangent to the
+      concave part, or the chord when the tangent point lies beyond ``hi``); below, the highest
+      line through ``(hi, f(hi))`` (``_lowest_line_from``); tighter on narrow intervals.
     """
 
     overflow_free = True
@@ -199,15 +205,61 @@ class SShapedRule(MonotoneRule):
         chord = (f_hi - f_lo) / safe_width(lo, hi)
         chord_icpt = f_lo - chord * lo
         tangent_icpt = f_mid - d_mid * mid
-        k = torch.minimum(self.derivative(lo), self.derivative(hi))
         convex, concave = hi <= 0, lo >= 0
-        lower_slope = torch.where(convex, d_mid, torch.where(concave, chord, k))
-        lower_icpt = torch.where(convex, tangent_icpt,
-                                 torch.where(concave, chord_icpt, f_lo - k * lo))
-        upper_slope = torch.where(convex, chord, torch.where(concave, d_mid, k))
-        upper_icpt = torch.where(convex, chord_icpt,
-                                 torch.where(concave, tangent_icpt, f_hi - k * hi))
+        across = ~(convex | concave)
+        k = torch.minimum(self.derivative(lo), self.derivative(hi))
+        up_slope, up_icpt = k.clone(), f_hi - k * hi
+        low_slope, low_icpt = k.clone(), f_lo - k * lo
+        if across.any():
+            a, b, centre = lo[across], hi[across], mid[across]
+            slope, icpt = _lowest_line_from(self.function, self.derivative, a, b)
+            better = slope * centre + icpt < up_slope[across] * centre + up_icpt[across]
+            up_slope[across] = torch.where(better, slope, up_slope[across])
+            up_icpt[across] = torch.where(better, icpt, up_icpt[across])
+            # below: the same construction for g(x) = -f(-x) on [-hi, -lo], mirrored back
+            slope, icpt = _lowest_line_from(lambda x: -self.function(-x),
+                                            lambda x: self.derivative(-x), -b, -a)
+            icpt = -icpt
+            better = slope * centre + icpt > low_slope[across] * centre + low_icpt[across]
+            low_slope[across] = torch.where(better, slope, low_slope[across])
+            low_icpt[across] = torch.where(better, icpt, low_icpt[across])
+        lower_slope = torch.where(convex, d_mid, torch.where(concave, chord, low_slope))
+        lower_icpt = torch.where(convex, tangent_icpt, torch.where(concave, chord_icpt, low_icpt))
+        upper_slope = torch.where(convex, chord, torch.where(concave, d_mid, up_slope))
+        upper_icpt = torch.where(convex, chord_icpt, torch.where(concave, tangent_icpt, up_icpt))
         return lower_slope, lower_icpt, upper_slope, upper_icpt
+
+
+TANGENT_SEARCH_STEPS = 12
+
+
+def _lowest_line_from(f, df, lo, hi):
+    """A line ``s x + c`` through ``(lo, f(lo))`` above ``f`` on ``[lo, hi]``, for ``lo < 0 <
+    hi`` and ``f`` convex below 0 and concave above, with ``s`` at most a bisection step above
+    the least such slope. Returns ``(s, c)`` (each shaped like ``lo``).
+
+    The least slope is the largest chord slope ``q(x) = (f(x) - f(lo)) / (x - lo)`` over ``(lo,
+    hi]``; ``q`` rises while ``q(x) < f'(x)`` and falls after, so its maximum is ``f'(d)`` at the
+    tangent point ``d >= 0`` where the two meet, or ``q(hi)`` when ``d`` lies beyond ``hi``.
+    Bisection keeps a point ``t <= d`` (``q(t) < f'(t)``) and takes ``f'(t)``, which is at least
+    ``f'(d)`` because ``f'`` falls on ``[0, inf)``: every iterate is a sound slope, the search
+    only tightens it. The intercept is raised by a few rounding errors of ``f``.
+    """
+    f_lo = f(lo)
+
+    def rising(x):
+        return (f(x) - f_lo) / (x - lo) < df(x)
+
+    t, u = torch.zeros_like(lo), hi.clone()
+    for _ in range(TANGENT_SEARCH_STEPS):
+        m = (t + u) / 2
+        below = rising(m)
+        t, u = torch.where(below, m, t), torch.where(below, u, m)
+    tangent_inside = ~rising(hi)
+    slope = torch.where(tangent_inside, df(t), (f(hi) - f_lo) / (hi - lo))
+    eps = torch.finfo(lo.dtype).eps
+    pad = 8 * eps * (1 + f_lo.abs() + slope * torch.maximum(lo.abs(), hi.abs()))
+    return slope, f_lo - slope * lo + pad
 
 
 def _sigmoid_derivative(x):

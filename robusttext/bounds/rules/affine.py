@@ -194,14 +194,18 @@ def _sum_and_spread(lo, hi, apply):
     ``S = W ((lo + hi) / 2) + b`` and ``D = |W| ((hi - lo) / 2)`` give ``[S - D, S + D]``.
 
     ``apply(x, absolute, with_bias)`` runs the layer on ``x`` with its weight (``|W|`` when
-    asked), adding the bias when asked. The halves are taken on the inputs (exact in binary
-    floating point), not on the weight: no weight-sized ``W/2`` and ``|W|/2`` per call, only
-    ``|W|``. (A ``|W|`` kept between calls would go stale when a weight is changed through
-    ``.data``, which no version counter sees.)
+    asked), adding the bias when asked. The halves are taken on the inputs, not on the weight:
+    no weight-sized ``W/2`` and ``|W|/2`` per call, only ``|W|``. (A ``|W|`` kept between calls
+    would go stale when a weight is changed through ``.data``, which no version counter sees.)
+    Five passes over input-sized and output-sized tensors and three fresh ones: the radius is
+    halved in place, the centre is ``lo + radius`` and the upper end is written into ``S``
+    (none of them is stored or needed by autograd). Non-finite ends give NaN or infinite
+    entries, which the engine widens (``sound``).
     """
-    total = apply((lo + hi) * 0.5, False, True)
-    spread = apply((hi - lo) * 0.5, True, False)
-    return total - spread, total + spread
+    radius = torch.sub(hi, lo).mul_(0.5)
+    total = apply(lo + radius, False, True)
+    spread = apply(radius, True, False)
+    return total - spread, total.add_(spread)
 
 
 class LinearRule(AffineRule):
