@@ -11,6 +11,12 @@ both ``crown`` and ``alpha-crown`` (alpha-CROWN recomputes them: its time includ
     python bench/alpha_crown.py                                  # every shipped model
     python bench/alpha_crown.py --models char-flips --limit 200 --steps 20,50
     python bench/alpha_crown.py --models fmnist-dm-small --images 100
+    python bench/alpha_crown.py --models transformer-synthetic --sequences 8 --length 16
+
+``transformer-synthetic`` is a seeded, untrained Transformer body on ``bench/peer_speed.py``'s
+synthetic substitution set (no shipped sequence model exists): its margins show what the
+optimisation does on attention and its ReLU layers, its verified count means little. The BiLSTM
+has no ReLU (sigmoid and tanh only), so alpha-CROWN returns CROWN's bound on it.
 
 Prints one markdown row per model and method, with the command line, torch version, machine,
 date and load average above the table. One thread unless ``--threads`` says otherwise.
@@ -105,12 +111,43 @@ def vision_rows(name: str, limit: int, batch_size: int, steps: list[int]):
     return len(data), correct, f"eps {eps}", rows, totals
 
 
+def transformer_rows(limit: int, length: int, steps: list[int]):
+    """A seeded, untrained Transformer on peer_speed's synthetic substitution set: margins only
+    (its "verified" count is that of an untrained model)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from peer_speed import VOCAB, substitution_set
+
+    from robusttext.text import TransformerClassifier
+
+    torch.manual_seed(0)
+    model = TransformerClassifier(VOCAB, embed_dim=64, hidden=64).eval()
+    subs, mask, C = substitution_set(model.embedding, limit, length, 3, 0.05)
+    with torch.no_grad():
+        logits = model.body(subs.center, mask)
+    labels = C[:, 0].argmax(1)  # margin_matrix's +1 column is the label
+    right = logits.argmax(1) == labels
+    rows = methods_of(steps, "crown-ibp")
+    totals = {}
+    for row, method, alpha_steps in rows:
+        with torch.no_grad():
+            began = time.process_time()
+            lower = text_margin_lower(model.body, subs, C, mask, method, alpha_steps=alpha_steps)
+            seconds = time.process_time() - began
+        totals[row] = {"verified": int((right & (lower > 0).all(1)).sum()), "seconds": seconds,
+                       "margins": [lower.min(1).values]}
+    return limit, int(right.sum()), f"synthetic, length {length}, budget 3", rows, totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(TEXT_MODELS + VISION_MODELS))
     parser.add_argument("--limit", type=int, default=872, help="SST-2 dev sentences")
     parser.add_argument("--images", type=int, default=100, help="Fashion-MNIST test images")
     parser.add_argument("--steps", default="20", help="alpha-CROWN steps, a comma list")
+    parser.add_argument("--sequences", type=int, default=8,
+                        help="synthetic sentences for transformer-synthetic")
+    parser.add_argument("--length", type=int, default=16,
+                        help="their length (every token real)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--vision-batch", type=int, default=10)
     parser.add_argument("--data", default=str(DEV))
@@ -127,7 +164,9 @@ def main() -> None:
           "(min over classes) | CPU s | CPU s per example |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
-        if name in VISION_MODELS:
+        if name == "transformer-synthetic":
+            n, correct, where, rows, totals = transformer_rows(args.sequences, args.length, steps)
+        elif name in VISION_MODELS:
             n, correct, where, rows, totals = vision_rows(name, args.images, args.vision_batch,
                                                           steps)
         else:

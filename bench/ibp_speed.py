@@ -2,8 +2,10 @@
 
 Times ``compute_bounds(model, LinfBall(x, eps, 0, 1), "ibp", C=margins, bound_upper=False)``
 (no gradients, one thread) on seeded DM models and random images, with a forward pass beside
-it, and prints one line per case: the median CPU milliseconds of ``--calls`` steady calls (the
-first call is timed apart), the ratio to the forward pass, and the mean margin lower bound (so
+it, and prints one line per case: the median and the least CPU milliseconds of ``--calls``
+steady calls (the first call is timed apart; the least is the figure least disturbed by other
+processes on a shared machine), the ratio of the medians to the forward pass, and the mean
+margin lower bound (so
 that two trees can be checked to give the same bounds). Run it once per tree, alternately, to
 compare a change with what came before it:
 
@@ -31,12 +33,13 @@ SHAPES = {"mnist": (1, 28, 0.1), "cifar10": (3, 32, 2 / 255)}
 
 
 def cpu_ms(fn, calls):
+    """``(median, least)`` process CPU milliseconds of ``calls`` calls of ``fn``."""
     times = []
     for _ in range(calls):
         began = time.process_time()
         fn()
         times.append(1000 * (time.process_time() - began))
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def main() -> None:
@@ -67,9 +70,9 @@ def time_case(name: str, data: str, batch: int, calls: int) -> str:
         first = 1000 * (time.process_time() - began)
         forward = cpu_ms(lambda: model(x), calls)
         ibp = cpu_ms(lambda: compute_bounds(model, ball, "ibp", C=C, bound_upper=False), calls)
-    return (f"{name} {data} b{batch}: forward {forward:.1f} ms, IBP {ibp:.1f} ms "
-            f"({ibp / forward:.2f}x forward; first call {first:.1f} ms), mean margin lower "
-            f"bound {lower.mean().item():.6g}")
+    return (f"{name} {data} b{batch}: forward {forward[0]:.1f} ms (least {forward[1]:.1f}), "
+            f"IBP {ibp[0]:.1f} ms (least {ibp[1]:.1f}; {ibp[0] / forward[0]:.2f}x forward; "
+            f"first call {first:.1f} ms), mean margin lower bound {lower.mean().item():.6g}")
 
 if __name__ == "__main__":
     main()

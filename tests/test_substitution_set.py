@@ -143,6 +143,25 @@ def test_gradients_flow_through_substitution_bounds():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in body.parameters())
 
 
+def test_a_set_reused_after_an_in_place_write_is_bounded_as_it_now_is():
+    """The set keeps its embedding differences between bounds; writing into its tensors in
+    place must not leave the kept ones (and a stale bound) behind."""
+    table, ids, cand, cand_mask, mask = random_problem(2)
+    body = ConvBody(table.shape[1]).eval()
+    C = margin_matrix(torch.tensor([0, 1, 1]), 2)
+    with torch.no_grad():
+        subs = substitution_set(table, ids, cand, cand_mask, 2, "exact")
+        before = compute_bounds(body, subs, "crown", C=C, extra_inputs=(mask,))[0]
+        subs.candidates.mul_(3.0)
+        subs.center.add_(0.5)
+        after = compute_bounds(body, subs, "crown", C=C, extra_inputs=(mask,))[0]
+        fresh = SubstitutionSet(subs.center.clone(), subs.candidates.clone(), subs.mask,
+                                subs.budget)
+        expected = compute_bounds(body, fresh, "crown", C=C, extra_inputs=(mask,))[0]
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, expected)
+
+
 def test_bad_substitution_sets():
     with pytest.raises(RobustTextError, match="budget must be an int >= 0"):
         SubstitutionSet(torch.zeros(1, 2, 3), torch.zeros(1, 2, 1, 3),

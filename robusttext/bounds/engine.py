@@ -46,6 +46,7 @@ class NodeContext:
         self.args: dict = {}
         self.writes = False  # the call writes into its first input (in place)
         self.exact = False  # a rule sets it when its interval is the exact range
+        self.kept: dict = {}  # what a rule derived from its input intervals, between passes
 
     @property
     def description(self) -> str:
@@ -198,8 +199,8 @@ class _Propagation:
             raise RobustTextError(
                 f"robusttext has no bound rule for {ctx.description}, used at {ctx.where}"
             )
-        ctx.args = bind(entry, node, ctx.module, ctx.is_bounded, ctx.constant, ctx.description,
-                        ctx.where)
+        ctx.args = bind(entry, node, ctx.module, ctx.is_bounded, ctx.constant,
+                        lambda: ctx.description, lambda: ctx.where)
         ctx.writes = writes_input(entry, ctx.args, ctx.module)
         if ctx.writes:
             self._check_overwrite(ctx)

@@ -183,12 +183,22 @@ class SubstitutionSet(InputSet):
         self.mask = mask.bool() if budget != 0 else torch.zeros_like(mask, dtype=torch.bool)
         self.budget = budget
         self.relaxation = relaxation
+        self._kept_differences = None
 
     # -- helpers -------------------------------------------------------------------------
     def _differences(self) -> torch.Tensor:
-        """``[batch, length, candidates, dim]``: ``e_pk - e_p`` (zero where masked)."""
+        """``[batch, length, candidates, dim]``: ``e_pk - e_p`` (zero where masked). Kept after
+        the first call when it carries no gradient (CROWN concretizes over the set once per
+        backward pass) and while none of the three tensors has been written in place (their
+        version counters); with a gradient it is recomputed, so that no autograd graph is
+        shared between two bounds."""
+        versions = (self.center._version, self.candidates._version, self.mask._version)
+        if self._kept_differences is not None and self._kept_differences[0] == versions:
+            return self._kept_differences[1]
         diff = self.candidates - self.center[:, :, None, :]
-        return diff * self.mask[..., None].to(diff.dtype)
+        diff = diff * self.mask[..., None].to(diff.dtype)
+        self._kept_differences = None if diff.requires_grad else (versions, diff)
+        return diff
 
     @staticmethod
     def _best_gains(gains: torch.Tensor, mask: torch.Tensor, k_dim: int):

@@ -110,6 +110,15 @@ class ReLURule(MonotoneRule):
             return None
         return lo, hi
 
+    def _kept_relax(self, ctx, lo, hi):
+        """``relax(lo, hi)``, kept on the node's context while its intervals are the same
+        tensors (CROWN's intermediate bounds and alpha-CROWN run many passes over them)."""
+        kept = ctx.kept.get("relax")
+        if kept is None or kept[0] is not lo or kept[1] is not hi:
+            kept = lo, hi, self.relax(ctx, lo, hi)
+            ctx.kept["relax"] = kept
+        return kept[2]
+
     def slope_range(self, ctx):
         """Any slope in ``[0, 1]`` on an unstable entry (``lo < 0 < hi``), the fixed 1 or 0 on
         a stable one; none where the interval is not finite (the constant lines take over)."""
@@ -119,7 +128,7 @@ class ReLURule(MonotoneRule):
         lo, hi = bounds
         unstable = (lo < 0) & (hi > 0)
         active = (lo >= 0).to(lo.dtype)
-        crown = self.relax(ctx, lo, hi)[0]
+        crown = self._kept_relax(ctx, lo, hi)[0]
         return crown, active, torch.where(unstable, torch.ones_like(lo), active)
 
     def backward(self, ctx, A_lower, A_upper):
@@ -128,7 +137,7 @@ class ReLURule(MonotoneRule):
         bounds = self._finite_input(ctx)
         if bounds is None:
             return super().backward(ctx, A_lower, A_upper)
-        slope_l, _, slope_u, icpt_u = self.relax(ctx, *bounds)
+        slope_l, _, slope_u, icpt_u = self._kept_relax(ctx, *bounds)
         # A' = slope_l A + (slope_u - slope_l) A_up, with A_up the part of A that takes the
         # upper line (its positive part for an upper bound, negative for a lower): three passes
         # over A (clamp, scale, addcmul) and no A-sized mask

@@ -133,18 +133,18 @@ def covered_modules() -> tuple:
     return tuple(t for t, e in _MODULES.items() if e.rule is not None)
 
 
-def bind(entry: Entry, node: fx.Node, module, is_bounded, constant, describe: str,
-         where: str) -> dict:
+def bind(entry: Entry, node: fx.Node, module, is_bounded, constant, describe, where) -> dict:
     """The node's arguments by parameter name, checked against the declaration.
 
-    ``is_bounded(node)`` and ``constant(node)`` come from the propagation. Raises a
-    ``RobustTextError`` naming the operation, the argument and the model line for anything the
-    rule does not declare.
+    ``is_bounded(node)`` and ``constant(node)`` come from the propagation; ``describe()`` and
+    ``where()`` give the operation's name and model line for a message (called only when one
+    is raised: finding the line reads the file system). Raises a ``RobustTextError`` naming the
+    operation, the argument and the model line for anything the rule does not declare.
     """
 
     def refuse(what: str):
         hint = f"; {entry.hint}" if entry.hint else ""
-        raise RobustTextError(f"{describe}: {what}{hint} (at {where})")
+        raise RobustTextError(f"{describe()}: {what}{hint} (at {where()})")
 
     if entry.rule is None:
         refuse("robusttext has no bound rule for it")
