@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 
 from robusttext.bounds import LinfBall, TokenSubstitutionSet, compute_bounds, margin_matrix
-from robusttext.bounds.pooling import pick_method, text_margin_lower
 from robusttext.data import load_examples
+from robusttext.text.bounds import pick_method, text_margin_lower
 
 TEXT_MODELS = ("char-flips", "word-wordnet", "word-counterfitted")
 VISION_MODELS = ("fmnist-dm-small",)
@@ -83,10 +83,11 @@ def text_rows(name: str, limit: int, batch_size: int, steps: list[int], data: Pa
 
 
 def vision_rows(name: str, limit: int, batch_size: int, steps: list[int]):
+    from robusttext.shipped import shipped_model_path
     from robusttext.vision.data import load_images
-    from robusttext.vision.io import SHIPPED_MODELS, load_model
+    from robusttext.vision.io import load_model
 
-    model, _, meta = load_model(SHIPPED_MODELS / name)
+    model, _, meta = load_model(shipped_model_path(name, "vision"))
     eps = meta["training"]["config"]["eps_eval"]
     data = load_images("fashion-mnist", "test").subset(limit)
     rows = methods_of(steps, "crown-ibp")

@@ -54,8 +54,8 @@ import torch
 from torch import nn
 
 from robusttext.bounds import LinfBall, SubstitutionSet, compute_bounds, margin_matrix
-from robusttext.bounds.pooling import text_margin_lower
 from robusttext.text import BiLSTM, TransformerClassifier
+from robusttext.text.bounds import text_margin_lower
 from robusttext.vision.models import INPUT_SHAPES, build_model
 
 VISION_MODELS = ("dm-small", "dm-medium", "dm-large")

@@ -22,8 +22,8 @@ import time
 import torch
 
 from robusttext.bounds import SubstitutionSet, margin_matrix
-from robusttext.bounds.pooling import text_margin_lower
 from robusttext.text import BiLSTM, TransformerClassifier
+from robusttext.text.bounds import text_margin_lower
 
 VOCAB = 15_000
 CANDIDATES = 8

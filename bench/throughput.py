@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 
 from robusttext.certify import certify
-from robusttext.certify.margins import margin_lower_bounds
 from robusttext.perturb import CharacterFlips, PerturbationSpace, SynonymTable, Vocabulary
 from robusttext.text import CharCNN, WordCNN
+from robusttext.text.bounds import margin_lower_bounds
 from robusttext.train import robust_loss
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -98,7 +98,7 @@ def cell(model, vocab, space, optimizer, texts, device, min_seconds, certify_bat
 
     def bounds():
         with torch.no_grad():
-            margin_lower_bounds(model.eval(), enc, labels, 2, 1, "ibp")
+            margin_lower_bounds(model.eval(), enc, labels, 1, "ibp", classes=2)
 
     def certify_all():
         certify(model, vocab, space, many, budgets=[1], batch_size=n, enumerate_limit=0,

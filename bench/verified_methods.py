@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from robusttext.bounds.pooling import TEXT_METHODS
 from robusttext.data import load_examples
+from robusttext.methods import TEXT_METHODS
 from robusttext.text import load_text_model
 from robusttext.train.evaluate import evaluate
 

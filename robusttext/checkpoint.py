@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from robusttext.config import read_json_file
 from robusttext.errors import RobustTextError
 
 FORMAT_VERSION = 1
@@ -101,21 +102,36 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
                               f"bytes; truncated or corrupt?): {reason}") from None
 
 
-def read_json_file(path: str | Path, what: str = "file") -> Any:
-    """The JSON value in ``path``; RobustTextError naming the file when it is missing, not
-    UTF-8 or not valid JSON."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RobustTextError(f"{what} {path}: no such file") from None
-    except UnicodeDecodeError as error:
-        raise RobustTextError(f"{what} {path}: not UTF-8 text (byte {error.start}); save it as "
-                              "UTF-8 JSON") from None
-    except OSError as error:
-        raise RobustTextError(f"{what} {path}: cannot read it ({error.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RobustTextError(f"{what} {path}: not valid JSON at line {error.lineno}: "
-                              f"{error.msg}") from None
+# -- optimizer state, saved as extra tensors --------------------------------------------------
+
+OPTIMIZER_PREFIX = "optim."
+OLD_OPTIMIZER_PREFIXES = ("adam.",)  # text checkpoints written before the names were shared
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """The optimizer's per-parameter state (e.g. Adam's step and moments) as tensors named
+    ``optim.<parameter index>.<key>``, for ``save_checkpoint(tensors=...)``."""
+    tensors = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"{OPTIMIZER_PREFIX}{index}.{key}"] = torch.as_tensor(value).detach().clone()
+    return tensors
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """Load the state ``optimizer_tensors`` saved (also under the old prefix ``adam.``, and
+    flattened, as vision checkpoints stored it) into ``optimizer``; other tensors are ignored.
+    Its parameter groups (learning rates) stay as they are."""
+    shapes = [p.shape for group in optimizer.param_groups for p in group["params"]]
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        prefix = next((p for p in (OPTIMIZER_PREFIX, *OLD_OPTIMIZER_PREFIXES)
+                       if name.startswith(p)), None)
+        if prefix is None:
+            continue
+        index, key = name[len(prefix):].split(".", 1)
+        index = int(index)
+        shape = () if key == "step" else shapes[index]
+        state.setdefault(index, {})[key] = value.reshape(shape)
+    current = optimizer.state_dict()
+    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})

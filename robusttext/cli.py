@@ -20,22 +20,6 @@ COMMANDS = {
 }
 
 
-class Deprecated(argparse.Action):
-    """An old spelling of an option, kept for one release: it stores into the new option's
-    ``dest`` (``const`` for a flag without a value) and says what replaces it, on stderr."""
-
-    def __init__(self, option_strings, dest, replacement: str, nargs=None, const=None,
-                 **kwargs):
-        self.replacement = replacement
-        kwargs.setdefault("help", f"deprecated: use {replacement}")
-        super().__init__(option_strings, dest, nargs=nargs, const=const, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(f"{parser.prog}: {option_string} is deprecated and will be removed in the next "
-              f"release; use {self.replacement}", file=sys.stderr)
-        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
-
-
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from robusttext import __version__
 

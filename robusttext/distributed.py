@@ -1,16 +1,17 @@
-"""Running ``robusttext train`` and ``robusttext certify`` on several processes.
+"""The process group of ``robusttext train`` and ``robusttext certify`` on several processes.
 
 Under ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
 ``MASTER_PORT``) ``start(device)`` joins the process group (NCCL on CUDA, gloo on CPU) and picks
 the device of the local rank; outside it, ``start`` returns a one-process ``Job`` and nothing
-else changes. What the commands do with it:
+else changes. What the commands do with it lives with them:
 
-- training wraps the model in ``DistributedDataParallel``; each global batch is split across
-  the ranks and the losses scaled so that the averaged gradient equals the single-process
-  gradient of the whole batch (``DistributedBatchSampler``, ``local_weight``);
-- certification gives each rank whole batches of the single-process order
-  (``certify_shard``), gathers the per-sentence results and merges them into the report a single
-  process would have written (``merge_certifications``);
+- training (``robusttext.train.parallel``) wraps the model in ``DistributedDataParallel``; each
+  global batch is split across the ranks and the losses scaled so that the averaged gradient
+  equals the single-process gradient of the whole batch (``DistributedBatchSampler``,
+  ``local_weight``);
+- certification (``robusttext.certify.sharded``) gives each rank whole batches of the
+  single-process order (``certify_shard``), gathers the per-sentence results and merges them
+  into the report a single process would have written (``merge_certifications``);
 - only rank 0 prints, shows progress bars and writes files.
 
 A rank that raises tells the others (when they reach the next exchange) or closes its
@@ -25,7 +26,7 @@ import contextlib
 import datetime
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -242,179 +243,13 @@ def shard(examples: Sequence, rank: int, world: int) -> list:
     return list(examples[rank::world])
 
 
-def certify_shard(lengths: Sequence[int], batch_size: int, rank: int, world: int) -> list[int]:
-    """Indices this rank certifies: whole batches of the single-process order.
-
-    ``certify`` sorts the sentences by token count (ties in input order) and cuts batches of
-    ``batch_size``; batch ``b`` goes to rank ``b % world``. The indices come back in that sorted
-    order, so the rank's own ``certify`` forms exactly the same batches, and its results are
-    those of the single-process run bit for bit.
-    """
-    check_world(len(lengths), world, "sentences")
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-    return [i for b in range(rank, len(batches), world) for i in batches[b]]
-
-
-class DistributedBatchSampler(torch.utils.data.Sampler):
-    """This rank's part of each training batch; seeded, with ``set_epoch``.
-
-    The global batches are those of one process (``order_fn(epoch)``, the same on every rank);
-    batch ``indices`` is split as ``indices[rank::world]``. A rank left with nothing (a last
-    batch smaller than the world) gets the batch's first example with weight 0 (see
-    ``local_weight``), so that every rank takes part in every step.
-    """
-
-    def __init__(self, order_fn: Callable[[int], list[list[int]]], rank: int = 0,
-                 world: int = 1):
-        self.order_fn, self.rank, self.world = order_fn, rank, world
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def global_batches(self) -> list[list[int]]:
-        return self.order_fn(self.epoch)
-
-    def __iter__(self) -> Iterator[tuple[list[int], int]]:
-        """``(local indices, global batch size)`` per step."""
-        for indices in self.global_batches():
-            local = indices[self.rank::self.world]
-            yield (local or indices[:1]), len(indices) if local else 0
-
-    def __len__(self) -> int:
-        return len(self.global_batches())
-
-
-def local_weight(local_size: int, global_size: int, world: int) -> float:
-    """Factor on a rank's mean loss so that DDP's gradient average is the mean over the global
-    batch: ``world * local / global`` (0 for a stand-in example)."""
-    if global_size == 0:
-        return 0.0
-    return world * local_size / global_size
-
-
-# ---------------------------------------------------------------------------------------------
-# Certification
-
-
-def certify_sharded(certify_fn: Callable, model, vocab, space, examples: Sequence, *,
-                    batch_size: int = 32, progress: bool | None = False, job: Job | None = None,
-                    **options):
-    """``certify_fn(model, vocab, space, examples, batch_size=..., **options)`` on this rank's
-    shard, then the merged ``Certification`` of all ranks (on every rank).
-
-    One process: ``certify_fn`` on everything. A rank that raises makes every rank raise: it
-    re-raises its own error, the others ``RankFailed`` naming it.
-    """
-    job = job or current()
-    if not job.distributed:
-        return certify_fn(model, vocab, space, examples, batch_size=batch_size,
-                          progress=progress, **options)
-    from robusttext.data import Example
-
-    examples = [e if isinstance(e, Example) else Example(*e) for e in examples]
-    with job.guard("certification"):
-        lengths = [len(space.split(e.text, f"sentence {i}")[0]) for i, e in enumerate(examples)]
-        mine = certify_shard(lengths, batch_size, job.rank, job.world)
-        outcome, error = None, None
-        if mine:
-            try:
-                outcome = certify_fn(model, vocab, space, [examples[i] for i in mine],
-                                     batch_size=batch_size,
-                                     progress=progress if job.is_main else False, **options)
-            except Exception as caught:  # shared with the other ranks, then re-raised
-                error = caught
-        parts = job.all_gather((mine, outcome, None if error is None else (
-            type(error).__name__, str(error))))
-        if error is not None:
-            raise error
-        failed = [(r, p[2]) for r, p in enumerate(parts) if p[2] is not None]
-        if failed:
-            rank, (kind, message) = failed[0]
-            raise RankFailed(f"rank {rank} of {job.world} failed during certification, so "
-                             f"rank {job.rank} stops: {kind}: {message}")
-    return merge_certifications([(p[0], p[1]) for p in parts if p[1] is not None])
-
-
-def merge_certifications(parts: Sequence[tuple[list[int], object]]):
-    """One ``Certification`` from ``(global indices, shard result)`` pairs: per-sentence
-    results re-indexed and put back in single-process order (budget-major, then input order),
-    summaries recomputed from them; timings are the sums over the ranks."""
-    from robusttext.certify.results import Certification, summarize
-
-    first = parts[0][1]
-    budgets = [s.budget for s in first.summaries]
-    results = []
-    seconds = {b: {"bounds": 0.0, "attack": 0.0, "exhaustive": 0.0} for b in budgets}
-    for indices, result in parts:
-        for r in result.examples:
-            r.index = indices[r.index]
-            results.append(r)
-        for s in result.summaries:
-            seconds[s.budget]["bounds"] += s.bounds_seconds
-            seconds[s.budget]["attack"] += s.attack_seconds
-            seconds[s.budget]["exhaustive"] += s.exhaustive_seconds
-    results.sort(key=lambda r: (budgets.index(r.budget), r.index))
-    summaries = [summarize([r for r in results if r.budget == b], b, seconds[b])
-                 for b in budgets]
-    settings = dict(first.settings)
-    settings["world_size"] = len(parts)
-    if "dropped_candidates" in settings:  # sub-word spaces: counts by reason, summed
-        settings["dropped_candidates"] = {k: sum(r.settings["dropped_candidates"][k]
-                                                 for _, r in parts)
-                                          for k in first.settings["dropped_candidates"]}
-    return Certification(summaries, results, settings)
-
-
-# ---------------------------------------------------------------------------------------------
-# Training
-
-
-class RobustLossModule(torch.nn.Module):
-    """The module DistributedDataParallel wraps: its forward computes the clean logits and the
-    bounds of the robust loss, so the gradients of both are all-reduced.
-
-    ``forward(batch, labels, weight, **loss_options)`` returns ``(weight * loss, parts)`` with
-    ``robust_loss``'s parts (floats for logging).
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch, labels, weight: float = 1.0, **loss_options):
-        from robusttext.train.loss import robust_loss
-
-        loss, parts = robust_loss(self.model, batch, labels, **loss_options)
-        return (loss * weight if weight != 1.0 else loss), parts
-
-
-def wrap_for_training(model: torch.nn.Module, job: Job) -> torch.nn.Module:
-    """``RobustLossModule(model)``, inside ``DistributedDataParallel`` on several processes."""
-    module = RobustLossModule(model)
-    if not job.distributed:
-        return module
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [job.device.index] if job.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids)
-
-
 __all__ = [
-    "DistributedBatchSampler",
     "Job",
     "RankFailed",
-    "RobustLossModule",
-    "certify_shard",
-    "certify_sharded",
     "check_world",
     "current",
-    "local_weight",
-    "merge_certifications",
     "rank_device",
     "shard",
     "start",
     "stop",
-    "wrap_for_training",
 ]

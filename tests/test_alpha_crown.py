@@ -9,8 +9,8 @@ from robusttext.bounds import Box, LinfBall, SubstitutionSet, compute_bounds, ma
 from robusttext.bounds.engine import NodeContext
 from robusttext.errors import RobustTextError
 from robusttext.text import BagOfWords, CharCNN, WordCNN
-from tests.test_bounds_soundness import random_network, sample_box
-from tests.test_text_models import char_setup, enumerate_rewrites, word_setup
+from tests.builders import char_setup, random_network, word_setup
+from tests.oracles import enumerate_rewrites, sample_box
 
 TOL = 1e-5
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from robusttext import RobustTextError
 from robusttext.bounds import METHODS, Box, LinfBall, SubstitutionSet, compute_bounds
-from tests.test_bounds_soundness import sample_box, violations
+from tests.oracles import sample_box, violations
 
 BACKWARD = ["crown", "crown-ibp"]
 

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from robusttext.bounds import METHODS, LinfBall, compute_bounds, margin_matrix
 from robusttext.bounds.layers import CenterNorm
-from tests.test_bounds_soundness import violations
+from tests.oracles import violations
 
 
 class Product(nn.Module):

@@ -6,41 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from robusttext.bounds import METHODS, Box, LinfBall, compute_bounds, margin_matrix
-
-TOL = 1e-5
-
-
-def sample_box(lower, upper, n=400, generator=None):
-    """``[n, batch, *dims]``: uniform points plus random corners of the box."""
-    shape = (n, *lower.shape)
-    u = torch.rand(shape, generator=generator, dtype=lower.dtype)
-    corners = torch.randint(0, 2, shape, generator=generator).to(lower.dtype)
-    u[n // 2 :] = corners[n // 2 :]
-    return lower + u * (upper - lower)
-
-
-def violations(model, box, method, C=None, extra=()):
-    lower, upper = compute_bounds(model, box, method, C=C, extra_inputs=extra)
-    points = sample_box(box.lower, box.upper, generator=torch.Generator().manual_seed(1))
-    n, batch = points.shape[:2]
-    with torch.no_grad():
-        repeated = [e.repeat(n, *([1] * (e.dim() - 1))) for e in extra]
-        outs = model(points.flatten(0, 1), *repeated).view(n, batch, -1)
-        if C is not None:
-            outs = torch.einsum("bso,nbo->nbs", C, outs.flatten(2))
-    below = (outs < lower - TOL).sum().item()
-    above = (outs > upper + TOL).sum().item()
-    return below + above, lower, upper
-
-
-class Residual(nn.Module):
-    def __init__(self, width):
-        super().__init__()
-        self.a = nn.Linear(width, width)
-        self.b = nn.Linear(width, width)
-
-    def forward(self, x):
-        return x + self.b(torch.relu(self.a(x))) - 0.5 * x
+from tests.builders import Residual, bn_eval, random_network
+from tests.oracles import violations
 
 
 class Functional(nn.Module):
@@ -61,12 +28,6 @@ class Functional(nn.Module):
         return torch.tanh(self.lin(torch.cat([flat, stats], dim=1)) - 0.1)
 
 
-def bn_eval(layer):
-    layer.running_mean.uniform_(-0.5, 0.5)
-    layer.running_var.uniform_(0.5, 2.0)
-    layer.weight.data.uniform_(-2, 2)
-    layer.bias.data.uniform_(-1, 1)
-    return layer
 
 
 CASES = {
@@ -125,23 +86,6 @@ def test_every_operation_is_sound(case, method):
     assert lower.shape == (3, C.shape[1])
 
 
-def random_network(seed):
-    """A random deep network mixing the supported operations."""
-    g = torch.Generator().manual_seed(seed)
-    pick = lambda options: options[torch.randint(len(options), (1,), generator=g).item()]  # noqa: E731
-    layers = [nn.Conv2d(1, 4, 3, padding=pick([0, 1]))]
-    channels, size = 4, 8 if layers[0].padding == (1, 1) else 6
-    for _ in range(2):
-        layers.append(pick([nn.ReLU(), nn.Tanh(), nn.LeakyReLU(0.1), nn.Sigmoid()]))
-        if pick([True, False]):
-            layers.append(bn_eval(nn.BatchNorm2d(channels)))
-        layers.append(nn.Conv2d(channels, 4, 3, padding=1))
-        if pick([True, False]) and size >= 4:
-            layers.append(pick([nn.AvgPool2d(2), nn.MaxPool2d(2)]))
-            size //= 2
-    layers += [nn.ReLU(), nn.Flatten(), nn.Linear(4 * size * size, 10), nn.ReLU(),
-               Residual(10), nn.Linear(10, 4)]
-    return nn.Sequential(*layers).eval()
 
 
 @pytest.mark.parametrize("seed", range(6))

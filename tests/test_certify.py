@@ -350,7 +350,7 @@ def test_margin_bounds_are_differentiable():
     model, vocab, space, examples = random_setup(2)
     batch, labels = encoded(model, vocab, space, examples)
     for budget in (1, 2):
-        lower = margin_lower_bounds(model, batch, labels, 2, budget, "crown-ibp")
+        lower = margin_lower_bounds(model, batch, labels, budget, "crown-ibp", classes=2)
         ours = torch.autograd.grad(lower.sum(), list(model.parameters()))
         table = model.embedding.weight
         subs = SubstitutionSet(table[batch.token_ids], table[batch.candidate_ids],

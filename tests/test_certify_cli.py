@@ -6,28 +6,9 @@ import pytest
 import torch
 
 from robusttext.cli import main
-from robusttext.perturb import CharacterFlips, PerturbationSpace, SynonymTable, Vocabulary
-from robusttext.text import CharCNN, WordCNN, save_text_model
-
-SENTENCES = [("a good movie", 1), ("a bad plot", 0), ("good plot , bad movie", 1),
-             ("the movie was bad", 0), ("fine film", 1)]
-SYNONYMS = {"good": ["great", "fine"], "movie": ["film"], "bad": ["awful", "poor"],
-            "plot": ["story"]}
-
-
-def write_tsv(path, rows, header="sentence\tlabel"):
-    path.write_text(header + "\n" + "".join(f"{s}\t{l}\n" for s, l in rows))
-    return path
-
-
-def save_word_model(path):
-    """A seeded, untrained word CNN over the words of SENTENCES and SYNONYMS, saved at path."""
-    torch.manual_seed(0)
-    words = [w for s, _ in SENTENCES for w in s.split()] + [w for v in SYNONYMS.values()
-                                                            for w in v]
-    vocab = Vocabulary(dict.fromkeys(words))
-    space = PerturbationSpace(SynonymTable(SYNONYMS), budget=2)
-    return save_text_model(path, WordCNN(len(vocab), embed_dim=8, filters=6), vocab, space)
+from robusttext.perturb import CharacterFlips, PerturbationSpace, Vocabulary
+from robusttext.text import CharCNN, save_text_model
+from tests.builders import SENTENCES, save_word_model, write_tsv
 
 
 @pytest.fixture
@@ -82,7 +63,7 @@ def test_no_arguments_certifies_the_shipped_models(tmp_path, monkeypatch, capsys
     """``robusttext`` alone: every shipped model on the demo sentences (both redirected to
     files written here)."""
     import robusttext.certify.cli as certify_cli
-    import robusttext.text.io as text_io
+    import robusttext.shipped as shipped
 
     torch.manual_seed(0)
     chars = "abcdefghijklmnopqrstuvwxyz ,."
@@ -91,7 +72,7 @@ def test_no_arguments_certifies_the_shipped_models(tmp_path, monkeypatch, capsys
     models = tmp_path / "models"
     save_text_model(models / "char-flips", CharCNN(len(vocab), embed_dim=6, filters=4), vocab,
                     space)
-    monkeypatch.setattr(text_io, "MODELS_DIR", models)
+    monkeypatch.setattr(shipped, "MODELS_DIR", models)
     monkeypatch.setattr(certify_cli, "DEMO_SENTENCES",
                         write_tsv(tmp_path / "demo.tsv", SENTENCES[:3]))
     assert main([]) == 0
@@ -101,9 +82,9 @@ def test_no_arguments_certifies_the_shipped_models(tmp_path, monkeypatch, capsys
 
 
 def test_no_shipped_models(tmp_path, monkeypatch, capsys):
-    import robusttext.text.io as text_io
+    import robusttext.shipped as shipped
 
-    monkeypatch.setattr(text_io, "MODELS_DIR", tmp_path / "none")
+    monkeypatch.setattr(shipped, "MODELS_DIR", tmp_path / "none")
     assert main(["certify"]) == 2
     assert "no shipped models" in capsys.readouterr().err
 

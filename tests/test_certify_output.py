@@ -11,7 +11,7 @@ import torch
 from robusttext.cli import main
 from robusttext.perturb import PerturbationSpace, SynonymTable, Vocabulary
 from robusttext.text import WordCNN, load_text_model, save_text_model
-from tests.test_certify_cli import SYNONYMS, write_tsv
+from tests.builders import SYNONYMS, write_tsv
 
 SENTENCES = [("a good movie", 1), ("a bad plot", 0), ("good plot , bad movie", 1),
              ("the movie was bad", 0), ("fine film", 1), ("good good good movie", 0)]

@@ -8,7 +8,7 @@ import pytest
 
 from robusttext.checkpoint import WEIGHTS_FILE
 from robusttext.cli import main
-from robusttext.text.io import MODELS_DIR
+from robusttext.shipped import MODELS_DIR
 
 
 def error(argv, capsys) -> str:

@@ -43,7 +43,7 @@ def test_every_option_has_help():
 
 def test_fixed_values_are_choices():
     """Options whose values form a fixed set list them (shown by --help, checked by argparse)."""
-    from robusttext.text.models import MODEL_KINDS
+    from robusttext.text.kinds import MODEL_KINDS
     from robusttext.train.config import CHOICES, HELP, TrainConfig
     from robusttext.vision.cli import ARCHITECTURES, BOUND_METHODS
     from robusttext.vision.models import ARCHITECTURES as VISION_ARCHITECTURES
@@ -144,7 +144,7 @@ def test_a_schedule_that_never_perturbs_is_named(tmp_path, monkeypatch, capsys):
 
 
 def test_rerun_of_a_finished_run_says_so(tmp_path, capsys):
-    from tests.test_train import write_tsv
+    from tests.builders import write_tsv
 
     argv = ["train", "--architecture", "char-cnn", "--embed-dim", "8", "--filters", "6",
             "--train", str(write_tsv(tmp_path / "t.tsv")), "--epochs", "1", "--warmup-epochs",
@@ -180,7 +180,7 @@ def test_vision_vocabulary(tmp_path, capsys):
 
 
 def test_vision_train_resumes_like_text_train(tmp_path, capsys):
-    from tests.test_vision_train import write_idx_folder
+    from tests.builders import write_idx_folder
 
     folder = tmp_path / "idx"
     folder.mkdir()

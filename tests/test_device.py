@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from robusttext.bounds import METHODS, LinfBall, SubstitutionSet, compute_bounds, margin_matrix
-from tests.test_substitution_set import ConvBody, random_problem
+from tests.builders import ConvBody, random_problem
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

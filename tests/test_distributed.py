@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from robusttext import distributed
-from robusttext.certify import certify
+from robusttext.certify import certify, sharded
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary
 from robusttext.text import load_text_model
-from robusttext.train import TrainConfig, train
-from tests.test_certify_cli import SENTENCES as CLI_SENTENCES
-from tests.test_certify_cli import save_word_model
+from robusttext.train import TrainConfig, parallel, train
+from tests.builders import SENTENCES as CLI_SENTENCES
+from tests.builders import save_word_model
 
 # The certify CLI tests' sentences plus two (no new words, so the same saved model).
 SENTENCES = [*CLI_SENTENCES, ("bad", 0), ("a good , fine story", 1)]
@@ -88,8 +88,8 @@ def without_timings(report: dict) -> dict:
 def _certify_rank(rank, model_path):
     job = distributed.start("cpu")
     bundle = load_text_model(model_path)
-    result = distributed.certify_sharded(certify, bundle.model, bundle.vocab, bundle.space,
-                                         SENTENCES, **CERTIFY_OPTIONS)
+    result = sharded.certify_sharded(bundle.model, bundle.vocab, bundle.space, SENTENCES,
+                                     **CERTIFY_OPTIONS)
     return result.to_json(), job.world
 
 
@@ -102,8 +102,8 @@ def _failing_certify(*args, **kwargs):
 def _certify_rank_fails(rank, model_path):
     distributed.start("cpu")
     bundle = load_text_model(model_path)
-    distributed.certify_sharded(_failing_certify, bundle.model, bundle.vocab, bundle.space,
-                                SENTENCES, **CERTIFY_OPTIONS)
+    sharded.certify_sharded(bundle.model, bundle.vocab, bundle.space, SENTENCES,
+                            certify_fn=_failing_certify, **CERTIFY_OPTIONS)
 
 
 def test_two_ranks_certify_like_one(tmp_path):
@@ -189,23 +189,23 @@ def test_a_failing_rank_stops_the_others(tmp_path, breaks):
 
 def test_sharding_is_deterministic_and_refuses_too_many_ranks():
     lengths = [5, 1, 3, 3, 2, 8, 1]
-    shards = [distributed.certify_shard(lengths, 2, r, 3) for r in range(3)]
+    shards = [sharded.certify_shard(lengths, 2, r, 3) for r in range(3)]
     assert sorted(i for s in shards for i in s) == list(range(7))
     assert shards[0] == [1, 6, 5]  # batches [1, 6] and [5] of the length order
     assert distributed.shard(list("abcde"), 1, 2) == ["b", "d"]
     with pytest.raises(RobustTextError, match="3 processes but only 2"):
         distributed.shard([1, 2], 0, 3)
     with pytest.raises(RobustTextError, match="only 1 sentences"):
-        distributed.certify_shard([4], 2, 0, 2)
+        sharded.certify_shard([4], 2, 0, 2)
 
 
 def test_batch_sampler_splits_each_global_batch():
-    sampler = distributed.DistributedBatchSampler(
+    sampler = parallel.DistributedBatchSampler(
         lambda epoch: [[epoch, 1, 2], [3]], rank=1, world=2)
     sampler.set_epoch(7)
     assert list(sampler) == [([1], 3), ([3], 0)]  # a stand-in example with weight 0
-    assert distributed.local_weight(1, 3, 2) == pytest.approx(2 / 3)
-    assert distributed.local_weight(1, 0, 2) == 0.0
+    assert parallel.local_weight(1, 3, 2) == pytest.approx(2 / 3)
+    assert parallel.local_weight(1, 0, 2) == 0.0
 
 
 def test_robust_loss_leaves_the_padding_row_alone():

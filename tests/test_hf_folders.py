@@ -148,7 +148,7 @@ def test_certify_cli_takes_the_space_from_flags(tmp_path, tokenizer, capsys):
 
 
 def test_sharded_certification_sums_the_dropped_candidates(tokenizer, space):
-    from robusttext.distributed import merge_certifications
+    from robusttext.certify.sharded import merge_certifications
 
     hf = tiny_model("bert")
     parts = [([0, 1], certify_transformers(hf, tokenizer, SENTENCES[:2], space, budgets=[1])),
@@ -158,3 +158,28 @@ def test_sharded_certification_sums_the_dropped_candidates(tokenizer, space):
     assert merged.settings["dropped_candidates"] == whole.settings["dropped_candidates"]
     assert [e.dropped_candidates for e in merged.examples] == \
         [e.dropped_candidates for e in whole.examples]
+
+
+def test_the_one_sentence_view_says_the_dropped_candidates(tmp_path, tokenizer, capsys):
+    # From the vocabulary of tests/hf_tiny.py: films is film ##s and unkind un ##kind (another
+    # piece count); playing is play ##ing, whose changeable slot is ##ing (played, plays), so
+    # kinded (kind ##ed) differs in both pieces and kinding (kind ##ing) in the other one.
+    folder = tmp_path / "plain"
+    save_transformers_folder(folder, from_transformers(tiny_model("bert")), tokenizer)
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps(TABLE))
+    assert main(["certify", "--model", str(folder), "the playing is bad and the film is bad",
+                 "--synonyms", str(table), "--budget", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(out) if line.startswith("sub-word candidates"))
+    assert out[start] == ("sub-word candidates dropped: 5 (piece count 3, several pieces 1, "
+                          "other slot 1), not in the set:")
+    assert [line.strip() for line in out[start + 1:start + 4]] == [
+        "playing -> kinded (several pieces), kinding (other slot)",
+        "bad -> unkind (piece count)",
+        "film -> films (piece count)",
+    ]
+    assert out[start + 4].startswith("budget 1 position:")
+    assert main(["certify", "--model", str(folder), "a good plot", "--synonyms", str(table),
+                 "--budget", "1"]) == 0
+    assert "sub-word candidates dropped: 0" in capsys.readouterr().out.splitlines()

@@ -15,11 +15,11 @@ import torch
 pytest.importorskip("transformers")
 
 from robusttext.bounds import TokenSubstitutionSet, margin_matrix  # noqa: E402
-from robusttext.bounds.pooling import text_margin_lower  # noqa: E402
 from robusttext.certify.margins import margins  # noqa: E402
 from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.perturb import PerturbationSpace, SynonymTable  # noqa: E402
 from robusttext.perturb.subwords import SubwordSpace  # noqa: E402
+from robusttext.text.bounds import text_margin_lower  # noqa: E402
 from robusttext.text.hf import SUPPORTED_ARCHITECTURES, from_transformers  # noqa: E402
 from tests.hf_tiny import SENTENCES, TABLE, bert_tokenizer, tiny_model  # noqa: E402
 

@@ -44,18 +44,45 @@ def test_the_run_saves_a_folder_transformers_and_its_pipeline_load(run):
     assert bundle.kind == "bert" and bundle.model.config()["layers"] == 2
     hf = AutoModelForSequenceClassification.from_pretrained(out).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
-    sentences = ["the film is good", "an awful plot ."]
+    sentences = ["the film is good", "an awful plot .", "[CLS] good"]
     enc = bundle.space.encode(sentences, bundle.vocab)
     batch = tokenizer(sentences, padding=True, return_tensors="pt")
-    assert torch.equal(batch["input_ids"], enc.token_ids)
+    # The saved tokenizer reads [CLS] (the row after the vocabulary's), then robusttext's ids;
+    # a "[CLS]" in the text is a word like any other.
+    cls_id = len(bundle.vocab)
+    assert hf.config.vocab_size == cls_id + 1
+    assert batch["input_ids"][:, 0].tolist() == [cls_id] * 3
+    assert torch.equal(batch["input_ids"][:, 1:], enc.token_ids)
+    assert (enc.token_ids != cls_id).all()
     expected = bundle.model(enc.token_ids, enc.mask)
     torch.testing.assert_close(hf(**batch).logits, expected, atol=1e-5, rtol=1e-5)
+    # The pipeline, one sentence at a time, with the raw logits as its scores.
     classify = pipeline("text-classification", model=str(out), device="cpu")
     for text, logits in zip(sentences, expected, strict=True):
-        assert hf.config.label2id[classify(text)[0]["label"]] == int(logits.argmax())
+        scores = classify(text, top_k=None, function_to_apply="none")
+        by_label = {hf.config.label2id[s["label"]]: s["score"] for s in scores}
+        torch.testing.assert_close(torch.tensor([by_label[0], by_label[1]]), logits,
+                                   atol=1e-5, rtol=1e-5)
     saved = json.loads((out / ROBUSTTEXT_FILE).read_text())
     assert saved["perturbation_space"]["budget"] == 1
     assert "clean_accuracy" in saved["metrics"]
+
+
+def test_the_body_reads_cls_first_and_pools_it(run):
+    """The encoder sees [CLS] at position 0 (changing the words changes nothing of where the
+    pooler reads) and the pooled state is the first token's: the logits equal those of the
+    transformers layers run by hand on ``cat(cls, words)``."""
+    out, _ = run
+    model = load_text_model(out).model.eval()
+    torch.manual_seed(0)
+    ids = torch.randint(2, len(load_text_model(out).vocab), (2, 5))
+    mask = torch.ones(2, 5)
+    mask[1, 3:] = 0
+    hf = model.hf.eval()  # its dropout modules are outside the robusttext module tree
+    x = torch.cat([model.body.cls.expand(2, 1, -1), model.embedding(ids)], 1)
+    full_mask = torch.cat([torch.ones(2, 1), mask], 1)
+    expected = hf(inputs_embeds=x, attention_mask=full_mask.long()).logits
+    torch.testing.assert_close(model(ids, mask), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_the_trained_model_certifies_from_its_folder(run, capsys):
@@ -69,3 +96,63 @@ def test_bert_sizes_are_checked():
         build_model("bert", vocab_size=10, embed_dim=10, heads=4)
     with pytest.raises(RobustTextError, match="activation"):
         build_model("bert", vocab_size=10, embed_dim=8, heads=2, activation="silu")
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown-ibp"])
+def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(method):
+    """Bounds through ``[CLS]`` + encoder, checked against the margins that the exported
+    ``transformers`` model gives on every rewrite, each tokenised by the saved tokenizer."""
+    from itertools import combinations, product
+
+    from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.certify.margins import margins
+    from robusttext.perturb import PerturbationSpace, SynonymTable
+    from robusttext.perturb.vocabulary import Vocabulary
+    from robusttext.text.bounds import text_margin_lower
+    from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
+
+    table = {"good": ["great", "fine"], "bad": ["awful", "poor"], "film": ["movie"],
+             "plot": ["story"]}
+    vocab = Vocabulary(["the", "film", "movie", "is", "good", "great", "fine", "a", "bad",
+                        "awful", "poor", "plot", "story", "and"])
+    torch.manual_seed(4)
+    model = build_model("bert", vocab_size=len(vocab), embed_dim=8, heads=2, ffn=16, layers=2,
+                        max_length=12).eval()
+    hf, tokenizer = exported_transformers_model(model), word_tokenizer(vocab)
+    space = PerturbationSpace(SynonymTable(table), budget=2, stop_words=[])
+    texts = ["the film is good", "a bad plot", "the plot is bad and the film is good"]
+    labels = torch.tensor([1, 0, 0])
+    enc = space.encode(texts, vocab)
+    for budget in (0, 1, 2):
+        subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
+                                    enc.candidate_mask, budget, "exact")
+        with torch.no_grad():
+            lower = text_margin_lower(model.body, subs, margin_matrix(labels, 2), enc.mask,
+                                      method).amin(1)
+        for i, text in enumerate(texts):
+            words = text.split()
+            options = [table.get(w, []) for w in words]
+            rewrites = []
+            changeable = [p for p, o in enumerate(options) if o]
+            for size in range(min(budget, len(changeable)) + 1):
+                for positions in combinations(changeable, size):
+                    for choice in product(*(options[p] for p in positions)):
+                        rewrite = list(words)
+                        for p, w in zip(positions, choice, strict=True):
+                            rewrite[p] = w
+                        rewrites.append(" ".join(rewrite))
+            batch = tokenizer(rewrites, return_tensors="pt", padding=True)
+            with torch.no_grad():
+                true = margins(hf(**batch).logits, torch.full((len(rewrites),), int(labels[i])))
+            assert lower[i] <= true.min() + 1e-5, (text, budget, method)
+            if budget == 0:  # one sentence: the bound is its margin
+                torch.testing.assert_close(lower[i], true[0], atol=1e-4, rtol=1e-4)
+
+
+def test_a_bert_state_without_cls_is_refused_by_name():
+    model = build_model("bert", vocab_size=10, embed_dim=8, heads=2, ffn=16, max_length=8)
+    state = {k.replace("body.encoder.", "body."): v for k, v in model.state_dict().items()
+             if k != "body.cls"}  # the layout of a bert saved before [CLS]
+    with pytest.raises(RobustTextError, match=r"without \[CLS\].*train it again"):
+        model.load_state_dict(state)
+    model.load_state_dict(model.state_dict())

@@ -10,7 +10,7 @@ from robusttext.text import load_text_model
 from robusttext.train import train
 from robusttext.train.data import Example
 from robusttext.train.holdout import holdout_split
-from tests.test_train import tiny_config, write_tsv
+from tests.builders import tiny_config, write_tsv
 
 
 def contains(outer: list[str], inner: list[str]) -> bool:

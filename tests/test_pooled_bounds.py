@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from robusttext.bounds import SubstitutionSet, TokenSubstitutionSet, compute_bounds, margin_matrix
-from robusttext.bounds.pooling import pooled_interval, pooled_margin_lower, text_margin_lower
+from robusttext.bounds.pooling import pooled_interval, pooled_margin_lower
 from robusttext.errors import RobustTextError
 from robusttext.text import BagOfWords, BiLSTM, CharCNN, WordCNN
+from robusttext.text.bounds import text_margin_lower
 from robusttext.text.models import masked_mean
-from tests.test_text_models import char_setup, enumerate_rewrites, word_setup
+from tests.builders import char_setup, word_setup
+from tests.oracles import enumerate_rewrites
 
 WORD_SENTENCES = ["a good film , not dull , a good movie", "good film", "not a dull film"]
 CHAR_SENTENCES = ["a good film and a dog", "dog", "good"]

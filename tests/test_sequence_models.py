@@ -17,7 +17,7 @@ from robusttext.text import (
     load_text_model,
     save_text_model,
 )
-from tests.test_text_models import enumerate_rewrites
+from tests.oracles import enumerate_rewrites
 
 # Small sizes keep CROWN (one backward pass per intermediate node) fast.
 MODELS = {
@@ -133,7 +133,7 @@ def test_crown_is_at_least_as_tight_as_ibp_on_average(name):
 def test_lstm_bounds_unroll_only_the_batch_length(method):
     """The text bounds trace the LSTM to the batch's length, not max_length: the graph is
     smaller, the bounds equal those of the max_length graph and hold for every rewrite."""
-    from robusttext.bounds.pooling import text_margin_lower
+    from robusttext.text.bounds import text_margin_lower
 
     torch.manual_seed(5)
     model = BiLSTM(len(VOCAB), embed_dim=6, hidden=3, max_length=9).eval()

@@ -8,21 +8,11 @@ import torch.nn as nn
 
 from robusttext import RobustTextError
 from robusttext.bounds import METHODS, RELAXATIONS, SubstitutionSet, compute_bounds, margin_matrix
+from tests.builders import ConvBody, random_problem
 
 TOL = 1e-5
 
 
-class ConvBody(nn.Module):
-    """Conv1d over the sequence, ReLU, masked mean pooling, linear head."""
-
-    def __init__(self, dim, hidden=6, width=3):
-        super().__init__()
-        self.conv = nn.Conv1d(dim, hidden, width, padding=width // 2)
-        self.head = nn.Linear(hidden, 2)
-
-    def forward(self, x, mask):  # x [batch, length, dim], mask [batch, length]
-        h = torch.relu(self.conv(x.transpose(1, 2))) * mask.unsqueeze(1)
-        return self.head(h.sum(2) / mask.sum(1, keepdim=True))
 
 
 class TokenLinearBody(nn.Module):
@@ -40,18 +30,6 @@ class TokenLinearBody(nn.Module):
         return self.head(torch.relu(self.mid(pooled)))
 
 
-def random_problem(seed, batch=3, length=5, candidates=3, dim=4, vocab=12):
-    """Token ids, candidate ids with a mask, and an embedding table; the last sentence is padded."""
-    g = torch.Generator().manual_seed(seed)
-    table = torch.randn(vocab, dim, generator=g)
-    ids = torch.randint(1, vocab, (batch, length), generator=g)
-    cand = torch.randint(1, vocab, (batch, length, candidates), generator=g)
-    cand_mask = torch.rand(batch, length, candidates, generator=g) < 0.6
-    mask = torch.ones(batch, length)
-    mask[-1, -2:] = 0  # padding: no candidates there
-    cand_mask[-1, -2:] = False
-    ids[-1, -2:] = 0
-    return table, ids, cand, cand_mask, mask
 
 
 def rewrites(ids, cand, cand_mask, budget):

@@ -1,14 +1,13 @@
 """Text models: the contract, sound bounds checked by enumeration, checkpoints, bad input."""
 
 import json
-from itertools import combinations, product
 
 import pytest
 import torch
 
 from robusttext.bounds import SubstitutionSet, compute_bounds
 from robusttext.errors import RobustTextError
-from robusttext.perturb import CharacterFlips, PerturbationSpace, SynonymTable, Vocabulary
+from robusttext.perturb import PerturbationSpace, Vocabulary
 from robusttext.text import (
     SHIPPED_MODELS,
     BagOfWords,
@@ -19,22 +18,8 @@ from robusttext.text import (
     pretrained_embeddings,
     save_text_model,
 )
-
-SYNONYMS = SynonymTable({"good": ["fine", "great"], "film": ["movie"], "dull": ["boring"]})
-
-
-def word_setup():
-    vocab = Vocabulary("a good film , not dull fine great movie boring".split())
-    space = PerturbationSpace([SYNONYMS], budget=2, stop_words=[])
-    return vocab, space
-
-
-def char_setup():
-    space = PerturbationSpace([CharacterFlips({"a": ["s"], "o": ["p", "i"], "d": ["f"]})],
-                              budget=2, level="char")
-    vocab = Vocabulary(list("a godfilmsp"))
-    return vocab, space
-
+from tests.builders import WORD_SYNONYMS, char_setup, word_setup
+from tests.oracles import enumerate_rewrites
 
 MODELS = [
     ("char", lambda n: CharCNN(n, embed_dim=8, filters=6, width=5)),
@@ -62,18 +47,6 @@ def test_contract_forward_is_body_of_embedding(level, make):
     torch.fx.symbolic_trace(model.body)
 
 
-def enumerate_rewrites(ids, cand_ids, cand_mask, budget):
-    """Every token-id rewrite of one sentence with at most ``budget`` changed positions."""
-    positions = [p for p in range(len(ids)) if any(cand_mask[p])]
-    yield list(ids)
-    for size in range(1, min(budget, len(positions)) + 1):
-        for chosen in combinations(positions, size):
-            options = [[c for c, m in zip(cand_ids[p], cand_mask[p]) if m] for p in chosen]
-            for picks in product(*options):
-                rewrite = list(ids)
-                for p, c in zip(chosen, picks):
-                    rewrite[p] = c
-                yield rewrite
 
 
 @pytest.mark.parametrize("level,make", MODELS)
@@ -157,10 +130,10 @@ def test_bad_checkpoints(tmp_path):
     bundle = load_text_model(tmp_path / "m")
     with pytest.raises(RobustTextError, match="char level"):
         check_space_matches(bundle, char_space)
-    raw = PerturbationSpace([SYNONYMS], budget=1, tokenizer="raw", stop_words=[])
+    raw = PerturbationSpace([WORD_SYNONYMS], budget=1, tokenizer="raw", stop_words=[])
     with pytest.raises(RobustTextError, match="tokenizer"):
         check_space_matches(bundle, raw)
-    check_space_matches(bundle, PerturbationSpace([SYNONYMS], budget=3))
+    check_space_matches(bundle, PerturbationSpace([WORD_SYNONYMS], budget=3))
 
 
 def test_shipped_models_load_and_carry_their_space():

@@ -10,32 +10,15 @@ from robusttext.errors import RobustTextError
 from robusttext.perturb import CharacterFlips, PerturbationSpace, Vocabulary
 from robusttext.text import CharCNN, load_text_model
 from robusttext.train import (
-    RobustSchedule,
+    Schedule,
     TrainConfig,
     evaluate,
-    load_examples,
+    load_training_examples,
     robust_loss,
     train,
     worst_case_loss,
 )
-
-ROWS = [("a fine , moving film", 1), ("dull and tired", 0), ("a good story", 1),
-        ("bad acting", 0), ("funny and warm", 1), ("a boring mess", 0), ("great fun", 1),
-        ("weak , lazy script", 0)]
-
-
-def write_tsv(path, rows=ROWS):
-    path.write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
-    return path
-
-
-def tiny_config(tmp_path, **changes):
-    settings = dict(model="char-cnn", embed_dim=8, filters=6, train=str(write_tsv(
-        tmp_path / "train.tsv")), dev=str(tmp_path / "train.tsv"), sources=["qwerty"],
-        budget=1, epochs=2, batch_size=4, warmup_epochs=0, ramp_epochs=1, device="cpu",
-        out=str(tmp_path / "run"), eval_budgets=[1], enumerate_limit=200, progress=False)
-    settings.update(changes)
-    return TrainConfig(**settings)
+from tests.builders import ROWS, tiny_config, write_tsv
 
 
 def test_worst_case_loss_is_cross_entropy_of_negated_margins():
@@ -46,12 +29,13 @@ def test_worst_case_loss_is_cross_entropy_of_negated_margins():
 
 
 def test_schedule_warmup_ramp_hold():
-    s = RobustSchedule(warmup_steps=2, ramp_steps=4, robust_weight=0.8, beta_start=1.0,
-                       beta_final=0.0)
+    # as the text trainer builds it: eps to 1, moving at the first ramp step (lead 1)
+    s = Schedule(warmup_steps=2, ramp_steps=4, robust_final=0.8, beta_start=1.0,
+                 beta_final=0.0, lead=1)
     assert [s.eps(t) for t in range(8)] == [0, 0, 0.25, 0.5, 0.75, 1, 1, 1]
-    assert s.k(0) == 0 and s.k(5) == pytest.approx(0.8)
+    assert s.robust(0) == 0 and s.robust(5) == pytest.approx(0.8)
     assert s.beta(1) == 1.0 and s.beta(7) == 0.0
-    assert RobustSchedule(0, 0, robust_weight=0.0).eps(3) == 0.0
+    assert Schedule(0, 0, eps_target=0.0, robust_final=0.0, lead=1).eps(3) == 0.0
 
 
 def test_one_step_reduces_the_robust_loss():
@@ -81,7 +65,7 @@ def test_train_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     bundle = load_text_model(tmp_path / "run")
     assert bundle.meta["state"] == {"epoch": 1, "step": 2}
     assert bundle.space.budget == 1 and bundle.space.level == "char"
-    assert any(k.startswith("adam.") for k in bundle.extra_tensors)
+    assert any(k.startswith("optim.") for k in bundle.extra_tensors)
     # resume for a second epoch: continues from the saved step
     metrics = train(tiny_config(tmp_path, epochs=2))
     assert "resuming" in capsys.readouterr().out
@@ -90,7 +74,7 @@ def test_train_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     again = evaluate(bundle.model, bundle.vocab, bundle.space,
-                     load_examples(tmp_path / "train.tsv"), budgets=[1])
+                     load_training_examples(tmp_path / "train.tsv"), budgets=[1])
     assert again["verified_accuracy"] == metrics["verified_accuracy"]
 
 
@@ -114,29 +98,29 @@ def test_bad_data(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\na fine film\t1\nno label here\n")
     with pytest.raises(RobustTextError, match="bad.tsv:3: 1 fields"):
-        load_examples(bad)
+        load_training_examples(bad)
     bad.write_text("sentence\tlabel\na fine film\tpositive\n")
     with pytest.raises(RobustTextError, match="bad.tsv:2: label 'positive'"):
-        load_examples(bad)
+        load_training_examples(bad)
     bad.write_text("sentence\tlabel\na fine film\t7\n")
     with pytest.raises(RobustTextError, match="bad.tsv:2: label 7 is out of range"):
-        load_examples(bad)
+        load_training_examples(bad)
     bad.write_text("text\ty\n")
     with pytest.raises(RobustTextError, match="no label column 'label'"):
-        load_examples(bad)
+        load_training_examples(bad)
     empty = tmp_path / "empty.tsv"
     empty.write_text("sentence\tlabel\n")
     with pytest.raises(RobustTextError, match="no examples"):
-        load_examples(empty)
+        load_training_examples(empty)
     with pytest.raises(RobustTextError, match="no such"):
-        load_examples(tmp_path / "missing.tsv")
+        load_training_examples(tmp_path / "missing.tsv")
 
 
 def test_bad_configuration(tmp_path):
     with pytest.raises(RobustTextError, match="unknown setting"):
-        TrainConfig.from_json({"epoch": 3})
+        TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(RobustTextError, match="must be int"):
-        TrainConfig.from_json({"epochs": "3"})
+        TrainConfig.from_dict({"epochs": "3"})
     with pytest.raises(RobustTextError, match="unknown model"):
         TrainConfig(model="no-such-model")
     path = tmp_path / "c.json"

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from robusttext.bounds import METHODS, LinfBall, compute_bounds
 from robusttext.bounds.rules.rearrangements import StructuralRule
-from tests.test_bounds_soundness import violations
+from tests.oracles import violations
 
 
 class Rearranging(nn.Module):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from robusttext import RobustTextError
 from robusttext.bounds import METHODS, Box, LinfBall, compute_bounds, margin_matrix
-from tests.test_bounds_soundness import violations
+from tests.oracles import violations
 
 
 class BasicBlock(nn.Module):

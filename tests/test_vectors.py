@@ -19,7 +19,7 @@ from robusttext.text.vectors import (
 )
 from robusttext.train import TrainConfig, train
 from robusttext.train.trainer import build_space, build_vocabulary
-from tests.test_train import ROWS, write_tsv
+from tests.builders import ROWS, write_tsv
 
 WORDS = {"good": [0.5, -1.0, 2.0], "film": [1.0, 0.0, -0.25], "bad": [-3.0, 1.5, 0.0],
          "fine": [0.25, 0.75, 1e-3], "movie": [2.0, 2.0, 2.0]}
@@ -169,9 +169,9 @@ def test_build_vocabulary_adds_only_candidates_with_vectors(tmp_path):
     config = vector_config(tmp_path, vocab_from_space=True)
     space = build_space(config)
     vectors = load_vectors(config.vectors)
-    from robusttext.train import load_examples
+    from robusttext.train import load_training_examples
 
-    examples = load_examples(config.train)
+    examples = load_training_examples(config.train)
     plain = build_vocabulary(examples, space, TrainConfig(**{**config.to_json(),
                                                              "vocab_from_space": False}))
     grown = build_vocabulary(examples, space, config, vectors)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,15 +19,7 @@ from robusttext.vision.data import (
     read_cifar_batch,
     read_idx,
 )
-
-_FILES = importlib.util.spec_from_file_location(
-    "vision_test_files", Path(__file__).with_name("test_vision_files.py")
-)
-_files = importlib.util.module_from_spec(_FILES)
-_FILES.loader.exec_module(_files)
-idx_bytes = _files.idx_bytes
-write_cifar_folder = _files.write_cifar_folder
-write_idx_folder = _files.write_idx_folder
+from tests.builders import idx_bytes, write_cifar_folder, write_idx_folder
 
 
 def test_known_idx_bytes_decode_to_the_array(tmp_path):

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from robusttext.errors import RobustTextError
+from robusttext.train.schedule import Schedule
 from robusttext.vision.models import MODEL_REGISTRY, Normalize, build_model
 from robusttext.vision.pgd import pgd_attack
-from robusttext.vision.schedule import Schedule
 
 
 def test_dm_small_parameter_count_by_hand():
@@ -47,21 +47,24 @@ def test_build_model_errors():
 
 
 def test_linear_schedule_values():
-    s = Schedule(0.4, warmup_steps=10, ramp_steps=20)
+    # as the vision trainer builds it: kappa (the clean loss's weight) is 1 - robust
+    s = Schedule(warmup_steps=10, ramp_steps=20, eps_target=0.4, robust_start=0.0,
+                 robust_final=0.5)
     assert s.eps(0) == s.eps(9) == 0.0
     assert s.eps(20) == pytest.approx(0.2) and s.eps(30) == s.eps(999) == 0.4
-    assert s.kappa(0) == 1.0 and s.kappa(20) == pytest.approx(0.75) and s.kappa(40) == 0.5
+    assert 1 - s.robust(0) == 1.0 and 1 - s.robust(20) == pytest.approx(0.75)
+    assert 1 - s.robust(40) == 0.5
     assert s.beta(0) == 1.0 and s.beta(20) == pytest.approx(0.5) and s.beta(40) == 0.0
 
 
 def test_smoothed_schedule_is_monotone_and_continuous():
-    s = Schedule(1.0, warmup_steps=5, ramp_steps=100, kind="smoothed")
+    s = Schedule(warmup_steps=5, ramp_steps=100, eps_target=1.0, kind="smoothed")
     values = [s.eps(t) for t in range(0, 120)]
     assert values[:6] == [0.0] * 6 and values[105] == 1.0
     assert all(b >= a for a, b in zip(values, values[1:]))
     assert max(b - a for a, b in zip(values, values[1:])) < 0.02  # no jump where pieces meet
     with pytest.raises(RobustTextError):
-        Schedule(1.0, 0, 1, kind="cosine")
+        Schedule(0, 1, eps_target=1.0, kind="cosine")
 
 
 def _two_class_linear(weight_row: torch.Tensor) -> nn.Module:
@@ -107,11 +110,12 @@ def test_pgd_with_zero_radius_and_restarts():
 def test_shipped_model_loads_and_is_sound_on_a_few_test_images():
     from pathlib import Path
 
+    from robusttext.shipped import shipped_model_path
     from robusttext.vision.data import load_images
     from robusttext.vision.evaluate import evaluate
-    from robusttext.vision.io import SHIPPED_MODELS, load_model
+    from robusttext.vision.io import load_model
 
-    model, _, meta = load_model(SHIPPED_MODELS / "fmnist-dm-small", expected="dm-small")
+    model, _, meta = load_model(shipped_model_path("fmnist-dm-small"), expected="dm-small")
     assert (
         meta["model_config"]["in_channels"] == 1 and meta["training"]["config"]["eps_eval"] == 0.1
     )

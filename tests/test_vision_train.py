@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,14 +17,7 @@ from robusttext.vision.models import build_model
 from robusttext.vision.pgd import margin_loss, pgd_attack
 from robusttext.vision.train import TrainConfig, robust_cross_entropy, train
 from robusttext.vision.verify import check_eps, margin_lower_bounds
-
-_FILES = importlib.util.spec_from_file_location(
-    "vision_test_files", Path(__file__).with_name("test_vision_files.py")
-)
-_files = importlib.util.module_from_spec(_FILES)
-_FILES.loader.exec_module(_files)
-write_cifar_folder = _files.write_cifar_folder
-write_idx_folder = _files.write_idx_folder
+from tests.builders import write_cifar_folder, write_idx_folder
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import json
 import warnings
 from pathlib import Path
 
-from robusttext.train import TrainConfig, build_space, load_examples
+from robusttext.train import TrainConfig, build_space, load_training_examples
 from robusttext.train.trainer import build_vocabulary
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     config = TrainConfig(model="word-cnn", train=args.train, sources=args.sources,
                          min_count=args.min_count, budget=None)
     space = build_space(config)
-    examples = load_examples(config.train)
+    examples = load_training_examples(config.train)
     vocab = build_vocabulary(examples, space, config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

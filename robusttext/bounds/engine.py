@@ -27,8 +27,8 @@ from robusttext.bounds.graph import (
 from robusttext.bounds.input_sets import Box, InputSet, concretize_box
 from robusttext.bounds.rules import bind, known_finite, lookup, sound, widen, writes_input
 from robusttext.errors import RobustTextError
+from robusttext.methods import ENGINE_METHODS as METHODS
 
-METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown")
 # Largest number of entries in one block of identity specifications for intermediate CROWN.
 CROWN_BLOCK_ENTRIES = 2**25
 

@@ -22,59 +22,46 @@ pooled coordinate this is the exact range.
 each window's change before the budget is spent (one set ``S`` for every coordinate); otherwise
 the pooled vector gets a per-coordinate interval and the head is bounded with IBP.
 
-A body that supports it has ``features(x [batch, length, dim]) -> [batch, features, length]``,
-``head(pooled [batch, features]) -> logits``, ``window = (left, right)`` and ``linear_head``
-(its last ``nn.Linear`` when the head is that layer alone, else None).
+A body that supports it follows ``PooledBody`` (the optional part of the text-model contract
+that the CNNs and the bag of words follow).
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robusttext.bounds.alpha import ALPHA_STEPS
-from robusttext.bounds.engine import METHODS, compute_bounds
+from robusttext.bounds.engine import compute_bounds
 from robusttext.bounds.input_sets import Box, SubstitutionSet
 from robusttext.errors import RobustTextError
-
-POOLED_METHOD = "budget-ibp"
-TEXT_METHODS = (*METHODS, POOLED_METHOD)
+from robusttext.methods import POOLED_METHOD
 
 
-def supports_pooled_bounds(body: nn.Module) -> bool:
-    """True when ``body`` exposes ``features``, ``head``, ``window`` and ``linear_head``."""
+class PooledBody(Protocol):
+    """The optional part of the text-model contract that ``budget-ibp`` needs: a body of the
+    form ``head(masked_mean(features(x), mask))``.
+
+    - ``features(x [batch, length, dim]) -> [batch, features, length]``, one window per
+      position, window ``o`` reading the positions ``o - window[0] .. o + window[1]``;
+    - ``head(pooled [batch, features]) -> logits [batch, classes]``;
+    - ``linear_head``: the head's ``nn.Linear`` when the head is that layer alone, else None.
+    """
+
+    window: tuple[int, int]
+    linear_head: nn.Linear | None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor: ...
+
+
+def is_pooled_body(body: nn.Module) -> bool:
+    """True when ``body`` has every member of ``PooledBody`` (looked up with ``getattr``, so a
+    head kept as a submodule counts, on every Python version)."""
     return all(hasattr(body, name) for name in ("features", "head", "window", "linear_head"))
-
-
-def pick_method(method: str, body: nn.Module) -> str:
-    """``"auto"``: ``budget-ibp`` for a body that supports it, else ``crown-ibp`` (never looser
-    than IBP: the engine keeps the tighter of the two); any other name unchanged."""
-    if method != "auto":
-        return method
-    return POOLED_METHOD if supports_pooled_bounds(body) else "crown-ibp"
-
-
-def text_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Tensor,
-                      mask: torch.Tensor, method: str,
-                      alpha_steps: int = ALPHA_STEPS) -> torch.Tensor:
-    """Lower bounds ``[batch, specs]`` on ``C @ body(x, mask)`` over ``input_set`` with any of
-    ``TEXT_METHODS``; ``mask`` ``[batch, length]`` float; ``alpha_steps``: alpha-CROWN's
-    optimisation steps."""
-    if method == POOLED_METHOD:
-        return pooled_margin_lower(body, input_set, C, mask)
-    if method not in METHODS:
-        raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(TEXT_METHODS)}")
-    return compute_bounds(bounded_module(body, mask.shape[1]), input_set, method, C=C,
-                          extra_inputs=(mask,), bound_upper=False, alpha_steps=alpha_steps)[0]
-
-
-def bounded_module(body: nn.Module, length: int) -> nn.Module:
-    """The module whose graph is bounded for inputs of ``length`` tokens: ``body.for_length(
-    length)`` when the body has it (an unrolled recurrence traced to that many steps), else
-    ``body``."""
-    for_length = getattr(body, "for_length", None)
-    return body if for_length is None else for_length(length)
 
 
 def pooled_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Tensor,
@@ -105,7 +92,7 @@ def _window_changes(body, input_set, mask):
     """The clean pooled features ``[batch, features]``, the largest decrease and increase of
     each window (``down <= 0 <= up``, ``[batch, features, length]``) and the pooling weights
     ``[batch, length]``."""
-    if not supports_pooled_bounds(body):
+    if not is_pooled_body(body):
         raise RobustTextError(
             f"{POOLED_METHOD} bounds need a body that pools per-window features (char-cnn, "
             f"word-cnn, bow); {type(body).__name__} does not: use ibp, crown-ibp or crown")

@@ -34,3 +34,15 @@ def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     mask = others[None, :] != labels[:, None]
     other_ids = others.expand(labels.shape[0], -1)[mask].view(labels.shape[0], num_classes - 1)
     return eye[labels][:, None, :] - eye[other_ids]
+
+
+def margin_lower_bounds(module, input_set, labels: torch.Tensor, num_classes: int, method: str,
+                        extra_inputs=()) -> torch.Tensor:
+    """Lower bounds ``[batch, num_classes - 1]`` on the margins ``z_y - z_j`` (``j != y``) of
+    ``z = module(x, *extra_inputs)`` over ``input_set``, by one of the engine's methods, with
+    ``margin_matrix(labels, num_classes)`` folded into the last layer. Differentiable."""
+    from robusttext.bounds.engine import compute_bounds
+
+    C = margin_matrix(labels, num_classes)
+    return compute_bounds(module, input_set, method, C=C, extra_inputs=extra_inputs,
+                          bound_upper=False)[0]

@@ -12,6 +12,8 @@ CROWN's concretization) is the parent's.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
@@ -34,7 +36,18 @@ class TokenSubstitutionSet(SubstitutionSet):
         super().__init__(original, candidates, mask, budget, relaxation)
         self.table, self.token_ids, self.candidate_ids = table, token_ids, candidate_ids
         self.eps = eps
+        self._candidate_mask = mask  # as given: ``self.mask`` is empty at budget 0
         self._rows = None
+
+    def with_budget(self, budget: int | None) -> TokenSubstitutionSet:
+        """The same sentences and candidates at another ``budget``, sharing the embeddings and
+        (between budgets above 0, whose masks agree) the distinct rows, computed once."""
+        other = copy.copy(self)
+        SubstitutionSet.__init__(other, self.center, self.candidates, self._candidate_mask,
+                                 budget, self.relaxation)
+        if (budget == 0) != (self.budget == 0):
+            other._rows = None
+        return other
 
     def _distinct_rows(self):
         """The batch's distinct (token, candidates) rows, computed once.

@@ -12,9 +12,10 @@ set, exhaustive enumeration of small sets, and the soundness invariant tying the
 from robusttext.certify.attack import AttackResult, beam_attack
 from robusttext.certify.certifier import DEFAULT_ENUMERATE_LIMIT, certify, check_budgets
 from robusttext.certify.exhaustive import exhaustive_check, rewrites, set_sizes
-from robusttext.certify.margins import margin_lower_bounds, margins, predict
+from robusttext.certify.margins import margins, predict
 from robusttext.certify.results import BudgetSummary, Certification, ExampleResult
 from robusttext.certify.soundness import SoundnessViolation
+from robusttext.text.bounds import margin_lower_bounds
 
 __all__ = [
     "DEFAULT_ENUMERATE_LIMIT",

@@ -11,11 +11,9 @@ from torch import nn
 
 from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings
-from robusttext.bounds.pooling import TEXT_METHODS as METHODS
-from robusttext.bounds.pooling import pick_method
 from robusttext.certify.attack import beam_attack
 from robusttext.certify.exhaustive import exhaustive_check, flipping_rewrite, set_sizes
-from robusttext.certify.margins import margin_lower_bounds, predict
+from robusttext.certify.margins import predict
 from robusttext.certify.results import Certification, ExampleResult, summarize
 from robusttext.certify.soundness import check_example
 from robusttext.data import Example, check_labels
@@ -24,6 +22,12 @@ from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace
 from robusttext.perturb.vocabulary import Vocabulary
+from robusttext.text.bounds import (
+    check_method,
+    margin_lower_bounds,
+    pick_method,
+    substitution_set,
+)
 from robusttext.text.contract import check_text_model
 
 DEFAULT_BUDGETS = (1, 2, 3)
@@ -78,9 +82,7 @@ def certify(
     contradiction raises SoundnessViolation naming the sentence.
     """
     check_text_model(model)
-    method = pick_method(method, model.body)
-    if method not in METHODS:
-        raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    method = check_method(pick_method(method, model.body))
     if relaxation not in RELAXATIONS:
         raise RobustTextError(f"unknown relaxation {relaxation!r}; choose one of "
                               f"{', '.join(RELAXATIONS)}")
@@ -108,9 +110,13 @@ def certify(
     if alpha_steps is not None:
         check_alpha_settings(alpha_steps, ALPHA_LR)
         run.alpha_steps = alpha_steps
-    check_labels(examples, run.num_classes(examples[0]))
-    order = sorted(range(len(examples)),
-                   key=lambda i: len(space.split(examples[i].text, f"sentence {i}")[0]))
+    # Every sentence is tokenised once, here: its row (per position, token and candidate ids)
+    # serves the sort by length, the warm-up and its batch.
+    rows, tokens = space.rows([e.text for e in examples], vocab)
+    run.encode = lambda chosen: EncodedBatch.from_rows(
+        [rows[i] for i in chosen], vocab.pad_id, [tokens[i] for i in chosen]).to(run.device)
+    check_labels(examples, run.num_classes())
+    order = sorted(range(len(examples)), key=lambda i: len(rows[i]))
     from tqdm import tqdm
 
     hide = None if progress is None else not progress
@@ -119,7 +125,7 @@ def certify(
         run.stage = lambda text: bar.set_postfix_str(text, refresh=True)
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            run.batch([examples[i] for i in chosen], chosen)
+            run.batch([examples[i] for i in chosen], chosen, run.encode(chosen))
             bar.update(len(chosen))
     results = sorted(run.results, key=lambda r: (budgets.index(r.budget), r.index))
     summaries = [summarize([r for r in results if r.budget == b], b, run.seconds[b])
@@ -150,22 +156,24 @@ class _Run:
         self.setup_seconds = 0.0
         self.alpha_steps = ALPHA_STEPS
         self.stage = lambda text: None  # shows the step under way (the progress bar)
+        self.encode = None  # sentence indices -> their EncodedBatch on the device (certify's)
 
-    def num_classes(self, example: Example) -> int:
-        """The model's class count, read from its logits on ``example``; also traces the body
-        once (the first trace costs seconds of one-time setup that the timings leave out)."""
+    def num_classes(self) -> int:
+        """The model's class count, read from its logits on the first sentence; also traces
+        the body once (the first trace costs seconds of one-time setup that the timings leave
+        out)."""
         start = time.perf_counter()
-        batch = self.space.encode([example.text], self.vocab).to(self.device)
+        batch = self.encode([0])
         self.classes = predict(self.model, batch.token_ids, batch.mask).shape[1]
         labels = torch.zeros(1, dtype=torch.long, device=self.device)
         with torch.no_grad():
-            margin_lower_bounds(self.model, batch, labels, self.classes, 0, self.method,
-                                self.relaxation, self.alpha_steps)
+            margin_lower_bounds(self.model, batch, labels, 0, self.method, self.relaxation,
+                                classes=self.classes, alpha_steps=self.alpha_steps)
         self.setup_seconds = time.perf_counter() - start
         return self.classes
 
-    def batch(self, examples: list[Example], indices: list[int]) -> None:
-        enc = self.space.encode([e.text for e in examples], self.vocab).to(self.device)
+    def batch(self, examples: list[Example], indices: list[int], enc: EncodedBatch) -> None:
+        """Certify ``examples`` (the sentences ``indices``), encoded as ``enc``."""
         labels = torch.tensor([e.label for e in examples], device=self.device)
         n = len(examples)
         # Levels of the search and the enumeration: 0 .. the largest budget (None: every
@@ -187,15 +195,16 @@ class _Run:
         prediction, exhaustive_margin = prediction.cpu(), exhaustive_margin.cpu()
         exhaustive_flip = exhaustive_flip.cpu()
         attack_margins, attack_flipped = attack.margins.cpu(), attack.flipped.cpu()
+        subs = substitution_set(self.model, enc, self.budgets[0], self.relaxation)
         for budget in self.budgets:
             d = depth[budget]
             self.seconds[budget]["attack"] += sum(attack.seconds[:d + 1])
             self.stage(f"{self.method} bounds, budget {'any' if budget is None else budget}")
             start = time.perf_counter()
             with torch.no_grad():
-                lower = margin_lower_bounds(self.model, enc, labels, self.classes, budget,
-                                            self.method, self.relaxation,
-                                            self.alpha_steps).amin(1).cpu()
+                lower = margin_lower_bounds(self.model, enc, labels, budget, self.method,
+                                            self.relaxation, classes=self.classes, subs=subs,
+                                            alpha_steps=self.alpha_steps).amin(1).cpu()
             self.seconds[budget]["bounds"] += time.perf_counter() - start
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit

@@ -17,9 +17,10 @@ from pathlib import Path
 import robusttext
 from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.alpha import ALPHA_STEPS
-from robusttext.bounds.pooling import TEXT_METHODS as METHODS
 from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.errors import RobustTextError
+from robusttext.methods import AUTO
+from robusttext.methods import TEXT_METHODS as METHODS
 from robusttext.text.io import SHIPPED_MODELS
 
 DEMO_SENTENCES = Path(robusttext.__file__).parent / "assets" / "demo_sentences.tsv"
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", metavar="N[,N...]",
                         help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: "
                              "the model's budget, else 1,2,3)")
-    parser.add_argument("--method", choices=("auto", *METHODS), default="auto",
+    parser.add_argument("--method", choices=(AUTO, *METHODS), default=AUTO,
                         help="bound method (default auto: budget-ibp for the CNNs and bags of "
                              "words, crown-ibp for other models)")
     parser.add_argument("--alpha-steps", type=int, default=ALPHA_STEPS, metavar="N",
@@ -152,12 +153,8 @@ def _examples(args: argparse.Namespace):
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output path and format, checked before any work starts."""
-    from robusttext.certify.report import (
-        HTML_FORMATS,
-        PLOT_FORMATS,
-        check_matplotlib,
-        check_output,
-    )
+    from robusttext.certify.report import HTML_FORMATS, PLOT_FORMATS, check_matplotlib
+    from robusttext.options import check_output
 
     if args.json:
         check_output(args.json, "--json")
@@ -197,13 +194,13 @@ def run(args: argparse.Namespace) -> int:
     # With --json -, standard output holds the JSON only; everything else goes to stderr.
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
     from robusttext import distributed
-    from robusttext.certify.certifier import certify
     from robusttext.certify.report import (
         describe_space,
         format_table,
         plot_accuracy,
         write_json,
     )
+    from robusttext.certify.sharded import certify_sharded
     from robusttext.certify.soundness import SoundnessViolation
     from robusttext.text import load_text_model
     from robusttext.text.io import bundle_space
@@ -238,8 +235,8 @@ def run(args: argparse.Namespace) -> int:
         model_budgets = budgets or ([space.budget] if space.budget is not None
                                     else list(DEFAULT_BUDGETS))
         try:
-            result = distributed.certify_sharded(
-                certify, bundle.model, bundle.vocab, space, examples, budgets=model_budgets,
+            result = certify_sharded(
+                bundle.model, bundle.vocab, space, examples, budgets=model_budgets,
                 method=args.method, relaxation=args.relaxation, batch_size=args.batch_size,
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device,

@@ -1,21 +1,20 @@
 """Exhaustive checks: every sentence of a small set, run through the model in batches.
 
 Rewrites are built from the same tensors the bounds use (the ``EncodedBatch``): a rewrite is a
-choice of at most ``budget`` positions and one candidate at each. Rows from several sentences
+choice of at most ``budget`` positions and one candidate at each, listed by
+``robusttext.perturb.counting.enumerate_edits``. Certify and training's evaluation both check
+through ``exhaustive_check``. Rows from several sentences
 share forward passes; the result is, per sentence, the lowest margin and whether some rewrite is
 misclassified, for each number of changes up to the sentence's budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from itertools import combinations, product
-
 import torch
 from torch import nn
 
 from robusttext.certify.margins import margins, predict
-from robusttext.perturb.counting import count_sentences
+from robusttext.perturb.counting import count_sentences, enumerate_edits
 from robusttext.perturb.encoded import EncodedBatch
 
 
@@ -35,7 +34,7 @@ def rewrites(
     changes first (the sentence itself), then 1, 2, ... up to ``budget`` (None: no limit).
     """
     options = [candidate_ids[p][candidate_mask[p]].tolist() for p in range(len(token_ids))]
-    edits = list(_edits(options, budget))
+    edits = list(enumerate_edits(options, budget))
     n = len(edits)
     rows = token_ids[None, :].repeat(n, 1)
     changes = torch.tensor([len(e) for e in edits], dtype=torch.long, device=token_ids.device)
@@ -44,16 +43,6 @@ def rewrites(
         index = torch.tensor(flat, dtype=torch.long, device=token_ids.device)
         rows[index[:, 0], index[:, 1]] = index[:, 2]
     return rows, changes
-
-
-def _edits(options: list[list[int]], budget: int | None) -> Iterator[tuple[tuple[int, int], ...]]:
-    """Each rewrite as a tuple of (position, token id) edits."""
-    changeable = [p for p, cands in enumerate(options) if cands]
-    depth = len(changeable) if budget is None else min(budget, len(changeable))
-    for size in range(depth + 1):
-        for positions in combinations(changeable, size):
-            for tokens in product(*(options[p] for p in positions)):
-                yield tuple(zip(positions, tokens))
 
 
 def exhaustive_check(

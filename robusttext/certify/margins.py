@@ -1,4 +1,5 @@
-"""Margins of a text model: on given sentences, and lower bounds over a substitution set.
+"""Margins of a text model on given sentences (its lower bounds over a substitution set are
+``robusttext.text.bounds.margin_lower_bounds``).
 
 The margin of class ``y`` is ``min_{j != y} (z_y - z_j)`` over the logits ``z``; it is positive
 exactly when ``y`` wins outright. A lower bound above zero over a set certifies ``y`` on every
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
-from robusttext.perturb.encoded import EncodedBatch
 
 
 def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -27,28 +26,3 @@ def predict(model: nn.Module, token_ids: torch.Tensor, mask: torch.Tensor,
     with torch.no_grad():
         return torch.cat([model(token_ids[i:i + chunk], mask[i:i + chunk])
                           for i in range(0, token_ids.shape[0], chunk)])
-
-
-def margin_lower_bounds(
-    model: nn.Module, batch: EncodedBatch, labels: torch.Tensor, num_classes: int,
-    budget: int | None, method: str = "ibp", relaxation: str = "exact",
-    alpha_steps: int | None = None,
-) -> torch.Tensor:
-    """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over each sentence's set.
-
-    ``model`` follows the text-model contract (``embedding``, ``body``); the set holds every
-    rewrite of ``batch`` with at most ``budget`` positions replaced by their candidates.
-    Differentiable in the model's parameters. ``alpha_steps``: alpha-CROWN's optimisation
-    steps (None: the engine's default).
-    """
-    from robusttext.bounds import TokenSubstitutionSet, margin_matrix
-    from robusttext.bounds.pooling import text_margin_lower
-
-    table = model.embedding.weight
-    subs = TokenSubstitutionSet(table, batch.token_ids, batch.candidate_ids,
-                                batch.candidate_mask, budget, relaxation)
-    original = subs.center  # [batch, length, dim]
-    C = margin_matrix(labels, num_classes)
-    steps = {} if alpha_steps is None else {"alpha_steps": alpha_steps}
-    return text_margin_lower(model.body, subs, C.to(original), batch.mask.to(original), method,
-                             **steps)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -76,30 +75,6 @@ def enumeration_notes(result: Certification) -> list[str]:
 
 PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 HTML_FORMATS = (".html", ".htm")
-
-
-def check_output(path: str, flag: str, formats: tuple[str, ...] | None = None) -> None:
-    """Refuse, before any work, an output path that cannot be written: a folder, a file under
-    something that is not a folder, a folder without write permission, or (with ``formats``)
-    another file type. ``-`` (standard output) passes; the caller decides where it is allowed.
-    """
-    if path == "-":
-        return
-    target = Path(path)
-    if formats is not None and target.suffix.lower() not in formats:
-        raise RobustTextError(f"{flag} {path}: the file name must end in "
-                              f"{' or '.join(formats)}")
-    if target.is_dir():
-        raise RobustTextError(f"{flag} {path}: is a folder; name a file")
-    if target.exists() and not os.access(target, os.W_OK):
-        raise RobustTextError(f"{flag} {path}: the file is not writable")
-    parent = target.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise RobustTextError(f"{flag} {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RobustTextError(f"{flag} {path}: cannot write into {parent}")
 
 
 def write_json(path: str | Path, report: dict) -> Path | str:

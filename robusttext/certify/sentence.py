@@ -76,6 +76,9 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
         more = len(candidates) - SHOWN_CANDIDATES
         say(f"  {position:4d}  {shown(token)} -> {len(candidates)}: {listed}"
             + (f", ... (+{more})" if more > 0 else ""))
+    if hasattr(space, "dropped_lines"):  # a sub-word space: the candidates its pieces drop
+        for line in space.dropped_lines(text):
+            say(line)
     for r in result.examples:
         say(describe_result(r, args.enumerate_limit, shown))
 

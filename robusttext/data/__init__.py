@@ -5,6 +5,7 @@
 >>> examples[0].text, examples[0].label
 """
 
-from robusttext.data.examples import Example, check_labels, load_examples
+from robusttext.data.examples import load_examples
+from robusttext.data.records import Example, check_labels
 
 __all__ = ["Example", "check_labels", "load_examples"]

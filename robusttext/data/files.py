@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from robusttext.data.examples import (
+from robusttext.data.records import (
     Example,
     check_label_column,
     parse_label,

@@ -16,7 +16,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from robusttext.data.examples import (
+from robusttext.data.records import (
     Example,
     check_label_column,
     parse_label,

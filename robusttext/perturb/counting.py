@@ -27,6 +27,23 @@ def count_sentences(counts: Sequence[int], budget: int | None) -> int:
     return sum(e)
 
 
+def enumerate_edits(
+    candidates: Sequence[Sequence[int]], budget: int | None
+) -> Iterator[tuple[tuple[int, int], ...]]:
+    """Every rewrite of the set as its edits ``((position, token id), ...)``: no edit first (the
+    original), then one change, two changes, ... up to ``budget`` (None: no limit); positions
+    in increasing order. ``candidates[p]``: the candidate ids of position p.
+
+    The one enumerator of robusttext: ``enumerate_sentences`` and the exhaustive checks of
+    certify and training list their rewrites through it."""
+    changeable = [p for p, cands in enumerate(candidates) if cands]
+    depth = len(changeable) if budget is None else min(budget, len(changeable))
+    for size in range(depth + 1):
+        for positions in combinations(changeable, size):
+            for tokens in product(*(candidates[p] for p in positions)):
+                yield tuple(zip(positions, tokens))
+
+
 def enumerate_sentences(
     original: Sequence[int], candidates: Sequence[Sequence[int]], budget: int | None
 ) -> Iterator[list[int]]:
@@ -34,13 +51,8 @@ def enumerate_sentences(
 
     ``original``: token ids ``[length]``; ``candidates[p]``: the candidate ids of position p.
     """
-    changeable = [p for p, cands in enumerate(candidates) if cands]
-    depth = len(changeable) if budget is None else min(budget, len(changeable))
-    yield list(original)
-    for size in range(1, depth + 1):
-        for positions in combinations(changeable, size):
-            for choice in product(*(candidates[p] for p in positions)):
-                sentence = list(original)
-                for p, token in zip(positions, choice, strict=True):
-                    sentence[p] = token
-                yield sentence
+    for edits in enumerate_edits(candidates, budget):
+        sentence = list(original)
+        for p, token in edits:
+            sentence[p] = token
+        yield sentence

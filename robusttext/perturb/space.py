@@ -229,6 +229,14 @@ class PerturbationSpace:
     def encode(self, sentences: str | Sequence[str], vocab: Vocabulary) -> EncodedBatch:
         """Token ids ``[batch, length]`` and candidate ids ``[batch, length, candidates]`` of a
         sentence or a list of sentences (see EncodedBatch)."""
+        rows, token_lists = self.rows(sentences, vocab)
+        return EncodedBatch.from_rows(rows, vocab.pad_id, token_lists)
+
+    def rows(self, sentences: str | Sequence[str], vocab: Vocabulary
+             ) -> tuple[list[list[Entry]], list[list[str]]]:
+        """What ``encode`` pads into tensors: per sentence, per position ``(token id,
+        candidate ids)``, and the tokens; ``EncodedBatch.from_rows(rows, vocab.pad_id,
+        tokens)`` of any subset of the rows is the encoding of those sentences."""
         if isinstance(sentences, str):
             sentences = [sentences]
         if not isinstance(sentences, (list, tuple)) or not sentences:
@@ -241,7 +249,7 @@ class PerturbationSpace:
             rows.append([self._entry(table, vocab, t, p)
                          for t, p in zip(tokens, protected, strict=True)])
         self._report_cuts()
-        return EncodedBatch.from_rows(rows, vocab.pad_id, token_lists)
+        return rows, token_lists
 
     def count(self, sentence: str, vocab: Vocabulary) -> int:
         """Exact number of distinct sentences in the set, the original included."""

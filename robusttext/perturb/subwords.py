@@ -227,6 +227,12 @@ class SubwordSpace:
         candidate piece ids ``[batch, length, candidates]`` (see EncodedBatch). ``vocab``, if
         given, must be this space's ``vocabulary``. Records each sentence's dropped
         candidates in ``dropped``."""
+        rows, tokens = self.rows(sentences, vocab)
+        return EncodedBatch.from_rows(rows, self.vocabulary.pad_id, tokens)
+
+    def rows(self, sentences: str | Sequence[str], vocab: PieceVocabulary | None = None):
+        """What ``encode`` pads into tensors: per sentence, per piece ``(piece id, candidate
+        piece ids)``, and the piece strings (see ``PerturbationSpace.rows``)."""
         if vocab is not None and (not isinstance(vocab, PieceVocabulary)
                                   or vocab.tokenizer is not self.subword_tokenizer):
             raise RobustTextError("a SubwordSpace encodes with its own tokenizer; pass "
@@ -257,7 +263,31 @@ class SubwordSpace:
             self.dropped[sentence] = lost
             rows.append(row)
         tokens = [[self.vocabulary.token(t) for t, _ in r] for r in rows]
-        return EncodedBatch.from_rows(rows, self.vocabulary.pad_id, tokens)
+        return rows, tokens
+
+    def dropped_lines(self, sentence: str, shown: int = 12) -> list[str]:
+        """The account of ``sentence``'s dropped candidates for the one-sentence view: a line
+        with the count by reason (as under the table), then one line per word with the
+        candidates it lost and why (at most ``shown`` listed; each once per word, while the
+        count is per occurrence, as in the table and the JSON)."""
+        if sentence not in self.dropped:
+            self.encode([sentence])
+        lost = self.dropped[sentence]
+        counts = lost.to_json()
+        reasons = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in counts.items()
+                            if k != "total" and n)
+        if not lost.total:
+            return ["sub-word candidates dropped: 0"]
+        lines = [f"sub-word candidates dropped: {lost.total} ({reasons}), not in the set:"]
+        by_word: dict[str, dict[str, str]] = {}
+        for word, candidate, reason in lost.words:
+            by_word.setdefault(word, {}).setdefault(candidate, reason)
+        for word, candidates in by_word.items():
+            listed = [f"{c} ({r.replace('_', ' ')})" for c, r in candidates.items()]
+            more = len(listed) - shown
+            lines.append(f"        {word} -> {', '.join(listed[:shown])}"
+                         + (f", ... (+{more})" if more > 0 else ""))
+        return lines
 
     def dropped_totals(self, sentences: Sequence[str] | None = None) -> dict:
         """Dropped candidates summed over ``sentences`` (default: every one encoded so far),

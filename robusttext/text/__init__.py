@@ -5,6 +5,7 @@
 >>> logits = bundle.model(batch.token_ids, batch.mask)
 """
 
+from robusttext.text.base import TextClassifier
 from robusttext.text.contract import check_text_model, wrap_text_model
 from robusttext.text.embeddings import pretrained_embeddings
 from robusttext.text.io import (
@@ -15,14 +16,8 @@ from robusttext.text.io import (
     save_text_model,
     shipped_model_path,
 )
-from robusttext.text.models import (
-    MODEL_KINDS,
-    BagOfWords,
-    CharCNN,
-    TextClassifier,
-    WordCNN,
-    build_model,
-)
+from robusttext.text.kinds import MODEL_KINDS, build_model
+from robusttext.text.models import BagOfWords, CharCNN, WordCNN
 from robusttext.text.sequence_models import BiLSTM, TransformerClassifier
 from robusttext.text.vectors import WordVectors, load_vectors, table_for_vocabulary
 

@@ -7,7 +7,14 @@ A text classifier that robusttext certifies or trains is an ``nn.Module`` with
   float) -> logits [batch, classes]``,
 - ``forward(token_ids, mask) = body(embedding(token_ids), mask)``.
 
-The engine bounds ``body`` over a ``SubstitutionSet`` built from ``embedding``.
+The engine bounds ``body`` over a ``SubstitutionSet`` built from ``embedding``. Two optional
+parts, declared as protocols, let a body be bounded better:
+
+- ``Unrollable``: ``body.for_length(length)`` gives the module to trace for inputs of that many
+  tokens (an unrolled recurrence), see ``bounded_module``;
+- ``robusttext.bounds.pooling.PooledBody``: ``features``, ``head``, ``window`` and
+  ``linear_head`` of a body that pools per-window features, for ``budget-ibp``.
+
 ``check_text_model`` says clearly what a model lacks; ``wrap_text_model`` turns a model written
 the ordinary way (``forward(token_ids, mask)`` that embeds somewhere inside) into one that
 follows the contract by cutting its torch.fx graph at the embedding call::
@@ -31,13 +38,17 @@ follows the contract by cutting its torch.fx graph at the embedding call::
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.fx as fx
 from torch import nn
 
+from robusttext.bounds.pooling import PooledBody
 from robusttext.errors import RobustTextError
 
-__all__ = ["ContractTextModel", "check_text_model", "wrap_text_model"]
+__all__ = ["ContractTextModel", "PooledBody", "Unrollable", "bounded_module", "check_text_model",
+           "wrap_text_model"]
 
 _HINT = ("a text model needs `embedding` (an nn.Embedding) and `body` (an nn.Module taking "
          "(embeddings [batch, length, dim], mask [batch, length])); wrap a model whose forward is "
@@ -66,6 +77,21 @@ def check_text_model(model: object) -> nn.Module:
         raise RobustTextError(f"model {name} does not follow the text-model contract: "
                               f"{'; '.join(problems)}. {_HINT}")
     return model
+
+
+class Unrollable(Protocol):
+    """The optional part of the text-model contract for a body whose graph depends on the input
+    length: ``for_length(length)`` is a module (sharing the body's weights) that traces to
+    exactly that many steps."""
+
+    def for_length(self, length: int) -> nn.Module: ...
+
+
+def bounded_module(body: nn.Module, length: int) -> nn.Module:
+    """The module whose graph is bounded for inputs of ``length`` tokens: ``body.for_length(
+    length)`` for an ``Unrollable`` body, else ``body``."""
+    for_length = getattr(body, "for_length", None)
+    return body if for_length is None else for_length(length)
 
 
 class ContractTextModel(nn.Module):

@@ -16,23 +16,16 @@ from typing import Any
 
 import torch
 
-import robusttext
+from robusttext import shipped
 from robusttext.checkpoint import load_checkpoint, save_checkpoint
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary
-from robusttext.text.models import MODEL_KINDS, TextClassifier, build_model
+from robusttext.shipped import shipped_models
+from robusttext.text.base import TextClassifier
+from robusttext.text.kinds import MODEL_KINDS, build_model
 
-MODELS_DIR = Path(robusttext.__file__).parent / "assets" / "models"
-
-SHIPPED_MODELS: dict[str, str] = {
-    "char-flips": "character CNN trained to be robust to one QWERTY-neighbour character flip "
-                  "(the project's keyboard map)",
-    "word-wordnet": "word CNN trained to be robust to up to 3 WordNet synonym substitutions",
-    "word-counterfitted": "bag of words on GloVe 6B 50-d vectors (fine-tuned) trained to be "
-                          "robust to up to 3 counter-fitted synonym substitutions (Jia et al. "
-                          "2019's space)",
-}
-"""Name -> description of the models shipped in the package (folders under MODELS_DIR)."""
+SHIPPED_MODELS = shipped_models("text")
+"""Name -> ``ShippedModel`` of the text models shipped in the package (``robusttext.shipped``)."""
 
 
 @dataclass
@@ -58,11 +51,8 @@ class TextModelBundle:
 
 
 def shipped_model_path(name: str) -> Path:
-    """The folder of the shipped model ``name``."""
-    if name not in SHIPPED_MODELS:
-        raise RobustTextError(f"unknown shipped model {name!r}; shipped: "
-                              f"{', '.join(SHIPPED_MODELS)}")
-    return MODELS_DIR / name
+    """The folder of the shipped text model ``name``."""
+    return shipped.shipped_model_path(name, "text")
 
 
 def save_text_model(
@@ -128,7 +118,10 @@ def load_text_model(
     device: str | torch.device = "cpu",
     expected_kind: str | tuple[str, ...] | None = None,
 ) -> TextModelBundle:
-    """Load a shipped model by name (a key of SHIPPED_MODELS) or a checkpoint folder."""
+    """Load a shipped model by name (a key of SHIPPED_MODELS), a checkpoint folder, a
+    ``save_pretrained`` folder or, when no such folder exists, a ``transformers`` hub id
+    (``ORG/NAME``: downloaded where there is a network, else read from the Hugging Face
+    cache)."""
     name = str(path_or_name)
     if isinstance(path_or_name, str) and name in SHIPPED_MODELS:
         path = shipped_model_path(name)
@@ -137,6 +130,10 @@ def load_text_model(
                                   "was installed without its assets?)")
     else:
         path = Path(path_or_name).expanduser()
+        if not path.is_dir() and _is_hub_id(name, expected_kind):
+            from robusttext.text.hf.folders import load_hub_bundle
+
+            return load_hub_bundle(name, device)  # transformers' resolution: hub or cache
         if not path.is_dir():
             raise RobustTextError(f"no such model: {name} is neither a checkpoint folder nor "
                                   f"a shipped model ({', '.join(SHIPPED_MODELS)})")
@@ -167,14 +164,29 @@ def load_text_model(
                            path=path, extra_tensors=extra)
 
 
+def _is_hub_id(name: str, expected_kind) -> bool:
+    """A name of the form ``ORG/NAME`` (or ``NAME``) that the caller accepts as a
+    ``transformers`` model (``expected_kind`` None or naming ``"transformers"``), whose ``ORG``
+    is no local folder (``runs/typo`` is a missing folder, not a hub id)."""
+    from robusttext.text.hf.folders import is_hub_id
+
+    parent = Path(name).parent
+    return _wants_transformers(expected_kind) and is_hub_id(name) and (
+        parent == Path(".") or not parent.is_dir())
+
+
+def _wants_transformers(expected_kind) -> bool:
+    return expected_kind is None or "transformers" in (
+        (expected_kind,) if isinstance(expected_kind, str) else expected_kind)
+
+
 def _is_transformers_folder(path: Path, expected_kind) -> bool:
     """A ``save_pretrained`` folder (config.json, no robusttext checkpoint) that the caller
     accepts (``expected_kind`` None or naming ``"transformers"``)."""
     from robusttext.checkpoint import META_FILE
 
-    wanted = expected_kind is None or "transformers" in (
-        (expected_kind,) if isinstance(expected_kind, str) else expected_kind)
-    return wanted and (path / "config.json").is_file() and not (path / META_FILE).is_file()
+    return _wants_transformers(expected_kind) and (path / "config.json").is_file() and not (
+        path / META_FILE).is_file()
 
 
 def bundle_space(bundle: TextModelBundle, space: PerturbationSpace | None = None):

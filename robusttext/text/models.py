@@ -22,13 +22,13 @@ the bounds and every eval-mode call see the model without it).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from robusttext.errors import RobustTextError
+from robusttext.text.base import TextClassifier, check_sizes
+
+__all__ = ["BagOfWords", "BagOfWordsBody", "CharCNN", "ConvBody", "TextClassifier", "WordCNN",
+           "masked_mean"]
 
 
 def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -103,49 +103,6 @@ class BagOfWordsBody(nn.Module):
         return self.head(masked_mean(self.features(x), mask))
 
 
-class TextClassifier(nn.Module):
-    """Base of the text models: ``embedding`` + ``body``; ``config()`` rebuilds the model."""
-
-    kind: ClassVar[str] = ""
-    level: ClassVar[str] = "word"
-
-    def __init__(self, vocab_size: int, embed_dim: int, body: nn.Module, dropout: float = 0.0,
-                 **config: Any):
-        super().__init__()
-        check_sizes(type(self).__name__, vocab_size=vocab_size, embed_dim=embed_dim, **config)
-        if vocab_size < 2:
-            raise RobustTextError(f"{type(self).__name__}: vocab_size must be at least 2")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
-                0.0 <= dropout < 1.0):
-            raise RobustTextError(f"{type(self).__name__}: dropout must lie in [0, 1), got "
-                                  f"{dropout!r}")
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        self.body = body
-        self.dropout = float(dropout)
-        self._config = {"vocab_size": vocab_size, "embed_dim": embed_dim, **config}
-        if self.dropout:
-            self._config["dropout"] = self.dropout
-
-    def config(self) -> dict[str, Any]:
-        """The keyword arguments that rebuild this model."""
-        return dict(self._config)
-
-    def forward(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``token_ids [batch, length]`` long, ``mask [batch, length]`` float -> logits
-        ``[batch, classes]``. In training mode ``dropout`` applies to the word vectors."""
-        x = self.embedding(token_ids)
-        if self.dropout and self.training:
-            x = F.dropout(x, self.dropout, training=True)
-        return self.body(x, mask)
-
-
-def check_sizes(owner: str, **sizes: Any) -> None:
-    """Refuse any size that is not a positive integer."""
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RobustTextError(f"{owner}: {name} must be a positive integer, got {value!r}")
-
-
 class CharCNN(TextClassifier):
     """Character CNN of Huang et al. 2019: 150-d embeddings, 100 filters of width 5."""
 
@@ -186,29 +143,3 @@ class BagOfWords(TextClassifier):
         check_sizes("BagOfWords", hidden=hidden, classes=classes)
         super().__init__(vocab_size, embed_dim, BagOfWordsBody(embed_dim, hidden, classes),
                          dropout=dropout, hidden=hidden, classes=classes)
-
-
-MODEL_KINDS: dict[str, type[TextClassifier]] = {
-    cls.kind: cls for cls in (CharCNN, WordCNN, BagOfWords)
-}
-
-
-def build_model(kind: str, **config: Any) -> TextClassifier:
-    """The model of ``kind`` (``"char-cnn"``, ``"word-cnn"``, ``"bow"``) with ``config``."""
-    if kind not in MODEL_KINDS:
-        raise RobustTextError(f"unknown text model {kind!r}; choose one of "
-                              f"{', '.join(MODEL_KINDS)}")
-    try:
-        return MODEL_KINDS[kind](**config)
-    except TypeError as error:
-        raise RobustTextError(f"bad configuration for a {kind} model: {error}") from None
-
-# The recurrent and attention models live in their own module, which imports this one.
-from robusttext.text.sequence_models import SEQUENCE_MODELS  # noqa: E402
-
-MODEL_KINDS.update({cls.kind: cls for cls in SEQUENCE_MODELS})
-# The BERT-style encoder (transformers' BertForSequenceClassification) lives with the other
-# transformers code; transformers itself is imported only when one is built.
-from robusttext.text.hf.trainable import BertClassifier  # noqa: E402
-
-MODEL_KINDS[BertClassifier.kind] = BertClassifier

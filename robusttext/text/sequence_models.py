@@ -28,7 +28,7 @@ from torch import nn
 
 from robusttext.bounds.layers import CenterNorm
 from robusttext.errors import RobustTextError
-from robusttext.text.models import TextClassifier
+from robusttext.text.base import TextClassifier
 
 MASKED_SCORE = -1e4
 """Added to the attention scores of padded keys: ``exp`` of it is 0 in float32."""
@@ -254,8 +254,5 @@ class TransformerClassifier(TextClassifier):
         return {**super().config(), "norm": self.norm}
 
 
-SEQUENCE_MODELS: tuple[type[TextClassifier], ...] = (BiLSTM, TransformerClassifier)
-"""The classes this module adds to ``robusttext.text.models.MODEL_KINDS``."""
-
-__all__ = ["SEQUENCE_MODELS", "BiLSTM", "BiLSTMBody", "TransformerBody",
+__all__ = ["BiLSTM", "BiLSTMBody", "TransformerBody",
            "TransformerClassifier", "checked_length"]

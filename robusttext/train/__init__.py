@@ -6,21 +6,20 @@
 """
 
 from robusttext.train.config import TrainConfig
-from robusttext.train.data import Example, load_examples
-from robusttext.train.evaluate import evaluate, exhaustive_check, with_budget
-from robusttext.train.loss import margin_lower_bounds, robust_loss, worst_case_loss
-from robusttext.train.schedule import RobustSchedule
+from robusttext.train.data import Example, load_training_examples
+from robusttext.train.evaluate import evaluate, with_budget
+from robusttext.train.loss import mixed_margin_lower_bounds, robust_loss, worst_case_loss
+from robusttext.train.schedule import Schedule
 from robusttext.train.trainer import build_space, train
 
 __all__ = [
     "Example",
-    "RobustSchedule",
+    "Schedule",
     "TrainConfig",
     "build_space",
     "evaluate",
-    "exhaustive_check",
-    "load_examples",
-    "margin_lower_bounds",
+    "load_training_examples",
+    "mixed_margin_lower_bounds",
     "robust_loss",
     "train",
     "with_budget",

@@ -1,26 +1,25 @@
-"""The training configuration: one dataclass, read from flags or a JSON file.
+"""The text training configuration: one dataclass (``robusttext.config.Settings``), read from
+flags or a JSON file.
 
 Unknown keys and wrong types raise RobustTextError; nothing is evaluated as code.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from robusttext.checkpoint import read_json_file
+from robusttext.config import Settings, flag
 from robusttext.errors import RobustTextError
-from robusttext.text.models import MODEL_KINDS
+from robusttext.methods import AUTO
+from robusttext.methods import TEXT_TRAINING_METHODS as METHODS
+from robusttext.text.kinds import MODEL_KINDS
 
-METHODS = ("ibp", "crown-ibp", "budget-ibp")
-EVAL_METHODS = ("auto", *METHODS)  # auto: as robusttext certify picks (budget-ibp, else crown-ibp)
+EVAL_METHODS = (AUTO, *METHODS)  # auto: as robusttext certify picks (budget-ibp, else crown-ibp)
 SELECT_BY = ("verified", "clean", "last")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Everything a training run depends on.
 
     Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``, ``lstm``, ``transformer``, ``bert``),
@@ -123,8 +122,7 @@ class TrainConfig:
         return self.robust_weight > 0
 
     def validate(self) -> None:
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), f.type)
+        self.check_types()
         if self.model not in MODEL_KINDS:
             raise RobustTextError(f"unknown model {self.model!r}; choose one of "
                                   f"{', '.join(MODEL_KINDS)}")
@@ -160,58 +158,14 @@ class TrainConfig:
         if any(b < 0 for b in self.eval_budgets):
             raise RobustTextError("--eval-budgets must be >= 0")
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any], where: str = "configuration") -> TrainConfig:
-        if not isinstance(obj, dict):
-            raise RobustTextError(f"{where}: a configuration is a JSON object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(obj) - known)
-        if unknown:
-            raise RobustTextError(f"{where}: unknown setting(s) {', '.join(unknown)}")
-        try:
-            return cls(**obj)
-        except RobustTextError as error:
-            raise RobustTextError(f"{where}: {error}") from None
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> TrainConfig:
-        obj = read_json_file(path, "configuration file")
-        return cls.from_json(obj, where=str(path))
 
 
-def flag(name: str) -> str:
-    """The command-line flag of setting ``name`` (``eval_method`` -> ``--eval-method``)."""
-    return "--" + name.replace("_", "-")
 
 
-_SIMPLE = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
-def _check_type(name: str, value: Any, annotation: str) -> None:
-    """Check ``value`` against a string annotation such as ``int | None`` or ``list[int]``."""
-    options = [a.strip() for a in str(annotation).split("|")]
-    if value is None:
-        if "None" in options:
-            return
-        raise RobustTextError(f"{flag(name)} ({name!r} in a config file) may not be none/null")
-    for option in options:
-        if option.startswith("list["):
-            inner = _SIMPLE[option[5:-1]]
-            if isinstance(value, list) and all(
-                isinstance(v, inner) and not isinstance(v, bool) for v in value
-            ):
-                return
-        elif option in _SIMPLE:
-            expected = _SIMPLE[option]
-            if option != "bool" and isinstance(value, bool):
-                continue
-            if isinstance(value, expected):
-                return
-    raise RobustTextError(f"{flag(name)} ({name!r} in a config file) must be {annotation}, got "
-                          f"{value!r}")
+
+
 
 
 # The help text of every setting's flag (``robusttext train --help``); a test checks that
@@ -289,3 +243,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "norm": ("layernorm", "centernorm"),
     "select_by": SELECT_BY,
 }
+
+TrainConfig.HELP, TrainConfig.CHOICES = HELP, CHOICES
+TrainConfig.FLAGS = {"model": "--architecture"}
+TrainConfig.METAVARS = {"train": "FILE|HUB_ID", "dev": "FILE|HUB_ID", "out": "FOLDER",
+                        "pretrained": "HUB_ID|FOLDER", "space_file": "FILE", "device": "DEVICE",
+                        "train_split": "SPLIT", "dev_split": "SPLIT"}

@@ -1,8 +1,9 @@
-"""Clean, IBP-verified and (for small sets) exhaustively checked accuracy of a text model.
+"""Clean, verified and (for small sets) exhaustively checked accuracy of a text model.
 
 The candidates of a sentence do not depend on the budget, so each batch is encoded once and
-bounded at every budget. The exhaustive check runs the model on every rewrite of a sentence
-(``space.enumerate``) when the set holds at most ``enumerate_limit`` sentences.
+bounded at every budget. The exhaustive check runs the model on every rewrite of a sentence at
+the first budget (``robusttext.certify.exhaustive.exhaustive_check``, as certify does) when the
+set holds at most ``enumerate_limit`` sentences.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from robusttext.bounds.pooling import pick_method
+from robusttext.certify.exhaustive import exhaustive_check, set_sizes
 from robusttext.perturb import PerturbationSpace, Vocabulary
-from robusttext.text.models import TextClassifier
+from robusttext.text.base import TextClassifier
+from robusttext.text.bounds import margin_lower_bounds, pick_method, substitution_set
 from robusttext.train.batches import batch_order, iterate_batches
 from robusttext.train.data import Example
-from robusttext.train.loss import margin_lower_bounds
 
 
 def with_budget(space: PerturbationSpace, budget: int | None) -> PerturbationSpace:
@@ -49,12 +50,15 @@ def evaluate(
     0).
     """
     # auto: the method robusttext certify picks, so a training log's verified figure is the
-    # one certify proves; beta 1 makes "crown-ibp" CROWN-IBP (the loss mixes it with IBP).
+    # one certify proves (and crown-ibp is CROWN-IBP alone, as certify bounds it).
     method = pick_method(method, model.body)
     model.eval()
     device = next(model.parameters()).device
     correct = torch.zeros(len(examples), dtype=torch.bool)
     verified = {b: torch.zeros(len(examples), dtype=torch.bool) for b in budgets}
+    checking = enumerate_limit > 0 and bool(budgets)
+    checked = torch.zeros(len(examples), dtype=torch.bool)  # enumerated at budgets[0]
+    robust = torch.zeros(len(examples), dtype=torch.bool)  # ... and no rewrite misclassified
     order = batch_order([0] * len(examples), batch_size, shuffle=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -64,9 +68,19 @@ def evaluate(
             logits = model(batch.token_ids, batch.mask)
             right = (logits.argmax(1) == labels).cpu()
             correct[indices] = right
+            subs = substitution_set(model, batch, budgets[0]) if budgets else None
             for b in budgets:
-                lower = margin_lower_bounds(model, batch, labels, b, method, beta=1.0)
+                lower = margin_lower_bounds(model, batch, labels, b, method,
+                                            classes=logits.shape[1], subs=subs)
                 verified[b][indices] = right & (lower.amin(1) > 0).cpu()
+            if checking:
+                small = [j for j, size in enumerate(set_sizes(batch, budgets[0]))
+                         if size <= enumerate_limit]
+                _, flipped = exhaustive_check(model, batch, labels,
+                                              {j: budgets[0] for j in small}, levels=1)
+                rows = torch.tensor([indices[j] for j in small], dtype=torch.long)
+                checked[rows] = True
+                robust[rows] = ~flipped[small, 0].cpu()
     n = len(examples)
     result = {
         "examples": n,
@@ -74,40 +88,10 @@ def evaluate(
         "clean_accuracy": correct.double().mean().item(),
         "verified_accuracy": {str(b): v.double().mean().item() for b, v in verified.items()},
     }
-    if enumerate_limit > 0 and budgets:
-        result["exhaustive"] = exhaustive_check(model, vocab, with_budget(space, budgets[0]),
-                                                examples, verified[budgets[0]], enumerate_limit)
+    if checking:
+        count = int(checked.sum())
+        result["exhaustive"] = {
+            "budget": budgets[0], "checked": count,
+            "robust_accuracy": int(robust.sum()) / count if count else None,
+            "unsound": int((verified[budgets[0]] & checked & ~robust).sum())}
     return result
-
-
-@torch.no_grad()
-def exhaustive_check(
-    model: TextClassifier,
-    vocab: Vocabulary,
-    space: PerturbationSpace,
-    examples: Sequence[Example],
-    verified: torch.Tensor,
-    limit: int,
-    chunk: int = 512,
-) -> dict:
-    """Run ``model`` on every rewrite of each sentence whose set has at most ``limit``
-    sentences; see ``evaluate`` for the result."""
-    device = next(model.parameters()).device
-    checked = robust = unsound = 0
-    for index, example in enumerate(examples):
-        if space.count(example.text, vocab) > limit:
-            continue
-        rewrites = list(space.enumerate(example.text, vocab))
-        ok = True
-        for start in range(0, len(rewrites), chunk):
-            ids = torch.tensor(rewrites[start : start + chunk], dtype=torch.long, device=device)
-            mask = torch.ones(ids.shape, dtype=torch.float32, device=device)
-            predictions = model(ids, mask).argmax(1)
-            if (predictions != example.label).any():
-                ok = False
-                break
-        checked += 1
-        robust += ok
-        unsound += bool(verified[index]) and not ok
-    return {"budget": space.budget, "checked": checked,
-            "robust_accuracy": robust / checked if checked else None, "unsound": unsound}

@@ -11,36 +11,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robusttext.bounds import TokenSubstitutionSet, margin_matrix
-from robusttext.bounds.pooling import text_margin_lower
+from robusttext.methods import POOLED_METHOD
 from robusttext.perturb import EncodedBatch
-from robusttext.text.models import TextClassifier
+from robusttext.text.base import TextClassifier
+from robusttext.text.bounds import margin_lower_bounds, substitution_set
 
 
-def substitution_set(model: TextClassifier, batch: EncodedBatch, budget: int | None,
-                     eps: float = 1.0) -> TokenSubstitutionSet:
-    """The embeddings of ``batch`` and its candidates, the candidates moved to
-    ``e + eps (e_k - e)``: original ``[batch, length, dim]``, candidates
-    ``[batch, length, candidates, dim]``. The first layer's bounds are computed once per
-    distinct (token, candidates) row."""
-    return TokenSubstitutionSet(_table(model.embedding), batch.token_ids,
-                                batch.candidate_ids, batch.candidate_mask, budget, eps=eps)
-
-
-def _table(embedding: torch.nn.Embedding) -> torch.Tensor:
-    """The embedding table in float32, its padding row cut from the gradient as
-    ``nn.Embedding(padding_idx=...)`` does: indexing the table directly would otherwise train
-    the padding row, and the gradient would depend on how much padding a batch has."""
-    table = embedding.weight.float()
-    pad = embedding.padding_idx
-    if pad is None or not table.requires_grad:
-        return table
-    is_pad = torch.zeros(table.shape[0], 1, dtype=torch.bool, device=table.device)
-    is_pad[pad] = True
-    return torch.where(is_pad, table.detach(), table)
-
-
-def margin_lower_bounds(
+def mixed_margin_lower_bounds(
     model: TextClassifier,
     batch: EncodedBatch,
     labels: torch.Tensor,
@@ -48,22 +25,25 @@ def margin_lower_bounds(
     method: str = "ibp",
     eps: float = 1.0,
     beta: float = 0.0,
+    classes: int | None = None,
 ) -> torch.Tensor:
-    """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over every rewrite.
+    """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over every rewrite, as a training
+    loss takes them (``robusttext.text.bounds.margin_lower_bounds``, exact relaxation, the
+    padding row of the embedding kept out of the gradient).
 
     ``method="crown-ibp"`` mixes ``beta * CROWN-IBP + (1 - beta) * IBP`` (beta 1: CROWN-IBP
     alone, 0: IBP alone); ``"budget-ibp"`` keeps the budget through the pooling layer
-    (``robusttext.bounds.pooling``). Always float32.
+    (``robusttext.bounds.pooling``). ``classes``: the class count (read from the logits when
+    not given).
     """
-    input_set = substitution_set(model, batch, budget, eps)
-    classes = model.body.out.out_features
-    C = margin_matrix(labels, classes)
-    mask = batch.mask.float()
+    # one set for both bounds of a mix, so that their gradients meet in the same table
+    subs = substitution_set(model, batch, budget, eps=eps, frozen_padding=True)
 
     def bound(m: str) -> torch.Tensor:
-        return text_margin_lower(model.body, input_set, C, mask, m)
+        return margin_lower_bounds(model, batch, labels, budget, m, eps=eps, classes=classes,
+                                   frozen_padding=True, subs=subs)
 
-    if method == "budget-ibp":
+    if method == POOLED_METHOD:
         return bound(method)
     if method == "ibp" or beta <= 0.0:
         return bound("ibp")
@@ -102,7 +82,8 @@ def robust_loss(
              "clean_acc": (logits.argmax(1) == labels).float().mean().item()}
     if k <= 0.0:
         return clean, parts
-    lower = margin_lower_bounds(model, batch, labels, budget, method, eps, beta)
+    lower = mixed_margin_lower_bounds(model, batch, labels, budget, method, eps, beta,
+                                      classes=logits.shape[1])
     worst = worst_case_loss(lower)
     parts["robust_loss"] = worst.item()
     parts["verified"] = (lower.amin(1) > 0).float().mean().item()

@@ -25,24 +25,26 @@ import torch
 from tqdm import tqdm
 
 from robusttext import distributed
-from robusttext.checkpoint import META_FILE
+from robusttext.checkpoint import META_FILE, optimizer_tensors, restore_optimizer
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
+from robusttext.text.base import TextClassifier
 from robusttext.text.embeddings import pretrained_embeddings
 from robusttext.text.io import load_text_model, save_text_model
-from robusttext.text.models import MODEL_KINDS, TextClassifier, build_model
+from robusttext.text.kinds import MODEL_KINDS, build_model
 from robusttext.text.vectors import (
     VocabularyTable,
     WordVectors,
     load_vectors,
     table_for_vocabulary,
 )
+from robusttext.train import parallel
 from robusttext.train.batches import batch_order, iterate_batches, token_lengths
 from robusttext.train.config import TrainConfig
-from robusttext.train.data import Example, load_examples
+from robusttext.train.data import Example, load_training_examples
 from robusttext.train.evaluate import evaluate
 from robusttext.train.holdout import holdout_split
-from robusttext.train.schedule import RobustSchedule
+from robusttext.train.schedule import Schedule
 
 VALIDATION_FILE = "validation.tsv"
 """The held-out validation sentences of a run, written into its folder."""
@@ -146,22 +148,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    tensors = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"adam.{index}.{key}"] = torch.as_tensor(value)
-    return tensors
 
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]):
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("adam."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
-    current = optimizer.state_dict()
-    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
 
 
 def _lr_at(config: TrainConfig, epoch: int) -> float:
@@ -207,11 +195,11 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     device = job.device
     out = Path(config.out)
     space = build_space(config)
-    examples = load_examples(config.train, config.train_split)
+    examples = load_training_examples(config.train, config.train_split)
     if config.train_limit is not None:
         perm = torch.randperm(len(examples), generator=torch.Generator().manual_seed(config.seed))
         examples = [examples[i] for i in perm[: config.train_limit].tolist()]
-    dev = load_examples(config.dev, config.dev_split) if config.dev else []
+    dev = load_training_examples(config.dev, config.dev_split) if config.dev else []
     if config.dev_limit is not None:
         dev = dev[: config.dev_limit]
     validation: list[Example] = []
@@ -258,23 +246,23 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     optimizer = torch.optim.Adam(params, lr=_lr_at(config, start_epoch),
                                  weight_decay=config.weight_decay)
     if bundle is not None:
-        _restore_optimizer(optimizer, bundle.extra_tensors)
+        restore_optimizer(optimizer, bundle.extra_tensors)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(config, start_epoch)
 
     lengths = token_lengths(examples, space)
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
-    schedule = RobustSchedule.from_epochs(
+    schedule = Schedule.from_epochs(
         steps_per_epoch, config.warmup_epochs, config.ramp_epochs,
-        robust_weight=config.robust_weight, beta_start=config.beta_start,
-        beta_final=config.beta_final)
+        eps_target=1.0 if config.robust else 0.0, robust_final=config.robust_weight,
+        beta_start=config.beta_start, beta_final=config.beta_final, lead=1)
     job.say(f"training a {config.model} ({sum(p.numel() for p in model.parameters())} "
           f"parameters, vocabulary {len(vocab)}) on {len(examples)} examples, "
           f"{steps_per_epoch} steps per epoch, on {device}"
           + (f" (rank 0 of {job.world} processes)" if job.distributed else "")
           + f"; space: {space.describe()}")
-    wrapped = distributed.wrap_for_training(model, job)
-    sampler = distributed.DistributedBatchSampler(
+    wrapped = parallel.wrap_for_training(model, job)
+    sampler = parallel.DistributedBatchSampler(
         lambda epoch: batch_order(lengths, config.batch_size, shuffle=True,
                                   seed=config.seed * 100003 + epoch), job.rank, job.world)
     history = []
@@ -299,9 +287,9 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for (_, batch, labels), (_, global_size) in zip(bar, order):
-                weight = distributed.local_weight(len(labels), global_size, job.world)
+                weight = parallel.local_weight(len(labels), global_size, job.world)
                 loss, parts = wrapped(
-                    batch, labels, weight, budget=config.budget, k=schedule.k(step),
+                    batch, labels, weight, budget=config.budget, k=schedule.robust(step),
                     method=config.method, eps=schedule.eps(step), beta=schedule.beta(step),
                     amp=config.amp)
                 optimizer.zero_grad(set_to_none=True)
@@ -327,7 +315,7 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         totals = job.all_sum(totals)  # per-batch means over the whole global batch
         robust_batches, clean_batches = counts["robust"], counts["clean"]
         record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - started, 1),
-                  "eps": round(schedule.eps(step - 1), 4), "k": round(schedule.k(step - 1), 4)}
+                  "eps": round(schedule.eps(step - 1), 4), "k": round(schedule.robust(step - 1), 4)}
         for key, value in totals.items():
             n = robust_batches if key in ("robust_loss", "verified") else (
                 robust_batches + clean_batches)
@@ -441,6 +429,6 @@ def _save(out, model, vocab, space, config, optimizer, epoch, step, history, met
     out.mkdir(parents=True, exist_ok=True)
     log.write_text("".join(json.dumps(r) + "\n" for r in previous + history))
     save_text_model(out, model, vocab, space, training_config=config.to_json(),
-                    metrics=metrics, extra_tensors=_optimizer_tensors(optimizer),
+                    metrics=metrics, extra_tensors=optimizer_tensors(optimizer),
                     word_vectors=vector_report or {},
                     state={"epoch": epoch, "step": step, **({"best": best} if best else {})})

@@ -8,32 +8,20 @@ import time
 from pathlib import Path
 
 from robusttext.errors import RobustTextError
+from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
+from robusttext.methods import VISION_TRAINING_METHODS as TRAIN_METHODS
+from robusttext.vision.config import ARCHITECTURES, TrainConfig
 
 DEFAULT_MODEL = "fmnist-dm-small"
-ARCHITECTURES = ("dm-small", "dm-medium", "dm-large")  # robusttext.vision.models, checked by a test
-TRAIN_METHODS = ("natural", "ibp", "crown-ibp")
-BOUND_METHODS = ("ibp", "crown-ibp", "crown", "alpha-crown")
 
-# Training flags that set one TrainConfig field of the same name: (type, metavar, help).
-TRAIN_FIELDS = {
-    "epochs": (int, "N", "training epochs (default 10)"),
-    "warmup_epochs": (float, "X", "epochs of clean training before eps grows (default 1)"),
-    "ramp_epochs": (float, "X", "epochs over which eps and kappa ramp to their final values "
-                                "(default 5)"),
-    "batch_size": (int, "N", "images per training step (default 256)"),
-    "lr": (float, "X", "Adam learning rate (default 5e-4)"),
-    "seed": (int, "N", "random seed of the initialisation and the data order (default 0)"),
-    "train_subset": (int, "N", "train on the first N training images (default: all)"),
-    "test_subset": (int, "N", "evaluate on the first N test images (default: all)"),
-    "pgd_steps": (int, "N", "PGD steps of the final attack (default 20)"),
-    "pgd_restarts": (int, "N", "PGD restarts of the final attack (default 1)"),
-    "grad_clip": (float, "X", "clip the gradient norm to X (0: off; default 10)"),
-}
+# Training flags that set the TrainConfig field of the same name, generated from its HELP.
+TRAIN_FIELDS = ("epochs", "warmup_epochs", "ramp_epochs", "batch_size", "lr", "seed",
+                "train_subset", "test_subset", "pgd_steps", "pgd_restarts", "grad_clip")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``train`` and ``certify`` sub-commands on ``parser``."""
-    from robusttext.cli import Deprecated
+    from robusttext.options import Deprecated
 
     sub = parser.add_subparsers(dest="vision_command", metavar="{train,certify}")
     train = sub.add_parser("train", help="train a DM-small/medium/large classifier",
@@ -58,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="training radius (default: --eps)")
     train.add_argument("--eps-eval", type=float, metavar="X",
                        help="evaluation radius (default: --eps)")
-    for name, (kind, metavar, help_text) in TRAIN_FIELDS.items():
-        train.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar,
-                           help=help_text)
+    TrainConfig.add_flags(train, TRAIN_FIELDS)
     train.add_argument("--device", metavar="auto|cpu|cuda|cuda:N",
                        help="torch device (default auto: CUDA when present, else CPU)")
     train.add_argument("--out", metavar="FOLDER",
@@ -124,10 +110,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args) -> int:
-    from robusttext.vision.train import TrainConfig, train
+    from robusttext.vision.train import train
 
-    config = TrainConfig.from_json(args.config) if args.config else TrainConfig()
+    config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     overrides = {
+        **TrainConfig.flag_values(args),  # the generated flags given; then the others
         "data": args.data,
         "model": args.architecture,
         "method": args.method,
@@ -135,7 +122,6 @@ def _train(args) -> int:
         "eps_eval": args.eps_eval if args.eps_eval is not None else args.eps,
         "device": args.device,
         "out": args.out,
-        **{name: getattr(args, name) for name in TRAIN_FIELDS},
     }
     for key, value in overrides.items():
         if value is not None:
@@ -194,15 +180,14 @@ def warn_if_never_perturbed(robust: bool, epochs: float, warmup_epochs: float) -
 
 
 def resolve_checkpoint(name: str) -> Path:
-    """A folder path, or the name of a model shipped under robusttext/assets/models/."""
-    from robusttext.vision.io import SHIPPED_MODELS
+    """A folder path, or the name of a shipped image model (``robusttext.shipped``)."""
+    from robusttext.shipped import shipped_model_path, shipped_models
 
     path = Path(name)
     if path.is_dir():
         return path
-    shipped = SHIPPED_MODELS / name
-    if shipped.is_dir():
-        return shipped
+    if name in shipped_models("vision") and shipped_model_path(name).is_dir():
+        return shipped_model_path(name)
     raise RobustTextError(f"no checkpoint folder {name!r} (and no shipped model of that name)")
 
 
@@ -211,7 +196,7 @@ def _certify(args) -> int:
 
     directory_name, architecture = certify_names(args)
     if args.json:
-        from robusttext.certify.report import check_output
+        from robusttext.options import check_output
 
         check_output(args.json, "--json")
     import torch
@@ -220,7 +205,7 @@ def _certify(args) -> int:
     from robusttext.vision.evaluate import evaluate
     from robusttext.vision.io import check_input_shape, load_model
     from robusttext.vision.train import pick_device
-    from robusttext.vision.verify import BOUND_METHODS, check_eps
+    from robusttext.vision.verify import check_eps
 
     directory = resolve_checkpoint(directory_name)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())

@@ -3,8 +3,9 @@
 Loss per batch: ``kappa * CE(clean) + (1 - kappa) * CE(worst case)``, where the worst-case
 logits are ``[0, -lb]`` for margin lower bounds ``lb`` ``[batch, classes - 1]`` and, for
 CROWN-IBP, ``lb = beta * lb_crown_ibp + (1 - beta) * lb_ibp``. ``eps``, ``kappa`` and ``beta``
-follow :class:`~robusttext.vision.schedule.Schedule`. A checkpoint (weights, Adam moments, RNG
-state, history) is written after every epoch; ``resume`` continues from it.
+follow :class:`~robusttext.train.schedule.Schedule` (``kappa = 1 - robust``). A checkpoint
+(weights, Adam moments, RNG state, history) is written after every epoch; ``resume`` continues
+from it.
 """
 
 from __future__ import annotations
@@ -12,108 +13,23 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from robusttext.checkpoint import read_json_file
+from robusttext.checkpoint import optimizer_tensors, restore_optimizer
 from robusttext.distributed import rank_device
 from robusttext.errors import RobustTextError
+from robusttext.train.schedule import Schedule
+from robusttext.vision.config import TrainConfig
 from robusttext.vision.data import ImageDataset, channel_stats, load_images
 from robusttext.vision.evaluate import evaluate
 from robusttext.vision.io import load_model, save_model
-from robusttext.vision.models import ARCHITECTURES, build_model, model_config
-from robusttext.vision.schedule import Schedule
-from robusttext.vision.verify import check_eps, margin_lower_bounds
-
-METHODS = ("natural", "ibp", "crown-ibp")
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; JSON files hold a subset of these keys."""
-
-    data: str = "fashion-mnist"
-    model: str = "dm-small"
-    method: str = "crown-ibp"
-    eps_train: float = 0.1
-    eps_eval: float = 0.1
-    epochs: int = 10
-    warmup_epochs: float = 1
-    ramp_epochs: float = 5
-    schedule: str = "linear"
-    kappa_start: float = 1.0
-    kappa_final: float = 0.5
-    beta_start: float = 1.0
-    beta_final: float = 0.0
-    lr: float = 5e-4
-    lr_milestones: list[int] = field(default_factory=list)
-    lr_decay: float = 0.1
-    batch_size: int = 256
-    eval_batch_size: int = 512
-    grad_clip: float = 10.0
-    seed: int = 0
-    train_subset: int | None = None
-    test_subset: int | None = None
-    epoch_eval_subset: int | None = 1000
-    augment: bool = False
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    pgd_steps: int = 20
-    pgd_restarts: int = 1
-    final_methods: list[str] = field(default_factory=lambda: ["ibp", "crown-ibp"])
-    epoch_methods: list[str] = field(default_factory=lambda: ["ibp"])
-    device: str = "auto"
-    out: str = "runs/vision"
-    comment: str = ""
-
-    def validate(self) -> TrainConfig:
-        """RobustTextError on any value out of range."""
-        if self.method not in METHODS:
-            raise RobustTextError(f"--method must be one of {', '.join(METHODS)}, got "
-                                  f"{self.method!r}")
-        if self.model not in ARCHITECTURES:
-            raise RobustTextError(
-                f"--architecture ('model' in a config file) must be one of "
-                f"{', '.join(sorted(ARCHITECTURES))}, got {self.model!r}"
-            )
-        check_eps(self.eps_train, "--eps-train (eps_train)")
-        check_eps(self.eps_eval, "--eps-eval (eps_eval)")
-        for name in ("epochs", "batch_size", "eval_batch_size", "pgd_restarts"):
-            if int(getattr(self, name)) < 1:
-                raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got "
-                                      f"{getattr(self, name)}")
-        if self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.pgd_steps < 0:
-            raise RobustTextError("--warmup-epochs, --ramp-epochs and --pgd-steps must be >= 0")
-        if self.lr <= 0 or self.grad_clip < 0:
-            raise RobustTextError("--lr must be positive and --grad-clip non-negative")
-        for method in [*self.final_methods, *self.epoch_methods]:
-            if method not in ("ibp", "crown-ibp", "crown"):
-                raise RobustTextError(f"unknown verification method {method!r}")
-        return self
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a JSON object; unknown keys are an error (keys starting with _ are notes)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(k for k in values if k not in known and not k.startswith("_"))
-        if unknown:
-            raise RobustTextError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise RobustTextError(f"missing config file {path}")
-        values = read_json_file(path, "config")
-        if not isinstance(values, dict):
-            raise RobustTextError(f"config {path}: expected a JSON object")
-        return cls.from_dict(values)
+from robusttext.vision.models import build_model, model_config
+from robusttext.vision.verify import margin_lower_bounds
 
 
 def pick_device(name: str) -> torch.device:
@@ -154,27 +70,8 @@ def random_crop_flip(
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    tensors = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).reshape(-1).clone()
-    return tensors
 
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, extra: dict[str, torch.Tensor]) -> None:
-    state_dict = optimizer.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    shapes = [p.shape for group in optimizer.param_groups for p in group["params"]]
-    for name, value in extra.items():
-        if not name.startswith("optim."):
-            continue
-        _, index, key = name.split(".", 2)
-        index = int(index)
-        shape = () if key == "step" else shapes[index]
-        state.setdefault(index, {})[key] = value.reshape(shape)
-    state_dict["state"] = state
-    optimizer.load_state_dict(state_dict)
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
@@ -194,16 +91,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     model = build_model(**model_cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    schedule = Schedule(
-        config.eps_train,
-        round(config.warmup_epochs * steps_per_epoch),
-        round(config.ramp_epochs * steps_per_epoch),
-        config.schedule,
-        config.kappa_start,
-        config.kappa_final,
-        config.beta_start,
-        config.beta_final,
-    )
+    # kappa, the weight of the clean loss, is 1 minus the schedule's robust weight
+    schedule = Schedule.from_epochs(
+        steps_per_epoch, config.warmup_epochs, config.ramp_epochs, eps_target=config.eps_train,
+        robust_start=1.0 - config.kappa_start, robust_final=1.0 - config.kappa_final,
+        beta_start=config.beta_start, beta_final=config.beta_final, kind=config.schedule)
     start_epoch, history = 0, []
     if resume and (out / "checkpoint.json").is_file():
         start_epoch, history = _resume(out, config, model, optimizer, device)
@@ -271,7 +163,7 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
         if config.augment:
             x = random_crop_flip(x, generator)
         x, y = x.to(device), y.to(device)
-        eps, kappa, beta = schedule.eps(step), schedule.kappa(step), schedule.beta(step)
+        eps, kappa, beta = schedule.eps(step), 1.0 - schedule.robust(step), schedule.beta(step)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         if config.method != "natural" and eps > 0:
@@ -307,7 +199,7 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
 
 
 def _save(out, model, model_cfg, optimizer, config, epochs_done, history, metrics=None):
-    tensors = _optimizer_tensors(optimizer)
+    tensors = optimizer_tensors(optimizer)
     tensors["rng.torch"] = torch.get_rng_state()
     sections = {
         "training": {"config": asdict(config), "epochs_done": epochs_done, "history": history}
@@ -323,7 +215,7 @@ def _resume(out: Path, config: TrainConfig, model, optimizer, device) -> tuple[i
         raise RobustTextError(f"checkpoint {out} was trained on other input channels")
     model.load_state_dict(saved.state_dict())
     model.to(device)
-    _restore_optimizer(optimizer, extra)
+    restore_optimizer(optimizer, extra)
     if "rng.torch" in extra:
         torch.set_rng_state(extra["rng.torch"].to(torch.uint8))
     training = meta.get("training", {})

@@ -6,19 +6,8 @@ import torch
 from torch import nn
 
 from robusttext.errors import RobustTextError
-
-BOUND_METHODS = ("ibp", "crown-ibp", "crown", "alpha-crown")
-
-
-def check_eps(eps: float, what: str = "eps") -> float:
-    """``eps`` as a float, or RobustTextError unless it lies in [0, 1] (pixel units)."""
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise RobustTextError(f"{what} must be a number in [0, 1], got {eps!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise RobustTextError(f"{what} must lie in [0, 1] (pixel units), got {eps!r}")
-    return value
+from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
+from robusttext.vision.config import check_eps  # noqa: F401  (re-exported: the eps check)
 
 
 def margin_lower_bounds(
@@ -30,13 +19,11 @@ def margin_lower_bounds(
     """
     if method not in BOUND_METHODS:
         raise RobustTextError(f"bound method must be one of {BOUND_METHODS}, got {method!r}")
-    from robusttext.bounds import LinfBall, compute_bounds, margin_matrix
+    from robusttext.bounds import LinfBall
+    from robusttext.bounds.specs import margin_lower_bounds as engine_margin_lower_bounds
 
-    num_classes = _num_classes(model)
-    C = margin_matrix(labels, num_classes).to(images)
     ball = LinfBall(images, eps, lower=0.0, upper=1.0)
-    lower, _ = compute_bounds(model, ball, method=method, C=C, bound_upper=False)
-    return lower
+    return engine_margin_lower_bounds(model, ball, labels, _num_classes(model), method)
 
 
 def verified(

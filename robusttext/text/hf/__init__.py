@@ -9,7 +9,9 @@
 >>> result = certify_transformers(model, tokenizer, validation_dataset, space)
 >>> result.summary(3).verified_accuracy, result.settings["dropped_candidates"]
 
-``validation_dataset`` is a ``datasets.Dataset`` with a text column (``sentence`` or ``text``)
+``certify_transformers("ORG/NAME", None, validation_dataset, space)`` loads a folder or a hub id
+itself (``from_pretrained``: the hub, else the Hugging Face cache). ``validation_dataset`` is a
+``datasets.Dataset`` with a text column (``sentence`` or ``text``)
 and an integer ``label`` column, or a list of ``(text, label)`` pairs. Supported architectures:
 ``SUPPORTED_ARCHITECTURES``; the word-piece handling is ``robusttext.perturb.subwords``.
 """
@@ -19,6 +21,7 @@ from robusttext.text.hf.folders import (
     ROBUSTTEXT_FILE,
     is_transformers_folder,
     load_transformers_folder,
+    load_transformers_hub,
     save_transformers_folder,
 )
 from robusttext.text.hf.model import (
@@ -38,5 +41,6 @@ __all__ = [
     "from_transformers",
     "is_transformers_folder",
     "load_transformers_folder",
+    "load_transformers_hub",
     "save_transformers_folder",
 ]

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from torch import nn
 
 from robusttext.data import Example
-from robusttext.data.examples import check_label_column, parse_label, parse_text, pick_text_column
+from robusttext.data.records import check_label_column, parse_label, parse_text, pick_text_column
 from robusttext.errors import RobustTextError
 from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace
-from robusttext.text.hf.folders import subword_space
+from robusttext.text.hf.folders import (
+    load_transformers_folder,
+    load_transformers_hub,
+    saved_space,
+    subword_space,
+)
 from robusttext.text.hf.model import HFTextModel, from_transformers
 
 
@@ -48,19 +54,38 @@ def examples_from_dataset(data, text_column: str | None = None, label_column: st
     return examples
 
 
-def certify_transformers(model: nn.Module, tokenizer, data, space: PerturbationSpace | SubwordSpace,
+def certify_transformers(model: nn.Module | str | Path, tokenizer, data,
+                         space: PerturbationSpace | SubwordSpace | None,
                          budgets: Sequence[int | None] | None = None, *,
                          text_column: str | None = None, label_column: str = "label",
                          **options):
     """Certify, attack and enumerate a ``transformers`` sequence classifier (or an
     ``HFTextModel``) on ``data`` (see ``examples_from_dataset``) against a word-level ``space``
-    seen through ``tokenizer``. ``options`` go to ``robusttext.certify.certify`` (``method``,
-    ``batch_size``, ``enumerate_limit``, ...). Returns its ``Certification``; the candidates
-    the word pieces made robusttext drop are in ``settings["dropped_candidates"]`` (by reason)
-    and in each example's ``dropped_candidates``."""
+    seen through ``tokenizer``. ``model`` may also be a ``save_pretrained`` folder or a hub id
+    (``"ORG/NAME"``, through ``from_pretrained``: the hub, else the Hugging Face cache); then
+    ``tokenizer`` None is the model's own and ``space`` None the one saved beside it.
+    ``options`` go to ``robusttext.certify.certify`` (``method``, ``batch_size``,
+    ``enumerate_limit``, ...). Returns its ``Certification``; the candidates the word pieces
+    made robusttext drop are in ``settings["dropped_candidates"]`` (by reason) and in each
+    example's ``dropped_candidates``."""
     from robusttext.certify import certify
 
+    saved: dict = {}
+    if isinstance(model, (str, Path)):
+        if Path(model).expanduser().is_dir():
+            model, own_tokenizer, saved = load_transformers_folder(model)
+        else:
+            model, own_tokenizer, saved, _ = load_transformers_hub(str(model))
+        tokenizer = own_tokenizer if tokenizer is None else tokenizer
+    if tokenizer is None:
+        raise RobustTextError("certify_transformers: give the tokenizer of a model object")
     text_model = model if isinstance(model, HFTextModel) else from_transformers(model)
+    if space is None:
+        space = saved_space(saved, tokenizer, text_model)
+        if space is None:
+            raise RobustTextError("certify_transformers: the model carries no perturbation "
+                                  "space; give one (e.g. PerturbationSpace(['counterfitted'], "
+                                  "budget=3))")
     if not isinstance(space, SubwordSpace):
         space = subword_space(space, tokenizer, text_model)
     examples = examples_from_dataset(data, text_column, label_column, text_model.num_labels)

@@ -1,7 +1,10 @@
-"""``transformers`` model folders: load one as a robusttext text model, save one.
+"""``transformers`` model folders and hub ids: load one as a robusttext text model, save one.
 
 A folder written by ``save_pretrained`` (``config.json``, the weights, the tokenizer's files)
-loads with ``load_transformers_folder``; robusttext adds ``robusttext.json`` beside them when it
+loads with ``load_transformers_folder``; a hub id (``ORG/NAME``) with ``load_transformers_hub``,
+through ``transformers``' own resolution (``from_pretrained(id)``: downloaded where there is a
+network, read from the Hugging Face cache offline, e.g. with ``HF_HUB_OFFLINE=1``). robusttext
+adds ``robusttext.json`` beside them when it
 saves (``save_transformers_folder``): the perturbation space the model was trained or certified
 for, the training configuration and the measured metrics. ``AutoModelForSequenceClassification
 .from_pretrained`` and ``pipeline("text-classification")`` read the folder as usual and ignore
@@ -11,6 +14,7 @@ that file.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,15 @@ ROBUSTTEXT_FILE = "robusttext.json"
 FORMAT = "robusttext.transformers_folder"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
 """A folder holds a tokenizer when it has one of these (fast tokenizer, WordPiece, BPE)."""
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+"""The form of a hub model id: ``NAME`` or ``ORG/NAME`` (letters, digits, ``._-``)."""
+
+
+def is_hub_id(name: str) -> bool:
+    """True when ``name`` has the form of a hub model id (``ORG/NAME`` or ``NAME``)."""
+    return bool(HUB_ID.fullmatch(name)) and ".." not in name and len(name) <= 96
 
 
 def is_transformers_folder(path: str | Path) -> bool:
@@ -47,29 +60,85 @@ def load_transformers_folder(path: str | Path, device: str = "cpu"):
     or with an architecture robusttext does not support (named, with the supported ones)."""
     path = Path(path).expanduser()
     config = _read_config(path)
-    architectures = config.get("architectures") or []
-    unsupported = [a for a in architectures if a not in SUPPORTED_ARCHITECTURES]
-    if unsupported or not architectures:
-        named = ", ".join(unsupported) or f"model_type {config.get('model_type')!r} with no " \
-                                           "architectures entry"
-        raise RobustTextError(f"{path}: robusttext does not support the architecture {named}; "
-                              f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+    _check_architectures(path, config.get("architectures"), config.get("model_type"))
     if not any((path / f).is_file() for f in TOKENIZER_FILES):
         raise RobustTextError(f"{path} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
                               "save the tokenizer with tokenizer.save_pretrained(folder) beside "
                               "the model")
+    tokenizer, hf = _tokenizer_and_model(path, path, local_files_only=True)
+    saved = read_robusttext_file(path)
+    return from_transformers(hf).to(device).eval(), tokenizer, saved
+
+
+def load_transformers_hub(model_id: str, device: str = "cpu"):
+    """``(text_model, tokenizer, saved, folder)`` of a hub id, as ``load_transformers_folder``
+    gives for a folder; ``folder`` is the snapshot folder ``transformers`` resolved (in the
+    Hugging Face cache). ``from_pretrained(model_id)`` downloads where there is a network and
+    reads the cache offline; RobustTextError naming the id and what was tried (the folder, the
+    cache, the hub) when neither has it."""
+    from transformers import AutoConfig
+    from transformers.utils import cached_file
+
+    try:
+        config = AutoConfig.from_pretrained(model_id)
+        folder = Path(cached_file(model_id, "config.json")).parent
+    except Exception as error:  # OSError, ValueError, requests' and huggingface_hub's errors
+        raise RobustTextError(_not_found(model_id, error)) from None
+    _check_architectures(model_id, config.architectures, config.model_type)
+    tokenizer, hf = _tokenizer_and_model(model_id, model_id, local_files_only=False)
+    try:
+        extra = cached_file(model_id, ROBUSTTEXT_FILE, _raise_exceptions_for_missing_entries=False,
+                            _raise_exceptions_for_connection_errors=False)
+    except Exception:  # a hub that answers for config.json but not here: no saved space
+        extra = None
+    saved = read_robusttext_file(Path(extra).parent) if extra else {}
+    return from_transformers(hf).to(device).eval(), tokenizer, saved, folder
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _not_found(model_id: str, error: BaseException) -> str:
+    """One line: ``model_id`` is no folder, not in the cache, not on the hub (or offline)."""
+    from huggingface_hub import constants
+
+    folder = Path(model_id).expanduser().absolute()
+    cache = Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}"
+    cached = "holds no usable snapshot" if cache.is_dir() else "does not exist"
+    if constants.is_offline_mode():
+        hub = "the hub was not asked (HF_HUB_OFFLINE is set)"
+    else:
+        hub = (f"the hub did not give it ({_first_line(error)}; with HF_HUB_OFFLINE=1 only the "
+               "cache is read)")
+    return (f"no such model: {model_id!r} is neither a folder ({folder} does not exist) nor a "
+            f"robusttext shipped model, and transformers could not load it as a hub id: the "
+            f"Hugging Face cache entry {cache} {cached}, and {hub}")
+
+
+def _check_architectures(where, architectures, model_type) -> None:
+    architectures = list(architectures or [])
+    unsupported = [a for a in architectures if a not in SUPPORTED_ARCHITECTURES]
+    if unsupported or not architectures:
+        named = ", ".join(unsupported) or f"model_type {model_type!r} with no architectures entry"
+        raise RobustTextError(f"{where}: robusttext does not support the architecture {named}; "
+                              f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+
+
+def _tokenizer_and_model(source, where, local_files_only: bool):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
     except Exception as error:  # transformers raises many kinds of errors on bad folders
-        raise RobustTextError(f"{path}: the tokenizer cannot be loaded: {error}") from None
+        raise RobustTextError(f"{where}: the tokenizer cannot be loaded: {error}") from None
     try:
-        hf = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+        hf = AutoModelForSequenceClassification.from_pretrained(
+            source, local_files_only=local_files_only)
     except Exception as error:
-        raise RobustTextError(f"{path}: the model cannot be loaded: {error}") from None
-    saved = read_robusttext_file(path)
-    return from_transformers(hf).to(device).eval(), tokenizer, saved
+        raise RobustTextError(f"{where}: the model cannot be loaded: {error}") from None
+    return tokenizer, hf
 
 
 def read_robusttext_file(path: Path) -> dict:
@@ -136,16 +205,26 @@ def load_transformers_bundle(path: str | Path, device: str = "cpu"):
     ``PieceVocabulary``, ``space`` the saved space through the tokenizer (None when the folder
     carries none), ``meta`` ``kind: "transformers"``, the architecture, the ``transformers``
     config and the saved training configuration and metrics."""
+    path = Path(path).expanduser()
+    model, tokenizer, saved = load_transformers_folder(path, device)
+    return _bundle(model, tokenizer, saved, path.name, path)
+
+
+def load_hub_bundle(model_id: str, device: str = "cpu"):
+    """A ``TextModelBundle`` of a hub id (see ``load_transformers_hub``), named by the id, its
+    ``path`` the resolved snapshot folder."""
+    model, tokenizer, saved, folder = load_transformers_hub(model_id, device)
+    return _bundle(model, tokenizer, saved, model_id, folder)
+
+
+def _bundle(model, tokenizer, saved, name, path):
     from robusttext.perturb.subwords import PieceVocabulary
     from robusttext.text.io import TextModelBundle
 
-    path = Path(path).expanduser()
-    model, tokenizer, saved = load_transformers_folder(path, device)
     space = saved_space(saved, tokenizer, model)
     meta = {"kind": "transformers", "architecture": model.architecture,
             "model_config": model.hf.config.to_dict(),
             "training_config": saved.get("training_config", {}),
             "metrics": saved.get("metrics", {})}
     vocab = space.vocabulary if space is not None else PieceVocabulary(tokenizer)
-    return TextModelBundle(model=model, vocab=vocab, space=space, meta=meta, name=path.name,
-                           path=path)
+    return TextModelBundle(model=model, vocab=vocab, space=space, meta=meta, name=name, path=path)

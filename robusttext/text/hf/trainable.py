@@ -3,35 +3,77 @@
 ``BertClassifier`` is a ``transformers.BertForSequenceClassification`` built from a config
 (``layers``, ``heads``, ``embed_dim`` as the hidden size, ``ffn``, ``max_length``) over a
 robusttext word ``Vocabulary`` (``<pad>`` 0, ``<unk>`` 1, one word per token, so no word
-pieces); it follows the text-model contract through ``robusttext.text.hf.model.EncoderBody``,
-so ``robusttext train --model bert`` trains it with IBP or CROWN-IBP and ``robusttext certify``
-certifies it. Sentences are read as they are, without ``[CLS]``: the pooler reads the first
-word's final state. ReLU feed-forward (``activation="gelu_new"`` gives GELU's tanh form).
+pieces); it follows the text-model contract through ``ClsBody`` around
+``robusttext.text.hf.model.EncoderBody``, so ``robusttext train --model bert`` trains it with IBP
+or CROWN-IBP and ``robusttext certify`` certifies it. As in BERT, every sentence is read as
+``[CLS] w1 .. wn``: the body prepends a learned ``[CLS]`` vector (no substitution touches it)
+at position 0 and the pooler reads its final state. ReLU feed-forward (``activation=
+"gelu_new"`` gives GELU's tanh form).
 
-Its checkpoint folder also holds the ``save_pretrained`` files and a word-level tokenizer of
-the vocabulary (lower-casing, split on whitespace as the ``glue`` style does, no special
-tokens), so ``AutoModelForSequenceClassification.from_pretrained(folder)`` and
-``pipeline("text-classification", model=folder)`` give the same logits
+Its checkpoint folder also holds the ``save_pretrained`` files, whose word-embedding table is
+the vocabulary's plus one last row, ``[CLS]`` (``CLS_TOKEN``), and a word-level tokenizer of the
+vocabulary (lower-casing, split on whitespace as the ``glue`` style does, ``[CLS]`` prepended),
+so ``AutoModelForSequenceClassification.from_pretrained(folder)`` and
+``pipeline("text-classification", model=folder)`` give robusttext's logits
 (``write_transformers_files``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.fx
+from torch import nn
+
 from robusttext.errors import RobustTextError
 from robusttext.perturb.vocabulary import PAD, UNK, Vocabulary
-from robusttext.text.hf.model import ACTIVATIONS, _build_bert
-from robusttext.text.models import TextClassifier
+from robusttext.text.base import TextClassifier
+from robusttext.text.hf.model import ACTIVATIONS, EncoderBody, _build_bert
+from robusttext.text.sequence_models import checked_length
+
+CLS_TOKEN = "[CLS]"
+"""The token the saved tokenizer prepends; its id is the vocabulary's size (the last row)."""
+
+torch.fx.wrap(checked_length)  # traced as one call on the constant length (see model.py)
+
+
+class ClsBody(nn.Module):
+    """``[CLS]`` in front of every sentence, then the encoder.
+
+    ``forward(x [batch, length, hidden], mask [batch, length] float) -> [batch, labels]``:
+    ``encoder(cat(cls, x), cat(1, mask))``, so the encoder reads ``length + 1`` tokens,
+    ``[CLS]`` at position 0, and its pooler reads ``[CLS]``'s final state. ``cls`` is a
+    parameter (``[hidden]``), a constant for the bounds; at most ``max_length`` words.
+    """
+
+    def __init__(self, encoder: EncoderBody, initializer_range: float):
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.norm.normalized_shape[0]
+        self.cls = nn.Parameter(torch.randn(hidden) * initializer_range)
+        self.max_length = encoder.max_length - 1
+
+    @property
+    def out(self) -> nn.Linear:
+        """The classifier layer (the head's last)."""
+        return self.encoder.out
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        checked_length(x.shape[1], self.max_length)
+        batch = x.shape[0]
+        cls = self.cls.expand(batch, 1, self.cls.shape[0])
+        return self.encoder(torch.cat([cls, x], 1), torch.cat([mask.new_ones(batch, 1), mask], 1))
 
 
 class BertClassifier(TextClassifier):
     """BERT-style classifier (defaults: 1 layer, 4 heads, hidden 64, feed-forward 128, ReLU),
-    learned positions for up to ``max_length`` tokens; ``hf`` is the ``transformers`` model
-    (kept outside the module tree, so each parameter is saved once, under ``embedding`` and
-    ``body``)."""
+    learned positions for ``[CLS]`` and up to ``max_length`` words; ``hf`` is the
+    ``transformers`` model without the ``[CLS]`` row (kept outside the module tree, so each
+    parameter is saved once, under ``embedding`` and ``body``)."""
 
     kind = "bert"
 
@@ -54,29 +96,54 @@ class BertClassifier(TextClassifier):
 
         config = BertConfig(vocab_size=vocab_size, hidden_size=embed_dim, num_hidden_layers=layers,
                             num_attention_heads=heads, intermediate_size=ffn,
-                            max_position_embeddings=max_length, hidden_act=activation,
+                            max_position_embeddings=max_length + 1, hidden_act=activation,
                             num_labels=classes, pad_token_id=0, type_vocab_size=1)
         hf = BertForSequenceClassification(config)
         self.__dict__["hf"] = hf  # not a submodule: its parameters are those of embedding/body
-        self.embedding, self.body = _build_bert(hf)
+        self.embedding, encoder = _build_bert(hf)
+        self.body = ClsBody(encoder, config.initializer_range)
         self.activation = activation
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "activation": self.activation}
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if "body.cls" not in state_dict and "body.position.weight" in state_dict:
+            raise RobustTextError("this bert checkpoint comes from a robusttext that read "
+                                  "sentences without [CLS] (the pooler read the first word); "
+                                  "today's bert prepends [CLS]: train it again")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
 
 def word_tokenizer(vocab: Vocabulary):
-    """A ``transformers`` fast tokenizer that maps text to exactly robusttext's ids for the
-    ``glue`` style: lower-case, split on whitespace, unknown words to ``<unk>``, no special
-    tokens added."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    """A ``transformers`` fast tokenizer that maps text to ``[CLS]`` (id ``len(vocab)``) and
+    then exactly robusttext's ids for the ``glue`` style: lower-case, split on whitespace,
+    unknown words to ``<unk>``. ``[CLS]`` is not an added token, so a sentence that contains
+    the text ``[CLS]`` reads it as a word (lower-cased), as robusttext does."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     table = {token: i for i, token in enumerate(vocab.tokens)}
+    cls_id = len(table)
+    table[CLS_TOKEN] = cls_id  # never matched by lower-cased text
     raw = Tokenizer(models.WordLevel(table, unk_token=UNK))
     raw.normalizer = normalizers.Lowercase()
     raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    raw.post_processor = processors.TemplateProcessing(
+        single=f"{CLS_TOKEN} $A", pair=f"{CLS_TOKEN} $A $B:1", special_tokens=[(CLS_TOKEN, cls_id)])
     return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token=UNK, pad_token=PAD)
+
+
+def exported_transformers_model(model: BertClassifier):
+    """A copy of ``model.hf`` whose word-embedding table has the ``[CLS]`` row last, so that it
+    computes ``model``'s logits on the ids of ``word_tokenizer``."""
+    hf = copy.deepcopy(model.hf)
+    rows = hf.get_input_embeddings().num_embeddings
+    hf.resize_token_embeddings(rows + 1, mean_resizing=False)
+    with torch.no_grad():
+        hf.get_input_embeddings().weight[rows] = model.body.cls
+    hf.config.architectures = ["BertForSequenceClassification"]
+    return hf.eval()
 
 
 def write_transformers_files(directory: str | Path, model: BertClassifier, vocab: Vocabulary,
@@ -89,9 +156,7 @@ def write_transformers_files(directory: str | Path, model: BertClassifier, vocab
         raise RobustTextError(f"a bert model saves a whitespace tokenizer for transformers; "
                               f"its space must use the 'glue' tokenizer, not {space.tokenizer!r}")
     directory = Path(directory)
-    hf = model.hf
-    hf.config.architectures = ["BertForSequenceClassification"]
-    hf.save_pretrained(directory)
+    exported_transformers_model(model).save_pretrained(directory)
     word_tokenizer(vocab).save_pretrained(directory)
     extra = {"format": FORMAT, "version": 1, "architecture": "BertForSequenceClassification",
              "perturbation_space": space.to_json() if space is not None else None,

@@ -1,0 +1,188 @@
+"""The base of robusttext's run settings (text and vision training): a dataclass read from a
+dict or a JSON file, each field checked against its annotation, and a command-line flag per
+field with its help text and choices. Torch-free, so that ``--help`` stays light.
+
+>>> config = TrainConfig.from_file("run.json")        # or TrainConfig.from_dict({...})
+>>> TrainConfig.add_flags(parser)                      # --epochs N, --budget N|none, ...
+
+A subclass is a ``@dataclass`` with ``HELP`` (field -> help text; a test checks each field has
+one) and ``CHOICES`` (field -> its allowed values, shown and checked by argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, ClassVar
+
+from robusttext.errors import RobustTextError
+
+
+def read_json_file(path: str | Path, what: str = "file") -> Any:
+    """The JSON value in ``path``; RobustTextError naming the file when it is missing, not
+    UTF-8 or not valid JSON."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RobustTextError(f"{what} {path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise RobustTextError(f"{what} {path}: not UTF-8 text (byte {error.start}); save it as "
+                              "UTF-8 JSON") from None
+    except OSError as error:
+        raise RobustTextError(f"{what} {path}: cannot read it ({error.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RobustTextError(f"{what} {path}: not valid JSON at line {error.lineno}: "
+                              f"{error.msg}") from None
+
+
+def flag(name: str) -> str:
+    """The command-line flag of setting ``name`` (``eval_method`` -> ``--eval-method``)."""
+    return "--" + name.replace("_", "-")
+
+
+class Settings:
+    """Base of a settings dataclass; see the module docstring."""
+
+    HELP: ClassVar[dict[str, str]] = {}
+    CHOICES: ClassVar[dict[str, tuple]] = {}
+    FLAGS: ClassVar[dict[str, str]] = {}  # field -> its flag where it is not flag(field)
+    METAVARS: ClassVar[dict[str, str]] = {}  # field -> its metavar for a str field
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "configuration"):
+        """The settings of a JSON object; unknown keys are refused (keys starting with ``_``
+        are notes, ignored); a bad value raises RobustTextError prefixed with ``where``."""
+        if not isinstance(values, dict):
+            raise RobustTextError(f"{where}: a configuration is a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in values if k not in known and not k.startswith("_"))
+        if unknown:
+            raise RobustTextError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+        try:
+            return cls(**{k: v for k, v in values.items() if k in known})
+        except RobustTextError as error:
+            raise RobustTextError(f"{where}: {error}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path):
+        """The settings of a JSON file (an object of settings)."""
+        return cls.from_dict(read_json_file(path, "configuration file"), where=str(path))
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # -- checking -----------------------------------------------------------------------------
+
+    def check_types(self) -> None:
+        """RobustTextError naming the flag of the first field whose value does not fit its
+        annotation (``int``, ``float`` (an int fits), ``str``, ``bool``, ``list[...]``, ``X |
+        None``); booleans are never numbers."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _fits(value, hints[f.name]):
+                if value is None:
+                    raise RobustTextError(f"{flag(f.name)} ({f.name!r} in a config file) may not "
+                                          "be none/null")
+                raise RobustTextError(f"{flag(f.name)} ({f.name!r} in a config file) must be "
+                                      f"{f.type}, got {value!r}")
+
+    # -- the command line ---------------------------------------------------------------------
+
+    @classmethod
+    def add_flags(cls, parser: argparse.ArgumentParser, names=None) -> None:
+        """A flag per field (of ``names``, default all): ``dest`` the field, default
+        ``argparse.SUPPRESS`` (a flag not given leaves the file's or the default value), its
+        ``HELP`` text with the default appended, its ``CHOICES``; ``X|none`` for a field that
+        may be None, ``--x/--no-x`` for a bool, several values for a list."""
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if names is not None and f.name not in names:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            shown = ("none" if default is None else " ".join(map(str, default))
+                     if isinstance(default, list) else str(default).lower()
+                     if isinstance(default, bool) else default)
+            text = cls.HELP[f.name]
+            options = {"dest": f.name, "default": argparse.SUPPRESS,
+                       "help": text if "default:" in text else f"{text} (default: {shown})"}
+            if f.name in cls.CHOICES:
+                options["choices"] = cls.CHOICES[f.name]
+            name = cls.FLAGS.get(f.name, flag(f.name))
+            kind, nullable = _unwrap(hints[f.name])
+            if kind is bool:
+                parser.add_argument(name, action=argparse.BooleanOptionalAction, **options)
+            elif typing.get_origin(kind) is list:
+                (item,) = typing.get_args(kind)
+                parser.add_argument(name, nargs="*" if item is int else "+",
+                                    type=_parse(item, False),
+                                    metavar="N" if item is int else "X" if item is float
+                                    else "NAME", **options)
+            elif kind in (int, float):
+                metavar = "N" if kind is int else "X"
+                parser.add_argument(name, type=_parse(kind, nullable),
+                                    metavar=f"{metavar}|none" if nullable else metavar, **options)
+            else:
+                metavar = None if f.name in cls.CHOICES else cls.METAVARS.get(f.name, "VALUE")
+                parser.add_argument(name, type=_parse(str, nullable), metavar=metavar,
+                                    **options)
+
+    @classmethod
+    def flag_values(cls, args: argparse.Namespace) -> dict[str, Any]:
+        """The settings the command line gave (flags made by ``add_flags``)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return {k: v for k, v in vars(args).items() if k in names}
+
+
+def _unwrap(annotation) -> tuple[Any, bool]:
+    """``(type, may be None)`` of ``X`` or ``X | None``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        arms = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return arms[0], len(arms) < len(typing.get_args(annotation))
+    return annotation, False
+
+
+def _fits(value, annotation) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arm) for arm in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if annotation is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, annotation)
+
+
+def _parse(kind, nullable: bool):
+    """An argparse ``type`` for ``kind`` that also reads ``none``/``null`` when nullable."""
+    words = {int: "an integer", float: "a number"}
+
+    def parse(text: str):
+        if nullable and text.lower() in ("none", "null"):
+            return None
+        if kind is str:
+            return text
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {words[kind]}{' or ' + repr('none') if nullable else ''}, got "
+                f"{text!r}") from None
+
+    return parse

@@ -1,0 +1,27 @@
+"""The bound methods by name, declared once for the engine and every floor above it.
+
+Torch-free, so that the command line can list them without loading torch.
+
+- ``ENGINE_METHODS``: what ``compute_bounds`` runs (``robusttext.bounds.METHODS``).
+- ``POOLED_METHOD``: ``budget-ibp``, the budget-aware IBP of ``robusttext.bounds.pooling`` for
+  bodies that pool per-window features (a bound of its own, not an engine method).
+- ``TEXT_METHODS``: every method a text model can be bounded with; ``AUTO`` picks one per
+  model (``robusttext.text.bounds.pick_method``).
+- ``TRAINING_METHODS``: the engine methods a certified-training loss differentiates (IBP and
+  CROWN-IBP); text training adds ``POOLED_METHOD``, vision training adds natural training.
+
+A method added to the engine appears in ``TEXT_METHODS`` (certify and its CLIs) by itself.
+"""
+
+from __future__ import annotations
+
+ENGINE_METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown")
+POOLED_METHOD = "budget-ibp"
+AUTO = "auto"
+TEXT_METHODS = (*ENGINE_METHODS, POOLED_METHOD)
+TRAINING_METHODS = ("ibp", "crown-ibp")
+TEXT_TRAINING_METHODS = (*TRAINING_METHODS, POOLED_METHOD)
+VISION_TRAINING_METHODS = ("natural", *TRAINING_METHODS)  # natural: clean training alone
+
+__all__ = ["AUTO", "ENGINE_METHODS", "POOLED_METHOD", "TEXT_METHODS", "TEXT_TRAINING_METHODS",
+           "TRAINING_METHODS", "VISION_TRAINING_METHODS"]

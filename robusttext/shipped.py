@@ -1,0 +1,48 @@
+"""The models shipped inside the package (folders under ``robusttext/assets/models``), text and
+vision in one registry: name -> ``ShippedModel``. Torch-free, so that the command line can name
+them without loading torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from robusttext.errors import RobustTextError
+
+MODELS_DIR = Path(__file__).resolve().parent / "assets" / "models"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """``domain``: ``"text"`` (``robusttext.text.load_text_model``) or ``"vision"``
+    (``robusttext.vision.io.load_model``); ``description``: what it was trained for."""
+
+    domain: str
+    description: str
+
+
+REGISTRY: dict[str, ShippedModel] = {
+    "char-flips": ShippedModel(
+        "text", "character CNN trained to be robust to one QWERTY-neighbour character flip "
+                "(the project's keyboard map)"),
+    "word-wordnet": ShippedModel(
+        "text", "word CNN trained to be robust to up to 3 WordNet synonym substitutions"),
+    "word-counterfitted": ShippedModel(
+        "text", "bag of words on GloVe 6B 50-d vectors (fine-tuned) trained to be robust to up "
+                "to 3 counter-fitted synonym substitutions (Jia et al. 2019's space)"),
+    "fmnist-dm-small": ShippedModel(
+        "vision", "DM-small trained with CROWN-IBP at eps 0.1 on Fashion-MNIST"),
+}
+
+
+def shipped_models(domain: str) -> dict[str, ShippedModel]:
+    """The shipped models of ``domain`` (``"text"`` or ``"vision"``), by name."""
+    return {name: model for name, model in REGISTRY.items() if model.domain == domain}
+
+
+def shipped_model_path(name: str, domain: str | None = None) -> Path:
+    """The folder of the shipped model ``name`` (of ``domain``, when given)."""
+    known = REGISTRY if domain is None else shipped_models(domain)
+    if name not in known:
+        raise RobustTextError(f"unknown shipped model {name!r}; shipped: {', '.join(known)}")
+    return MODELS_DIR / name

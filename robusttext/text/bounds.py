@@ -1,0 +1,121 @@
+"""Bounds of a text model over the substitution sets of a batch: the one entry point that
+certify, training, evaluation and the benchmarks call.
+
+A text model follows the text-model contract (``robusttext.text.contract``): its ``body`` is
+bounded over a ``TokenSubstitutionSet`` built from its ``embedding``, either by an engine method
+(``compute_bounds``: ibp, crown, crown-ibp) or, for a body that pools per-window features
+(``PooledBody``), by ``budget-ibp`` (``robusttext.bounds.pooling``). The method names are
+declared in ``robusttext.methods``; ``auto`` is resolved per model by ``pick_method``.
+
+>>> method = pick_method("auto", model.body)           # budget-ibp or crown-ibp
+>>> lower = margin_lower_bounds(model, batch, labels, budget=2, method=method)
+>>> certified = lower.amin(1) > 0                       # [batch]
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robusttext.bounds.pooling import is_pooled_body, pooled_margin_lower
+from robusttext.bounds.specs import margin_matrix
+from robusttext.bounds.token_set import TokenSubstitutionSet
+from robusttext.errors import RobustTextError
+from robusttext.methods import AUTO, ENGINE_METHODS, POOLED_METHOD, TEXT_METHODS
+from robusttext.perturb.encoded import EncodedBatch
+from robusttext.text.contract import bounded_module
+
+__all__ = ["check_method", "margin_lower_bounds", "pick_method", "substitution_set",
+           "text_margin_lower"]
+
+
+def pick_method(method: str, body: nn.Module) -> str:
+    """``"auto"``: ``budget-ibp`` for a body that supports it, else ``crown-ibp`` (never looser
+    than IBP: the engine keeps the tighter of the two); any other name unchanged."""
+    if method != AUTO:
+        return method
+    return POOLED_METHOD if is_pooled_body(body) else "crown-ibp"
+
+
+def check_method(method: str) -> str:
+    """``method`` if it is one of ``TEXT_METHODS``, else RobustTextError naming them."""
+    if method not in TEXT_METHODS:
+        raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(TEXT_METHODS)}")
+    return method
+
+
+def substitution_set(model: nn.Module, batch: EncodedBatch, budget: int | None,
+                     relaxation: str = "exact", eps: float = 1.0,
+                     frozen_padding: bool = False) -> TokenSubstitutionSet:
+    """The embeddings of ``batch`` and its candidates, the candidates moved to
+    ``e + eps (e_k - e)``: original ``[batch, length, dim]``, candidates
+    ``[batch, length, candidates, dim]``, at most ``budget`` positions changed. The first
+    layer's bounds are computed once per distinct (token, candidates) row.
+
+    The table is float32 (float64 for a float64 model). ``frozen_padding`` cuts its padding
+    row from the gradient, as ``nn.Embedding(padding_idx=...)`` does (what a training loss
+    needs: indexing the table directly would otherwise train the padding row, and the gradient
+    would depend on how much padding a batch has)."""
+    table = model.embedding.weight
+    if table.dtype != torch.float64:
+        table = table.float()
+    pad = model.embedding.padding_idx
+    if frozen_padding and pad is not None and table.requires_grad:
+        is_pad = torch.zeros(table.shape[0], 1, dtype=torch.bool, device=table.device)
+        is_pad[pad] = True
+        table = torch.where(is_pad, table.detach(), table)
+    return TokenSubstitutionSet(table, batch.token_ids, batch.candidate_ids,
+                                batch.candidate_mask, budget, relaxation, eps=eps)
+
+
+def margin_lower_bounds(
+    model: nn.Module,
+    batch: EncodedBatch,
+    labels: torch.Tensor,
+    budget: int | None,
+    method: str = "ibp",
+    relaxation: str = "exact",
+    eps: float = 1.0,
+    classes: int | None = None,
+    frozen_padding: bool = False,
+    subs: TokenSubstitutionSet | None = None,
+    alpha_steps: int | None = None,
+) -> torch.Tensor:
+    """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over each sentence's set.
+
+    ``model`` follows the text-model contract; the set holds every rewrite of ``batch`` with at
+    most ``budget`` positions (None: any number) replaced by their candidates (moved to
+    ``e + eps (e_k - e)``), relaxed by ``relaxation``. ``method``: one of ``TEXT_METHODS``
+    (``auto`` is resolved by the caller, ``pick_method``). ``classes``: the class count, read
+    from the model's logits on ``batch`` when not given. Differentiable in the parameters;
+    ``frozen_padding``: see ``substitution_set``. ``subs``: the set of ``batch`` built once by
+    ``substitution_set`` (with these ``relaxation``, ``eps`` and ``frozen_padding``, at any
+    budget), reused at ``budget`` instead of building it again. ``alpha_steps``: alpha-CROWN's
+    optimisation steps (None: the engine's default).
+    """
+    if classes is None:
+        with torch.no_grad():
+            classes = model(batch.token_ids, batch.mask).shape[1]
+    if subs is None:
+        subs = substitution_set(model, batch, budget, relaxation, eps, frozen_padding)
+    elif subs.budget != budget:
+        subs = subs.with_budget(budget)
+    C = margin_matrix(labels, classes)
+    return text_margin_lower(model.body, subs, C, batch.mask.to(subs.center), method,
+                             alpha_steps)
+
+
+def text_margin_lower(body: nn.Module, input_set, C: torch.Tensor, mask: torch.Tensor,
+                      method: str, alpha_steps: int | None = None) -> torch.Tensor:
+    """Lower bounds ``[batch, specs]`` on ``C @ body(x, mask)`` over ``input_set`` (a
+    ``SubstitutionSet``) with any of ``TEXT_METHODS``; ``mask`` ``[batch, length]`` float;
+    ``alpha_steps``: alpha-CROWN's optimisation steps (None: the engine's default)."""
+    if method == POOLED_METHOD:
+        return pooled_margin_lower(body, input_set, C, mask)
+    if method not in ENGINE_METHODS:
+        check_method(method)
+    from robusttext.bounds.engine import compute_bounds
+
+    steps = {} if alpha_steps is None else {"alpha_steps": alpha_steps}
+    return compute_bounds(bounded_module(body, mask.shape[1]), input_set, method, C=C,
+                          extra_inputs=(mask,), bound_upper=False, **steps)[0]
