@@ -20,7 +20,9 @@ import torch
 
 from robusttext.errors import RobustTextError
 
-ALPHA_STEPS = 20  # optimisation steps (each one backward pass and one gradient)
+# Bounds taken at optimised slopes: each is one backward pass with gradients, after which the
+# slopes take one Adam step (not after the last); the first is at CROWN's slopes.
+ALPHA_STEPS = 20
 ALPHA_LR = 0.5  # Adam's step size on the slopes (the slopes lie in [0, 1])
 
 

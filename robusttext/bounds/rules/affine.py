@@ -189,22 +189,28 @@ def weight_and_bias(ctx):
     return ctx.arg("weight"), ctx.arg("bias")
 
 
-def _sum_and_spread(lo, hi, apply):
+def _sum_and_spread(lo, hi, weight, apply):
     """Interval of an affine map ``y = W x + b`` on ``[lo, hi]`` with two products:
     ``S = W ((lo + hi) / 2) + b`` and ``D = |W| ((hi - lo) / 2)`` give ``[S - D, S + D]``.
 
-    ``apply(x, absolute, with_bias)`` runs the layer on ``x`` with its weight (``|W|`` when
-    asked), adding the bias when asked. The halves are taken on the inputs, not on the weight:
-    no weight-sized ``W/2`` and ``|W|/2`` per call, only ``|W|``. (A ``|W|`` kept between calls
-    would go stale when a weight is changed through ``.data``, which no version counter sees.)
-    Five passes over input-sized and output-sized tensors and three fresh ones: the radius is
-    halved in place, the centre is ``lo + radius`` and the upper end is written into ``S``
-    (none of them is stored or needed by autograd). Non-finite ends give NaN or infinite
-    entries, which the engine widens (``sound``).
+    ``apply(x, w, with_bias)`` runs the layer on ``x`` with the weight ``w``, adding the bias
+    when asked. The halves go on whichever is smaller, the weight (a convolution's few taps:
+    ``W/2`` and ``|W|/2`` are weight-sized, and ``lo + hi``, ``hi - lo`` two passes over the
+    input) or the inputs (a wide fully connected layer: the radius halved in place and the
+    centre ``lo + radius``, three passes, only ``|W|`` weight-sized). Halving is exact in
+    binary floating point either way. Nothing is kept between calls (a ``|W|`` kept would go
+    stale when a weight is changed through ``.data``, which no version counter sees). The
+    upper end is written into ``S`` (not stored, not needed by autograd). Non-finite ends give
+    NaN or infinite entries, which the engine widens (``sound``).
     """
-    radius = torch.sub(hi, lo).mul_(0.5)
-    total = apply(lo + radius, False, True)
-    spread = apply(radius, True, False)
+    if weight.numel() < lo.numel():
+        half = weight * 0.5
+        total = apply(lo + hi, half, True)
+        spread = apply(hi - lo, half.abs(), False)
+    else:
+        radius = torch.sub(hi, lo).mul_(0.5)
+        total = apply(lo + radius, weight, True)
+        spread = apply(radius, weight.abs(), False)
     return total - spread, total.add_(spread)
 
 
@@ -222,11 +228,10 @@ class LinearRule(AffineRule):
                 return exact
         lo, hi = ctx.interval(source)
 
-        def apply(x, absolute, with_bias):
-            w = weight.abs() if absolute else weight
+        def apply(x, w, with_bias):
             return F.linear(x, w, bias if with_bias else None)
 
-        return _sum_and_spread(lo, hi, apply)
+        return _sum_and_spread(lo, hi, weight, apply)
 
     def radius(self, ctx, radii):
         weight, _ = weight_and_bias(ctx)
@@ -274,11 +279,10 @@ class ConvRule(AffineRule):
         conv = F.conv1d if weight.dim() == 3 else F.conv2d
         lo, hi = (self._channels_first(t) for t in ctx.interval(source))
 
-        def apply(x, absolute, with_bias):
-            w = weight.abs() if absolute else weight
+        def apply(x, w, with_bias):
             return conv(x, w, bias if with_bias else None, stride, padding, dilation, groups)
 
-        return _sum_and_spread(lo, hi, apply)
+        return _sum_and_spread(lo, hi, weight, apply)
 
     def radius(self, ctx, radii):
         weight, _, stride, padding, dilation, groups = self._params(ctx)
