@@ -103,3 +103,25 @@ def test_certify_cli_takes_a_hub_id_offline(cache):
     report = json.loads((work / "report.json").read_text())
     assert list(report["models"]) == [MODEL_ID]
     assert len(report["examples"]) == len(SENTENCES)
+
+
+def test_a_bare_name_goes_to_the_hub_only_when_the_cache_holds_it(tmp_path, monkeypatch):
+    """A mistyped shipped name is refused at once (no hub round trip); a bare name the cache
+    holds, and any ORG/NAME, is handed to transformers' resolution."""
+    import huggingface_hub.constants
+
+    from robusttext.errors import RobustTextError
+    from robusttext.text import io as text_io
+    from robusttext.text.hf import folders
+
+    asked = []
+    monkeypatch.setattr(folders, "load_hub_bundle", lambda name, device: asked.append(name))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RobustTextError, match="no such model: char-flip .*ORG/NAME"):
+        text_io.load_text_model("char-flip")
+    assert asked == []
+    (tmp_path / "models--tinybert").mkdir()
+    text_io.load_text_model("tinybert")
+    text_io.load_text_model("someorg/somemodel")
+    assert asked == ["tinybert", "someorg/somemodel"]

@@ -136,7 +136,8 @@ def load_text_model(
             return load_hub_bundle(name, device)  # transformers' resolution: hub or cache
         if not path.is_dir():
             raise RobustTextError(f"no such model: {name} is neither a checkpoint folder nor "
-                                  f"a shipped model ({', '.join(SHIPPED_MODELS)})")
+                                  f"a shipped model ({', '.join(SHIPPED_MODELS)}); a "
+                                  "transformers hub id has the form ORG/NAME")
         name = path.name
     if _is_transformers_folder(path, expected_kind):
         from robusttext.text.hf.folders import load_transformers_bundle
@@ -165,14 +166,21 @@ def load_text_model(
 
 
 def _is_hub_id(name: str, expected_kind) -> bool:
-    """A name of the form ``ORG/NAME`` (or ``NAME``) that the caller accepts as a
-    ``transformers`` model (``expected_kind`` None or naming ``"transformers"``), whose ``ORG``
-    is no local folder (``runs/typo`` is a missing folder, not a hub id)."""
+    """A name of the form ``ORG/NAME`` that the caller accepts as a ``transformers`` model
+    (``expected_kind`` None or naming ``"transformers"``), whose ``ORG`` is no local folder
+    (``runs/typo`` is a missing folder, not a hub id). A bare ``NAME`` counts only when the
+    Hugging Face cache holds it: a mistyped shipped name gets the one-line "no such model"
+    at once instead of a round of network retries."""
     from robusttext.text.hf.folders import is_hub_id
 
+    if not (_wants_transformers(expected_kind) and is_hub_id(name)):
+        return False
     parent = Path(name).parent
-    return _wants_transformers(expected_kind) and is_hub_id(name) and (
-        parent == Path(".") or not parent.is_dir())
+    if parent == Path("."):
+        from huggingface_hub import constants
+
+        return (Path(constants.HF_HUB_CACHE) / f"models--{name}").is_dir()
+    return not parent.is_dir()
 
 
 def _wants_transformers(expected_kind) -> bool:
