@@ -194,3 +194,19 @@ def random_network(seed):
     layers += [nn.ReLU(), nn.Flatten(), nn.Linear(4 * size * size, 10), nn.ReLU(),
                Residual(10), nn.Linear(10, 4)]
     return nn.Sequential(*layers).eval()
+
+
+def random_text_problem(level, make, seed):
+    """``(vocab, space, sentences, batch, model)``: two sentences of ``level`` ("word" or
+    "char") encoded in the tiny space of ``word_setup``/``char_setup``, and ``make(len(vocab))``
+    in eval mode with N(0, 1) embeddings (padding row 0 kept zero), seeded by ``seed``."""
+    torch.manual_seed(seed)
+    vocab, space = word_setup() if level == "word" else char_setup()
+    sentences = (["a good film , not dull", "good film"] if level == "word"
+                 else ["a good film", "dog"])
+    batch = space.encode(sentences, vocab)
+    model = make(len(vocab)).eval()
+    with torch.no_grad():
+        model.embedding.weight.normal_()
+        model.embedding.weight[0] = 0
+    return vocab, space, sentences, batch, model

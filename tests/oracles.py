@@ -45,3 +45,18 @@ def enumerate_rewrites(ids, cand_ids, cand_mask, budget):
                 for p, c in zip(chosen, picks):
                     rewrite[p] = c
                 yield rewrite
+
+
+def word_rewrites(words, options, budget):
+    """Every sentence (words joined by spaces) with at most ``budget`` of the positions that
+    have options replaced, each by one of ``options[p]``; the original first."""
+    changeable = [p for p, o in enumerate(options) if o]
+    texts = []
+    for size in range(min(budget, len(changeable)) + 1):
+        for positions in combinations(changeable, size):
+            for choice in product(*(options[p] for p in positions)):
+                rewrite = list(words)
+                for p, w in zip(positions, choice, strict=True):
+                    rewrite[p] = w
+                texts.append(" ".join(rewrite))
+    return texts

@@ -9,7 +9,7 @@ from robusttext.bounds import Box, LinfBall, SubstitutionSet, compute_bounds, ma
 from robusttext.bounds.engine import NodeContext
 from robusttext.errors import RobustTextError
 from robusttext.text import BagOfWords, CharCNN, WordCNN
-from tests.builders import char_setup, random_network, word_setup
+from tests.builders import random_network, random_text_problem
 from tests.oracles import enumerate_rewrites, sample_box
 
 TOL = 1e-5
@@ -137,15 +137,7 @@ TEXT_MODELS = [
 
 @pytest.mark.parametrize("level,make", TEXT_MODELS)
 def test_text_margins_hold_for_every_enumerated_rewrite(level, make):
-    torch.manual_seed(3)
-    vocab, space = word_setup() if level == "word" else char_setup()
-    sentences = (["a good film , not dull", "good film"] if level == "word"
-                 else ["a good film", "dog"])
-    batch = space.encode(sentences, vocab)
-    model = make(len(vocab)).eval()
-    with torch.no_grad():
-        model.embedding.weight.normal_()
-        model.embedding.weight[0] = 0
+    vocab, space, sentences, batch, model = random_text_problem(level, make, seed=3)
     emb = model.embedding
     labels = torch.tensor([0, 1])
     C = margin_matrix(labels, 2)

@@ -7,8 +7,6 @@ robusttext wrapper, not the piece encoding used by the bounds).
 
 from __future__ import annotations
 
-from itertools import combinations, product
-
 import pytest
 import torch
 
@@ -22,6 +20,7 @@ from robusttext.perturb.subwords import SubwordSpace  # noqa: E402
 from robusttext.text.bounds import text_margin_lower  # noqa: E402
 from robusttext.text.hf import SUPPORTED_ARCHITECTURES, from_transformers  # noqa: E402
 from tests.hf_tiny import SENTENCES, TABLE, bert_tokenizer, tiny_model  # noqa: E402
+from tests.oracles import word_rewrites  # noqa: E402
 
 ARCHITECTURES = ("bert", "roberta", "distilbert")
 
@@ -76,15 +75,7 @@ def test_wrapper_gives_the_transformers_logits_on_padded_batches(architecture, a
 def _true_margins(hf, tokenizer, words, options, budget, label):
     """Margins of ``label`` on every rewrite of ``words`` (at most ``budget`` positions, each
     from ``options[p]``), each rewrite tokenised as a sentence and run through ``hf``."""
-    changeable = [p for p, o in enumerate(options) if o]
-    texts = []
-    for size in range(min(budget, len(changeable)) + 1):
-        for positions in combinations(changeable, size):
-            for choice in product(*(options[p] for p in positions)):
-                rewrite = list(words)
-                for p, w in zip(positions, choice, strict=True):
-                    rewrite[p] = w
-                texts.append(" ".join(rewrite))
+    texts = word_rewrites(words, options, budget)
     batch = tokenizer(texts, return_tensors="pt", padding=True)
     with torch.no_grad():
         logits = hf(**{k: batch[k] for k in ("input_ids", "attention_mask")}).logits

@@ -13,6 +13,7 @@ from robusttext.cli import main  # noqa: E402
 from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.text import build_model, load_text_model  # noqa: E402
 from robusttext.text.hf import ROBUSTTEXT_FILE  # noqa: E402
+from tests.oracles import word_rewrites  # noqa: E402
 
 ROWS = [("the film is good", 1), ("a bad plot", 0), ("the story is great", 1),
         ("an awful film", 0)] * 4
@@ -102,7 +103,6 @@ def test_bert_sizes_are_checked():
 def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(method):
     """Bounds through ``[CLS]`` + encoder, checked against the margins that the exported
     ``transformers`` model gives on every rewrite, each tokenised by the saved tokenizer."""
-    from itertools import combinations, product
 
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
     from robusttext.certify.margins import margins
@@ -132,15 +132,7 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
         for i, text in enumerate(texts):
             words = text.split()
             options = [table.get(w, []) for w in words]
-            rewrites = []
-            changeable = [p for p, o in enumerate(options) if o]
-            for size in range(min(budget, len(changeable)) + 1):
-                for positions in combinations(changeable, size):
-                    for choice in product(*(options[p] for p in positions)):
-                        rewrite = list(words)
-                        for p, w in zip(positions, choice, strict=True):
-                            rewrite[p] = w
-                        rewrites.append(" ".join(rewrite))
+            rewrites = word_rewrites(words, options, budget)
             batch = tokenizer(rewrites, return_tensors="pt", padding=True)
             with torch.no_grad():
                 true = margins(hf(**batch).logits, torch.full((len(rewrites),), int(labels[i])))

@@ -18,7 +18,7 @@ from robusttext.text import (
     pretrained_embeddings,
     save_text_model,
 )
-from tests.builders import WORD_SYNONYMS, char_setup, word_setup
+from tests.builders import WORD_SYNONYMS, char_setup, random_text_problem, word_setup
 from tests.oracles import enumerate_rewrites
 
 MODELS = [
@@ -52,15 +52,7 @@ def test_contract_forward_is_body_of_embedding(level, make):
 @pytest.mark.parametrize("level,make", MODELS)
 @pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown", "alpha-crown"])
 def test_bounds_contain_every_enumerated_rewrite(level, make, method):
-    torch.manual_seed(1)
-    vocab, space = word_setup() if level == "word" else char_setup()
-    sentences = (["a good film , not dull", "good film"] if level == "word"
-                 else ["a good film", "dog"])
-    batch = space.encode(sentences, vocab)
-    model = make(len(vocab)).eval()
-    with torch.no_grad():
-        model.embedding.weight.normal_()
-        model.embedding.weight[0] = 0
+    vocab, space, sentences, batch, model = random_text_problem(level, make, seed=1)
     emb = model.embedding
     input_set = SubstitutionSet(emb(batch.token_ids), emb(batch.candidate_ids),
                                 batch.candidate_mask, space.budget)
