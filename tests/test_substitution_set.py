@@ -13,8 +13,6 @@ from tests.builders import ConvBody, random_problem
 TOL = 1e-5
 
 
-
-
 class TokenLinearBody(nn.Module):
     """Per-token Linear, ReLU, mean pooling, ReLU layer, linear head."""
 
@@ -28,8 +26,6 @@ class TokenLinearBody(nn.Module):
         h = torch.relu(self.token(x)) * mask.unsqueeze(-1)
         pooled = h.sum(1) / mask.sum(1, keepdim=True)
         return self.head(torch.relu(self.mid(pooled)))
-
-
 
 
 def rewrites(ids, cand, cand_mask, budget):

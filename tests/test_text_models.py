@@ -47,8 +47,6 @@ def test_contract_forward_is_body_of_embedding(level, make):
     torch.fx.symbolic_trace(model.body)
 
 
-
-
 @pytest.mark.parametrize("level,make", MODELS)
 @pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown", "alpha-crown"])
 def test_bounds_contain_every_enumerated_rewrite(level, make, method):

@@ -47,6 +47,8 @@ class TokenSubstitutionSet(SubstitutionSet):
                                  budget, self.relaxation)
         if (budget == 0) != (self.budget == 0):
             other._rows = None
+        if other.mask is self.mask:  # the same mask tensor: the differences are the same too
+            other._kept_differences = self._kept_differences
         return other
 
     def _distinct_rows(self):

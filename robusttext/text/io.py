@@ -171,15 +171,13 @@ def _is_hub_id(name: str, expected_kind) -> bool:
     (``runs/typo`` is a missing folder, not a hub id). A bare ``NAME`` counts only when the
     Hugging Face cache holds it: a mistyped shipped name gets the one-line "no such model"
     at once instead of a round of network retries."""
-    from robusttext.text.hf.folders import is_hub_id
+    from robusttext.text.hf.folders import hub_cache_entry, is_hub_id
 
     if not (_wants_transformers(expected_kind) and is_hub_id(name)):
         return False
     parent = Path(name).parent
     if parent == Path("."):
-        from huggingface_hub import constants
-
-        return (Path(constants.HF_HUB_CACHE) / f"models--{name}").is_dir()
+        return hub_cache_entry(name).is_dir()
     return not parent.is_dir()
 
 

@@ -7,7 +7,7 @@
 
 from robusttext.train.config import TrainConfig
 from robusttext.train.data import Example, load_training_examples
-from robusttext.train.evaluate import evaluate, with_budget
+from robusttext.train.evaluate import evaluate
 from robusttext.train.loss import mixed_margin_lower_bounds, robust_loss, worst_case_loss
 from robusttext.train.schedule import Schedule
 from robusttext.train.trainer import build_space, train
@@ -22,6 +22,5 @@ __all__ = [
     "mixed_margin_lower_bounds",
     "robust_loss",
     "train",
-    "with_budget",
     "worst_case_loss",
 ]

@@ -159,15 +159,6 @@ class TrainConfig(Settings):
             raise RobustTextError("--eval-budgets must be >= 0")
 
 
-
-
-
-
-
-
-
-
-
 # The help text of every setting's flag (``robusttext train --help``); a test checks that
 # each field of TrainConfig has one. Defaults are appended by the command line.
 HELP: dict[str, str] = {

@@ -22,11 +22,6 @@ from robusttext.train.batches import batch_order, iterate_batches
 from robusttext.train.data import Example
 
 
-def with_budget(space: PerturbationSpace, budget: int | None) -> PerturbationSpace:
-    """The same space with another budget (sources shared)."""
-    return PerturbationSpace(space.sources, **{**space.settings(), "budget": budget})
-
-
 @torch.no_grad()
 def evaluate(
     model: TextClassifier,

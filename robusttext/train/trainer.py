@@ -148,10 +148,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-
-
-
-
 def _lr_at(config: TrainConfig, epoch: int) -> float:
     return config.lr * config.lr_decay ** sum(1 for e in config.lr_decay_epochs if epoch >= e)
 

@@ -186,8 +186,9 @@ def resolve_checkpoint(name: str) -> Path:
     path = Path(name)
     if path.is_dir():
         return path
-    if name in shipped_models("vision") and shipped_model_path(name).is_dir():
-        return shipped_model_path(name)
+    shipped = shipped_model_path(name) if name in shipped_models("vision") else None
+    if shipped is not None and shipped.is_dir():
+        return shipped
     raise RobustTextError(f"no checkpoint folder {name!r} (and no shipped model of that name)")
 
 

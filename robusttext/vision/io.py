@@ -10,11 +10,7 @@ from torch import nn
 
 from robusttext.checkpoint import load_checkpoint, save_checkpoint
 from robusttext.errors import RobustTextError
-from robusttext.shipped import shipped_models
 from robusttext.vision.models import ARCHITECTURES, build_model
-
-SHIPPED_MODELS = shipped_models("vision")
-"""Name -> ``ShippedModel`` of the image models shipped in the package (``robusttext.shipped``)."""
 
 
 def save_model(

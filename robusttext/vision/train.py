@@ -70,10 +70,6 @@ def random_crop_flip(
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-
-
-
-
 def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
     """Run ``config``; returns the final metrics (also stored in the checkpoint ``config.out``)."""
     config.validate()

@@ -100,12 +100,19 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def hub_cache_entry(model_id: str) -> Path:
+    """The folder the Hugging Face cache keeps ``model_id`` in (``models--org--name``)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}"
+
+
 def _not_found(model_id: str, error: BaseException) -> str:
     """One line: ``model_id`` is no folder, not in the cache, not on the hub (or offline)."""
     from huggingface_hub import constants
 
     folder = Path(model_id).expanduser().absolute()
-    cache = Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}"
+    cache = hub_cache_entry(model_id)
     cached = "holds no usable snapshot" if cache.is_dir() else "does not exist"
     if constants.is_offline_mode():
         hub = "the hub was not asked (HF_HUB_OFFLINE is set)"
