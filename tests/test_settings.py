@@ -49,3 +49,21 @@ def test_flags_come_from_the_fields_with_help_and_choices():
     assert VisionConfig.flag_values(args) == {"epochs": 4, "train_subset": None,
                                              "augment": False, "mean": [0.1, 0.2]}
     assert VisionConfig.flag_values(parser.parse_args([])) == {}  # not given: not set
+
+
+def test_vision_train_none_on_the_command_line_clears_a_value_of_the_file(tmp_path, monkeypatch):
+    """``--train-subset none`` overrides the file's 100 (it used to be dropped as "not given")."""
+    import robusttext.vision.train
+    from robusttext.cli import main
+
+    seen = {}
+
+    def fake_train(config, resume, progress):
+        seen.update(train_subset=config.train_subset, epochs=config.epochs)
+        return {}
+
+    monkeypatch.setattr(robusttext.vision.train, "train", fake_train)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"train_subset": 100, "epochs": 2, "out": str(tmp_path / "out")}))
+    main(["vision", "train", "--config", str(config), "--train-subset", "none", "--quiet"])
+    assert seen == {"train_subset": None, "epochs": 2}

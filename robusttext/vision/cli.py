@@ -113,8 +113,7 @@ def _train(args) -> int:
     from robusttext.vision.train import train
 
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
-    overrides = {
-        **TrainConfig.flag_values(args),  # the generated flags given; then the others
+    overrides = {  # the hand-written flags: None means not given
         "data": args.data,
         "model": args.architecture,
         "method": args.method,
@@ -123,6 +122,9 @@ def _train(args) -> int:
         "device": args.device,
         "out": args.out,
     }
+    for key, value in TrainConfig.flag_values(args).items():
+        if key not in overrides:  # a generated flag, given: "none" clears the file's value
+            setattr(config, key, value)
     for key, value in overrides.items():
         if value is not None:
             setattr(config, key, value)
