@@ -24,7 +24,7 @@ from robusttext.bounds.graph import (
     trace,
     where,
 )
-from robusttext.bounds.input_sets import Box, InputSet, concretize_box
+from robusttext.bounds.input_sets import Box, InputSet, concretize_interval
 from robusttext.bounds.rules import bind, known_finite, lookup, sound, widen, writes_input
 from robusttext.errors import RobustTextError
 from robusttext.methods import ENGINE_METHODS as METHODS
@@ -337,11 +337,6 @@ class _Propagation:
         self.is_exact[node] = False
 
 
-def _concretize_interval(lower, upper, A, sign):
-    """``min`` (sign=-1) or ``max`` (sign=+1) of ``sum(A * x)`` over ``lower <= x <= upper``."""
-    return concretize_box((lower + upper) / 2, (upper - lower) / 2, A, sign)
-
-
 def compute_bounds(
     model: torch.nn.Module,
     input_set: InputSet,
@@ -447,8 +442,8 @@ def _ibp_with_spec(prop, out, spec, bound_lower, bound_upper):
     a_upper = spec if bound_upper else None
     if rule is None or not rule.linear:
         lower, upper = prop.bounds[out]
-        return (_concretize_interval(lower, upper, spec, -1) if bound_lower else None,
-                _concretize_interval(lower, upper, spec, 1) if bound_upper else None)
+        return (concretize_interval(lower, upper, spec, -1) if bound_lower else None,
+                concretize_interval(lower, upper, spec, 1) if bound_upper else None)
     ctx = prop.contexts[out]
     results, bias_lower, bias_upper = rule.backward(ctx, a_lower, a_upper)
     totals = [bias_lower, bias_upper]
@@ -456,5 +451,5 @@ def _ibp_with_spec(prop, out, spec, bound_lower, bound_upper):
         lower, upper = prop.bounds[source]
         for side, (A, sign) in enumerate(zip(pair, (-1, 1))):
             if A is not None:
-                totals[side] = totals[side] + _concretize_interval(lower, upper, A, sign)
+                totals[side] = totals[side] + concretize_interval(lower, upper, A, sign)
     return (totals[0] if bound_lower else None, totals[1] if bound_upper else None)

@@ -25,15 +25,18 @@ def _check_tensor(name: str, value) -> torch.Tensor:
     return value
 
 
-def concretize_box(center, radius, A, sign):
-    """``min`` (sign=-1) or ``max`` (sign=+1) of ``sum(A * x)`` over ``|x - center| <= radius``.
+def concretize_interval(lower, upper, A, sign):
+    """``min`` (sign=-1) or ``max`` (sign=+1) of ``sum(A * x)`` over ``lower <= x <= upper``,
+    from the ends: ``A+ upper + A- lower`` for the maximum, never the centre/radius form
+    ``A c + |A| r``, which loses the narrow end of a wide interval in rounding (see
+    rules/affine.py).
 
-    A: ``[batch, specs, *shape]``; center, radius: ``[batch, *shape]`` -> ``[batch, specs]``.
+    A: ``[batch, specs, *shape]``; lower, upper: ``[batch, *shape]`` -> ``[batch, specs]``.
     """
     flat_a = A.flatten(2)
-    value = torch.einsum("bsn,bn->bs", flat_a, center.flatten(1))
-    spread = torch.einsum("bsn,bn->bs", flat_a.abs(), radius.flatten(1))
-    return value + sign * spread
+    top, bottom = (upper, lower) if sign > 0 else (lower, upper)
+    return (torch.einsum("bsn,bn->bs", flat_a.clamp(min=0), top.flatten(1))
+            + torch.einsum("bsn,bn->bs", flat_a.clamp(max=0), bottom.flatten(1)))
 
 
 class InputSet:
@@ -49,8 +52,7 @@ class InputSet:
 
         A: ``[batch, specs, *shape]`` -> ``[batch, specs]``.
         """
-        lower, upper = self.interval()
-        return concretize_box((lower + upper) / 2, (upper - lower) / 2, A, sign)
+        return concretize_interval(*self.interval(), A, sign)
 
     def linear_interval(self, weight, bias):
         """Exact interval of a Linear layer applied to the set, or None to use ``interval()``."""

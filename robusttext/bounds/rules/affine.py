@@ -1,9 +1,13 @@
 """Affine operations: Linear, Conv, BatchNorm (eval), add/sub/neg, scaling and ``x @ W``.
 
 ``AffineRule`` covers ``y = L(x_1, ..., x_n) + offset`` with ``L`` linear in the bounded inputs.
-Forward: centre/radius form, ``L(c) + offset +- |L|(r)``. Backward: the transpose of ``L`` by a
-vector-Jacobian product (exact for linear maps), the offset into the bias. A rule gives
-``radius`` (``|L|`` applied to the radii) and may give a faster transpose.
+Forward: every rule maps the ends of its inputs' intervals, ``L+(hi) + L-(lo) + offset`` for the
+upper end (``L+``, ``L-``: the map with only its positive or negative coefficients), never the
+centre/radius form ``L(c) +- |L|(r)``: that form's rounding error grows with the width of the
+interval, which an intermediate bound may have far beyond any value the model reaches (a wide
+``[10, 1e133]`` after ``exp`` left ``c - r`` at 0, not 10, and the bound below the model's
+output). Backward: the transpose of ``L`` by a vector-Jacobian product (exact for linear maps),
+the offset into the bias; a rule may give a faster transpose.
 """
 
 from __future__ import annotations
@@ -35,19 +39,9 @@ from robusttext.errors import RobustTextError
 class AffineRule(Rule):
     linear = True
 
-    def radius(self, ctx, radii: dict) -> torch.Tensor:
-        raise NotImplementedError
-
     def ibp(self, ctx):
-        centers, radii = {}, {}
-        for node in ctx.inputs:
-            lo, hi = ctx.interval(node)
-            centers[node], radii[node] = (lo + hi) / 2, (hi - lo) / 2
-        center = ctx.call(centers)
-        spread = self.radius(ctx, radii)
-        if spread.shape != center.shape:
-            spread = spread.expand_as(center)
-        return center - spread, center + spread
+        """``(lower, upper)`` from the ends of the inputs' intervals (see the module's note)."""
+        raise NotImplementedError
 
     def offset(self, ctx) -> torch.Tensor:
         """``[batch, *out]``: the output at zero bounded inputs."""
@@ -106,13 +100,6 @@ class AddRule(AffineRule):
                 totals[arg] = part if arg not in totals else totals[arg] + part
         return [totals[n] for n in ctx.inputs]
 
-    def radius(self, ctx, radii):
-        total = 0
-        for name, factor in zip(("input", "other"), (1, abs(self._factor(ctx)))):
-            arg = ctx.arg(name)
-            if ctx.is_bounded(arg):
-                total = total + radii[arg] * factor
-        return total
 
     def ibp(self, ctx):
         (a_lo, a_hi), (b_lo, b_hi) = operand(ctx, "input"), operand(ctx, "other")
@@ -125,8 +112,6 @@ class AddRule(AffineRule):
 
 
 class NegRule(AffineRule):
-    def radius(self, ctx, radii):
-        return next(iter(radii.values()))
 
     def ibp(self, ctx):
         lo, hi = ctx.interval(ctx.inputs[0])
@@ -163,11 +148,6 @@ class ScaleRule(AffineRule):
             return (a, b) if factor >= 0 else (b, a)
         return torch.minimum(a, b), torch.maximum(a, b)
 
-    def radius(self, ctx, radii):
-        factor = self._factor(ctx)
-        r = next(iter(radii.values()))
-        magnitude = abs(factor) if not isinstance(factor, torch.Tensor) else factor.abs()
-        return r / magnitude if self.divide else r * magnitude
 
     def transpose(self, ctx, A):
         factor = self._factor(ctx)
@@ -189,29 +169,28 @@ def weight_and_bias(ctx):
     return ctx.arg("weight"), ctx.arg("bias")
 
 
-def _sum_and_spread(lo, hi, weight, apply):
-    """Interval of an affine map ``y = W x + b`` on ``[lo, hi]`` with two products:
-    ``S = W ((lo + hi) / 2) + b`` and ``D = |W| ((hi - lo) / 2)`` give ``[S - D, S + D]``.
+def _map_ends(lo, hi, weight, bias, apply, channels: int):
+    """Interval of an affine map ``y = W x + b`` on ``[lo, hi]`` from the ends:
+    ``W+ lo + W- hi + b`` and ``W+ hi + W- lo + b`` (``W+``, ``W-``: the positive and negative
+    entries of ``W``): ``[lo, hi]`` and ``[hi, lo]`` (the ends side by side along the input
+    channels) each times ``[W+, W-]``.
 
-    ``apply(x, w, with_bias)`` runs the layer on ``x`` with the weight ``w``, adding the bias
-    when asked. The halves go on whichever is smaller, the weight (a convolution's few taps:
-    ``W/2`` and ``|W|/2`` are weight-sized, and ``lo + hi``, ``hi - lo`` two passes over the
-    input) or the inputs (a wide fully connected layer: the radius halved in place and the
-    centre ``lo + radius``, three passes, only ``|W|`` weight-sized). Halving is exact in
-    binary floating point either way. Nothing is kept between calls (a ``|W|`` kept would go
-    stale when a weight is changed through ``.data``, which no version counter sees). The
-    upper end is written into ``S`` (not stored, not needed by autograd). Non-finite ends give
-    NaN or infinite entries, which the engine widens (``sound``).
+    Both ends go through the same call on tensors of the same shape, so an input with
+    ``lo == hi`` (a point) gets ``lower == upper`` bit for bit (rows stacked into one product
+    would not: a matrix product may round two equal rows differently), as a model's clean
+    input must: a width of a few roundings there would be amplified by interval attention.
+    ``apply(x, w, b)`` runs the layer on ``x`` with weight ``w`` ``[out, in, ...]`` and bias
+    ``b``; ``channels`` is the channel dimension of the layer's input (1 for a convolution,
+    -1 for a linear layer).
+    Nothing is kept between calls (a ``W+`` kept would go stale when a weight is changed
+    through ``.data``, which no version counter sees). An infinite end gives infinite or NaN
+    entries (``0 * inf``), which the engine widens (``sound``); where rounding would put the
+    lower end above the upper, the two are ordered.
     """
-    if weight.numel() < lo.numel():
-        half = weight * 0.5
-        total = apply(lo + hi, half, True)
-        spread = apply(hi - lo, half.abs(), False)
-    else:
-        radius = torch.sub(hi, lo).mul_(0.5)
-        total = apply(lo + radius, weight, True)
-        spread = apply(radius, weight.abs(), False)
-    return total - spread, total.add_(spread)
+    weights = torch.cat([weight.clamp(min=0), weight.clamp(max=0)], 1)
+    lower = apply(torch.cat([lo, hi], channels), weights, bias)
+    upper = apply(torch.cat([hi, lo], channels), weights, bias)
+    return torch.minimum(lower, upper), upper
 
 
 class LinearRule(AffineRule):
@@ -228,14 +207,8 @@ class LinearRule(AffineRule):
                 return exact
         lo, hi = ctx.interval(source)
 
-        def apply(x, w, with_bias):
-            return F.linear(x, w, bias if with_bias else None)
+        return _map_ends(lo, hi, weight, bias, F.linear, -1)
 
-        return _sum_and_spread(lo, hi, weight, apply)
-
-    def radius(self, ctx, radii):
-        weight, _ = weight_and_bias(ctx)
-        return F.linear(next(iter(radii.values())), weight.abs())
 
     def transpose(self, ctx, A):
         weight, _ = weight_and_bias(ctx)
@@ -279,16 +252,21 @@ class ConvRule(AffineRule):
         conv = F.conv1d if weight.dim() == 3 else F.conv2d
         lo, hi = (self._channels_first(t) for t in ctx.interval(source))
 
-        def apply(x, w, with_bias):
-            return conv(x, w, bias if with_bias else None, stride, padding, dilation, groups)
+        if groups != 1:  # the ends side by side would cross the groups: one pass per sign
+            positive, negative = weight.clamp(min=0), weight.clamp(max=0)
 
-        return _sum_and_spread(lo, hi, weight, apply)
+            def run(x, w, b=None):
+                return conv(x, w, b, stride, padding, dilation, groups)
 
-    def radius(self, ctx, radii):
-        weight, _, stride, padding, dilation, groups = self._params(ctx)
-        conv = F.conv1d if weight.dim() == 3 else F.conv2d
-        return conv(self._channels_first(next(iter(radii.values()))), weight.abs(), None,
-                    stride, padding, dilation, groups)
+            lower = run(lo, positive, bias) + run(hi, negative)
+            upper = run(hi, positive, bias) + run(lo, negative)
+            return torch.minimum(lower, upper), upper
+
+        def apply(x, w, b):
+            return conv(x, w, b, stride, padding, dilation, groups)
+
+        return _map_ends(lo, hi, weight, bias, apply, 1)
+
 
     def transpose(self, ctx, A):
         weight, _, stride, padding, dilation, groups = self._params(ctx)
@@ -348,9 +326,11 @@ class BatchNormRule(AffineRule):
         view = (-1, *([1] * dims))
         return scale.view(view), shift.view(view)
 
-    def radius(self, ctx, radii):
-        scale, _ = self._scale_shift(ctx)
-        return next(iter(radii.values())) * scale.abs()
+    def ibp(self, ctx):
+        scale, shift = self._scale_shift(ctx)
+        lo, hi = ctx.interval(ctx.inputs[0])
+        a, b = lo * scale, hi * scale
+        return torch.minimum(a, b) + shift, torch.maximum(a, b) + shift
 
     def transpose(self, ctx, A):
         scale, _ = self._scale_shift(ctx)
@@ -363,12 +343,15 @@ class BatchNormRule(AffineRule):
 class MatmulRule(AffineRule):
     """``x @ W`` or ``W @ x`` with ``W`` constant."""
 
-    def radius(self, ctx, radii):
+    def ibp(self, ctx):
         first, second = ctx.arg("input"), ctx.arg("other")
-        r = next(iter(radii.values()))
         if ctx.is_bounded(first):
-            return r @ second.abs()
-        return first.abs() @ r
+            lo, hi = ctx.interval(first)
+            pos, neg = second.clamp(min=0), second.clamp(max=0)
+            return lo @ pos + hi @ neg, hi @ pos + lo @ neg
+        lo, hi = ctx.interval(second)
+        pos, neg = first.clamp(min=0), first.clamp(max=0)
+        return pos @ lo + neg @ hi, pos @ hi + neg @ lo
 
 
 # -- registrations --------------------------------------------------------------------------
