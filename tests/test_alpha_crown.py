@@ -128,6 +128,21 @@ def test_zero_steps_is_crown_and_gradients_reach_the_weights():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_one_step_is_crown_with_and_without_gradients(grad):
+    """One step takes the bound at CROWN's slopes only: without gradients that step stands in
+    for CROWN's own pass, with them CROWN's pass is taken in the caller's graph; both must be
+    CROWN's bound exactly."""
+    model = relu_network(2)
+    x = torch.randn(4, 6)
+    box = LinfBall(x, 0.2)
+    C = margin_matrix(model(x).argmax(1), 5)
+    with torch.set_grad_enabled(grad):
+        crown = compute_bounds(model, box, "crown", C=C)
+        one = compute_bounds(model, box, "alpha-crown", C=C, alpha_steps=1)
+    torch.testing.assert_close(one, crown, rtol=0, atol=0)
+
+
 TEXT_MODELS = [
     ("char", lambda n: CharCNN(n, embed_dim=8, filters=6, width=5)),
     ("word", lambda n: WordCNN(n, embed_dim=8, filters=6, width=3, projection=5)),

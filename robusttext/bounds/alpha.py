@@ -43,21 +43,25 @@ def optimised_backward(prop, start, spec, bound_lower: bool, bound_upper: bool,
     """
     A_lower = spec if bound_lower else None
     A_upper = spec if bound_upper else None
-    crown = prop.backward(start, A_lower, A_upper)  # the starting point and the floor
     ranges = {}
     for node, rule in prop.rules.items():
         found = rule.slope_range(prop.contexts[node])
         if found is not None:
             ranges[node] = found
     if steps == 0 or not ranges:
-        return crown
+        return prop.backward(start, A_lower, A_upper)
+    # CROWN's bound is the starting point and the floor. Without gradients it is the first
+    # step's bound (taken at CROWN's slopes: the same arithmetic), so it is not computed apart;
+    # with gradients it is computed in the caller's graph, to be returned if nothing beats it.
+    crown = prop.backward(start, A_lower, A_upper) if torch.is_grad_enabled() else None
     signs = [sign for sign, A in ((-1, A_lower), (1, A_upper)) if A is not None]
     specs = spec.shape[1]
     slopes = {sign: {node: crown_slope.detach().unsqueeze(1)
                      .expand(-1, specs, *crown_slope.shape[1:]).clone()
                      for node, (crown_slope, _, _) in ranges.items()}
               for sign in signs}
-    best = {sign: crown[side].detach() for side, sign in enumerate((-1, 1)) if sign in signs}
+    best = {} if crown is None else {
+        sign: crown[side].detach() for side, sign in enumerate((-1, 1)) if sign in signs}
     best_slopes = {sign: {n: s.clone() for n, s in slopes[sign].items()} for sign in signs}
     variables = [s.requires_grad_() for sign in signs for s in slopes[sign].values()]
     optimiser = torch.optim.Adam(variables, lr=lr)
@@ -73,6 +77,8 @@ def optimised_backward(prop, start, spec, bound_lower: bool, bound_upper: bool,
                         continue
                     bound = bounds[side]
                     with torch.no_grad():
+                        if sign not in best:  # the first step, at CROWN's slopes
+                            best[sign] = bound.detach().clone()
                         better = bound > best[sign] if sign < 0 else bound < best[sign]
                         best[sign] = torch.where(better, bound, best[sign])
                         for node, s in slopes[sign].items():
@@ -97,7 +103,7 @@ def optimised_backward(prop, start, spec, bound_lower: bool, bound_upper: bool,
                                                   high.unsqueeze(1)))
     finally:
         prop.bounds = saved
-    wants_gradient = torch.is_grad_enabled() and any(
+    wants_gradient = crown is not None and any(
         isinstance(c, torch.Tensor) and c.requires_grad for c in crown)
     if not wants_gradient:
         return tuple(best[sign] if sign in signs else None for sign in (-1, 1))
