@@ -224,3 +224,38 @@ def test_s_shaped_lines_across_zero_hold_on_a_grid_and_beat_the_end_point_lines(
     gap = (slope_u - slope_l) * mid + icpt_u - icpt_l
     end_point_gap = f(hi) - f(lo) - k * (hi - lo)
     assert gap.mean() < 0.7 * end_point_gap.mean()  # the tangent lines do take over somewhere
+
+
+def test_activation_lines_are_computed_once_per_interval(monkeypatch):
+    """CROWN passes through every earlier activation once per intermediate node: the lines of
+    an interval are kept on the node, computed once, and the bound is the same as without the
+    keeping (every call recomputing)."""
+    from robusttext.bounds.rules.activations import ActivationRule, SShapedRule
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8),
+                                torch.nn.Sigmoid(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
+                                torch.nn.Linear(8, 3))
+    ball = LinfBall(torch.randn(4, 5), 0.3)
+    calls = []
+    relax = SShapedRule.relax
+    monkeypatch.setattr(SShapedRule, "relax",
+                        lambda self, ctx, lo, hi: calls.append(1) or relax(self, ctx, lo, hi))
+    with torch.no_grad():
+        kept = compute_bounds(model, ball, "crown")
+    # each activation's interval is final once its node is bounded: one relaxation each
+    assert len(calls) == 3
+    uncached = ActivationRule.lines
+
+    def fresh(self, ctx):
+        ctx.kept.pop("lines", None)
+        return uncached(self, ctx)
+
+    monkeypatch.setattr(ActivationRule, "lines", fresh)
+    with torch.no_grad():
+        recomputed = compute_bounds(model, ball, "crown")
+    # recomputed on every pass: the node after the k-th activation passes through k of them,
+    # 1 + 2 and the output's 3
+    assert len(calls) - 3 == 1 + 2 + 3
+    for a, b in zip(kept, recomputed):
+        assert torch.equal(a, b)

@@ -45,10 +45,18 @@ class ActivationRule(Rule):
         return self.interval(ctx, *ctx.interval(ctx.inputs[0]))
 
     def lines(self, ctx):
+        """The guarded relaxation of the input's interval, kept on the node's context while the
+        interval is the same pair of tensors: CROWN's intermediate bounds pass through every
+        earlier activation once per node, and alpha-CROWN once per step (the bisection of the
+        S-shaped lines made that the LSTM's cost)."""
         lo, hi = ctx.interval(ctx.inputs[0])
-        f_min, f_max = self.interval(ctx, lo, hi)
-        return guarded(self.relax(ctx, lo, hi), f_min, f_max, lo, hi,
-                       narrow_too=not self.piecewise_linear)
+        kept = ctx.kept.get("lines")
+        if kept is None or kept[0] is not lo or kept[1] is not hi:
+            f_min, f_max = self.interval(ctx, lo, hi)
+            kept = lo, hi, guarded(self.relax(ctx, lo, hi), f_min, f_max, lo, hi,
+                                   narrow_too=not self.piecewise_linear)
+            ctx.kept["lines"] = kept
+        return kept[2]
 
     def backward(self, ctx, A_lower, A_upper):
         relax = self.lines(ctx)
@@ -110,15 +118,6 @@ class ReLURule(MonotoneRule):
             return None
         return lo, hi
 
-    def _kept_relax(self, ctx, lo, hi):
-        """``relax(lo, hi)``, kept on the node's context while its intervals are the same
-        tensors (CROWN's intermediate bounds and alpha-CROWN run many passes over them)."""
-        kept = ctx.kept.get("relax")
-        if kept is None or kept[0] is not lo or kept[1] is not hi:
-            kept = lo, hi, self.relax(ctx, lo, hi)
-            ctx.kept["relax"] = kept
-        return kept[2]
-
     def slope_range(self, ctx):
         """Any slope in ``[0, 1]`` on an unstable entry (``lo < 0 < hi``), the fixed 1 or 0 on
         a stable one; none where the interval is not finite (the constant lines take over)."""
@@ -128,7 +127,7 @@ class ReLURule(MonotoneRule):
         lo, hi = bounds
         unstable = (lo < 0) & (hi > 0)
         active = (lo >= 0).to(lo.dtype)
-        crown = self._kept_relax(ctx, lo, hi)[0]
+        crown = self.lines(ctx)[0]
         return crown, active, torch.where(unstable, torch.ones_like(lo), active)
 
     def backward(self, ctx, A_lower, A_upper):
@@ -137,7 +136,7 @@ class ReLURule(MonotoneRule):
         bounds = self._finite_input(ctx)
         if bounds is None:
             return super().backward(ctx, A_lower, A_upper)
-        slope_l, _, slope_u, icpt_u = self._kept_relax(ctx, *bounds)
+        slope_l, _, slope_u, icpt_u = self.lines(ctx)
         # A' = slope_l A + (slope_u - slope_l) A_up, with A_up the part of A that takes the
         # upper line (its positive part for an upper bound, negative for a lower): three passes
         # over A (clamp, scale, addcmul) and no A-sized mask
