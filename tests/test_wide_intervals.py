@@ -116,20 +116,74 @@ def test_a_wide_input_box_keeps_its_narrow_end(method):
     assert upper.item() >= corner
 
 
-@pytest.mark.parametrize("layer", [
+LAYERS = [
     lambda: nn.Linear(7, 5),
     lambda: nn.Conv2d(3, 4, 3, padding=1),
     lambda: nn.Conv2d(4, 6, 3, groups=2),
     lambda: nn.Conv1d(3, 4, 2, stride=2),
-])
-def test_a_point_stays_a_point_and_an_interval_stays_ordered(layer):
+]
+# the sign pattern of the ends picks the form: every |lo| <= |hi|, every |hi| <= |lo|, or mixed
+SIGNS = {"nonnegative": lambda x: x.abs(), "nonpositive": lambda x: -x.abs(),
+         "mixed": lambda x: x}
+
+
+def _input_shape(module):
+    if isinstance(module, nn.Linear):
+        return (9, module.in_features)
+    return (2, module.in_channels, 6, 6) if isinstance(module, nn.Conv2d) else (2, 3, 8)
+
+
+def _exact_interval(module, lo, hi):
+    """Float64 ends of the layer's output, from the exact interval of every product
+    ``w * x`` (the larger and the smaller of ``w lo`` and ``w hi``), summed: the layer is
+    unfolded into one product per weight and input entry, independently of the engine."""
+    lo, hi = lo.double(), hi.double()
+    x = torch.stack([lo, hi])  # [2, batch, ...]
+    if isinstance(module, nn.Linear):
+        w = module.weight.double()
+        products = x[:, :, None, :] * w[None, None]  # [2, batch, out, in]
+        return (products.amin(0).sum(-1) + module.bias.double(),
+                products.amax(0).sum(-1) + module.bias.double())
+    conv = F.conv2d if isinstance(module, nn.Conv2d) else F.conv1d
+    ends = []
+    for pick in (torch.minimum, torch.maximum):
+        total = conv(torch.zeros_like(lo), torch.zeros_like(module.weight.double()),
+                     module.bias.double(), module.stride, module.padding, module.dilation,
+                     module.groups)
+        for index in range(module.weight.numel()):  # one weight at a time
+            w = torch.zeros(module.weight.numel(), dtype=torch.float64)
+            w[index] = module.weight.flatten()[index].double()
+            w = w.view_as(module.weight)
+            args = (None, module.stride, module.padding, module.dilation, module.groups)
+            total = total + pick(conv(lo, w, *args), conv(hi, w, *args))
+        ends.append(total)
+    return tuple(ends)
+
+
+@pytest.mark.parametrize("signs", SIGNS)
+@pytest.mark.parametrize("layer", LAYERS)
+def test_affine_intervals_match_the_exact_interval_of_every_product(layer, signs):
+    torch.manual_seed(1)
+    module = layer().eval()
+    shape = _input_shape(module)
+    a, b = SIGNS[signs](torch.randn(shape)), SIGNS[signs](torch.randn(shape))
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    with torch.no_grad():
+        lower, upper = compute_bounds(module, Box(lo, hi), "ibp")
+        want_lower, want_upper = _exact_interval(module, lo, hi)
+    torch.testing.assert_close(lower.double(), want_lower, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(upper.double(), want_upper, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("signs", SIGNS)
+@pytest.mark.parametrize("layer", LAYERS)
+def test_a_point_stays_a_point_and_an_interval_stays_ordered(layer, signs):
     """``lo == hi`` gives ``lower == upper`` bit for bit (interval attention amplifies any width
     on a clean input), and a narrow interval never comes out with ``lower > upper``."""
     torch.manual_seed(0)
     module = layer().eval()
-    shape = {nn.Linear: (9, 7), nn.Conv2d: (2, getattr(module, "in_channels", 0), 6, 6),
-             nn.Conv1d: (2, 3, 8)}[type(module)]
-    x = torch.randn(shape) * 100
+    shape = _input_shape(module)
+    x = SIGNS[signs](torch.randn(shape) * 100)
     with torch.no_grad():
         lower, upper = compute_bounds(module, Box(x, x), "ibp")
         assert torch.equal(lower, upper)

@@ -169,25 +169,55 @@ def weight_and_bias(ctx):
     return ctx.arg("weight"), ctx.arg("bias")
 
 
+def _smaller_end(lo, hi) -> str | None:
+    """``"lo"`` when every entry's lower end is the one nearer 0 (``|lo| <= |hi|``: after a ReLU,
+    an image's pixels), ``"hi"`` when every upper end is, else None (also on an accelerator,
+    where the test would wait for the device)."""
+    if lo.device.type != "cpu":
+        return None
+    if bool((lo.abs() <= hi.abs()).all()):
+        return "lo"
+    if bool((hi.abs() <= lo.abs()).all()):
+        return "hi"
+    return None
+
+
 def _map_ends(lo, hi, weight, bias, apply, channels: int):
     """Interval of an affine map ``y = W x + b`` on ``[lo, hi]`` from the ends:
     ``W+ lo + W- hi + b`` and ``W+ hi + W- lo + b`` (``W+``, ``W-``: the positive and negative
-    entries of ``W``): ``[lo, hi]`` and ``[hi, lo]`` (the ends side by side along the input
-    channels) each times ``[W+, W-]``.
+    entries of ``W``).
 
-    Both ends go through the same call on tensors of the same shape, so an input with
-    ``lo == hi`` (a point) gets ``lower == upper`` bit for bit (rows stacked into one product
-    would not: a matrix product may round two equal rows differently), as a model's clean
-    input must: a width of a few roundings there would be amplified by interval attention.
-    ``apply(x, w, b)`` runs the layer on ``x`` with weight ``w`` ``[out, in, ...]`` and bias
-    ``b``; ``channels`` is the channel dimension of the layer's input (1 for a convolution,
-    -1 for a linear layer).
-    Nothing is kept between calls (a ``W+`` kept would go stale when a weight is changed
-    through ``.data``, which no version counter sees). An infinite end gives infinite or NaN
-    entries (``0 * inf``), which the engine widens (``sound``); where rounding would put the
-    lower end above the upper, the two are ordered.
+    When every entry's end nearer 0 is on the same side, say ``lo`` (``_smaller_end``), the
+    same ends are ``W lo + b + W- w`` and ``W lo + b + W+ w`` with the width ``w = hi - lo``:
+    two calls, ``W`` on ``lo`` and ``[W+; W-]`` (stacked output channels) on ``w``, three
+    products' work. Every term is then at most a few times the end it stands for (the far
+    end enters only through ``w``, with the sign that uses it), which is what the ends form
+    guarantees. Otherwise ``[lo, hi]`` and ``[hi, lo]`` (side by side along the input
+    channels) each times ``[W+, W-]``: four products' work.
+
+    A point (``lo == hi``) gets ``lower == upper`` bit for bit either way (a zero width adds
+    exact zeros; the two orders go through the same call on tensors of the same shape, where
+    rows stacked into one product would not: a matrix product may round two equal rows
+    differently), as a model's clean input must: a width of a few roundings there would be
+    amplified by interval attention. ``apply(x, w, b)`` runs the layer on ``x`` with weight
+    ``w`` ``[out, in, ...]`` and bias ``b``; ``channels`` is the channel dimension of the
+    layer's input and output (1 for a convolution, -1 for a linear layer). Nothing is kept
+    between calls (a ``W+`` kept would go stale when a weight is changed through ``.data``,
+    which no version counter sees). An infinite end gives infinite or NaN entries (``0 *
+    inf``), which the engine widens (``sound``); where rounding would put the lower end above
+    the upper, the two are ordered.
     """
-    weights = torch.cat([weight.clamp(min=0), weight.clamp(max=0)], 1)
+    positive, negative = weight.clamp(min=0), weight.clamp(max=0)
+    nearer = _smaller_end(lo, hi)
+    if nearer is not None:
+        base = apply(lo if nearer == "lo" else hi, weight, bias)
+        rises, falls = apply(hi - lo, torch.cat([positive, negative]), None).chunk(2, channels)
+        if nearer == "lo":  # upward from lo: W+ w where the weight is positive
+            lower, upper = base + falls, base + rises
+        else:  # downward from hi
+            lower, upper = base - rises, base - falls
+        return torch.minimum(lower, upper), upper
+    weights = torch.cat([positive, negative], 1)
     lower = apply(torch.cat([lo, hi], channels), weights, bias)
     upper = apply(torch.cat([hi, lo], channels), weights, bias)
     return torch.minimum(lower, upper), upper
