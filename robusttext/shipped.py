@@ -25,6 +25,9 @@ REGISTRY: dict[str, ShippedModel] = {
     "char-flips": ShippedModel(
         "text", "character CNN trained to be robust to one QWERTY-neighbour character flip "
                 "(the project's keyboard map)"),
+    "char-enkey": ShippedModel(
+        "text", "character CNN trained to be robust to one flip of Huang et al. 2019's "
+                "one-substitute letter map"),
     "word-wordnet": ShippedModel(
         "text", "word CNN trained to be robust to up to 3 WordNet synonym substitutions"),
     "word-counterfitted": ShippedModel(
