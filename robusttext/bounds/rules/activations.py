@@ -41,6 +41,15 @@ class ActivationRule(Rule):
     def relax(self, ctx, lo, hi):
         raise NotImplementedError
 
+    def _finite_input(self, ctx):
+        """The input's interval, or None when some entry of it is not finite."""
+        source = ctx.inputs[0]
+        lo, hi = ctx.interval(source)
+        if not ctx.is_finite(source) and not (torch.isfinite(lo).all()
+                                              and torch.isfinite(hi).all()):
+            return None
+        return lo, hi
+
     def ibp(self, ctx):
         return self.interval(ctx, *ctx.interval(ctx.inputs[0]))
 
@@ -109,15 +118,6 @@ class ReLURule(MonotoneRule):
         lower_slope = torch.where(unstable, (hi > -lo).to(lo.dtype), active)
         return lower_slope, torch.zeros_like(lo), upper_slope, upper_icpt
 
-    def _finite_input(self, ctx):
-        """The input's interval, or None when some entry of it is not finite."""
-        source = ctx.inputs[0]
-        lo, hi = ctx.interval(source)
-        if not ctx.is_finite(source) and not (torch.isfinite(lo).all()
-                                              and torch.isfinite(hi).all()):
-            return None
-        return lo, hi
-
     def slope_range(self, ctx):
         """Any slope in ``[0, 1]`` on an unstable entry (``lo < 0 < hi``), the fixed 1 or 0 on
         a stable one; none where the interval is not finite (the constant lines take over)."""
@@ -173,9 +173,10 @@ class LeakyReLURule(MonotoneRule):
     def slope_range(self, ctx):
         """Any slope in ``[s, 1]`` on an unstable entry (a line through 0 between ``s x`` and
         ``x`` lies below ``max(x, s x)`` everywhere), the fixed 1 or ``s`` on a stable one."""
-        lo, hi = ctx.interval(ctx.inputs[0])
-        if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+        bounds = self._finite_input(ctx)
+        if bounds is None:
             return None
+        lo, hi = bounds
         s = self._slope(ctx)
         unstable = (lo < 0) & (hi > 0)
         stable = torch.where(lo >= 0, torch.ones_like(lo), torch.full_like(lo, s))
