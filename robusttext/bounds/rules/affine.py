@@ -124,6 +124,15 @@ class NegRule(AffineRule):
         return zero_offset(ctx)
 
 
+def scaled_ends(lo, hi, factor, divide: bool = False):
+    """``[lo, hi]`` times (or divided by) a constant ``factor`` (a number or a tensor that
+    broadcasts): monotone in each entry, so both ends are mapped and then ordered."""
+    a, b = (lo / factor, hi / factor) if divide else (lo * factor, hi * factor)
+    if not isinstance(factor, torch.Tensor):
+        return (a, b) if factor >= 0 else (b, a)
+    return torch.minimum(a, b), torch.maximum(a, b)
+
+
 class ScaleRule(AffineRule):
     """``x * c``, ``c * x`` and ``x / c`` with ``c`` a constant (tensor or number)."""
 
@@ -140,13 +149,9 @@ class ScaleRule(AffineRule):
         return first if ctx.is_bounded(second) else second
 
     def ibp(self, ctx):
-        # Scaling by a constant is monotone in each entry: map both ends, then order them.
         factor = self._factor(ctx)
         lo, hi = ctx.interval(ctx.inputs[0])
-        a, b = (lo / factor, hi / factor) if self.divide else (lo * factor, hi * factor)
-        if not isinstance(factor, torch.Tensor):
-            return (a, b) if factor >= 0 else (b, a)
-        return torch.minimum(a, b), torch.maximum(a, b)
+        return scaled_ends(lo, hi, factor, self.divide)
 
 
     def transpose(self, ctx, A):
@@ -358,9 +363,8 @@ class BatchNormRule(AffineRule):
 
     def ibp(self, ctx):
         scale, shift = self._scale_shift(ctx)
-        lo, hi = ctx.interval(ctx.inputs[0])
-        a, b = lo * scale, hi * scale
-        return torch.minimum(a, b) + shift, torch.maximum(a, b) + shift
+        lower, upper = scaled_ends(*ctx.interval(ctx.inputs[0]), scale)
+        return lower + shift, upper + shift
 
     def transpose(self, ctx, A):
         scale, _ = self._scale_shift(ctx)
