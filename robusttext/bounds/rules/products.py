@@ -40,24 +40,32 @@ def _operand_bounds(ctx, arg):
 
 
 def mccormick(lx, ux, ly, uy):
-    """Planes for ``z = x * y`` on the box, the better of the two McCormick planes per entry
-    (judged at the centre).
+    """Planes for ``z = x * y`` on the box ``[lx, ux] x [ly, uy]``, one lower and one upper per
+    entry. Returns ``(lower, upper)``, each ``(a, b, c)`` with ``z >= a x + b y + c`` resp.
+    ``<=``.
 
-    Returns ``(lower, upper)``, each ``(a, b, c)`` with ``z >= a x + b y + c`` resp. ``<=``.
+    The four McCormick planes (lower: through the corners ``(lx, ly)`` or ``(ux, uy)``; upper:
+    ``(lx, uy)`` or ``(ux, ly)``) are all sound and agree at the box centre, so the centre cannot
+    choose between them. Each entry takes a lower and an upper plane that share one coefficient,
+    the end of an operand nearest 0: sharing ``y``'s coefficient ``lx`` (planes ``y_l x + l_x y``
+    and ``u_y x + l_x y``), ``ux``, or ``x``'s coefficient ``ly`` or ``uy``. Between such a pair
+    the gap is ``(x - lx)(uy - ly)`` (resp. the other end or operand): zero on one face of the
+    box. The smallest shared coefficient passes the least of ``A`` back to that operand, so
+    the rest of the product is carried by the operands' intervals (on an LSTM's gate
+    ``sigmoid * tanh`` this is the gate's lower end, and the backward bound through many time
+    steps stays tighter than the interval bound; either other choice is looser than it).
     """
-    cx, cy = (lx + ux) / 2, (ly + uy) / 2
-    # lower planes: (ly, lx, -lx ly) and (uy, ux, -ux uy)
-    first = ly * cx + lx * cy - lx * ly
-    second = uy * cx + ux * cy - ux * uy
-    pick = first >= second
-    lower = (torch.where(pick, ly, uy), torch.where(pick, lx, ux),
-             torch.where(pick, -lx * ly, -ux * uy))
-    # upper planes: (uy, lx, -lx uy) and (ly, ux, -ux ly)
-    first = uy * cx + lx * cy - lx * uy
-    second = ly * cx + ux * cy - ux * ly
-    pick = first <= second
-    upper = (torch.where(pick, uy, ly), torch.where(pick, lx, ux),
-             torch.where(pick, -lx * uy, -ux * ly))
+    far_x, far_y = torch.minimum(lx.abs(), ux.abs()), torch.minimum(ly.abs(), uy.abs())
+    share_y = far_x <= far_y  # share y's coefficient: x's end nearest 0
+    x_low, y_low = lx.abs() <= ux.abs(), ly.abs() <= uy.abs()
+    # lower planes: (ly, lx, -lx ly) through (lx, ly), (uy, ux, -ux uy) through (ux, uy)
+    first = torch.where(share_y, x_low, y_low)
+    lower = (torch.where(first, ly, uy), torch.where(first, lx, ux),
+             torch.where(first, -lx * ly, -ux * uy))
+    # upper planes: (uy, lx, -lx uy) through (lx, uy), (ly, ux, -ux ly) through (ux, ly)
+    first = torch.where(share_y, x_low, ~y_low)
+    upper = (torch.where(first, uy, ly), torch.where(first, lx, ux),
+             torch.where(first, -lx * uy, -ux * ly))
     return lower, upper
 
 
