@@ -49,27 +49,27 @@ def test_each_plane_touches_the_product_on_a_corner_and_the_pair_shares_the_end_
     assert (shared_y | shared_x).all()
 
 
-def _gate_set(length=12, batch=16, candidates=6):
+def _gate_set(length=16, batch=32, candidates=8):
     torch.manual_seed(0)
-    model = BiLSTM(500, embed_dim=16, hidden=16, max_length=length).eval()
+    model = BiLSTM(500, embed_dim=64, hidden=64, max_length=length).eval()
     generator = torch.Generator().manual_seed(1)
     ids = torch.randint(1, 500, (batch, length), generator=generator)
     cand = torch.randint(1, 500, (batch, length, candidates), generator=generator)
-    cand_mask = torch.rand(batch, length, candidates, generator=generator) < 0.3
+    cand_mask = torch.rand(batch, length, candidates, generator=generator) < 0.25
     with torch.no_grad():
         e = model.embedding(ids)
-        moved = e[:, :, None] + 0.1 * (model.embedding(cand) - e[:, :, None])
+        moved = e[:, :, None] + 0.05 * (model.embedding(cand) - e[:, :, None])
     labels = torch.randint(0, 2, (batch,), generator=generator)
     return model.body, SubstitutionSet(e, moved, cand_mask, 3), torch.ones(batch, length), \
         margin_matrix(labels, 2)
 
 
-def test_the_lstm_backward_bound_beats_its_interval_bound(method="crown-ibp"):
+def test_the_lstm_backward_bound_beats_its_interval_bound():
     """Through many time steps of ``f * c + i * g`` the backward bound, on its own (not the
     tighter-of-two that ``compute_bounds`` returns), is tighter than the interval bound on most
-    sentences and on average."""
+    sentences and on average (with the planes chosen by the box centre, looser on average)."""
     body, subs, mask, C = _gate_set()
     ibp = compute_bounds(body, subs, "ibp", C=C, extra_inputs=(mask,), bound_upper=False)[0]
-    backward = linear_bounds(body, subs, method, C=C, extra_inputs=(mask,))[0]
+    backward = linear_bounds(body, subs, "crown-ibp", C=C, extra_inputs=(mask,))[0]
     assert backward.mean() > ibp.mean()
     assert (backward > ibp).float().mean() > 0.75
