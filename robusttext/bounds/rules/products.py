@@ -127,7 +127,24 @@ def centred(lo: torch.Tensor, hi: torch.Tensor):
 def exact_matmul_interval(lx, ux, ly, uy):
     """The interval of ``X @ Y`` over boxes ``X [..., i, k]``, ``Y [..., k, j]`` from the exact
     interval of every product ``X_ik Y_kj`` (the least and greatest of its four corner products),
-    summed over ``k``; the ``[..., i, k, j]`` corner products are formed once each."""
+    summed over ``k``.
+
+    Where one operand is non-negative (attention probabilities), each product's extreme corner
+    is chosen by the sign of the other operand's end alone, so the sums are four matmuls
+    (``_one_signed_interval``); otherwise the ``[..., i, k, j]`` corner products are formed once
+    each.
+    """
+    if all(torch.isfinite(t).all() for t in (lx, ux, ly, uy)):
+        if (lx >= 0).all():
+            # (X @ Y)^T = Y^T @ X^T with the non-negative operand second
+            lower, upper = _one_signed_interval(*(t.transpose(-1, -2) for t in (ly, uy, lx, ux)))
+            lower, upper = lower.transpose(-1, -2), upper.transpose(-1, -2)
+        elif (ly >= 0).all():
+            lower, upper = _one_signed_interval(lx, ux, ly, uy)
+        else:
+            lower = None
+        if lower is not None and torch.isfinite(lower).all() and torch.isfinite(upper).all():
+            return lower, upper
     lx, ux = lx.unsqueeze(-1), ux.unsqueeze(-1)
     ly, uy = ly.unsqueeze(-3), uy.unsqueeze(-3)
     corners = (lx * ly, lx * uy, ux * ly, ux * uy)
@@ -135,6 +152,15 @@ def exact_matmul_interval(lx, ux, ly, uy):
     for corner in corners[1:]:
         lower, upper = torch.minimum(lower, corner), torch.maximum(upper, corner)
     return lower.sum(-2), upper.sum(-2)
+
+
+def _one_signed_interval(lx, ux, ly, uy):
+    """``exact_matmul_interval`` for ``Y >= 0``: ``x y`` over the box is least at ``(lx, ly)``
+    where ``lx >= 0`` and at ``(lx, uy)`` where ``lx < 0``, greatest at ``(ux, uy)`` where ``ux >=
+    0`` and at ``(ux, ly)`` where ``ux < 0``."""
+    lower = lx.clamp(min=0) @ ly + lx.clamp(max=0) @ uy
+    upper = ux.clamp(min=0) @ uy + ux.clamp(max=0) @ ly
+    return lower, upper
 
 
 class BilinearMatmulRule(Rule):
