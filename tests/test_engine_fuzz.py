@@ -132,7 +132,7 @@ def _reshaping(draw, shape, layers):
     """An op that may change the shape; returns ``(fn, name, new_shape)`` or None."""
     dims = len(shape)  # without the batch
     kind = draw(st.sampled_from(["linear", "conv", "batch_norm", "pad", "cat", "slice",
-                                 "transpose", "reduce", "softmax", "pool"]))
+                                 "transpose", "reduce", "softmax", "pool", "matmul"]))
     if kind == "linear":
         out = draw(st.integers(1, 5))
         bias = draw(st.booleans())
@@ -212,6 +212,15 @@ def _reshaping(draw, shape, layers):
     if kind == "softmax":
         d = draw(st.sampled_from([-1, dims]))
         return (lambda m, x, p: torch.softmax(x, dim=d)), f"softmax({d})", shape
+    if kind == "matmul" and dims >= 2:
+        # both operands bounded (attention): [.., a, b] @ [.., b, a]; a non-negative operand
+        # (relu, softmax) takes the four-matmul form of the interval
+        form = draw(st.sampled_from(["x@xT", "relu(x)@xT", "x@relu(x)T", "softmax(x)@xT"]))
+        first = {"x@xT": lambda x: x, "relu(x)@xT": torch.relu, "x@relu(x)T": lambda x: x,
+                 "softmax(x)@xT": lambda x: torch.softmax(x, -1)}[form]
+        second = torch.relu if form == "x@relu(x)T" else (lambda x: x)
+        new = (*shape[:-1], shape[-2])
+        return (lambda m, x, p: first(x) @ second(x).transpose(-1, -2)), form, new
     if kind == "pool" and dims in (2, 3) and min(shape[1:]) >= 2:
         pool = draw(st.sampled_from(["max", "avg"]))
         fn1 = {"max": (F.max_pool1d, F.max_pool2d), "avg": (F.avg_pool1d, F.avg_pool2d)}[pool]

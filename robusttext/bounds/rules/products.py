@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 
+import numpy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -192,7 +193,8 @@ class BilinearMatmulRule(Rule):
             return constant_lines(ctx, A_lower, A_upper)
         # the leading (batch, head) dimensions of both made alike, so that a spec dimension
         # inserted at 1 lines up with A's
-        lead = torch.broadcast_shapes(lx.shape[:-2], ly.shape[:-2])
+        # numpy's rule: torch.broadcast_shapes imports sympy on its first call (about 2 s)
+        lead = numpy.broadcast_shapes(lx.shape[:-2], ly.shape[:-2])
         lx, ux = (t.expand(*lead, *t.shape[-2:]) for t in (lx, ux))
         ly, uy = (t.expand(*lead, *t.shape[-2:]) for t in (ly, uy))
         (cx, rx), (cy, ry) = centred(lx, ux), centred(ly, uy)
