@@ -259,3 +259,59 @@ def test_activation_lines_are_computed_once_per_interval(monkeypatch):
     assert len(calls) - 3 == 1 + 2 + 3
     for a, b in zip(kept, recomputed):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("side", ["upper", "lower"])
+def test_tangent_points_lie_just_below_the_tangent_point_and_fall_towards_0(name, side):
+    """Each table point ``t`` for a grid value ``g`` is on the rising side of the chord slope
+    ``q(x) = (f(x) - f(g)) / (x - g)`` (so ``t <= d(g)``, checked here in float64), within 1e-9
+    of where ``q`` stops rising, and the points fall as ``g`` rises to 0."""
+    from robusttext.bounds.rules import activations
+
+    f = getattr(torch, name)
+    df = activations._sigmoid_derivative if name == "sigmoid" else activations._tanh_derivative
+    rule = activations.SShapedRule(f, df)
+    if side == "lower":
+        f, df = (lambda x, f=f: -f(-x)), (lambda x, df=df: df(-x))
+    points = rule.tangent_points(side, torch.float64, torch.device("cpu"))
+    cells = activations.TANGENT_GRID_CELLS
+    grid = torch.linspace(activations.TANGENT_GRID_START, 0.0, cells + 1, dtype=torch.float64)
+    g, t = grid[:-1], points[:-1]
+
+    def q(x):
+        return (f(x) - f(g)) / (x - g)
+
+    assert (t >= 0).all() and points[-1] == 0
+    assert (q(t) < df(t)).all()  # still rising: t <= d(g)
+    assert (q(t + 1e-9) >= df(t + 1e-9)).all()  # and no further from d than 1e-9
+    assert (points[1:] <= points[:-1]).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_s_shaped_lines_hold_for_lower_ends_at_and_beside_grid_points(name, dtype):
+    """Lower ends on the tangent table's grid, one ulp either side of it, and beyond its start
+    (-16): the lines hold at 401 points of each interval."""
+    from robusttext.bounds.rules import activations
+
+    f = getattr(torch, name)
+    df = activations._sigmoid_derivative if name == "sigmoid" else activations._tanh_derivative
+    rule = activations.SShapedRule(f, df)
+    grid = torch.linspace(-16.0, 0.0, activations.TANGENT_GRID_CELLS + 1, dtype=dtype)[::97]
+    grid = grid[grid < 0]
+    lo = torch.cat([grid, torch.nextafter(grid, torch.full_like(grid, -1e9)),
+                    torch.nextafter(grid, torch.zeros_like(grid)),
+                    torch.tensor([-16.5, -40.0, -1e4], dtype=dtype)])
+    for width in (1e-3, 0.3, 3.0, 40.0):
+        hi = torch.full_like(lo, width)
+        for a, b in ((lo, hi), (-hi, -lo)):  # both sides take the table
+            slope_l, icpt_l, slope_u, icpt_u = rule.relax(None, a, b)
+            x = a + torch.linspace(0, 1, 401, dtype=dtype)[:, None] * (b - a)
+            x = torch.minimum(torch.maximum(x, a), b)  # rounding must not leave the interval
+            y = f(x)
+            eps = torch.finfo(dtype).eps  # the rounding of evaluating each line here
+            slack_l = 4 * eps * (1 + (slope_l * x).abs() + icpt_l.abs())
+            slack_u = 4 * eps * (1 + (slope_u * x).abs() + icpt_u.abs())
+            assert (slope_l * x + icpt_l <= y + slack_l).all()
+            assert (slope_u * x + icpt_u >= y - slack_u).all()

@@ -203,6 +203,18 @@ class SShapedRule(MonotoneRule):
 
     def __init__(self, function, derivative):
         self.function, self.derivative = function, derivative
+        self._points = {}  # (side, dtype, device) -> _tangent_points
+
+    def tangent_points(self, side: str, dtype, device) -> torch.Tensor:
+        """``_tangent_points`` of ``f`` (side "upper") or of ``g(x) = -f(-x)`` ("lower"),
+        computed once per dtype and device."""
+        key = (side, dtype, device)
+        if key not in self._points:
+            f, df = self.function, self.derivative
+            if side == "lower":
+                f, df = (lambda x: -self.function(-x)), (lambda x: self.derivative(-x))
+            self._points[key] = _tangent_points(f, df, dtype, device)
+        return self._points[key]
 
     def fn(self, ctx, x):
         return self.function(x)
@@ -221,13 +233,15 @@ class SShapedRule(MonotoneRule):
         low_slope, low_icpt = k.clone(), f_lo - k * lo
         if across.any():
             a, b, centre = lo[across], hi[across], mid[across]
-            slope, icpt = _lowest_line_from(self.function, self.derivative, a, b)
+            slope, icpt = _lowest_line_from(self.function, self.derivative, a, b,
+                                            self.tangent_points("upper", lo.dtype, lo.device))
             better = slope * centre + icpt < up_slope[across] * centre + up_icpt[across]
             up_slope[across] = torch.where(better, slope, up_slope[across])
             up_icpt[across] = torch.where(better, icpt, up_icpt[across])
             # below: the same construction for g(x) = -f(-x) on [-hi, -lo], mirrored back
             slope, icpt = _lowest_line_from(lambda x: -self.function(-x),
-                                            lambda x: self.derivative(-x), -b, -a)
+                                            lambda x: self.derivative(-x), -b, -a,
+                                            self.tangent_points("lower", lo.dtype, lo.device))
             icpt = -icpt
             better = slope * centre + icpt > low_slope[across] * centre + low_icpt[across]
             low_slope[across] = torch.where(better, slope, low_slope[across])
@@ -239,31 +253,64 @@ class SShapedRule(MonotoneRule):
         return lower_slope, lower_icpt, upper_slope, upper_icpt
 
 
-TANGENT_SEARCH_STEPS = 12
+TANGENT_GRID_START, TANGENT_GRID_CELLS = -16.0, 16384
 
 
-def _lowest_line_from(f, df, lo, hi):
+def _tangent_points(f, df, dtype, device) -> torch.Tensor:
+    """``[TANGENT_GRID_CELLS + 1]``: for each ``g`` of a uniform grid on ``[TANGENT_GRID_START,
+    0]``, a point ``t <= d(g)``, where ``d(g) >= 0`` is where the lowest line through ``(g,
+    f(g))`` above ``f`` touches ``f`` (``_lowest_line_from``); found by bisection in float64
+    keeping the rising side, then rounded down to ``dtype``. ``d`` falls as ``g`` rises to 0
+    (``d(0) = 0``), so the grid point at or above ``lo`` gives a point at most ``d(lo)``; the
+    caller checks it anyway."""
+    grid = torch.linspace(TANGENT_GRID_START, 0.0, TANGENT_GRID_CELLS + 1, dtype=torch.float64)
+    lo = grid[:-1]
+    f_lo = f(lo)
+
+    def rising(x):
+        return (f(x) - f_lo) / (x - lo) < df(x)
+
+    t, u = torch.zeros_like(lo), torch.full_like(lo, 64.0)
+    for _ in range(64):
+        m = (t + u) / 2
+        below = rising(m)
+        t, u = torch.where(below, m, t), torch.where(below, u, m)
+    exact = torch.cat([t, torch.zeros(1, dtype=torch.float64)])
+    points = exact.to(dtype)
+    points = torch.where(points.double() > exact, torch.nextafter(points, torch.zeros_like(points)),
+                         points)
+    return points.to(device)
+
+
+def _lowest_line_from(f, df, lo, hi, points):
     """A line ``s x + c`` through ``(lo, f(lo))`` above ``f`` on ``[lo, hi]``, for ``lo < 0 <
-    hi`` and ``f`` convex below 0 and concave above, with ``s`` at most a bisection step above
-    the least such slope. Returns ``(s, c)`` (each shaped like ``lo``).
+    hi`` and ``f`` convex below 0 and concave above. Returns ``(s, c)`` (each shaped like
+    ``lo``).
 
     The least slope is the largest chord slope ``q(x) = (f(x) - f(lo)) / (x - lo)`` over ``(lo,
     hi]``; ``q`` rises while ``q(x) < f'(x)`` and falls after, so its maximum is ``f'(d)`` at the
     tangent point ``d >= 0`` where the two meet, or ``q(hi)`` when ``d`` lies beyond ``hi``.
-    Bisection keeps a point ``t <= d`` (``q(t) < f'(t)``) and takes ``f'(t)``, which is at least
-    ``f'(d)`` because ``f'`` falls on ``[0, inf)``: every iterate is a sound slope, the search
-    only tightens it. The intercept is raised by a few rounding errors of ``f``.
+    Any ``t`` in ``[0, d]`` (``q(t) < f'(t)``) gives a sound slope ``f'(t) >= f'(d)``, because
+    ``f'`` falls on ``[0, inf)``: ``t`` is looked up in ``points`` (``_tangent_points``, the grid
+    point at or above ``lo``), checked to be rising (in float64), and 0 where it is not. The intercept is
+    raised by a few rounding errors of ``f``.
     """
     f_lo = f(lo)
 
     def rising(x):
         return (f(x) - f_lo) / (x - lo) < df(x)
 
-    t, u = torch.zeros_like(lo), hi.clone()
-    for _ in range(TANGENT_SEARCH_STEPS):
-        m = (t + u) / 2
-        below = rising(m)
-        t, u = torch.where(below, m, t), torch.where(below, u, m)
+    lo64 = lo.double()
+    step = -TANGENT_GRID_START / TANGENT_GRID_CELLS
+    index = torch.ceil((lo64 - TANGENT_GRID_START) / step).clamp(0, TANGENT_GRID_CELLS).long()
+    f_lo64 = f(lo64)
+    t = torch.zeros_like(lo)
+    # the grid point at or above lo, else the next (a lo at a grid point's rounding); checked
+    # in float64, because near d the chord slope and f' differ by less than float32's rounding
+    for shift in (1, 0):
+        candidate = points[(index + shift).clamp(max=TANGENT_GRID_CELLS)]
+        c64 = candidate.double()
+        t = torch.where((f(c64) - f_lo64) / (c64 - lo64) < df(c64), candidate, t)
     tangent_inside = ~rising(hi)
     slope = torch.where(tangent_inside, df(t), (f(hi) - f_lo) / (hi - lo))
     eps = torch.finfo(lo.dtype).eps
