@@ -292,8 +292,8 @@ def _lowest_line_from(f, df, lo, hi, points):
     tangent point ``d >= 0`` where the two meet, or ``q(hi)`` when ``d`` lies beyond ``hi``.
     Any ``t`` in ``[0, d]`` (``q(t) < f'(t)``) gives a sound slope ``f'(t) >= f'(d)``, because
     ``f'`` falls on ``[0, inf)``: ``t`` is looked up in ``points`` (``_tangent_points``, the grid
-    point at or above ``lo``), checked to be rising (in float64), and 0 where it is not. The intercept is
-    raised by a few rounding errors of ``f``.
+    point at or above ``lo``), checked to be rising (in float64), and 0 where it is not. The
+    intercept is raised by a few rounding errors of ``f``.
     """
     f_lo = f(lo)
 
