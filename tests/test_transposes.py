@@ -47,3 +47,32 @@ def test_rearranging_model_is_sound(method):
     torch.manual_seed(1)
     model = Rearranging().eval()
     assert violations(model, LinfBall(torch.randn(3, 4, 6), 0.2), method)[0] == 0
+
+
+class Gathering(nn.Module):
+    """``x[:, order]`` with repeated and negative positions, and ``x[:, :, order]``."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+        self.register_buffer("order", torch.tensor([3, 0, -1, 0, 2]))
+        self.register_buffer("columns", torch.tensor([5, 1, 1]))
+        self.head = nn.Linear(5 * 6 + 4 * 3, 3)
+
+    def forward(self, x):  # x [batch, 4, 6]
+        h = torch.relu(self.lin(x))
+        return self.head(torch.cat([h[:, self.order].flatten(1),
+                                    h[:, :, self.columns].flatten(1)], 1))
+
+
+@pytest.mark.parametrize("method", ["crown", "crown-ibp"])
+def test_gather_by_a_tensor_index_matches_the_general_path_and_is_sound(method, monkeypatch):
+    torch.manual_seed(2)
+    model = Gathering().eval()
+    box = LinfBall(torch.randn(3, 4, 6), 0.2)
+    assert violations(model, box, method)[0] == 0
+    direct = compute_bounds(model, box, method)
+    monkeypatch.setattr(StructuralRule, "use_fast", False)
+    general = compute_bounds(model, box, method)
+    for d, g in zip(direct, general):
+        torch.testing.assert_close(d, g, atol=1e-5, rtol=1e-5)

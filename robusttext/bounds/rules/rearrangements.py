@@ -156,16 +156,37 @@ def _check_index(ctx):
         refuse_batch(ctx, "the index")
 
 
+def _one_tensor_index(index):
+    """``(position, indices)`` when ``index`` is full slices and one 1-D integer tensor (``x[:,
+    order]``, the BiLSTM's reversal), else None."""
+    tensors = [k for k, i in enumerate(index) if isinstance(i, torch.Tensor)]
+    if len(tensors) != 1 or not all(i == slice(None) for k, i in enumerate(index)
+                                    if k != tensors[0]):
+        return None
+    indices = index[tensors[0]]
+    if indices.dim() != 1 or indices.dtype not in (torch.int64, torch.int32):
+        return None
+    return tensors[0], indices
+
+
 def _getitem(ctx, A):
     if ctx.args["input"] is not ctx.inputs[0] or len(ctx.inputs) != 1:
         return None
     index = arg(ctx, "index")
-    if not isinstance(index, tuple) or not index or not _basic_index(index):
+    if not isinstance(index, tuple) or not index:
+        return None
+    shape = ctx.example(ctx.inputs[0]).shape
+    gathered = _one_tensor_index(index)
+    if gathered is not None:  # the transpose of a gather is a scatter-add (repeats add up)
+        position, indices = gathered
+        out = A.new_zeros(A.shape[0], A.shape[1], *shape[1:])
+        indices = indices.to(A.device).long() % shape[position]
+        return [out.index_add_(position + 1, indices, A)]
+    if not _basic_index(index):
         return None
     if any(i is None for i in index):
         return None
     spec_index = index if index[0] is Ellipsis else (slice(None), slice(None), *index[1:])
-    shape = ctx.example(ctx.inputs[0]).shape
     out = A.new_zeros(A.shape[0], A.shape[1], *shape[1:])
     out[spec_index] = A
     return [out]
