@@ -28,6 +28,7 @@ MODELS = [
     # Jia et al. 2019's recipe: a per-token projection before the convolution, dropout
     ("word", lambda n: WordCNN(n, embed_dim=8, filters=6, width=3, projection=5, dropout=0.3)),
     ("word", lambda n: BagOfWords(n, embed_dim=8, hidden=6, dropout=0.3)),
+    ("char", lambda n: CharCNN(n, embed_dim=8, filters=6, width=5, dropout=0.3)),
 ]
 
 
@@ -162,3 +163,31 @@ def test_pretrained_embeddings_from_a_local_transformers_model(tmp_path):
         pretrained_embeddings(tmp_path / "tiny", vocab, token_to_row={"good": 99})
     with pytest.raises(RobustTextError, match="cannot load"):
         pretrained_embeddings(tmp_path / "missing", vocab)
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: CharCNN(n, embed_dim=8, filters=6, width=5, dropout=0.5),
+    lambda n: BagOfWords(n, embed_dim=8, hidden=6, dropout=0.5),
+])
+def test_dropout_acts_in_training_mode_alone_and_is_kept_by_checkpoints(make, tmp_path):
+    torch.manual_seed(0)
+    model = make(12)
+    ids = torch.randint(1, 12, (4, 9))
+    mask = torch.ones(4, 9)
+    eval_logits = model.eval()(ids, mask)
+    torch.testing.assert_close(model(ids, mask), eval_logits)  # eval mode: deterministic
+    # Training mode: the body sees each vector entry either zeroed or doubled (p = 0.5).
+    seen = []
+    hook = model.body.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    trained = model.train()(ids, mask)
+    hook.remove()
+    vectors = model.embedding(ids).detach()
+    kept = seen[0].detach() != 0
+    torch.testing.assert_close(seen[0].detach()[kept], 2 * vectors[kept])
+    assert 0.3 < kept.float().mean() < 0.7
+    assert not torch.allclose(trained, eval_logits)
+    vocab, space = (char_setup() if model.level == "char" else word_setup())
+    rebuilt = type(model)(len(vocab), embed_dim=8, **{k: v for k, v in model.config().items()
+                                                      if k not in ("embed_dim", "vocab_size")})
+    save_text_model(tmp_path / "m", rebuilt, vocab, space)
+    assert load_text_model(tmp_path / "m").model.dropout == 0.5

@@ -17,7 +17,8 @@ so that ``budget-ibp`` (``robusttext.bounds.pooling``) can keep the budget throu
 Jia et al. 2019's recipe for pretrained (frozen) word vectors: ``projection`` (a per-token
 Linear + ReLU to that many features before the convolution; the bag of words' per-token layer
 is already one) and ``dropout`` (on the word vectors of the clean forward pass while training;
-the bounds and every eval-mode call see the model without it).
+the bounds and every eval-mode call see the model without it). ``CharCNN`` takes the same
+``dropout`` on its character vectors.
 """
 
 from __future__ import annotations
@@ -104,15 +105,16 @@ class BagOfWordsBody(nn.Module):
 
 
 class CharCNN(TextClassifier):
-    """Character CNN of Huang et al. 2019: 150-d embeddings, 100 filters of width 5."""
+    """Character CNN of Huang et al. 2019: 150-d embeddings, 100 filters of width 5 (and
+    optionally ``dropout`` on the character vectors of the clean training pass)."""
 
     kind = "char-cnn"
     level = "char"
 
     def __init__(self, vocab_size: int, embed_dim: int = 150, filters: int = 100,
-                 width: int = 5, classes: int = 2):
+                 width: int = 5, classes: int = 2, dropout: float = 0.0):
         super().__init__(vocab_size, embed_dim, ConvBody(embed_dim, filters, width, classes),
-                         filters=filters, width=width, classes=classes)
+                         dropout=dropout, filters=filters, width=width, classes=classes)
 
 
 class WordCNN(TextClassifier):

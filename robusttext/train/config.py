@@ -179,7 +179,8 @@ HELP: dict[str, str] = {
                         "to the vocabulary (needs --vectors)",
     "projection": "word-cnn / bow / lstm: a per-token Linear + ReLU to N features first "
                   "(Jia et al. 2019; default: none)",
-    "dropout": "dropout on the word vectors in the clean training pass (default: none)",
+    "dropout": "dropout on the word (or character) vectors in the clean training pass "
+               "(default: none)",
     "freeze_embeddings": "keep the embedding table fixed",
     "train": "training data: a .tsv/.csv/.jsonl file or a hub id",
     "dev": "dev data for the per-epoch and final evaluation (a file or hub id)",
