@@ -33,6 +33,9 @@ REGISTRY: dict[str, ShippedModel] = {
     "word-counterfitted": ShippedModel(
         "text", "bag of words on GloVe 6B 50-d vectors (fine-tuned) trained to be robust to up "
                 "to 3 counter-fitted synonym substitutions (Jia et al. 2019's space)"),
+    "word-counterfitted-lstm": ShippedModel(
+        "text", "BiLSTM on GloVe 6B 50-d vectors (fine-tuned) trained to be robust to up to 3 "
+                "counter-fitted synonym substitutions"),
     "fmnist-dm-small": ShippedModel(
         "vision", "DM-small trained with CROWN-IBP at eps 0.1 on Fashion-MNIST"),
 }
