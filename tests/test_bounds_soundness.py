@@ -165,3 +165,32 @@ def test_one_sided_bounds_match_two_sided():
         only_lower = compute_bounds(model, box, method, bound_upper=False)
         assert only_lower[1] is None
         torch.testing.assert_close(only_lower[0], both[0])
+
+
+@pytest.mark.parametrize("divide", [False, True])
+def test_a_constant_tensor_factor_gives_the_ordered_ends(divide):
+    """``x * c`` (``x / c``) with a constant tensor ``c``: a factor >= 0 everywhere (a mask, with
+    zeros of both signs) skips the min/max, a factor of either sign takes it; both give the
+    interval ``[min(lo c, hi c), max(lo c, hi c)]``, computed here entry by entry in Python."""
+    from robusttext.bounds.rules.affine import scaled_ends
+
+    torch.manual_seed(5)
+    lo = torch.randn(4, 7) * 10
+    hi = lo + torch.rand(4, 7) * torch.tensor([0.0, 1e-7, 1.0, 1e3, 1e30, 3e38, 1.0])
+    lo[0, 0], hi[0, 0] = -float("inf"), float("inf")
+    masks = {"mask": torch.tensor([[0.0, 1.0, -0.0, 1.0, 0.0, 1.0, 1.0]]).expand(4, 7),
+             "positive": torch.rand(4, 7) + 0.5,
+             "signed": torch.randn(4, 7)}
+    for name, c in masks.items():
+        if divide and name != "positive":
+            continue
+        lower, upper = scaled_ends(lo, hi, c, divide)
+        for i in range(4):
+            for j in range(7):
+                a, b = lo[i, j].item(), hi[i, j].item()
+                f = c[i, j].item()
+                ends = [torch.tensor(v, dtype=torch.float32) for v in
+                        ((a / f, b / f) if divide else (a * f, b * f))]
+                want_lo, want_hi = torch.minimum(*ends), torch.maximum(*ends)
+                for got, want in ((lower[i, j], want_lo), (upper[i, j], want_hi)):
+                    assert (got.isnan() and want.isnan()) or got == want, (name, i, j)

@@ -132,7 +132,8 @@ def _reshaping(draw, shape, layers):
     """An op that may change the shape; returns ``(fn, name, new_shape)`` or None."""
     dims = len(shape)  # without the batch
     kind = draw(st.sampled_from(["linear", "conv", "batch_norm", "pad", "cat", "slice",
-                                 "transpose", "reduce", "softmax", "pool", "matmul"]))
+                                 "transpose", "reduce", "softmax", "pool", "matmul",
+                                 "factor", "steps"]))
     if kind == "linear":
         out = draw(st.integers(1, 5))
         bias = draw(st.booleans())
@@ -186,6 +187,31 @@ def _reshaping(draw, shape, layers):
         new[dim - 1] *= 2
         return (lambda m, x, p: torch.cat([x, x * 0.5 + 1.0], dim=d)), f"cat(dim={d})", \
             tuple(new)
+    if kind == "factor":
+        # times (or divided by) a constant tensor: a 0/1 mask, positive, or of either sign
+        # with zeros of both signs
+        values = draw(st.sampled_from(["mask", "positive", "signed"]))
+        c = {"mask": lambda: (torch.rand(shape) < 0.5).float(),
+             "positive": lambda: torch.rand(shape) * 2 + 0.1,
+             "signed": lambda: torch.where(torch.rand(shape) < 0.3, 0.0, torch.randn(shape))
+             * torch.where(torch.rand(shape) < 0.5, 1.0, -1.0)}[values]()
+        form = draw(st.sampled_from(["x*c", "c*x", "x/c"] if values == "positive"
+                                    else ["x*c", "c*x"]))
+        layers.append(_Factor(c, form))
+        i = len(layers) - 1
+        return (lambda m, x, p: m.layers[i](x)), f"{form}({values})", shape
+    if kind == "steps":
+        # every step of a dimension read on its own (x[:, t], negative positions too) and
+        # stacked back, as an unrolled recurrence reads its sequence
+        dim = draw(st.integers(1, dims))
+        negative = draw(st.booleans())
+        lead = (slice(None),) * dim
+        n = shape[dim - 1]
+
+        def stepped(m, x, p):
+            steps = [x[lead + ((t - n) if negative else t,)] for t in range(n)]
+            return torch.stack([torch.tanh(s) if t % 2 else s for t, s in enumerate(steps)], dim)
+        return stepped, f"steps(dim={dim}{', negative' if negative else ''})", shape
     if kind == "slice" and shape[-1] >= 2:
         return (lambda m, x, p: x[..., 1:]), "[..., 1:]", (*shape[:-1], shape[-1] - 1)
     if kind == "transpose" and dims >= 2:
@@ -228,6 +254,19 @@ def _reshaping(draw, shape, layers):
         new = (shape[0], *[s // 2 for s in shape[1:]])
         return (lambda m, x, p: fn(x, 2)), f"{pool}_pool", new
     return None
+
+
+class _Factor(nn.Module):
+    """``x * c``, ``c * x`` or ``x / c`` with ``c`` a buffer (it takes the model's dtype)."""
+
+    def __init__(self, c: torch.Tensor, form: str):
+        super().__init__()
+        self.register_buffer("c", c)
+        self.form = form
+
+    def forward(self, x):
+        return {"x*c": lambda: x * self.c, "c*x": lambda: self.c * x,
+                "x/c": lambda: x / self.c}[self.form]()
 
 
 class Case:

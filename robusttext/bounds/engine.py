@@ -88,6 +88,17 @@ class NodeContext:
     def constant(self, node):
         return self.prop.constants[node]
 
+    def steps(self, node, dim: int):
+        """The ends of ``node``'s interval split along ``dim`` (``unbind``): made once per
+        interval and shared by every node that reads one step of it, so that the gradient of
+        a sequence read step by step is one stack instead of a sequence-sized tensor per step."""
+        ends = self.prop.bounds[node]
+        made = self.prop.split_ends.get((node, dim))
+        if made is None or made[0] is not ends:  # none yet, or the interval was tightened
+            made = (ends, (ends[0].unbind(dim), ends[1].unbind(dim)))
+            self.prop.split_ends[(node, dim)] = made
+        return made[1]
+
     def optimised_slope(self, sign: int):
         """alpha-CROWN's lower-line slopes ``[batch, specs, *shape]`` for this node on the side
         ``sign`` (-1 lower bound, +1 upper) during its optimised pass; None otherwise (the rule
@@ -123,6 +134,7 @@ class _Propagation:
         self.rules: dict = {}  # the rule that bounded each node
         self.contexts: dict = {}  # and what it saw
         self.alias_of: dict = {}  # node -> the node whose memory it may share (views, in place)
+        self.split_ends: dict = {}  # (node, dim) -> (its interval, the ends unbound along dim)
         self.slopes = None  # alpha-CROWN's slopes while its pass runs (alpha.py)
         self.position = {node: i for i, node in enumerate(self.nodes)}
         self.input_node = None

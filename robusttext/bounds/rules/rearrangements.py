@@ -192,7 +192,33 @@ def _getitem(ctx, A):
     return [out]
 
 
-register(StructuralRule(_getitem, keeps_box=True, may_alias=True, check=_check_index),
+def _step_index(index):
+    """``(dim, position)`` when ``index`` is full slices and then one int (``x[:, t]``, one step
+    of a sequence), else None."""
+    if not isinstance(index, tuple) or len(index) < 2:
+        return None
+    *lead, last = index
+    if type(last) is not int or not all(isinstance(i, slice) and i == slice(None) for i in lead):
+        return None
+    return len(lead), last
+
+
+class IndexRule(StructuralRule):
+    """``x[index]``. One step of a sequence, ``x[:, t]``, is taken from the ends split once
+    along that dimension (``NodeContext.steps``): the same values, but a loop that reads every
+    step back-propagates one stack where a select per step would write a zero tensor of the
+    whole sequence each time."""
+
+    def ibp(self, ctx):
+        step = _step_index(arg(ctx, "index"))
+        if step is None or ctx.args["input"] is not ctx.inputs[0] or len(ctx.inputs) != 1:
+            return super().ibp(ctx)
+        dim, position = step
+        lower, upper = ctx.steps(ctx.inputs[0], dim)
+        return lower[position], upper[position]
+
+
+register(IndexRule(_getitem, keeps_box=True, may_alias=True, check=_check_index),
          operator.getitem, params={"input": DATA, "index": ANY})
 
 
