@@ -24,6 +24,7 @@ MNIST shape (eps 0.1; ``--data mnist,cifar10`` adds the CIFAR shape, eps 2/255).
 
     PYTHONPATH=../shared/peers/auto_LiRPA python bench/train_step_speed.py
     python bench/train_step_speed.py --models word-cnn,dm-small --data mnist --quick
+    python bench/train_step_speed.py --models lstm-projected --length 40 --batch 64
 """
 
 from __future__ import annotations
@@ -65,22 +66,26 @@ from robusttext.text import (  # noqa: E402
 from robusttext.train.loss import robust_loss, worst_case_loss  # noqa: E402
 from robusttext.vision.train import robust_cross_entropy, worst_case_lower  # noqa: E402
 
-TEXT_MODELS = ("char-cnn", "word-cnn", "bow", "lstm", "transformer")
+TEXT_MODELS = ("char-cnn", "word-cnn", "bow", "lstm", "lstm-projected", "transformer")
 VISION_MODELS = ("dm-small", "dm-medium", "dm-large")
 METHODS = ("ibp", "crown-ibp")
 KAPPA = 0.5  # weight of the clean loss
 
 
-def text_model(kind: str):
-    """``(model, vocabulary size, sentence length)``, seeded."""
+def text_model(kind: str, length: int | None = None):
+    """``(model, vocabulary size, sentence length)``, seeded; ``length`` replaces the default
+    sentence length (20 tokens, 100 characters)."""
     torch.manual_seed(0)
     if kind == "char-cnn":
-        return CharCNN(70), 70, 100
+        return CharCNN(70), 70, length or 100
     vocab = 15_000
     models = {"word-cnn": lambda: WordCNN(vocab), "bow": lambda: BagOfWords(vocab),
               "lstm": lambda: BiLSTM(vocab, embed_dim=64, hidden=64, max_length=64),
+              # the shape of the shipped word-counterfitted-lstm: 50-d vectors, projection to 100
+              "lstm-projected": lambda: BiLSTM(vocab, embed_dim=50, hidden=64, max_length=64,
+                                               projection=100),
               "transformer": lambda: TransformerClassifier(vocab, embed_dim=64, hidden=64)}
-    return models[kind](), vocab, 20
+    return models[kind](), vocab, length or 20
 
 
 def step(model, loss_fn):
@@ -94,8 +99,9 @@ def step(model, loss_fn):
 
 
 def text_operations(peer, kind: str, batch: int, budget: int, eps: float,
-                    peer_char_crown_ibp: bool = False) -> list[Operation]:
-    model, vocab, length = text_model(kind)
+                    peer_char_crown_ibp: bool = False,
+                    length: int | None = None) -> list[Operation]:
+    model, vocab, length = text_model(kind, length)
     model.train(False)  # no dropout in these models; the bound engine wants eval mode
     generator = torch.Generator().manual_seed(1)
     ids = torch.randint(1, vocab, (batch, length), generator=generator)
@@ -145,7 +151,7 @@ def text_operations(peer, kind: str, batch: int, budget: int, eps: float,
     for method in METHODS:
         ops.append(Operation("robusttext", method, robusttext(method)))
         slow = kind == "char-cnn" and method == "crown-ibp" and not peer_char_crown_ibp
-        if peer is not None and not slow:
+        if peer is not None and not slow and kind != "lstm-projected":  # no GateLSTM for it
             ops.append(Operation("auto_LiRPA", method, auto_lirpa(method)))
     return ops
 
@@ -227,6 +233,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--budget", type=int, default=3)
     parser.add_argument("--text-eps", type=float, default=0.05)
+    parser.add_argument("--length", type=int, help="sentence length (default: 20 tokens, 100 "
+                        "characters for the char CNN)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peer-char-crown-ibp", action="store_true",
                         help="also time auto_LiRPA's CROWN-IBP step on the char CNN (its "
@@ -248,7 +256,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     models = args.models.split(",")
     jobs = [(kind, lambda k=kind: text_operations(peer, k, args.batch, args.budget,
-                                                  args.text_eps, args.peer_char_crown_ibp))
+                                                  args.text_eps, args.peer_char_crown_ibp,
+                                                  args.length))
             for kind in TEXT_MODELS if kind in models]
     jobs += [(f"{name} {data}", lambda n=name, d=data: vision_operations(peer, d, n, args.batch))
              for data in args.data.split(",") for name in VISION_MODELS if name in models]

@@ -190,3 +190,30 @@ def test_token_set_with_eps_matches_the_scaled_substitution_set(eps, budget):
                              "ibp", C=C, extra_inputs=(mask,))
         for e, g in zip(expected, got):
             torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("width", [3, 5])
+@pytest.mark.parametrize("budget", [1, 2])
+def test_token_set_conv_bounds_are_the_same_in_a_training_step(budget, width):
+    """The token set's window bound of a Conv1d in a training step (the table requires grad:
+    max over the taps at budget 1, topk above) equals the bound without gradients (kept by
+    compare-and-swap) and contains every rewrite, enumerated."""
+    from robusttext.bounds import TokenSubstitutionSet
+
+    torch.manual_seed(6)
+    table, ids, cand, cand_mask, mask = random_problem(7, length=6)
+    body = ConvBody(table.shape[1], width=width).eval()
+    labels = torch.tensor([0, 1, 0])
+    C = margin_matrix(labels, 2)
+
+    def lower(table):
+        subs = TokenSubstitutionSet(table, ids, cand, cand_mask, budget)
+        return compute_bounds(body, subs, "ibp", C=C, extra_inputs=(mask,))[0]
+
+    with torch.no_grad():
+        plain = lower(table)
+    trained = lower(table.clone().requires_grad_(True))
+    trained.sum().backward()
+    torch.testing.assert_close(trained.detach(), plain, atol=1e-6, rtol=1e-6)
+    low, _ = true_margin_range(body, table, ids, cand, cand_mask, mask, labels, budget)
+    assert (plain <= low + TOL).all()

@@ -115,14 +115,16 @@ class TokenSubstitutionSet(SubstitutionSet):
         if self.relaxation == "box" or not transposed_input:
             return None
         base = F.conv1d(self.center.transpose(1, 2), weight, bias, stride, padding, dilation)
-        taps, out_len = weight.shape[2], base.shape[2]
+        out_len = base.shape[2]
         up, down = self._row_gains(lambda e: torch.einsum("nd,odt->not", e, weight))
         bounds = []
         for g in (down, up):  # [batch, length, out, taps]
             g = F.pad(g.permute(3, 0, 2, 1).contiguous(), (padding, padding))
             # g: [taps, batch, out, padded length]; per tap, its gain at each output position
-            windows = [g[t, :, :, t * dilation: t * dilation + stride * (out_len - 1) + 1: stride]
-                       for t in range(taps)]  # each [batch, out, out_length]
+            # (the taps unbound once: their gradients meet in one stack, not a zero tensor of
+            # every tap per tap)
+            windows = [g_t[:, :, t * dilation: t * dilation + stride * (out_len - 1) + 1: stride]
+                       for t, g_t in enumerate(g.unbind(0))]  # each [batch, out, out_length]
             bounds.append(self._window_reduce(windows))
         return base - bounds[0], base + bounds[1]
 
@@ -142,7 +144,10 @@ class TokenSubstitutionSet(SubstitutionSet):
         if torch.is_grad_enabled() and values[0].requires_grad:
             # differentiable: topk over the stacked taps is about 3x faster forward and backward
             # than a compare-and-swap chain of autograd nodes
-            return torch.stack(values, -1).topk(self.budget, dim=-1).values.sum(-1)
+            stacked = torch.stack(values, -1)
+            if self.budget == 1:  # the largest alone: max is cheaper than topk
+                return stacked.max(-1).values
+            return stacked.topk(self.budget, dim=-1).values.sum(-1)
         # top[0] >= top[1] >= ...: the largest values so far (gains are >= 0). In place, with
         # two scratch buffers: fresh large tensors cost more than the arithmetic on a CPU.
         top = [torch.zeros_like(values[0]) for _ in range(self.budget)]
