@@ -169,8 +169,13 @@ def _one_tensor_index(index):
     return tensors[0], indices
 
 
+def _indexes_its_one_bounded_input(ctx) -> bool:
+    """True when the indexed tensor is the node's only bounded input (not the index)."""
+    return ctx.args["input"] is ctx.inputs[0] and len(ctx.inputs) == 1
+
+
 def _getitem(ctx, A):
-    if ctx.args["input"] is not ctx.inputs[0] or len(ctx.inputs) != 1:
+    if not _indexes_its_one_bounded_input(ctx):
         return None
     index = arg(ctx, "index")
     if not isinstance(index, tuple) or not index:
@@ -211,7 +216,7 @@ class IndexRule(StructuralRule):
 
     def ibp(self, ctx):
         step = _step_index(arg(ctx, "index"))
-        if step is None or ctx.args["input"] is not ctx.inputs[0] or len(ctx.inputs) != 1:
+        if step is None or not _indexes_its_one_bounded_input(ctx):
             return super().ibp(ctx)
         dim, position = step
         lower, upper = ctx.steps(ctx.inputs[0], dim)
