@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from robusttext.bounds import METHODS, LinfBall, compute_bounds, margin_matrix
+from robusttext.bounds import METHODS, Box, LinfBall, compute_bounds, margin_matrix
 from robusttext.bounds.layers import CenterNorm
 from tests.oracles import violations
 
@@ -184,6 +184,27 @@ def test_softmax_interval_stays_finite_and_sound_for_extreme_scores():
         values = torch.softmax(samples, dim=-1)
         assert (values >= lower - 1e-6).all() and (values <= upper + 1e-6).all()
 
+
+
+@pytest.mark.parametrize("shift", [0.0, 80.0, -100.0, 1e4])
+def test_softmax_interval_in_float32_does_not_depend_on_where_the_row_sits(shift):
+    """Softmax ignores a shift of the whole row, so must its bounds: a float32 box moved to 80
+    or 1e4 gives the interval of the unshifted box, computed in float64 by the closed form, to
+    float32's precision at the output (it once lost the input's precision instead: at 80 a
+    point box's lower bound was 0.25000045 against the true 0.25, and CROWN's bounds crossed)."""
+    torch.manual_seed(2)
+    center = torch.randn(3, 2, 5, dtype=torch.float64)
+    center[0] = 0.0  # a point row of equal scores: every probability is exactly 1 / 5
+    radius = torch.rand(3, 2, 5, dtype=torch.float64)
+    radius[0] = 0.0
+    box = Box((center - radius + shift).float(), (center + radius + shift).float())
+    # the box float32 can hold, moved back in float64 (exactly: the values are near the shift)
+    expected = softmax_interval_closed_form(box.lower.double() - shift,
+                                            box.upper.double() - shift)
+    lower, upper = compute_bounds(Softmax(), box, "ibp")
+    assert (lower.double() - expected[0]).abs().max() < 1e-6
+    assert (upper.double() - expected[1]).abs().max() < 1e-6
+    assert (lower[0] <= 0.2).all() and (upper[0] >= 0.2).all()
 
 
 def _s_shaped_intervals(dtype):

@@ -259,6 +259,12 @@ class SoftmaxRule(Rule):
         dim = _softmax_dim(ctx, lo.dim())
         if lo.shape[dim] == 1:
             return torch.ones_like(lo), torch.ones_like(hi)
+        # softmax does not change when a row is shifted, so neither must its bounds: every term
+        # is taken relative to the row's largest upper end, never added to it and subtracted
+        # again (at 80 in float32 that round trip alone moved the bound past the true 0.25)
+        m = hi.amax(dim, keepdim=True).detach()
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        lo, hi = lo - m, hi - m
         lower = torch.sigmoid(lo - _logsumexp_others(hi, dim))
         upper = torch.sigmoid(hi - _logsumexp_others(lo, dim))
         return lower, upper
