@@ -314,3 +314,53 @@ class WritesIntoABuffer(nn.Module):
 def test_reinterpreting_views_and_writes_into_constants_are_refused(model, message):
     with pytest.raises(RobustTextError, match=message):
         compute_bounds(model, LinfBall(torch.zeros(2, 3), 0.1))
+
+
+class TwoAttentionProducts(nn.Module):
+    """``x @ x^T``, then ``softmax(x) @ x^T`` twice: scores near 1e6 from inputs near 1e3."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = x @ x.transpose(-1, -2)
+        for _ in range(2):
+            x = torch.softmax(x, -1) @ x.transpose(-1, -2)
+        return self.head(x.flatten(1))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_crown_rounding_error_never_crosses_the_interval_bounds(method):
+    """A float32 point box at 1e3 (a fuzz case): CROWN's intermediate bounds summed terms far
+    larger than the values, came out 35% off and crossed the interval bounds, and the crossed
+    intervals made the final bounds miss the model's output by 1.3e6. The bounds must contain
+    the output, computed in float64 by the model itself, to float32's precision."""
+    torch.manual_seed(3)
+    model = TwoAttentionProducts().eval()
+    x = torch.tensor([[[-34.1046, -467.7198, -199.8212, 995.9949],
+                       [-732.6154, -1505.4281, -643.1949, -8.5615]],
+                      [[694.6974, 58.2310, 18.1747, 25.4827],
+                       [-2310.5659, 1096.8176, -380.7435, -1171.9596]]])
+    with torch.no_grad():
+        lower, upper = compute_bounds(model, Box(x, x), method)
+        expected = model.double()(x.double())
+    tolerance = 1e-5 * expected.abs()
+    assert (lower <= upper).all()
+    assert (lower.double() <= expected + tolerance).all()
+    assert (upper.double() >= expected - tolerance).all()
+
+
+def test_intersect_keeps_the_tighter_bound_and_the_interval_where_they_contradict():
+    from robusttext.bounds.engine import intersect
+
+    def t(values):
+        return torch.tensor(values, dtype=torch.float64)
+
+    ibp = (t([0.0, 0.0, 0.0]), t([1.0, 1.0, 1.0]))
+    # entry 0 tighter on both sides; entry 1 crossed itself; entry 2 above the interval
+    lower, upper = intersect(ibp, (t([0.2, 0.6, 1.5]), t([0.8, 0.4, 2.0])))
+    assert lower.tolist() == [0.2, 0.0, 0.0]
+    assert upper.tolist() == [0.8, 1.0, 1.0]
+    lower, upper = intersect(ibp, (None, t([0.5, -1.0, 2.0])))
+    assert lower.tolist() == [0.0, 0.0, 0.0] and upper.tolist() == [0.5, 1.0, 1.0]
