@@ -18,6 +18,7 @@ from robusttext.train import (
     train,
     worst_case_loss,
 )
+from robusttext.train.trainer import build_space
 from tests.builders import ROWS, tiny_config, write_tsv
 
 
@@ -86,6 +87,45 @@ def test_resume_refuses_another_space_or_model(tmp_path):
         train(tiny_config(tmp_path, sources=[str(write_keyboard(tmp_path))]))
     with pytest.raises(RobustTextError, match="holds a char-cnn checkpoint"):
         train(tiny_config(tmp_path, model="word-cnn"))
+
+
+def one_flip_strings(sentence: str, keyboard: dict[str, list[str]]) -> set[str]:
+    """Every string at most one character flip away from ``sentence``, by indexing the string."""
+    found = {sentence}
+    for i, char in enumerate(sentence):
+        for other in keyboard.get(char, []):
+            found.add(sentence[:i] + other + sentence[i + 1:])
+    return found
+
+
+def test_word_level_flips_without_stop_words_are_the_char_level_one_flip_set(tmp_path):
+    keyboard = {"a": ["s", "q"], "d": ["s"], "e": ["w"], "n": ["m"], "t": ["r", "y"]}
+    config = tiny_config(tmp_path, model="lstm", sources=[str(tmp_path / "keys.json")],
+                         stop_words=[])
+    (tmp_path / "keys.json").write_text(json.dumps(keyboard))
+    space = build_space(config)
+    assert space.level == "word" and space.stop_words == frozenset()
+    for sentence, _ in ROWS:
+        tokens, protected = space.split(sentence)
+        assert not any(protected)
+        rewrites = {sentence}
+        for i, (token, guard) in enumerate(zip(tokens, protected, strict=True)):
+            for candidate in space.token_candidates(token, guard):
+                rewrites.add(" ".join([*tokens[:i], candidate, *tokens[i + 1:]]))
+        assert rewrites == one_flip_strings(sentence, keyboard)
+    # the default keeps the project's stop words ("a", "and") unchanged at the word level
+    default = build_space(tiny_config(tmp_path, model="lstm",
+                                      sources=[str(tmp_path / "keys.json")]))
+    assert {"a", "and"} <= default.stop_words
+
+
+def test_stop_words_travel_with_the_checkpoint_and_must_match_on_resume(tmp_path):
+    config = tiny_config(tmp_path, model="bow", filters=None, epochs=1, stop_words=[],
+                         enumerate_limit=0)
+    train(config)
+    assert load_text_model(tmp_path / "run").space.stop_words == frozenset()
+    with pytest.raises(RobustTextError, match="stop_words was \\[\\], now None"):
+        train(tiny_config(tmp_path, model="bow", filters=None, epochs=2, enumerate_limit=0))
 
 
 def write_keyboard(tmp_path):

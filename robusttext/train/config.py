@@ -38,7 +38,10 @@ class TrainConfig(Settings):
     ``dev_split``), ``train_limit`` / ``dev_limit`` (first N examples after a seeded shuffle of
     the training set; the dev set is taken in order), ``min_count`` / ``max_vocab``.
     Space: ``sources`` (names or paths for ``robusttext.perturb.load_source``), ``budget``
-    (None: every position may change), ``tokenizer``, ``max_candidates``, ``wordnet_senses``;
+    (None: every position may change), ``tokenizer``, ``max_candidates``, ``stop_words``
+    (tokens never substituted; None: the level's default, the project's list for words and
+    none for characters; ``[]`` at the word level with a character-flip source gives a word
+    model the exact one-flip set of the character level), ``wordnet_senses``;
     or ``space_file``, a saved ``PerturbationSpace`` JSON (its budget replaced by ``budget``).
     Robust training: ``robust_weight`` (final k of ``(1-k) CE(clean) + k CE(worst case)``; 0 is
     normal training), ``method`` (``ibp``, ``crown-ibp``, or ``budget-ibp`` for the CNNs and
@@ -89,6 +92,7 @@ class TrainConfig(Settings):
     budget: int | None = 1
     tokenizer: str = "glue"
     max_candidates: int | None = None
+    stop_words: list[str] | None = None
     wordnet_senses: int = 1
     robust_weight: float = 0.5
     method: str = "ibp"
@@ -198,6 +202,8 @@ HELP: dict[str, str] = {
     "budget": "changed positions per sentence (none: every position may change)",
     "tokenizer": "tokenizer of the sentences",
     "max_candidates": "keep at most N candidates per position (none: all)",
+    "stop_words": "tokens never substituted (default: the project's list at the word level, "
+                  "none at the char level; [] in a config file: none at all)",
     "wordnet_senses": "WordNet: use each word's N most frequent senses",
     "robust_weight": "final k of (1-k) CE(clean) + k CE(worst case); 0: normal training",
     "method": "bound method of the robust loss",

@@ -58,7 +58,8 @@ MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "ma
 SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "vectors", "vocab_from_space",
                   "validation_fraction", "select_by", "train",
                   "train_split", "train_limit", "min_count", "max_vocab", "sources", "space_file",
-                  "budget", "tokenizer", "max_candidates", "wordnet_senses", "seed", "batch_size")
+                  "budget", "tokenizer", "max_candidates", "stop_words", "wordnet_senses", "seed",
+                  "batch_size")
 
 
 def build_space(config: TrainConfig) -> PerturbationSpace:
@@ -83,7 +84,8 @@ def build_space(config: TrainConfig) -> PerturbationSpace:
         sources.append(load_source(name, **options))
     return PerturbationSpace(sources, budget=config.budget, level=level,
                              tokenizer=config.tokenizer,
-                             max_candidates=config.max_candidates)
+                             max_candidates=config.max_candidates,
+                             stop_words=config.stop_words)
 
 
 def build_vocabulary(examples: list[Example], space: PerturbationSpace,
