@@ -23,6 +23,15 @@ ROWS = [("a fine , moving film", 1), ("dull and tired", 0), ("a good story", 1),
         ("weak , lazy script", 0)]
 
 
+def one_flip_strings(sentence: str, keyboard: dict[str, list[str]]) -> set[str]:
+    """Every string at most one character flip away from ``sentence``, by indexing the string."""
+    found = {sentence}
+    for i, char in enumerate(sentence):
+        for other in keyboard.get(char, []):
+            found.add(sentence[:i] + other + sentence[i + 1:])
+    return found
+
+
 def write_tsv(path, rows=ROWS, header="sentence\tlabel"):
     """``rows`` of ``(sentence, label)`` as a TSV file with ``header`` at ``path``."""
     path.write_text(header + "\n" + "".join(f"{s}\t{y}\n" for s, y in rows))

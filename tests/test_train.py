@@ -19,7 +19,7 @@ from robusttext.train import (
     worst_case_loss,
 )
 from robusttext.train.trainer import build_space
-from tests.builders import ROWS, tiny_config, write_tsv
+from tests.builders import ROWS, one_flip_strings, tiny_config, write_tsv
 
 
 def test_worst_case_loss_is_cross_entropy_of_negated_margins():
@@ -87,15 +87,6 @@ def test_resume_refuses_another_space_or_model(tmp_path):
         train(tiny_config(tmp_path, sources=[str(write_keyboard(tmp_path))]))
     with pytest.raises(RobustTextError, match="holds a char-cnn checkpoint"):
         train(tiny_config(tmp_path, model="word-cnn"))
-
-
-def one_flip_strings(sentence: str, keyboard: dict[str, list[str]]) -> set[str]:
-    """Every string at most one character flip away from ``sentence``, by indexing the string."""
-    found = {sentence}
-    for i, char in enumerate(sentence):
-        for other in keyboard.get(char, []):
-            found.add(sentence[:i] + other + sentence[i + 1:])
-    return found
 
 
 def test_word_level_flips_without_stop_words_are_the_char_level_one_flip_set(tmp_path):

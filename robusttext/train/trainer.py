@@ -56,6 +56,7 @@ MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "ma
                   "layers", "projection", "dropout")
 # Settings a resumed run must share with the checkpoint it continues.
 SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "vectors", "vocab_from_space",
+                  "alias_candidates",
                   "validation_fraction", "select_by", "train",
                   "train_split", "train_limit", "min_count", "max_vocab", "sources", "space_file",
                   "budget", "tokenizer", "max_candidates", "stop_words", "wordnet_senses", "seed",
@@ -93,11 +94,26 @@ def build_vocabulary(examples: list[Example], space: PerturbationSpace,
     """Tokens of the training sentences (characters at the char level); with
     ``config.vocab_from_space``, then the space's candidates of those tokens that have a row in
     ``vectors`` (in order of first appearance), so substitutes keep their own vectors instead of
-    collapsing into the unknown token."""
+    collapsing into the unknown token; with ``config.alias_candidates``, the candidates of the
+    space's one source that are not tokens become aliases of the token they vary (see
+    ``Vocabulary``)."""
     vocab = Vocabulary.build((space.split(e.text)[0] for e in examples),
                              min_count=config.min_count, max_size=config.max_vocab)
-    if not config.vocab_from_space or vectors is None:
+    if config.vocab_from_space and vectors is not None:
+        vocab = _add_candidates_with_vectors(vocab, space, vectors)
+    if not config.alias_candidates:
         return vocab
+    if len(space.sources) != 1 or space.level != "word":
+        raise RobustTextError("alias_candidates needs a word-level space with exactly one "
+                              f"source, not {space.describe()}")
+    vocab = Vocabulary(vocab.tokens, alias_source=space.sources[0])
+    distributed.current().say(f"vocabulary: {len(vocab.aliases)} candidates of "
+                              f"{space.sources[0].name} read as the token they vary")
+    return vocab
+
+
+def _add_candidates_with_vectors(vocab: Vocabulary, space: PerturbationSpace,
+                                 vectors: WordVectors) -> Vocabulary:
     known = set(vocab.tokens)
     added: list[str] = []
     for token in vocab.tokens[2:]:
