@@ -29,8 +29,8 @@ REGISTRY: dict[str, ShippedModel] = {
         "text", "character CNN trained to be robust to one flip of Huang et al. 2019's "
                 "one-substitute letter map"),
     "word-enkey": ShippedModel(
-        "text", "BiLSTM on GloVe 6B 50-d vectors trained to be robust to one flip of Huang et "
-                "al. 2019's letter map; a misspelt word reads as the word it varies"),
+        "text", "bag of words on GloVe 6B 50-d vectors trained to be robust to one flip of "
+                "Huang et al. 2019's letter map; a misspelt word reads as the word it varies"),
     "word-flips": ShippedModel(
         "text", "BiLSTM on GloVe 6B 50-d vectors trained to be robust to one QWERTY-neighbour "
                 "character flip; a misspelt word reads as the word it varies"),
