@@ -104,3 +104,23 @@ def test_training_with_alias_candidates(tmp_path):
                       alias_candidates=True, out=str(tmp_path / "two"))
     with pytest.raises(RobustTextError, match="exactly one source"):
         build_vocabulary(load_training_examples(config.train), build_space(two), two)
+
+
+def test_a_saved_vocabulary_stores_the_aliases_of_a_synonym_source_not_the_source():
+    synonyms = SynonymTable({"good": ["great", "fine", "decent"], "film": ["movie", "picture"],
+                             "fine": ["decent", "okay"], "bad": ["poor"], "unused": ["x", "y"]})
+    vocab = Vocabulary(["good", "film", "fine", "bad", "poor"], alias_source=synonyms)
+    # "decent" is proposed by "good" first; "poor" is a token; "unused" is no token
+    assert vocab.aliases == {"great": "good", "decent": "good", "movie": "film",
+                             "picture": "film", "okay": "fine"}
+    saved = json.loads(json.dumps(vocab.to_json()))
+    assert saved["alias_source"]["kind"] == "alias_table"
+    assert "unused" not in json.dumps(saved)
+    again = Vocabulary.from_json(saved)
+    assert again.aliases == vocab.aliases and again.tokens == vocab.tokens
+    # a keyboard map is stored as it is (smaller than the aliases it makes)
+    flips = Vocabulary(TOKENS, alias_source=CharacterFlips(dict(KEYBOARD))).to_json()
+    assert flips["alias_source"]["kind"] == "char_flips"
+    with pytest.raises(RobustTextError, match="alias table"):
+        Vocabulary.from_json({"tokens": ["<pad>", "<unk>", "a"],
+                              "alias_source": {"kind": "alias_table", "table": {"a": "b"}}})

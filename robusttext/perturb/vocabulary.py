@@ -11,6 +11,42 @@ from robusttext.perturb.sources import SubstitutionSource, source_from_json
 
 PAD = "<pad>"
 UNK = "<unk>"
+RULE_SOURCES = ("char_flips",)
+"""Alias sources a saved vocabulary stores as they are (a keyboard map: smaller than the
+aliases it makes); any other source is stored as the ``AliasTable`` of the aliases it made."""
+
+
+class AliasTable(SubstitutionSource):
+    """The aliases of a vocabulary as a source: token -> the variants it owns, in the order
+    they were assigned, so ``Vocabulary(tokens, alias_source=table)`` makes the same aliases.
+    What a checkpoint stores for an alias source that is large or lives in a file."""
+
+    kind = "alias_table"
+
+    def __init__(self, table: dict[str, list[str]]):
+        if not isinstance(table, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(a, str) for a in v)
+            for k, v in table.items()
+        ):
+            raise RobustTextError("an alias table is a JSON object token -> list of strings")
+        self.table = {token: tuple(variants) for token, variants in table.items()}
+
+    @classmethod
+    def of(cls, vocab: Vocabulary) -> AliasTable:
+        table: dict[str, list[str]] = {}
+        for variant, token in vocab.aliases.items():
+            table.setdefault(token, []).append(variant)
+        return cls(table)
+
+    def word_candidates(self, word: str) -> tuple[str, ...]:
+        return self.table.get(word, ())
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "table": {k: list(v) for k, v in self.table.items()}}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> AliasTable:
+        return cls(obj.get("table"))
 
 
 class Vocabulary:
@@ -113,10 +149,13 @@ class Vocabulary:
         return [*self._tokens, *self.aliases]
 
     def to_json(self) -> dict:
-        """The tokens, and the alias source (the aliases are rebuilt from it, not listed)."""
+        """The tokens, and the alias source the aliases are rebuilt from: a keyboard map as it
+        is, any other source as the ``AliasTable`` of the aliases it made (self-contained)."""
         if self.alias_source is None:
             return {"tokens": list(self._tokens)}
-        return {"tokens": list(self._tokens), "alias_source": self.alias_source.to_json()}
+        source = (self.alias_source if self.alias_source.kind in RULE_SOURCES
+                  else AliasTable.of(self))
+        return {"tokens": list(self._tokens), "alias_source": source.to_json()}
 
     @classmethod
     def from_json(cls, obj: dict) -> Vocabulary:
