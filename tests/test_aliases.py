@@ -9,12 +9,13 @@ import json
 import pytest
 import torch
 
+from robusttext.cli import main
 from robusttext.errors import RobustTextError
 from robusttext.perturb import CharacterFlips, PerturbationSpace, SynonymTable, Vocabulary
 from robusttext.text import WordCNN, load_text_model, save_text_model
 from robusttext.train import train
 from robusttext.train.trainer import build_space, build_vocabulary
-from tests.builders import ROWS, one_flip_strings, tiny_config
+from tests.builders import ROWS, one_flip_strings, tiny_config, write_tsv
 
 KEYBOARD = {"a": ["s", "q"], "d": ["s"], "e": ["w"], "i": ["o"], "n": ["m"], "o": ["i"],
             "t": ["r", "y"]}
@@ -73,7 +74,7 @@ def test_restricting_a_space_keeps_candidates_that_are_aliases():
         assert small.candidates(sentence, vocab) == space.candidates(sentence, vocab)
 
 
-def test_a_checkpoint_rebuilds_its_aliases(tmp_path):
+def test_a_checkpoint_rebuilds_its_aliases(tmp_path, capsys):
     source = CharacterFlips(dict(KEYBOARD))
     vocab = Vocabulary(TOKENS, alias_source=source)
     torch.manual_seed(0)
@@ -84,6 +85,12 @@ def test_a_checkpoint_rebuilds_its_aliases(tmp_path):
     assert bundle.vocab.aliases == vocab.aliases
     assert bundle.space.candidates("a goid film", bundle.vocab) == space.candidates(
         "a goid film", vocab)
+    # robusttext certify says that the model reads variants as words
+    data = write_tsv(tmp_path / "data.tsv", [("a good film", 1), ("a bad story", 0)])
+    assert main(["certify", "--model", str(tmp_path / "m"), "--data", str(data),
+                 "--budget", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(vocab.aliases)} variants read as the word they vary" in out
 
 
 def test_training_with_alias_candidates(tmp_path):

@@ -246,9 +246,11 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 3
         results[bundle.name], bundles[bundle.name] = result, bundle
+        aliases = getattr(bundle.vocab, "aliases", None)
+        reading = (f"; {len(aliases)} variants read as the word they vary" if aliases else "")
         say(f"{bundle.name}: {len(examples)} sentences from {source}; "
-            f"{describe_space(bundle.space, model_budgets)}; {result.settings['method']} "
-            f"bounds, {args.relaxation} relaxation")
+            f"{describe_space(bundle.space, model_budgets)}{reading}; "
+            f"{result.settings['method']} bounds, {args.relaxation} relaxation")
         say(format_table(result))
         dropped = result.settings.get("dropped_candidates")
         if dropped is not None:
