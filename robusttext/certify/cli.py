@@ -24,6 +24,8 @@ from robusttext.methods import TEXT_METHODS as METHODS
 from robusttext.text.io import SHIPPED_MODELS
 
 DEMO_SENTENCES = Path(robusttext.__file__).parent / "assets" / "demo_sentences.tsv"
+# The demo's enumeration budget per model, so that `robusttext certify` answers in seconds.
+DEMO_ENUMERATE_SECONDS = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enumerate-limit", type=int, default=DEFAULT_ENUMERATE_LIMIT,
                         metavar="N", help="enumerate sets of at most N sentences (default "
                                           f"{DEFAULT_ENUMERATE_LIMIT:,}; 0: never)")
+    parser.add_argument("--enumerate-seconds", metavar="S|none",
+                        help="time budget of the enumeration, per model: once spent, the "
+                             "sentences left are not enumerated and the table says how many "
+                             f"(default: {DEMO_ENUMERATE_SECONDS:g} on the demo sentences, "
+                             "none with --data or a SENTENCE)")
     parser.add_argument("--beam-width", type=int, default=4, metavar="N",
                         help="attack beam width (1: greedy; default 4)")
     parser.add_argument("--proposals", type=int, default=16, metavar="N",
@@ -103,6 +110,23 @@ def _flag_space(args: argparse.Namespace, budgets: list[int | None] | None):
     limited = [b for b in budgets or [] if b is not None]
     budget = None if not limited or None in (budgets or []) else max(limited)
     return build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
+
+
+def parse_seconds(text: str | None, demo: bool) -> float | None:
+    """``--enumerate-seconds``: ``"none"`` -> None (no budget), ``"2.5"`` -> 2.5; not given:
+    the demo's budget on the demo sentences, else None."""
+    if text is None:
+        return DEMO_ENUMERATE_SECONDS if demo else None
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise RobustTextError(f"--enumerate-seconds: {text!r} is not a number of seconds > 0 "
+                              "(or none)")
+    return value
 
 
 def parse_budgets(text: str | None) -> list[int | None] | None:
@@ -175,6 +199,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.budget)
+    enumerate_seconds = parse_seconds(args.enumerate_seconds,
+                                      demo=args.data is None and args.text is None)
     if args.limit is not None and args.limit < 1:
         raise RobustTextError(f"--limit must be at least 1, got {args.limit}")
     for flag, value, least in (("--batch-size", args.batch_size, 1),
@@ -240,7 +266,8 @@ def run(args: argparse.Namespace) -> int:
                 method=args.method, relaxation=args.relaxation, batch_size=args.batch_size,
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device,
-                progress=False if args.quiet else None, alpha_steps=args.alpha_steps)
+                progress=False if args.quiet else None, alpha_steps=args.alpha_steps,
+                enumerate_seconds=enumerate_seconds)
         except SoundnessViolation as error:
             print(f"robusttext certify: SOUNDNESS VIOLATION ({bundle.name}): {error}",
                   file=sys.stderr)

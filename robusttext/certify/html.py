@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from robusttext.certify.report import LEGEND, describe_space, enumeration_notes
+from robusttext.certify.report import LEGEND, describe_space, enumeration_notes, robust_cell
 from robusttext.certify.results import Certification, ExampleResult
 from robusttext.certify.sentence import read_tokens
 from robusttext.errors import RobustTextError
@@ -84,7 +84,7 @@ def _summary(name: str, result: Certification, space) -> str:
     rows = []
     for s in result.summaries:
         exhaustive = ("not enumerated" if s.exhaustive_accuracy is None else
-                      f"{_pct(s.exhaustive_accuracy)} ({s.exhaustive_n}/{s.n})")
+                      f"{robust_cell(s)} ({s.exhaustive_n}/{s.n})")
         success = "-" if s.attack_success_rate is None else _pct(s.attack_success_rate)
         rows.append(f"<tr><td>{budget_key(s.budget)}</td><td>{s.n}</td>"
                     f"<td>{_pct(s.clean_accuracy)}</td><td>{_pct(s.attack_accuracy)}</td>"

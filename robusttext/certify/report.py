@@ -9,8 +9,10 @@ from pathlib import Path
 from robusttext.certify.results import Certification
 from robusttext.errors import RobustTextError
 
-LEGEND = ("legend: verified (proven for every rewrite in the budget) <= exhaustive (every "
-          "rewrite tried: exact, on the sentences enumerated) <= under attack (correct on every "
+LEGEND = ("legend: verified (proven for every rewrite in the budget) <= exhaustive (the true "
+          "robust accuracy: exact on the k/n sentences every rewrite of which was tried or "
+          "that the search flips; with k < n, the range the others leave, each robust at least "
+          "when verified and at most when not flipped) <= under attack (correct on every "
           "rewrite the search tried); attack success: the share of correct sentences the "
           "search flips")
 
@@ -41,7 +43,7 @@ def format_table(result: Certification) -> str:
         if s.exhaustive_accuracy is None:
             exhaustive = "not enumerated"
         else:
-            exhaustive = f"{_pct(s.exhaustive_accuracy)} ({s.exhaustive_n}/{s.n})"
+            exhaustive = f"{robust_cell(s)} ({s.exhaustive_n}/{s.n})"
         success = "-" if s.attack_success_rate is None else _pct(s.attack_success_rate)
         lines.append(
             f"{_positions(s.budget):>17} {s.n:>9} {_pct(s.clean_accuracy):>6} "
@@ -54,8 +56,11 @@ def format_table(result: Certification) -> str:
 
 
 def enumeration_notes(result: Certification) -> list[str]:
-    """One line per budget whose sets were not all enumerated: how many and why."""
+    """One line per budget whose sets were not all enumerated: how many and why (too large
+    for ``--enumerate-limit``, or left when the ``--enumerate-seconds`` budget ran out)."""
     limit = result.settings.get("enumerate_limit")
+    seconds = result.settings.get("enumerate_seconds")
+    timed_out = result.settings.get("enumeration_timed_out") or {}
     notes = []
     for s in result.summaries:
         skipped = s.n - s.exhaustive_n
@@ -65,12 +70,27 @@ def enumeration_notes(result: Certification) -> list[str]:
         if limit == 0:
             notes.append(f"note: {where}, enumeration is off (--enumerate-limit 0)")
             continue
-        shown = "?" if limit is None else f"{limit:,}"
-        notes.append(f"note: {where}, {skipped} of {s.n} sentences have more than {shown} "
-                     "rewrites (--enumerate-limit) and were not enumerated"
-                     + ("" if s.exhaustive_n == 0 else
-                        f"; exhaustive covers the other {s.exhaustive_n}"))
+        late = timed_out.get(str(s.budget), 0)
+        large = skipped - late
+        covers = ("" if s.exhaustive_n == 0 else
+                  f"; exhaustive covers the other {s.exhaustive_n}")
+        if large:
+            shown = "?" if limit is None else f"{limit:,}"
+            notes.append(f"note: {where}, {large} of {s.n} {_sentences(s.n)} "
+                         f"{'has' if large == 1 else 'have'} more than {shown} rewrites "
+                         "(--enumerate-limit) and "
+                         f"{'was' if large == 1 else 'were'} not enumerated"
+                         + ("" if late else covers))
+        if late:
+            notes.append(f"note: {where}, the enumeration's time budget (--enumerate-seconds "
+                         f"{seconds:g}) ran out: {late} of {s.n} {_sentences(s.n)} "
+                         f"{'was' if late == 1 else 'were'} not enumerated{covers}; "
+                         "--enumerate-seconds none enumerates every small set")
     return notes
+
+
+def _sentences(n: int) -> str:
+    return "sentence" if n == 1 else "sentences"
 
 
 PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -137,6 +157,12 @@ def plot_accuracy(path: str | Path, results: dict[str, Certification]) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def robust_cell(s) -> str:
+    """The robust accuracy over all of a summary's sentences: exact, or its range."""
+    low, high = s.robust_range if s.robust_range is not None else (s.exhaustive_accuracy,) * 2
+    return _pct(low) if _pct(low) == _pct(high) else f"{_pct(low)}-{_pct(high)}"
 
 
 def _pct(value: float) -> str:

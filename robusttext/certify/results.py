@@ -57,6 +57,10 @@ class BudgetSummary:
     flips (None when none is correct).
     ``exhaustive_accuracy`` is over the ``exhaustive_n`` sentences whose set was small enough
     to enumerate (None when there were none); it is the true robust accuracy on those.
+    ``robust_range``: where the exact robust accuracy over all ``n`` sentences lies: a
+    sentence settled exhaustively counts as it is; any other counts as robust at least when
+    certified and at most when the search did not flip it. Equal bounds: it is exact, and
+    always verified <= low <= high <= under attack.
     ``attack_seconds`` is the time the search spent up to this budget (one search serves every
     budget); ``exhaustive_seconds`` the enumeration of the sets enumerated at this budget.
     """
@@ -72,6 +76,7 @@ class BudgetSummary:
     attack_seconds: float
     exhaustive_seconds: float
     attack_success_rate: float | None = None
+    robust_range: tuple[float, float] | None = None
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -121,6 +126,9 @@ def summarize(results: list[ExampleResult], budget: int | None, seconds: dict) -
         exhaustive_seconds=seconds["exhaustive"],
         attack_success_rate=(sum(r.attacked for r in correct) / len(correct) if correct
                              else None),
+        robust_range=(
+            sum(r.certified if r.exhaustive is None else r.exhaustive for r in results) / n,
+            sum(not r.attacked if r.exhaustive is None else r.exhaustive for r in results) / n),
     )
 
 

@@ -92,6 +92,10 @@ def merge_certifications(parts: Sequence[tuple[list[int], Certification]]) -> Ce
         settings["dropped_candidates"] = {k: sum(r.settings["dropped_candidates"][k]
                                                  for _, r in parts)
                                           for k in first.settings["dropped_candidates"]}
+    if "enumeration_timed_out" in settings:  # each rank's time budget: the counts, summed
+        settings["enumeration_timed_out"] = {
+            k: sum(r.settings["enumeration_timed_out"][k] for _, r in parts)
+            for k in first.settings["enumeration_timed_out"]}
     return Certification(summaries, results, settings)
 
 
