@@ -150,6 +150,30 @@ def parse_budgets(text: str | None) -> list[int | None] | None:
     return budgets
 
 
+def check_model_name(name: str) -> None:
+    """Before any loading: a shipped image model points to ``robusttext vision certify``; a
+    name that is no folder and close to a shipped model's gets a "did you mean"; a hub id
+    (``ORG/NAME``) on a machine without network switches the Hugging Face libraries offline,
+    so that they read their cache at once instead of retrying for half a minute."""
+    import difflib
+
+    from robusttext.shipped import shipped_models
+
+    if Path(name).exists() or name in SHIPPED_MODELS:
+        return
+    if name in shipped_models("vision"):
+        raise RobustTextError(f"--model {name} is an image model; certify it with robusttext "
+                              f"vision certify --model {name}")
+    close = difflib.get_close_matches(name, list(SHIPPED_MODELS), n=1, cutoff=0.6)
+    if close:
+        raise RobustTextError(f"--model {name}: no such folder or shipped model; did you mean "
+                              f"{close[0]}?")
+    if "/" in name.strip("/") and not name.startswith((".", "/")):
+        from robusttext.data.hub import offline_unless_reachable
+
+        offline_unless_reachable()
+
+
 def _models(name: str | None) -> list[str]:
     from robusttext.text import SHIPPED_MODELS, shipped_model_path
 
@@ -210,10 +234,12 @@ def run(args: argparse.Namespace) -> int:
         if value < least:
             raise RobustTextError(f"{flag} must be at least {least}, got {value}")
     if args.text is not None:
-        for flag in ("data", "split", "text_column", "limit", "json", "html", "plot"):
+        if args.data is not None:
+            raise RobustTextError("give one SENTENCE or --data, not both")
+        for flag in ("split", "text_column", "limit", "html", "plot"):
             if getattr(args, flag) is not None:
-                raise RobustTextError(f"--{flag.replace('_', '-')} goes with --data, not with "
-                                      "one SENTENCE")
+                raise RobustTextError(f"--{flag.replace('_', '-')} goes with --data (many "
+                                      "sentences), not with one SENTENCE")
     elif args.label is not None:
         raise RobustTextError("--label goes with one SENTENCE")
     check_outputs(args)
@@ -231,6 +257,8 @@ def run(args: argparse.Namespace) -> int:
     from robusttext.text import load_text_model
     from robusttext.text.io import bundle_space
 
+    if args.model is not None:
+        check_model_name(args.model)
     names = _models(args.model)
     flag_space = _flag_space(args, budgets)
     if args.text is not None:
@@ -238,12 +266,16 @@ def run(args: argparse.Namespace) -> int:
 
         bundles = [load_text_model(name, _device(args.device)) for name in names]
         bundles = [replace(b, space=bundle_space(b, flag_space)) for b in bundles]
+        report = {"summary": [], "examples": [], "models": {}, "data": "SENTENCE"}
         try:
             for bundle in bundles:
-                show_sentence(bundle, args.text, args.label, budgets, args, say)
+                result = show_sentence(bundle, args.text, args.label, budgets, args, say)
+                _add_to_report(report, bundle, result)
         except SoundnessViolation as error:
             print(f"robusttext certify: SOUNDNESS VIOLATION: {error}", file=sys.stderr)
             return 3
+        if args.json:
+            say(f"report: {write_json(args.json, report)}")
         return 0
     examples, source = _examples(args)
     # Under torchrun (robusttext.distributed): join the group, this rank's device, rank 0 prints;
@@ -275,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
         results[bundle.name], bundles[bundle.name] = result, bundle
         aliases = getattr(bundle.vocab, "aliases", None)
         reading = (f"; {len(aliases)} variants read as the word they vary" if aliases else "")
-        say(f"{bundle.name}: {len(examples)} sentences from {source}; "
+        say(f"{bundle.name}: {len(examples)} sentence{'' if len(examples) == 1 else 's'} from "
+            f"{source}; "
             f"{describe_space(bundle.space, model_budgets)}{reading}; "
             f"{result.settings['method']} bounds, {args.relaxation} relaxation")
         say(format_table(result))
@@ -286,11 +319,7 @@ def run(args: argparse.Namespace) -> int:
             say(f"sub-word candidates dropped: {dropped['total']}"
                 + (f" ({reasons})" if reasons else ""))
         say()
-        part = result.to_json(model=bundle.name)
-        report["summary"] += part["summary"]
-        report["examples"] += part["examples"]
-        report["models"][bundle.name] = {"path": str(bundle.path), "kind": bundle.kind,
-                                         "settings": part["settings"]}
+        _add_to_report(report, bundle, result)
     if args.json and job.is_main:
         say(f"report: {write_json(args.json, report)}")
     if args.html and job.is_main:
@@ -300,6 +329,20 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and job.is_main:
         say(f"plot: {plot_accuracy(args.plot, results)}")
     return 0
+
+
+def _add_to_report(report: dict, bundle, result) -> None:
+    """Add one model's certification to the JSON report."""
+    part = result.to_json(model=bundle.name)
+    report["summary"] += part["summary"]
+    report["examples"] += part["examples"]
+    report["models"][bundle.name] = {"path": str(bundle.path), "kind": bundle.kind,
+                                     "settings": part["settings"]}
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves behind (``robusttext.cli`` prints it)."""
+    return "nothing was written" if args.json or args.html or args.plot else "stopped"
 
 
 def _device(name: str) -> str:

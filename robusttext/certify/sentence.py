@@ -37,9 +37,10 @@ def changeable_positions(space, vocab, text: str) -> list[tuple[int, str, list[s
 
 
 def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None] | None,
-                  args: argparse.Namespace, say: Callable[..., None] = print) -> None:
+                  args: argparse.Namespace, say: Callable[..., None] = print):
     """Certify ``text`` with ``bundle`` (a loaded text model) and print it whole (see the
-    module docstring). ``label`` None: the prediction is the label."""
+    module docstring). ``label`` None: the prediction is the label. Returns the
+    ``Certification`` (for ``--json``)."""
     from robusttext.certify.certifier import DEFAULT_BUDGETS, certify
     from robusttext.certify.margins import margins, predict
     from robusttext.certify.report import describe_space
@@ -81,6 +82,7 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
             say(line)
     for r in result.examples:
         say(describe_result(r, args.enumerate_limit, shown))
+    return result
 
 
 def describe_result(r, enumerate_limit: int, shown: Callable[[str], str] = str) -> str:

@@ -129,6 +129,12 @@ def _train(args) -> int:
         if value is not None:
             setattr(config, key, value)
     config.validate()
+    from robusttext.data.hub import check_hub_reachable
+    from robusttext.vision.data import HUB_COLUMNS, KNOWN_FOLDERS
+
+    source = str(config.data)
+    if source in HUB_COLUMNS and not Path(KNOWN_FOLDERS.get(source, source)).is_dir():
+        check_hub_reachable(source, alternatives=IMAGE_ALTERNATIVES)
     warn_if_never_perturbed(config.method != "natural", config.epochs, config.warmup_epochs)
     done = check_resume(Path(config.out), config)
     if done is not None:
@@ -204,7 +210,6 @@ def _certify(args) -> int:
         check_output(args.json, "--json")
     import torch
 
-    from robusttext.vision.data import load_images
     from robusttext.vision.evaluate import evaluate
     from robusttext.vision.io import check_input_shape, load_model
     from robusttext.vision.train import pick_device
@@ -227,7 +232,7 @@ def _certify(args) -> int:
         if eps is None:
             raise RobustTextError("give --eps (the checkpoint does not record eps_eval)")
     eps = check_eps(eps, "--eps")
-    data = load_images(args.data, args.split).subset(args.limit)
+    data = load_data(args.data, args.split).subset(args.limit)
     check_input_shape(meta, data.images, directory)
     device = pick_device(args.device)
     torch.manual_seed(0)
@@ -255,6 +260,32 @@ def _certify(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(metrics, indent=1) + "\n")
     return 1 if metrics["soundness_violations"] else 0
+
+
+IMAGE_ALTERNATIVES = ("give a local folder instead: IDX files (MNIST, Fashion-MNIST) or CIFAR-10 "
+                      "batches, or fashion-mnist (apt-get install dataset-fashion-mnist)")
+
+
+def load_data(source: str, split: str):
+    """``vision.data.load_images``, failing within seconds in one line when ``source`` is a hub
+    id and the hub cannot be reached, and in one line when the hub refuses it."""
+    from robusttext.data.hub import check_hub_reachable
+    from robusttext.vision.data import HUB_COLUMNS, KNOWN_FOLDERS, load_images
+
+    hub = source in HUB_COLUMNS and not Path(KNOWN_FOLDERS.get(source, source)).is_dir()
+    if hub:
+        check_hub_reachable(source, alternatives=IMAGE_ALTERNATIVES)
+    try:
+        return load_images(source, split)
+    except RobustTextError:
+        raise
+    except Exception as error:  # datasets raises many types (network, cache, bad id)
+        if not hub:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise RobustTextError(f"--data {source}: the Hugging Face hub did not give it "
+                              f"({type(error).__name__}: {first}); {IMAGE_ALTERNATIVES}"
+                              ) from None
 
 
 def certify_names(args) -> tuple[str, str | None]:
