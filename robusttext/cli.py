@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         parser = build_parser(argv)
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
         if args.command is None:
             parser.print_help()
             return 2
@@ -99,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+
+
+def command_parser(parser: argparse.ArgumentParser,
+                   args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub-)command ``args`` ran: ``robusttext vision certify``'s, say."""
+    for dest in ("command", "vision_command"):
+        chosen = getattr(args, dest, None)
+        children = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not chosen or not children or chosen not in children[0].choices:
+            break
+        parser = children[0].choices[chosen]
+    return parser
 
 
 def _name(args: argparse.Namespace | None) -> str:

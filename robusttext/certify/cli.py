@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=(AUTO, *METHODS), default=AUTO,
                         help="bound method (default auto: budget-ibp for the CNNs and bags of "
                              "words, crown-ibp for other models)")
-    parser.add_argument("--alpha-steps", type=int, default=ALPHA_STEPS, metavar="N",
+    parser.add_argument("--alpha-steps", type=int, metavar="N",
                         help="with --method alpha-crown: gradient steps on the relaxation "
                              f"slopes (0: CROWN's bound; default {ALPHA_STEPS})")
     parser.add_argument("--relaxation", choices=RELAXATIONS, default="exact",
@@ -110,6 +110,41 @@ def _flag_space(args: argparse.Namespace, budgets: list[int | None] | None):
     limited = [b for b in budgets or [] if b is not None]
     budget = None if not limited or None in (budgets or []) else max(limited)
     return build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
+
+
+# The space flags that refine a source, the default each has, and what they need to act.
+REFINING = (("tokenizer", "glue", "a source"), ("max_candidates", None, "a source"),
+            ("keyboard", "qwerty", "--typos or --level char"),
+            ("max_flips_per_word", 1, "--typos at the word level"),
+            ("wordnet_senses", 1, "--synonyms wordnet"))
+
+
+def check_flags_act(args: argparse.Namespace) -> None:
+    """Refuse, in one line, a flag that would change nothing: a space flag without the source
+    it refines (the model's own space is used), ``--alpha-steps`` without ``alpha-crown``."""
+    from robusttext.perturb.cli import space_flags_given
+
+    given = space_flags_given(args)
+    typos = args.typos or args.level == "char"
+    acts = {"a source": given, "--typos or --level char": typos,
+            "--typos at the word level": args.typos and args.level == "word",
+            "--synonyms wordnet": args.synonyms == "wordnet"}
+    for name, default, needs in REFINING:
+        value = getattr(args, name)
+        if value != default and not acts[needs]:
+            shown = f"--{name.replace('_', '-')} {value}"
+            if needs == "a source":
+                raise RobustTextError(
+                    f"{shown} changes nothing without a source of substitutions (--synonyms, "
+                    "--neighbors, --typos or --level char), which replaces the model's own "
+                    "space; give one, or leave the flag out")
+            raise RobustTextError(f"{shown} changes nothing without {needs}; give it, or "
+                                  "leave the flag out")
+    if args.alpha_steps is not None and args.method != "alpha-crown":
+        raise RobustTextError(f"--alpha-steps {args.alpha_steps} goes with --method "
+                              f"alpha-crown, not --method {args.method}")
+    if args.max_candidates is not None and args.max_candidates < 1:
+        raise RobustTextError(f"--max-candidates must be at least 1, got {args.max_candidates}")
 
 
 def parse_seconds(text: str | None, demo: bool) -> float | None:
@@ -242,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
                                       "sentences), not with one SENTENCE")
     elif args.label is not None:
         raise RobustTextError("--label goes with one SENTENCE")
+    check_flags_act(args)
     check_outputs(args)
     # With --json -, standard output holds the JSON only; everything else goes to stderr.
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print

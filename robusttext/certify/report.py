@@ -52,6 +52,9 @@ def format_table(result: Certification) -> str:
             f"{s.exhaustive_seconds:.2f}")
     lines.append(LEGEND)
     lines += enumeration_notes(result)
+    if any(s.budget == 0 for s in result.summaries):
+        lines.append("note: at 0 positions no rewrite is allowed, so every column is the "
+                     "clean accuracy")
     return "\n".join(lines)
 
 

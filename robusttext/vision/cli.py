@@ -129,6 +129,10 @@ def _train(args) -> int:
         if value is not None:
             setattr(config, key, value)
     config.validate()
+    for name in ("train_subset", "test_subset"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     from robusttext.data.hub import check_hub_reachable
     from robusttext.vision.data import HUB_COLUMNS, KNOWN_FOLDERS
 
@@ -223,6 +227,8 @@ def _certify(args) -> int:
                                   f"{', '.join(BOUND_METHODS)}")
     if not 0.0 <= args.attack_verified_fraction <= 1.0:
         raise RobustTextError("--attack-verified-fraction must lie in [0, 1]")
+    if args.limit is not None and args.limit < 1:
+        raise RobustTextError(f"--limit must be at least 1, got {args.limit}")
     if args.pgd_steps < 0 or args.pgd_restarts < 1 or args.batch_size < 1:
         raise RobustTextError("--pgd-steps must be >= 0, --pgd-restarts and --batch-size >= 1")
     model, _, meta = load_model(directory, expected=architecture)
