@@ -17,6 +17,7 @@ import difflib
 import importlib
 import os
 import re
+import shlex
 import sys
 
 from robusttext.errors import RobustTextError
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        args.command_line = shlex.join(["robusttext", *argv])
         module = importlib.import_module(COMMANDS[args.command][0])
         return module.run(args)
     except RobustTextError as error:

@@ -279,6 +279,11 @@ def run(args: argparse.Namespace) -> int:
         raise RobustTextError("--label goes with one SENTENCE")
     check_flags_act(args)
     check_outputs(args)
+    if args.plot and budgets == [None]:
+        raise RobustTextError("--plot: --budget any has no axis to plot; give budgets such as "
+                              "--budget 1,2,3")
+    if args.quiet:
+        quiet_libraries()
     # With --json -, standard output holds the JSON only; everything else goes to stderr.
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
     from robusttext import distributed
@@ -325,6 +330,9 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         bundle = load_text_model(name, args.device)
         bundle = replace(bundle, space=bundle_space(bundle, flag_space))  # the flags' or its own
+        unfinished = unfinished_training(bundle.meta)
+        if unfinished:
+            say(f"note: {bundle.name}: {unfinished}")
         space = bundle.space
         model_budgets = budgets or ([space.budget] if space.budget is not None
                                     else list(DEFAULT_BUDGETS))
@@ -361,10 +369,42 @@ def run(args: argparse.Namespace) -> int:
     if args.html and job.is_main:
         from robusttext.certify.html import write_html
 
-        say(f"page: {write_html(args.html, results, bundles, source)}")
+        page = write_html(args.html, results, bundles, source,
+                          getattr(args, "command_line", None))
+        say(f"page: {page}")
     if args.plot and job.is_main:
         say(f"plot: {plot_accuracy(args.plot, results)}")
     return 0
+
+
+def quiet_libraries() -> None:
+    """``--quiet``: no progress bars or advice from the Hugging Face libraries either (set
+    before they are imported; the ones already imported are told directly)."""
+    import os
+
+    for variable in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS",
+                     "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
+        os.environ[variable] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].logging.disable_progress_bar()
+        sys.modules["transformers"].logging.set_verbosity_error()
+
+
+def unfinished_training(meta: dict) -> str | None:
+    """What to say of a checkpoint whose training stopped before its last epoch (None for a
+    finished run or a checkpoint without a training record)."""
+    config = meta.get("training_config") if isinstance(meta, dict) else None
+    state = meta.get("state") if isinstance(meta, dict) else None
+    if not isinstance(config, dict) or not isinstance(state, dict) or meta.get("metrics"):
+        return None  # a finished run has its final metrics (a time-limited one too)
+    epochs, done = config.get("epochs"), state.get("epoch")
+    if not isinstance(epochs, int) or not isinstance(done, int) or done >= epochs:
+        return None
+    return (f"its training was interrupted after epoch {done} of {epochs}; this certifies "
+            "that checkpoint (robusttext train with the same settings resumes the run)")
 
 
 def _add_to_report(report: dict, bundle, result) -> None:

@@ -125,9 +125,13 @@ def check_matplotlib() -> None:
 
 
 def plot_accuracy(path: str | Path, results: dict[str, Certification]) -> Path:
-    """Verified (solid) and attack (dashed) accuracy against the budget, one colour per model.
+    """Verified and under-attack accuracy, per model, written to ``path``.
 
-    ``results``: model name -> its certification. Budgets without a limit are left out.
+    ``results``: model name -> its certification; budgets without a limit are left out. With
+    several budgets for some model: lines against the budget (integer ticks; one colour per
+    model, solid verified, dashed under attack; the legend beside the axes, not over the
+    data). With one budget per model (the shipped models, each at its own): a bar per model
+    and figure, the budget named under each model.
     """
     check_matplotlib()
     import matplotlib
@@ -135,31 +139,65 @@ def plot_accuracy(path: str | Path, results: dict[str, Certification]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for index, (name, result) in enumerate(results.items()):
-        rows = sorted((s for s in result.summaries if s.budget is not None),
-                      key=lambda s: s.budget)
-        budgets = [s.budget for s in rows]
-        colour = f"C{index}"
-        ax.plot(budgets, [100 * s.verified_accuracy for s in rows], "o-", color=colour,
-                label=f"{name}: verified")
-        ax.plot(budgets, [100 * s.attack_accuracy for s in rows], "x--", color=colour,
-                label=f"{name}: attack")
-    ax.set_xlabel("budget (changed positions)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
+    fig = accuracy_figure(results)
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
     except (OSError, ValueError) as error:
         raise RobustTextError(f"cannot write the plot {path}: {error}") from None
     finally:
         plt.close(fig)
     return path
+
+
+def accuracy_figure(results: dict[str, Certification]):
+    """The matplotlib figure of ``plot_accuracy`` (the caller closes it)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    rows = {name: sorted((s for s in result.summaries if s.budget is not None),
+                         key=lambda s: s.budget) for name, result in results.items()}
+    rows = {name: r for name, r in rows.items() if r}
+    if not rows:
+        raise RobustTextError("--plot: no budget with a limit to plot (--budget any has no "
+                              "axis)")
+    if all(len(r) == 1 for r in rows.values()):
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 1.5), 3.8))
+        names = list(rows)
+        where = range(len(names))
+        ax.bar([i - 0.2 for i in where], [100 * rows[n][0].verified_accuracy for n in names],
+               0.4, label="verified", color="C0")
+        ax.bar([i + 0.2 for i in where], [100 * rows[n][0].attack_accuracy for n in names],
+               0.4, label="under attack", color="C1", alpha=0.6)
+        ax.set_xticks(list(where))
+        ax.set_xticklabels([f"{n}\n{_positions(rows[n][0].budget)}" for n in names],
+                           rotation=30, ha="right", fontsize="small")
+        ax.legend(fontsize="small", loc="lower right")
+    else:
+        fig, ax = plt.subplots(figsize=(6.5, 3.5))
+        for index, summaries in enumerate(rows.values()):
+            budgets = [s.budget for s in summaries]
+            colour = f"C{index % 10}"
+            ax.plot(budgets, [100 * s.verified_accuracy for s in summaries], "o-",
+                    color=colour)
+            ax.plot(budgets, [100 * s.attack_accuracy for s in summaries], "x--",
+                    color=colour)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("budget (changed positions)")
+        handles = [Line2D([], [], color=f"C{i % 10}", label=name)
+                   for i, name in enumerate(rows)]
+        handles += [Line2D([], [], color="grey", marker="o", label="verified"),
+                    Line2D([], [], color="grey", marker="x", linestyle="--",
+                           label="under attack")]
+        ax.legend(handles=handles, fontsize="small", loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def robust_cell(s) -> str:

@@ -42,9 +42,14 @@ class ExampleResult:
     dropped_candidates: int = 0
 
     def to_json(self) -> dict:
+        """The fields, with ``misclassified`` (the sentence itself is) and ``attacked`` as the
+        search's finding only: false for a misclassified sentence, whose ``rewrite`` is the
+        sentence itself."""
         out = asdict(self)
         for key in ("margin_lower", "attack_margin"):
             out[key] = _finite(out[key])
+        out["misclassified"] = self.prediction != self.label
+        out["attacked"] = self.attacked and not out["misclassified"]
         return out
 
 
