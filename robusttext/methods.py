@@ -9,6 +9,7 @@ Torch-free, so that the command line can list them without loading torch.
   model (``robusttext.text.bounds.pick_method``).
 - ``TRAINING_METHODS``: the engine methods a certified-training loss differentiates (IBP and
   CROWN-IBP); text training adds ``POOLED_METHOD``, vision training adds natural training.
+- ``RELAXATIONS`` of a substitution set and ``ALPHA_STEPS``, alpha-CROWN's default steps.
 
 A method added to the engine appears in ``TEXT_METHODS`` (certify and its CLIs) by itself.
 """
@@ -22,6 +23,11 @@ TEXT_METHODS = (*ENGINE_METHODS, POOLED_METHOD)
 TRAINING_METHODS = ("ibp", "crown-ibp")
 TEXT_TRAINING_METHODS = (*TRAINING_METHODS, POOLED_METHOD)
 VISION_TRAINING_METHODS = ("natural", *TRAINING_METHODS)  # natural: clean training alone
+# How a substitution set is relaxed (``robusttext.bounds.input_sets.SubstitutionSet``).
+RELAXATIONS = ("exact", "box", "simplex")
+# alpha-CROWN's default number of optimisation steps (``robusttext.bounds.alpha``).
+ALPHA_STEPS = 20
 
-__all__ = ["AUTO", "ENGINE_METHODS", "POOLED_METHOD", "TEXT_METHODS", "TEXT_TRAINING_METHODS",
-           "TRAINING_METHODS", "VISION_TRAINING_METHODS"]
+__all__ = ["ALPHA_STEPS", "AUTO", "ENGINE_METHODS", "POOLED_METHOD", "RELAXATIONS",
+           "TEXT_METHODS", "TEXT_TRAINING_METHODS", "TRAINING_METHODS",
+           "VISION_TRAINING_METHODS"]

@@ -12,6 +12,7 @@ from torch import nn
 from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings
 from robusttext.certify.attack import beam_attack
+from robusttext.certify.defaults import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.certify.exhaustive import enumerate_sets, flipping_rewrite, set_sizes
 from robusttext.certify.margins import predict
 from robusttext.certify.results import Certification, ExampleResult, summarize
@@ -29,9 +30,6 @@ from robusttext.text.bounds import (
     substitution_set,
 )
 from robusttext.text.contract import check_text_model
-
-DEFAULT_BUDGETS = (1, 2, 3)
-DEFAULT_ENUMERATE_LIMIT = 10_000
 
 
 def check_budgets(budgets: Sequence[int | None]) -> list[int | None]:

@@ -15,13 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import robusttext
-from robusttext.bounds import RELAXATIONS
-from robusttext.bounds.alpha import ALPHA_STEPS
-from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
+from robusttext.certify.defaults import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.errors import RobustTextError
-from robusttext.methods import AUTO
+from robusttext.methods import ALPHA_STEPS, AUTO, RELAXATIONS
 from robusttext.methods import TEXT_METHODS as METHODS
-from robusttext.text.io import SHIPPED_MODELS
+from robusttext.shipped import shipped_models
+
+SHIPPED_MODELS = shipped_models("text")
 
 DEMO_SENTENCES = Path(robusttext.__file__).parent / "assets" / "demo_sentences.tsv"
 # The demo's enumeration budget per model, so that `robusttext certify` answers in seconds.

@@ -6,15 +6,28 @@ candidate id tensors under a budget, counts and enumerates the set, and serialis
 """
 
 from robusttext.perturb.counterfitted import CounterFittedSynonyms
-from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.flips import CharacterFlips
 from robusttext.perturb.loading import load_source
 from robusttext.perturb.sources import SubstitutionSource, SynonymTable, source_from_json
-from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.stopwords import STOP_WORDS
 from robusttext.perturb.tokenizers import tokenize
 from robusttext.perturb.vocabulary import Vocabulary
 from robusttext.perturb.wordnet import WordNetSynonyms
+
+# Imported on first use: they load torch, which the command line's --help does without.
+_LAZY = {"EncodedBatch": "robusttext.perturb.encoded",
+         "PerturbationSpace": "robusttext.perturb.space"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CharacterFlips",

@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import warnings
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from robusttext.errors import RobustTextError
 from robusttext.perturb.flips import CharacterFlips
 from robusttext.perturb.loading import load_source
-from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from robusttext.perturb.space import PerturbationSpace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +62,8 @@ def space_flags_given(args: argparse.Namespace) -> bool:
 
 def build_space(args: argparse.Namespace) -> PerturbationSpace:
     """The PerturbationSpace that the command-line options describe."""
+    from robusttext.perturb.space import PerturbationSpace  # loads torch: not for --help
+
     sources = []
     synonyms = args.synonyms or ("counterfitted" if args.neighbors else None)
     if args.level == "char":

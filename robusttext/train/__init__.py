@@ -6,11 +6,29 @@
 """
 
 from robusttext.train.config import TrainConfig
-from robusttext.train.data import Example, load_training_examples
-from robusttext.train.evaluate import evaluate
-from robusttext.train.loss import mixed_margin_lower_bounds, robust_loss, worst_case_loss
-from robusttext.train.schedule import Schedule
-from robusttext.train.trainer import build_space, train
+
+# Imported on first use: they load torch, which the command line's --help does without.
+_LAZY = {
+    "Example": "robusttext.train.data",
+    "load_training_examples": "robusttext.train.data",
+    "evaluate": "robusttext.train.evaluate",
+    "mixed_margin_lower_bounds": "robusttext.train.loss",
+    "robust_loss": "robusttext.train.loss",
+    "worst_case_loss": "robusttext.train.loss",
+    "Schedule": "robusttext.train.schedule",
+    "build_space": "robusttext.train.trainer",
+    "train": "robusttext.train.trainer",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Example",
