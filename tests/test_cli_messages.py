@@ -107,3 +107,16 @@ def test_train_refuses_to_resume_with_another_lr(tmp_path, capsys):
     assert main([*argv, "--epochs", "2"]) == 0  # training longer is allowed
     meta = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
     assert meta["training_config"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("extra,named", [
+    (["--level", "char", "--wordnet-senses", "2"],
+     "--wordnet-senses 2 changes nothing without --synonyms wordnet"),
+    (["--synonyms", "wordnet", "--keyboard", "nothere.json"],
+     "--keyboard nothere.json changes nothing without --typos or --level char"),
+    (["--level", "char", "--max-flips-per-word", "2"],
+     "--max-flips-per-word 2 changes nothing without --typos at the word level"),
+    (["--typos", "--max-candidates", "0"], "--max-candidates must be at least 1"),
+])
+def test_perturb_refuses_flags_that_would_change_nothing(extra, named, capsys):
+    assert named in one_line_error(["perturb", "a charming film", *extra], capsys)

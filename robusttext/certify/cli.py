@@ -112,39 +112,15 @@ def _flag_space(args: argparse.Namespace, budgets: list[int | None] | None):
     return build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
 
 
-# The space flags that refine a source, the default each has, and what they need to act.
-REFINING = (("tokenizer", "glue", "a source"), ("max_candidates", None, "a source"),
-            ("keyboard", "qwerty", "--typos or --level char"),
-            ("max_flips_per_word", 1, "--typos at the word level"),
-            ("wordnet_senses", 1, "--synonyms wordnet"))
-
-
 def check_flags_act(args: argparse.Namespace) -> None:
     """Refuse, in one line, a flag that would change nothing: a space flag without the source
     it refines (the model's own space is used), ``--alpha-steps`` without ``alpha-crown``."""
-    from robusttext.perturb.cli import space_flags_given
+    from robusttext.perturb.cli import check_space_flags
 
-    given = space_flags_given(args)
-    typos = args.typos or args.level == "char"
-    acts = {"a source": given, "--typos or --level char": typos,
-            "--typos at the word level": args.typos and args.level == "word",
-            "--synonyms wordnet": args.synonyms == "wordnet"}
-    for name, default, needs in REFINING:
-        value = getattr(args, name)
-        if value != default and not acts[needs]:
-            shown = f"--{name.replace('_', '-')} {value}"
-            if needs == "a source":
-                raise RobustTextError(
-                    f"{shown} changes nothing without a source of substitutions (--synonyms, "
-                    "--neighbors, --typos or --level char), which replaces the model's own "
-                    "space; give one, or leave the flag out")
-            raise RobustTextError(f"{shown} changes nothing without {needs}; give it, or "
-                                  "leave the flag out")
+    check_space_flags(args, model_space="which replaces the model's own space")
     if args.alpha_steps is not None and args.method != "alpha-crown":
         raise RobustTextError(f"--alpha-steps {args.alpha_steps} goes with --method "
                               f"alpha-crown, not --method {args.method}")
-    if args.max_candidates is not None and args.max_candidates < 1:
-        raise RobustTextError(f"--max-candidates must be at least 1, got {args.max_candidates}")
 
 
 def parse_seconds(text: str | None, demo: bool) -> float | None:
