@@ -120,3 +120,20 @@ def test_train_refuses_to_resume_with_another_lr(tmp_path, capsys):
 ])
 def test_perturb_refuses_flags_that_would_change_nothing(extra, named, capsys):
     assert named in one_line_error(["perturb", "a charming film", *extra], capsys)
+
+
+@pytest.mark.parametrize("command", [["train", "--architecture", "char-cnn", "--train",
+                                      "x.tsv"], ["vision", "train"]])
+def test_an_unwritable_out_fails_before_work(tmp_path, monkeypatch, capsys, command):
+    (tmp_path / "x.tsv").write_text("sentence\tlabel\na fine film\t1\n")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.chdir(tmp_path)
+    import robusttext.train.trainer as trainer
+    import robusttext.vision.train as vision_train
+
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(vision_train, "train", lambda *a, **k: pytest.fail("work started"))
+    err = one_line_error([*command, "--out", "a-file/run"], capsys)
+    assert "--out a-file/run: a-file is not a folder" in err
+    err = one_line_error([*command, "--out", "a-file"], capsys)
+    assert "--out a-file: is a file; name a folder" in err

@@ -93,6 +93,8 @@ sys.exit(main(sys.argv[1:]))
      "robusttext vision certify: interrupted"),
     (["certify", "--model", "word-wordnet", "--quiet"], "robusttext.certify.sharded",
      "certify_sharded", "robusttext certify: interrupted; stopped"),
+    (["vision", "train", "--out", "there"], "robusttext.vision.train", "train",
+     "robusttext vision train: interrupted; the same command resumes the run in there"),
     (["train", "--architecture", "char-cnn", "--train", "x.tsv", "--out", "somewhere"],
      "robusttext.train.trainer", "train", "robusttext train: interrupted; the same command "
      "resumes the run in somewhere"),

@@ -92,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(config.to_json(), indent=1))
         return 0
+    from robusttext.options import check_out_folder
+
+    check_out_folder(config.out)
     check_same_settings(config)
     from robusttext import distributed
     from robusttext.train.trainer import train

@@ -109,6 +109,20 @@ def run(args: argparse.Namespace) -> int:
     raise RobustTextError("choose a sub-command: robusttext vision train|certify")
 
 
+def interrupted(args: argparse.Namespace) -> str | None:
+    """What Ctrl-C leaves behind (``robusttext.cli`` prints it): a training run resumes."""
+    if args.vision_command != "train":
+        return None
+    out = args.out
+    if out is None:
+        try:
+            out = (TrainConfig.from_file(args.config) if args.config else TrainConfig()).out
+        except RobustTextError:
+            out = "--out"
+    return (f"the same command resumes the run in {out} from its last finished epoch (a "
+            "checkpoint is written after every epoch)")
+
+
 def _train(args) -> int:
     from robusttext.vision.train import train
 
@@ -139,6 +153,9 @@ def _train(args) -> int:
     source = str(config.data)
     if source in HUB_COLUMNS and not Path(KNOWN_FOLDERS.get(source, source)).is_dir():
         check_hub_reachable(source, alternatives=IMAGE_ALTERNATIVES)
+    from robusttext.options import check_out_folder
+
+    check_out_folder(config.out)
     warn_if_never_perturbed(config.method != "natural", config.epochs, config.warmup_epochs)
     done = check_resume(Path(config.out), config)
     if done is not None:
