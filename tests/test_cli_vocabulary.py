@@ -226,3 +226,20 @@ def test_engine_constants_are_the_declared_ones():
     from robusttext.methods import RELAXATIONS as DECLARED
 
     assert RELAXATIONS == DECLARED and ALPHA_STEPS == DECLARED_STEPS
+
+
+def test_lazy_packages_export_what_they_did():
+    """The packages import their torch modules on first use, yet a submodule loaded first
+    (certify.margins, train.evaluate) does not replace the function of the same name."""
+    code = "\n".join([
+        "import types, robusttext.certify.certifier, robusttext.train.trainer",
+        "from robusttext.certify import margins, certify",
+        "from robusttext.train import evaluate, TrainConfig",
+        "from robusttext.text import load_text_model",
+        "from robusttext.perturb import PerturbationSpace",
+        "print(all(not isinstance(f, types.ModuleType) for f in "
+        "(margins, certify, evaluate, TrainConfig, load_text_model, PerturbationSpace)))",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "True"

@@ -10,6 +10,7 @@ set, exhaustive enumeration of small sets, and the soundness invariant tying the
 """
 
 from robusttext.certify.results import BudgetSummary, Certification, ExampleResult
+from robusttext.lazy import lazy_exports
 
 # Imported on first use: they load torch, which the command line's --help does without.
 _LAZY = {
@@ -27,15 +28,7 @@ _LAZY = {
     "margin_lower_bounds": "robusttext.text.bounds",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

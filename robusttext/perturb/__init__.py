@@ -5,6 +5,7 @@ keyboard character flips, and ``PerturbationSpace``, which turns sentences into 
 candidate id tensors under a budget, counts and enumerates the set, and serialises it.
 """
 
+from robusttext.lazy import lazy_exports
 from robusttext.perturb.counterfitted import CounterFittedSynonyms
 from robusttext.perturb.flips import CharacterFlips
 from robusttext.perturb.loading import load_source
@@ -18,15 +19,7 @@ from robusttext.perturb.wordnet import WordNetSynonyms
 _LAZY = {"EncodedBatch": "robusttext.perturb.encoded",
          "PerturbationSpace": "robusttext.perturb.space"}
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -5,6 +5,8 @@
 >>> logits = bundle.model(batch.token_ids, batch.mask)
 """
 
+from robusttext.lazy import lazy_exports
+
 # Imported on first use: they load torch, which the command line's --help does without.
 _LAZY = {
     "TextClassifier": "robusttext.text.base",
@@ -29,15 +31,7 @@ _LAZY = {
     "table_for_vocabulary": "robusttext.text.vectors",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -5,6 +5,7 @@
 ...                             sources=["qwerty"], budget=1, robust_weight=0.5))
 """
 
+from robusttext.lazy import lazy_exports
 from robusttext.train.config import TrainConfig
 
 # Imported on first use: they load torch, which the command line's --help does without.
@@ -20,15 +21,7 @@ _LAZY = {
     "train": "robusttext.train.trainer",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "Example",
