@@ -117,6 +117,8 @@ def test_train_refuses_to_resume_with_another_lr(tmp_path, capsys):
     (["--level", "char", "--max-flips-per-word", "2"],
      "--max-flips-per-word 2 changes nothing without --typos at the word level"),
     (["--typos", "--max-candidates", "0"], "--max-candidates must be at least 1"),
+    (["--typos", "--show", "-1"], "--show must be >= 0, got -1"),
+    (["--typos", "--budget", "-1"], "--budget must be >= 0, got -1"),
 ])
 def test_perturb_refuses_flags_that_would_change_nothing(extra, named, capsys):
     assert named in one_line_error(["perturb", "a charming film", *extra], capsys)

@@ -121,6 +121,9 @@ def _shown(token: str, level: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    for flag, value in (("--budget", args.budget), ("--show", args.show)):
+        if value is not None and value < 0:
+            raise RobustTextError(f"{flag} must be >= 0, got {value}")
     if space_flags_given(args):
         check_space_flags(args)
     space = build_space(args)
