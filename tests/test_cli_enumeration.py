@@ -102,7 +102,7 @@ def test_the_demo_sentences_get_a_budget_and_data_none(word_model, data, tmp_pat
     out = tmp_path / "r.json"
     assert main(["certify", "--model", str(word_model), "--json", str(out), "--quiet"]) == 0
     settings = json.loads(out.read_text())["models"]["word-model"]["settings"]
-    assert settings["enumerate_seconds"] == 0.5
+    assert settings["enumerate_seconds"] == 0.3
     assert main(["certify", "--model", str(word_model), "--data", str(data), "--json",
                  str(out)]) == 0
     settings = json.loads(out.read_text())["models"]["word-model"]["settings"]
