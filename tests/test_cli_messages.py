@@ -139,3 +139,13 @@ def test_an_unwritable_out_fails_before_work(tmp_path, monkeypatch, capsys, comm
     assert "--out a-file/run: a-file is not a folder" in err
     err = one_line_error([*command, "--out", "a-file"], capsys)
     assert "--out a-file: is a file; name a folder" in err
+
+
+def test_train_at_budget_zero_says_it_trains_a_normal_model(tmp_path, monkeypatch, capsys):
+    import robusttext.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "train", lambda config: {"done": 1})
+    assert main(["train", "--epochs", "3", "--budget", "0", "--out", str(tmp_path / "r")]) == 0
+    assert "--budget 0 allows no change" in capsys.readouterr().out
+    assert main(["train", "--epochs", "3", "--budget", "1", "--out", str(tmp_path / "r")]) == 0
+    assert "--budget 0" not in capsys.readouterr().out

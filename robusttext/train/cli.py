@@ -104,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
             f"warning: --epochs {config.epochs} ends within the warm-up (--warmup-epochs "
             f"{config.warmup_epochs:g}), so no step perturbs the inputs and this trains a normal "
             "model; lower --warmup-epochs or raise --epochs")
+    if config.robust and config.budget == 0:
+        distributed.current().say(
+            "warning: --budget 0 allows no change, so the worst case is the sentence itself and "
+            "this trains a normal model; give --budget 1 or more (or none: no limit)")
     metrics = train(config)
     if not metrics:
         distributed.current().say("trained; no dev set given, so no metrics (pass --dev FILE)")
