@@ -45,6 +45,7 @@ from robusttext.train.config import TrainConfig
 from robusttext.train.data import Example, load_training_examples
 from robusttext.train.evaluate import evaluate
 from robusttext.train.holdout import holdout_split
+from robusttext.train.loop import EpochLoop, run_epochs
 from robusttext.train.schedule import Schedule
 
 VALIDATION_FILE = "validation.tsv"
@@ -263,10 +264,10 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     sampler = parallel.DistributedBatchSampler(
         lambda epoch: batch_order(lengths, config.batch_size, shuffle=True,
                                   seed=config.seed * 100003 + epoch), job.rank, job.world)
-    history = []
+    history: list[dict] = []
     metrics: dict = {}
-    began = time.time()
-    for epoch in range(state.epoch, config.epochs):
+
+    def train_epoch(epoch: int) -> None:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(config, epoch)
         wrapped.train()
@@ -285,17 +286,18 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
             save_text_model(out / BEST_DIR, model, vocab, saved_space,
                             training_config=config.to_json(), word_vectors=state.vector_report,
                             state={"epoch": epoch + 1, "step": state.step, "best": state.best})
-        final = epoch + 1 == config.epochs or _out_of_time(config, job, epoch, state.epoch,
-                                                           began)
-        final = job.any_true(final)  # every rank stops after the same epoch
+
+    def end_epoch(epoch: int, final: bool) -> None:
+        nonlocal metrics
         if final and data.dev and job.is_main:
             metrics = _final_evaluation(config, job, model, vocab, space, saved_space, data,
                                         state)
         if job.is_main:
             _save(out, model, vocab, saved_space, config, optimizer, epoch + 1, state.step,
                   history, metrics, state.best, state.vector_report)
-        if final:
-            break
+
+    run_epochs(EpochLoop(config.epochs, config.time_limit_minutes, job.any_true, job.say),
+               state.epoch, train_epoch, end_epoch)
     if not metrics and state.bundle is not None:
         metrics = state.bundle.meta.get("metrics", {})
     if job.is_main:
@@ -437,20 +439,6 @@ def _watch(config, job, model, vocab, space, data: _Data, record: dict, state: _
     if state.best is not None and score <= state.best["score"]:
         return False
     state.best = {"epoch": record["epoch"], "score": score}
-    return True
-
-
-def _out_of_time(config: TrainConfig, job, epoch: int, start_epoch: int,
-                 began: float) -> bool:
-    """True when another epoch would pass ``config.time_limit_minutes`` (said so)."""
-    if config.time_limit_minutes is None:
-        return False
-    spent = time.time() - began
-    if spent * (epoch + 2 - start_epoch) / (epoch + 1 - start_epoch) <= (
-            60 * config.time_limit_minutes):
-        return False
-    job.say(f"stopping after epoch {epoch + 1}: another epoch would pass the "
-            f"time limit of {config.time_limit_minutes} minutes", flush=True)
     return True
 
 

@@ -24,6 +24,7 @@ from robusttext.checkpoint import optimizer_tensors, restore_optimizer
 from robusttext.distributed import rank_device
 from robusttext.errors import RobustTextError
 from robusttext.train.certified import mixed_lower_bounds, worst_case_loss
+from robusttext.train.loop import EpochLoop, run_epochs
 from robusttext.train.schedule import Schedule
 from robusttext.vision.config import TrainConfig
 from robusttext.vision.data import ImageDataset, channel_stats, load_images
@@ -83,7 +84,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         start_epoch, history = _resume(out, config, model, optimizer, device)
         log(f"resuming {out} after epoch {start_epoch}")
 
-    for epoch in range(start_epoch, config.epochs):
+    def train_epoch(epoch: int) -> None:
         stats = _train_epoch(
             model, optimizer, train_data, schedule, config, epoch, device, progress
         )
@@ -102,8 +103,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         stats.pop("test_pgd_accuracy", None)
         history.append(stats)
         log(json.dumps(stats))
+
+    def end_epoch(epoch: int, final: bool) -> None:
         _save(out, model, model_cfg, optimizer, config, epoch + 1, history)
 
+    run_epochs(EpochLoop(config.epochs, say=log), start_epoch, train_epoch, end_epoch)
     final = evaluate(
         model,
         test_data,
