@@ -243,3 +243,14 @@ def test_lazy_packages_export_what_they_did():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "True"
+
+
+@pytest.mark.parametrize("package", ["robusttext.certify", "robusttext.perturb",
+                                     "robusttext.text", "robusttext.train"])
+def test_every_exported_name_resolves(package):
+    """Each name a lazy package exports is found where its table says."""
+    import importlib
+
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
