@@ -149,3 +149,18 @@ def test_train_at_budget_zero_says_it_trains_a_normal_model(tmp_path, monkeypatc
     assert "--budget 0 allows no change" in capsys.readouterr().out
     assert main(["train", "--epochs", "3", "--budget", "1", "--out", str(tmp_path / "r")]) == 0
     assert "--budget 0" not in capsys.readouterr().out
+
+
+def test_label_column_goes_with_data(word_model, capsys):
+    err = one_line_error(["certify", "--model", str(word_model), "a good movie",
+                          "--label-column", "y"], capsys)
+    assert "--label-column goes with --data" in err
+
+
+@pytest.mark.skipif(__import__("pathlib").Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Debian's dataset-fashion-mnist is installed here")
+@pytest.mark.parametrize("command", [["vision", "certify"], ["vision", "train"]])
+def test_fashion_mnist_not_installed_says_how_to_get_it(command, tmp_path, capsys):
+    err = one_line_error([*command, "--data", "fashion-mnist", *(
+        ["--out", str(tmp_path / "run")] if command[1] == "train" else [])], capsys)
+    assert "apt-get install dataset-fashion-mnist" in err

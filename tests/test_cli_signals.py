@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import write_idx_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused
 
@@ -89,11 +91,12 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.parametrize("argv,module,name,expected", [
-    (["vision", "certify", "--limit", "5"], "robusttext.vision.cli", "load_data",
+    (["vision", "certify", "--limit", "5", "--data", "idx"], "robusttext.vision.cli",
+     "load_data",
      "robusttext vision certify: interrupted"),
     (["certify", "--model", "word-wordnet", "--quiet"], "robusttext.certify.sharded",
      "certify_sharded", "robusttext certify: interrupted; stopped"),
-    (["vision", "train", "--out", "there"], "robusttext.vision.train", "train",
+    (["vision", "train", "--out", "there", "--data", "idx"], "robusttext.vision.train", "train",
      "robusttext vision train: interrupted; the same command resumes the run in there"),
     (["train", "--architecture", "char-cnn", "--train", "x.tsv", "--out", "somewhere"],
      "robusttext.train.trainer", "train", "robusttext train: interrupted; the same command "
@@ -102,6 +105,8 @@ sys.exit(main(sys.argv[1:]))
 def test_ctrl_c_anywhere_is_one_line(tmp_path, argv, module, name, expected):
     if "x.tsv" in argv:
         (tmp_path / "x.tsv").write_text("sentence\tlabel\na fine film\t1\n")
+    if "idx" in argv:
+        write_idx_folder(tmp_path / "idx", n_train=8, n_test=8)
     done = robusttext(*argv, code=RAISE_IN.format(module=module, name=name), cwd=tmp_path)
     assert done.returncode == 130
     assert one_line(done.stderr).startswith(expected)

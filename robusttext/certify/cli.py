@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="split of a hub data set (default: validation, else test)")
     parser.add_argument("--text-column", metavar="NAME",
                         help="column of the text (default: sentence or text)")
-    parser.add_argument("--label-column", metavar="NAME", default="label",
+    parser.add_argument("--label-column", metavar="NAME",
                         help="column of the label (default: label)")
     parser.add_argument("--budget", metavar="N[,N...]",
                         help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: "
@@ -207,7 +207,7 @@ def _examples(args: argparse.Namespace):
                                   "--data")
         source = DEMO_SENTENCES
     return load_examples(source, split=args.split, text_column=args.text_column,
-                         label_column=args.label_column, limit=args.limit), str(source)
+                         label_column=args.label_column or "label", limit=args.limit), str(source)
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     if args.text is not None:
         if args.data is not None:
             raise RobustTextError("give one SENTENCE or --data, not both")
-        for flag in ("split", "text_column", "limit", "html", "plot"):
+        for flag in ("split", "text_column", "label_column", "limit", "html", "plot"):
             if getattr(args, flag) is not None:
                 raise RobustTextError(f"--{flag.replace('_', '-')} goes with --data (many "
                                       "sentences), not with one SENTENCE")

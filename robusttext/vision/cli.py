@@ -147,15 +147,10 @@ def _train(args) -> int:
         value = getattr(config, name)
         if value is not None and value < 1:
             raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    from robusttext.data.hub import check_hub_reachable
-    from robusttext.vision.data import HUB_COLUMNS, KNOWN_FOLDERS
-
-    source = str(config.data)
-    if source in HUB_COLUMNS and not Path(KNOWN_FOLDERS.get(source, source)).is_dir():
-        check_hub_reachable(source, alternatives=IMAGE_ALTERNATIVES)
     from robusttext.options import check_out_folder
 
     check_out_folder(config.out)
+    check_image_source(str(config.data))
     warn_if_never_perturbed(config.method != "natural", config.epochs, config.warmup_epochs)
     done = check_resume(Path(config.out), config)
     if done is not None:
@@ -289,15 +284,29 @@ IMAGE_ALTERNATIVES = ("give a local folder instead: IDX files (MNIST, Fashion-MN
                       "batches, or fashion-mnist (apt-get install dataset-fashion-mnist)")
 
 
-def load_data(source: str, split: str):
-    """``vision.data.load_images``, failing within seconds in one line when ``source`` is a hub
-    id and the hub cannot be reached, and in one line when the hub refuses it."""
+def check_image_source(source: str) -> bool:
+    """Before any work: a known folder that is not installed, or a hub id without network,
+    fails in one line within seconds. Returns whether ``source`` is read from the hub."""
     from robusttext.data.hub import check_hub_reachable
-    from robusttext.vision.data import HUB_COLUMNS, KNOWN_FOLDERS, load_images
+    from robusttext.vision.data import HUB_COLUMNS, KNOWN_FOLDERS
 
+    if source in KNOWN_FOLDERS and not Path(KNOWN_FOLDERS[source]).is_dir():
+        raise RobustTextError(
+            f"--data {source} reads Debian's files in {KNOWN_FOLDERS[source]}, which are not "
+            "installed (apt-get install dataset-fashion-mnist); or give --data FOLDER (IDX "
+            "files) or the hub id zalando-datasets/fashion_mnist (needs the network)")
     hub = source in HUB_COLUMNS and not Path(KNOWN_FOLDERS.get(source, source)).is_dir()
     if hub:
         check_hub_reachable(source, alternatives=IMAGE_ALTERNATIVES)
+    return hub
+
+
+def load_data(source: str, split: str):
+    """``vision.data.load_images``, failing within seconds in one line when ``source`` is a hub
+    id and the hub cannot be reached, and in one line when the hub refuses it."""
+    from robusttext.vision.data import load_images
+
+    hub = check_image_source(source)
     try:
         return load_images(source, split)
     except RobustTextError:
