@@ -151,3 +151,14 @@ def test_an_interrupted_training_is_named(tmp_path, data, capsys):
                                state={"epoch": 10, "step": 100})
     assert main(["certify", "--model", str(finished), "--data", str(data), "--quiet"]) == 0
     assert "training was interrupted" not in capsys.readouterr().out
+
+
+def test_a_created_output_folder_is_said(word_model, data, tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "r.json"
+    assert main(["certify", "--model", str(word_model), "--data", str(data), "--json",
+                 str(out), "--quiet"]) == 0
+    assert f"(created the folder {out.parent})" in capsys.readouterr().out
+    assert json.loads(out.read_text())["examples"]
+    assert main(["certify", "--model", str(word_model), "--data", str(data), "--json",
+                 str(out), "--quiet"]) == 0
+    assert "created the folder" not in capsys.readouterr().out

@@ -255,6 +255,9 @@ def run(args: argparse.Namespace) -> int:
         raise RobustTextError("--label goes with one SENTENCE")
     check_flags_act(args)
     check_outputs(args)
+    # Output folders that do not exist yet: created when written, and said so.
+    created = {p: f" (created the folder {Path(p).parent})" for p in (args.json, args.html,
+               args.plot) if p and p != "-" and not Path(p).parent.exists()}
     if args.plot and budgets == [None]:
         raise RobustTextError("--plot: --budget any has no axis to plot; give budgets such as "
                               "--budget 1,2,3")
@@ -283,6 +286,10 @@ def run(args: argparse.Namespace) -> int:
 
         bundles = [load_text_model(name, _device(args.device)) for name in names]
         bundles = [replace(b, space=bundle_space(b, flag_space)) for b in bundles]
+        for bundle in bundles:
+            unfinished = unfinished_training(bundle.meta)
+            if unfinished:
+                say(f"note: {bundle.name}: {unfinished}")
         report = {"summary": [], "examples": [], "models": {}, "data": "SENTENCE"}
         try:
             for bundle in bundles:
@@ -292,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"robusttext certify: SOUNDNESS VIOLATION: {error}", file=sys.stderr)
             return 3
         if args.json:
-            say(f"report: {write_json(args.json, report)}")
+            say(f"report: {write_json(args.json, report)}{created.get(args.json, '')}")
         return 0
     examples, source = _examples(args)
     # Under torchrun (robusttext.distributed): join the group, this rank's device, rank 0 prints;
@@ -341,15 +348,15 @@ def run(args: argparse.Namespace) -> int:
         say()
         _add_to_report(report, bundle, result)
     if args.json and job.is_main:
-        say(f"report: {write_json(args.json, report)}")
+        say(f"report: {write_json(args.json, report)}{created.get(args.json, '')}")
     if args.html and job.is_main:
         from robusttext.certify.html import write_html
 
         page = write_html(args.html, results, bundles, source,
                           getattr(args, "command_line", None))
-        say(f"page: {page}")
+        say(f"page: {page}{created.get(args.html, '')}")
     if args.plot and job.is_main:
-        say(f"plot: {plot_accuracy(args.plot, results)}")
+        say(f"plot: {plot_accuracy(args.plot, results)}{created.get(args.plot, '')}")
     return 0
 
 
