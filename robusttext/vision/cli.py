@@ -150,13 +150,17 @@ def _train(args) -> int:
     from robusttext.options import check_out_folder
 
     check_out_folder(config.out)
-    check_image_source(str(config.data))
+    check_image_source(str(config.data), folders=False)
     warn_if_never_perturbed(config.method != "natural", config.epochs, config.warmup_epochs)
     done = check_resume(Path(config.out), config)
     if done is not None:
         print(format_metrics(done))
         return 0
-    metrics = train(config, resume=True, progress=not args.quiet)
+    try:
+        metrics = train(config, resume=True, progress=not args.quiet)
+    except RobustTextError:
+        check_image_source(str(config.data))  # the clearer reason, when the data is missing
+        raise
     print(format_metrics(metrics))
     return 0
 
@@ -284,13 +288,14 @@ IMAGE_ALTERNATIVES = ("give a local folder instead: IDX files (MNIST, Fashion-MN
                       "batches, or fashion-mnist (apt-get install dataset-fashion-mnist)")
 
 
-def check_image_source(source: str) -> bool:
-    """Before any work: a known folder that is not installed, or a hub id without network,
-    fails in one line within seconds. Returns whether ``source`` is read from the hub."""
+def check_image_source(source: str, folders: bool = True) -> bool:
+    """Before any work: a hub id without network and (with ``folders``) a known folder that
+    is not installed fail in one line within seconds. Returns whether ``source`` is read from
+    the hub."""
     from robusttext.data.hub import check_hub_reachable
     from robusttext.vision.data import HUB_COLUMNS, KNOWN_FOLDERS
 
-    if source in KNOWN_FOLDERS and not Path(KNOWN_FOLDERS[source]).is_dir():
+    if folders and source in KNOWN_FOLDERS and not Path(KNOWN_FOLDERS[source]).is_dir():
         raise RobustTextError(
             f"--data {source} reads Debian's files in {KNOWN_FOLDERS[source]}, which are not "
             "installed (apt-get install dataset-fashion-mnist); or give --data FOLDER (IDX "
