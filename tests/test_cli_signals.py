@@ -127,7 +127,8 @@ def test_hub_model_without_network_fails_without_retries(tmp_path):
                       cwd=tmp_path)
     assert done.returncode == 2
     assert "Retrying" not in done.stderr
-    assert "someorg/somemodel" in one_line(done.stderr)
+    line = one_line(done.stderr)
+    assert "someorg/somemodel" in line and "the hub cannot be reached" in line
 
 
 # An editable install's finder, as setuptools writes one: it maps robusttext to the tree, and

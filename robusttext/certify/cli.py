@@ -161,17 +161,18 @@ def parse_budgets(text: str | None) -> list[int | None] | None:
     return budgets
 
 
-def check_model_name(name: str) -> None:
+def check_model_name(name: str) -> str | None:
     """Before any loading: a shipped image model points to ``robusttext vision certify``; a
     name that is no folder and close to a shipped model's gets a "did you mean"; a hub id
     (``ORG/NAME``) on a machine without network switches the Hugging Face libraries offline,
-    so that they read their cache at once instead of retrying for half a minute."""
+    so that they read their cache at once instead of retrying for half a minute; returns why
+    the hub cannot be reached then (else None)."""
     import difflib
 
     from robusttext.shipped import shipped_models
 
     if Path(name).exists() or name in SHIPPED_MODELS:
-        return
+        return None
     if name in shipped_models("vision"):
         raise RobustTextError(f"--model {name} is an image model; certify it with robusttext "
                               f"vision certify --model {name}")
@@ -182,7 +183,8 @@ def check_model_name(name: str) -> None:
     if "/" in name.strip("/") and not name.startswith((".", "/")):
         from robusttext.data.hub import offline_unless_reachable
 
-        offline_unless_reachable()
+        return offline_unless_reachable()
+    return None
 
 
 def _models(name: str | None) -> list[str]:
@@ -277,14 +279,23 @@ def run(args: argparse.Namespace) -> int:
     from robusttext.text import load_text_model
     from robusttext.text.io import bundle_space
 
-    if args.model is not None:
-        check_model_name(args.model)
+    unreachable = check_model_name(args.model) if args.model is not None else None
+
+    def load(name: str, device: str):
+        try:
+            return load_text_model(name, device)
+        except RobustTextError as error:
+            if unreachable is None:
+                raise
+            raise RobustTextError(f"{error} (robusttext set it: the hub cannot be reached, "
+                                  f"{unreachable})") from None
+
     names = _models(args.model)
     flag_space = _flag_space(args, budgets)
     if args.text is not None:
         from robusttext.certify.sentence import show_sentence
 
-        bundles = [load_text_model(name, _device(args.device)) for name in names]
+        bundles = [load(name, _device(args.device)) for name in names]
         bundles = [replace(b, space=bundle_space(b, flag_space)) for b in bundles]
         for bundle in bundles:
             unfinished = unfinished_training(bundle.meta)
@@ -311,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
     report: dict = {"summary": [], "examples": [], "models": {}, "data": source}
     results, bundles = {}, {}
     for name in names:
-        bundle = load_text_model(name, args.device)
+        bundle = load(name, args.device)
         bundle = replace(bundle, space=bundle_space(bundle, flag_space))  # the flags' or its own
         unfinished = unfinished_training(bundle.meta)
         if unfinished:
