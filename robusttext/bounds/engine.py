@@ -9,22 +9,24 @@ from a node with linear bounds and concretizes them over the input set.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 import torch.fx as fx
 
 from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings, optimised_backward
+from robusttext.bounds.capture import capture, state_kept
 from robusttext.bounds.graph import (
     SHAPE_FUNCTIONS,
     SHAPE_QUERIES,
     describe,
     run_node,
     run_with,
-    trace,
     where,
 )
 from robusttext.bounds.input_sets import Box, InputSet, concretize_interval
+from robusttext.bounds.oracle import REPORT, check_containment
 from robusttext.bounds.rules import bind, known_finite, lookup, sound, widen, writes_input
 from robusttext.errors import RobustTextError
 from robusttext.methods import ENGINE_METHODS as METHODS
@@ -120,8 +122,13 @@ class NodeContext:
 
 
 class _Propagation:
-    def __init__(self, model: torch.nn.Module, input_set: InputSet, extra_inputs):
-        self.graph_module = trace(model)
+    def __init__(self, model: torch.nn.Module, input_set: InputSet, extra_inputs,
+                 graph_module: fx.GraphModule | None = None):
+        if graph_module is None:  # traced and checked once (the cache keeps the graph)
+            graph_module, check = capture(model, input_set, extra_inputs)
+            if check is not None:
+                check()
+        self.graph_module = graph_module
         self.nodes = list(self.graph_module.graph.nodes)
         self.input_set = input_set
         self.extra_inputs = tuple(extra_inputs)
@@ -140,11 +147,13 @@ class _Propagation:
         self.input_node = None
         self.output_node = None
         self.batch = None
+        self.current = None  # the node being bounded (for an internal error's message)
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, method: str) -> None:
         placeholders = 0
         for node in self.nodes:
+            self.current = node
             if node.op == "placeholder":
                 self._placeholder(node, placeholders)
                 placeholders += 1
@@ -200,7 +209,12 @@ class _Propagation:
     def _call(self, node, method):
         bounded = [n for n in node.all_input_nodes if n in self.bounds]
         if not bounded:
-            self.constants[node] = self.run(node, {})
+            try:
+                self.constants[node] = self.run(node, {})
+            except Exception as error:
+                raise RobustTextError(
+                    f"running {describe(node, self.graph_module)} at {where(node)} failed: "
+                    f"{type(error).__name__}: {error}") from None
             return
         if self._is_shape_query(node):
             self.constants[node] = self.run(node, {n: self.bounds[n][0] for n in bounded})
@@ -280,6 +294,18 @@ class _Propagation:
                         f"out of place, e.g. inplace=False) (at {ctx.where})"
                     )
 
+    def magnitude_read(self, node) -> float:
+        """The largest finite magnitude among the values ``node`` reads (its inputs' intervals
+        and constant tensors), for the containment oracle's rounding allowance."""
+        largest = 0.0
+        for source in node.all_input_nodes:
+            ends = self.bounds.get(source) or (self.constants.get(source),)
+            for end in ends:
+                if isinstance(end, torch.Tensor) and end.is_floating_point() and end.numel():
+                    finite = end.detach().abs().nan_to_num(posinf=0.0)
+                    largest = max(largest, float(finite.max()))
+        return largest
+
     @staticmethod
     def _is_shape_query(node) -> bool:
         if node.op == "call_method":
@@ -300,6 +326,7 @@ class _Propagation:
         for node in reversed(self.nodes[: stop + 1]):
             if node not in pending:
                 continue
+            self.current = node
             a_lower, a_upper = pending.pop(node)
             if node is self.input_node:
                 for side, (A, sign) in enumerate(((a_lower, -1), (a_upper, 1))):
@@ -423,8 +450,49 @@ def linear_bounds(model: torch.nn.Module, input_set: InputSet, method: str = "cr
 
 def _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper, with_ibp,
             alpha=(ALPHA_STEPS, ALPHA_LR)):
-    prop = _Propagation(model, input_set, extra_inputs)
-    prop.forward(method)
+    """``compute_bounds``'s work, every bound checked by the containment oracle (oracle.py);
+    nothing but a ``RobustTextError`` escapes."""
+    state: dict = {}
+    try:
+        lower, upper = _checked_bounds(state, model, input_set, method, C, extra_inputs,
+                                       bound_lower, bound_upper, with_ibp, alpha)
+    except RobustTextError:
+        raise
+    except Exception as error:
+        raise internal_error(error, method, state.get("prop")) from error
+    return lower, upper
+
+
+def internal_error(error: Exception, method: str, prop) -> RobustTextError:
+    """A ``RobustTextError`` for an exception that no check foresaw, naming the operation and
+    the model line being bounded and how to report it."""
+    node = getattr(prop, "current", None)
+    at = (f" while bounding {describe(node, prop.graph_module)} at {where(node)}"
+          if node is not None else "")
+    return RobustTextError(
+        f"internal error in robusttext's {method} bounds{at}: {type(error).__name__}: "
+        f"{str(error).splitlines()[0] if str(error) else ''}. {REPORT}")
+
+
+def _checked_bounds(state, model, input_set, method, C, extra_inputs, bound_lower, bound_upper,
+                    with_ibp, alpha):
+    lower, upper, prop = _engine_bounds(state, model, input_set, method, C, extra_inputs,
+                                        bound_lower, bound_upper, with_ibp, alpha)
+    node = prop.output_node
+    check_containment(model, input_set, extra_inputs, C, lower, upper, method,
+                      f"{describe(node, prop.graph_module)} at {where(node)}",
+                      prop.magnitude_read(node))
+    return lower, upper
+
+
+def _engine_bounds(state, model, input_set, method, C, extra_inputs, bound_lower, bound_upper,
+                   with_ibp, alpha):
+    graph_module, check = capture(model, input_set, extra_inputs)
+    with state_kept(model) if check is not None else contextlib.nullcontext():
+        prop = state["prop"] = _Propagation(model, input_set, extra_inputs, graph_module)
+        prop.forward(method)  # refuses by name an operation that no rule bounds
+        if check is not None:
+            check()  # the graph is the model (capture.py)
     out = prop.output_node
     out_lower, out_upper = prop.bounds[out]
     batch = out_lower.shape[0]
@@ -445,7 +513,7 @@ def _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper,
         else:
             lower, upper = _ibp_with_spec(prop, out, spec, bound_lower, bound_upper)
         return (widen(lower, -1) if bound_lower else None,
-                widen(upper, 1) if bound_upper else None)
+                widen(upper, 1) if bound_upper else None, prop)
     if C is None:
         eye = torch.eye(outputs, dtype=out_lower.dtype, device=out_lower.device)
         spec = eye.view(outputs, *out_lower.shape[1:]).unsqueeze(0).expand(batch, -1,
@@ -462,7 +530,7 @@ def _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper,
     if C is None:
         lower = lower.view_as(out_lower) if lower is not None else None
         upper = upper.view_as(out_upper) if upper is not None else None
-    return lower, upper
+    return lower, upper, prop
 
 
 def _ibp_with_spec(prop, out, spec, bound_lower, bound_upper):

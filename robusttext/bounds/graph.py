@@ -14,7 +14,6 @@ import linecache
 import operator
 import re
 import sys
-import weakref
 from pathlib import Path
 
 import torch
@@ -36,7 +35,9 @@ SHAPE_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.full_like, torch.emp
 
 class _Proxy(fx.Proxy):
     """A proxy that records ``a += b`` (and -=, *=, /=) as the in-place operator, where fx's own
-    records a fresh ``a + b`` and so loses the write into ``a``."""
+    records a fresh ``a + b`` and so loses the write into ``a``; and that answers ``len``,
+    ``int`` and ``operator.index`` from the traced example when it holds a shape (see
+    ``Tracer.concrete``)."""
 
     def _inplace(self, op, other):
         return self.tracer.create_proxy("call_function", op, (self, other), {})
@@ -53,33 +54,182 @@ class _Proxy(fx.Proxy):
     def __itruediv__(self, other):
         return self._inplace(operator.itruediv, other)
 
+    def __len__(self):
+        return self.tracer.length(self)
+
+    def __index__(self):
+        return operator.index(self.tracer.concrete(self, "an integer made of"))
+
+    def __int__(self):
+        return int(self.tracer.concrete(self, "int() of"))
+
+
+# Calls whose result is a fact about a tensor's shape, dtype or device.
+_SHAPE_METHODS = {"size", "dim", "ndimension", "numel", "nelement"}
+_SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device", "is_cuda", "is_floating_point"}
+
+
+def _is_shape_fact(node: fx.Node) -> bool:
+    """True when a node's value is known from the shapes (and dtypes) of the inputs alone: a
+    shape query, or Python arithmetic, indexing and comparison of such values."""
+    if node.op == "call_method":
+        return node.target in _SHAPE_METHODS
+    if node.op != "call_function":
+        return False
+    if node.target is getattr:
+        return len(node.args) > 1 and node.args[1] in _SHAPE_ATTRIBUTES
+    if getattr(node.target, "__module__", None) in ("_operator", "operator", "math") or (
+            node.target in (len, int, float, min, max, abs)):
+        return all(n.meta.get("shape_fact", False) for n in node.all_input_nodes)
+    return False
+
 
 class Tracer(fx.Tracer):
-    """torch.fx tracer that records the model line of every node for error messages.
+    """torch.fx tracer of the module that runs.
+
+    - It records the model line of every node for error messages.
+    - A module that does more than its class's ``forward`` (forward hooks or pre-hooks of its
+      own or global ones, ``torch.nn.utils.prune``, parametrizations, old-style weight or
+      spectral norm, a ``forward`` set on the instance) is traced through, so that what the hooks
+      compute is in the graph, instead of kept as one call that a rule would rebuild from its
+      type; so is a module made inside ``forward`` (not a submodule of the model).
+    - Given ``examples`` (the values of the forward's inputs), Python code that needs a concrete
+      shape (``x.view(*shape)``, ``if h.shape[-1] == x.shape[-1]:``, ``range(x.size(1))``)
+      gets it from the example, and the trace is marked ``specialized``: valid for inputs of
+      those shapes only. A branch on a tensor's values is refused, naming the model line.
 
     (fx's own ``record_stack_traces`` imports much of torch on first use; a plain Python stack
     walk is enough to find the model's line.)
     """
+
+    def __init__(self, examples: tuple | None = None):
+        super().__init__()
+        self.examples = examples
+        self.specialized = False
+        self._values: dict = {}
 
     def proxy(self, node):
         return _Proxy(node, self)
 
     def create_node(self, *args, **kwargs):
         node = super().create_node(*args, **kwargs)
-        # the innermost caller outside torch and the engine: the model's line. Frames are
-        # walked up from here (no whole-stack summary with every frame's source line), each
-        # file judged once, and only the found line is read (linecache keeps the file).
-        frame = sys._getframe(1)
-        while frame is not None and _is_library(frame.f_code.co_filename):
-            frame = frame.f_back
+        node.meta["shape_fact"] = _is_shape_fact(node)
+        frame = model_frame(sys._getframe(1))
         if frame is not None:
-            code = frame.f_code
-            line = linecache.getline(code.co_filename, frame.f_lineno).strip()
-            node.meta["stack_trace"] = (
-                f'File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}\n'
-                f"    {line}"
-            )
+            node.meta["stack_trace"] = _frame_text(frame)
         return node
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return super().is_leaf_module(m, qualname) and not runs_more_than_forward(m)
+
+    def call_module(self, m, forward, args, kwargs):
+        try:
+            self.path_of_module(m)
+        except NameError:  # made inside forward: what it computes is traced through
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    # -- Python asking for concrete values ----------------------------------------------------
+    def to_bool(self, obj) -> bool:
+        return bool(self.concrete(obj, "a branch (if, while, and/or, assert) on"))
+
+    def iter(self, obj):
+        return iter(self.concrete(obj, "iteration (a loop or *args) over"))
+
+    def concrete(self, proxy, construct: str):
+        """The value of ``proxy`` on the examples, when it is a fact about shapes; otherwise a
+        ``RobustTextError`` naming the construct and the model line."""
+        node = proxy.node
+        if not node.meta.get("shape_fact", False):
+            frame = model_frame(sys._getframe(1))
+            line = _frame_text(frame).replace("\n   ", ":") if frame else "an unknown line"
+            raise RobustTextError(
+                f"the forward uses {construct} a tensor's values ({describe_traced(node)}), "
+                f"which cannot be bounded over a set of inputs: at {line}. Compute it from "
+                "shapes only, or move it out of the bounded module")
+        if self.examples is None:
+            frame = model_frame(sys._getframe(1))
+            line = _frame_text(frame).replace("\n   ", ":") if frame else "an unknown line"
+            raise RobustTextError(
+                f"the forward uses {construct} a shape at {line}, which needs example inputs to "
+                "trace (robusttext passes them when it bounds)")
+        self.specialized = True
+        return self._value(node)
+
+    def length(self, proxy) -> int:
+        """``len()`` of a traced value: a fact about shapes, taken from the examples."""
+        if proxy.node.meta.get("shape_fact", False):
+            return len(self.concrete(proxy, "len() of"))
+        if self.examples is None:
+            raise RobustTextError("len() of a tensor needs example inputs to trace")
+        self.specialized = True
+        return len(self._value(proxy.node))
+
+    def _value(self, node: fx.Node):
+        if node in self._values:
+            return self._values[node]
+        if node.op == "placeholder":
+            index = [n for n in node.graph.nodes if n.op == "placeholder"].index(node)
+            value = self.examples[index] if index < len(self.examples) else node.args[0]
+        elif node.op == "get_attr":
+            value = _fetch_attr(self.root, node.target)
+        else:
+            args = fx.node.map_arg(node.args, self._value)
+            kwargs = fx.node.map_arg(node.kwargs, self._value)
+            with torch.no_grad():
+                value = self._run(node, args, kwargs)
+        self._values[node] = value
+        return value
+
+    def _run(self, node, args, kwargs):
+        if node.op == "call_module":
+            return self.root.get_submodule(node.target)(*args, **kwargs)
+        if node.op == "call_function":
+            return node.target(*args, **kwargs)
+        obj, *rest = args
+        return getattr(obj, node.target)(*rest, **kwargs)
+
+
+def describe_traced(node: fx.Node) -> str:
+    target = node.target
+    name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+    return f"the result of {name}"
+
+
+def model_frame(frame):
+    """The innermost frame outside torch and the engine, from ``frame`` up: the model's line.
+    Frames are walked up (no whole-stack summary), each file judged once."""
+    while frame is not None and _is_library(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
+def _frame_text(frame) -> str:
+    code = frame.f_code
+    line = linecache.getline(code.co_filename, frame.f_lineno).strip()
+    return (f'File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}\n'
+            f"    {line}")
+
+
+_GLOBAL_HOOKS = ("_global_forward_hooks", "_global_forward_pre_hooks",
+                 "_global_forward_hooks_with_kwargs", "_global_forward_hooks_always_called")
+_OWN_HOOKS = ("_forward_hooks", "_forward_pre_hooks")
+
+
+def global_hooks() -> tuple:
+    """The forward hooks registered for every module (``register_module_forward_hook``)."""
+    from torch.nn.modules import module as module_module
+
+    return tuple((name, key, id(fn)) for name in _GLOBAL_HOOKS
+                 for key, fn in getattr(module_module, name, {}).items())
+
+
+def runs_more_than_forward(m: nn.Module) -> bool:
+    """True when calling ``m`` runs more than its class's ``forward``: hooks of its own or global
+    ones (pruning and old-style weight / spectral norm work through a pre-hook), a
+    parametrization, or a ``forward`` set on the instance."""
+    return bool(any(getattr(m, name, None) for name in _OWN_HOOKS) or global_hooks()
+                or "forward" in m.__dict__ or "parametrizations" in m._modules)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -88,31 +238,90 @@ def _is_library(filename: str) -> bool:
     return str(Path(filename).resolve()).startswith((_TORCH_DIR, _ENGINE_DIR))
 
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def trace(model: nn.Module, examples: tuple | None = None) -> tuple[fx.GraphModule, bool]:
+    """The graph of what calling ``model(*examples)`` runs, rewritten, and whether it is
+    specialized to the examples' shapes (see ``Tracer``); not cached (``capture`` caches).
 
-
-def trace(model: nn.Module) -> fx.GraphModule:
-    """The model's fx graph, rewritten (cached per model object and train/eval state: a
-    functional ``F.dropout(x, training=self.training)`` is traced with the flag's value)."""
-    modes = tuple(m.training for m in model.modules())
-    cached = _CACHE.get(model)
-    if cached is not None and cached[0] == modes:
-        return cached[1]
-    # A bare leaf module (nn.Linear, ...) is traced inside a container so that it keeps its name.
-    leaf = type(model) in covered_modules() or Tracer().is_leaf_module(model, "")
-    root = torch.nn.Sequential(model) if leaf else model
+    A bare leaf module (nn.Linear, ...) is traced inside a container so that it keeps its name;
+    a model whose own call runs hooks or an instance ``forward`` inside a wrapper that calls it.
+    """
+    leaf = type(model) in covered_modules() or fx.Tracer().is_leaf_module(model, "")
+    arity = len(examples) if examples is not None else 1
+    if leaf and arity == 1:
+        root = torch.nn.Sequential(model)
+    elif leaf or runs_more_than_forward(model):
+        root = _caller(arity)(model)
+    else:
+        root = model
+    tracer = Tracer(examples)
+    saved = _attributes(root)
     try:
-        graph = Tracer().trace(root)
+        graph = tracer.trace(root)
+    except RobustTextError:
+        raise
     except Exception as error:  # fx raises many kinds of errors on untraceable code
         raise RobustTextError(
-            f"cannot trace {type(model).__name__} with torch.fx: {error}. Models must not branch "
-            "on tensor values."
-        ) from None
+            f"cannot trace {type(model).__name__} with torch.fx: {_first_line(error)} "
+            f"(at {_model_line_of(error)})") from None
+    finally:
+        _restore_attributes(saved)  # a hook that sets an attribute set it to a proxy
     module = fx.GraphModule(root, graph)
     decompose_layer_norm(module)
     fuse_sequence_conv(module)
-    _CACHE[model] = (modes, module)
-    return module
+    return module, tracer.specialized
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _model_line_of(error: Exception) -> str:
+    """The innermost model line in an exception's traceback."""
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        if not _is_library(tb.tb_frame.f_code.co_filename):
+            found = tb.tb_frame, tb.tb_lineno
+        tb = tb.tb_next
+    if found is None:
+        return "an unknown line"
+    frame, lineno = found
+    code = frame.f_code
+    return (f"{code.co_filename}:{lineno} in {code.co_name}: "
+            f"{linecache.getline(code.co_filename, lineno).strip()}")
+
+
+@functools.lru_cache(maxsize=16)
+def _caller(arity: int) -> type:
+    """A module class whose ``forward(x0, ..., x{arity-1})`` calls ``self.model`` on them."""
+    names = ", ".join(f"x{i}" for i in range(arity))
+    namespace: dict = {}
+    source = f"def forward(self, {names}):\n    return self.model({names})\n"
+    exec(compile(source, __file__, "exec"), namespace)  # noqa: S102 (a fixed template)
+
+    def __init__(self, model):
+        nn.Module.__init__(self)
+        self.model = model
+
+    return type(f"Call{arity}", (nn.Module,), {"__init__": __init__,
+                                               "forward": namespace["forward"]})
+
+
+def _attributes(root: nn.Module) -> list:
+    return [(m, dict(m.__dict__)) for m in root.modules()]
+
+
+def _restore_attributes(saved: list) -> None:
+    for m, attributes in saved:
+        for key in [k for k in m.__dict__ if k not in attributes]:
+            del m.__dict__[key]
+        for key, value in attributes.items():
+            if m.__dict__.get(key, _MISSING) is not value:
+                m.__dict__[key] = value
+
+
+_MISSING = object()
 
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
