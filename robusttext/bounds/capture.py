@@ -37,8 +37,10 @@ def fingerprint(model: nn.Module) -> tuple:
     """What the traced graph depends on: every submodule (its name, identity, class and the
     class's forward), training flag, parameters' and buffers' identities (their values are read
     when the graph runs), hooks (its own and global ones) and Python attributes (numbers, strings
-    and containers of them by value, anything else by identity, an object's own attributes one
-    level deep)."""
+    and containers of them by value, tensors by shape and dtype, anything else by identity, an
+    object's own attributes one level deep). A tensor attribute the graph reads is checked by
+    identity apart (``_reads_current``): a pruning hook sets ``weight`` anew at every call,
+    which the traced graph does not read."""
     parts = [global_hooks()]
     for name, m in model.named_modules(remove_duplicate=False):
         parts.append((name, id(m), type(m), id(getattr(type(m), "forward", None)), m.training,
@@ -61,8 +63,8 @@ def _freeze(value, depth: int):
         return (type(value), frozenset(_freeze(v, depth) for v in value))
     if isinstance(value, dict) and len(value) <= 64:
         return (type(value), tuple((_freeze(k, 0), _freeze(v, depth)) for k, v in value.items()))
-    if isinstance(value, torch.Tensor):
-        return ("tensor", id(value))
+    if isinstance(value, torch.Tensor):  # the graph reads it by name: see ``_reads_current``
+        return ("tensor", tuple(value.shape), value.dtype)
     if depth > 0 and not isinstance(value, nn.Module) and hasattr(value, "__dict__") and (
             not callable(value)):
         try:
@@ -90,7 +92,8 @@ def capture(model: nn.Module, input_set, extra_inputs=()):
     shapes = shapes_of(examples)
     kept = _CACHE.get(model, [])
     for entry_key, entry_shapes, module in kept:
-        if entry_key == key and (entry_shapes is None or entry_shapes == shapes):
+        if entry_key == key and (entry_shapes is None or entry_shapes == shapes) and (
+                _reads_current(module)):
             return module, None
     with state_kept(model):
         module, specialized = trace(model, examples)
@@ -101,6 +104,11 @@ def capture(model: nn.Module, input_set, extra_inputs=()):
         _CACHE[model] = [(key, shapes if specialized else None, module)] + others[: _KEPT - 1]
 
     return module, check
+
+
+def _reads_current(module: fx.GraphModule) -> bool:
+    """True when every tensor the graph reads by name is still the one the model holds there."""
+    return all(getattr(owner, name, None) is value for owner, name, value in module.live_reads)
 
 
 def _state(model: nn.Module) -> list:

@@ -9,11 +9,13 @@ that what they overwrite is not read again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import linecache
 import operator
 import re
 import sys
+import sysconfig
 from pathlib import Path
 
 import torch
@@ -24,6 +26,7 @@ from robusttext.bounds.rules import conv1d_over_sequence, covered_modules
 from robusttext.errors import RobustTextError
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
+_PYTHON_DIR = str(Path(sysconfig.get_paths()["stdlib"]).resolve())
 _ENGINE_DIR = str(Path(__file__).resolve().parent)
 
 # Calls that ask about a tensor's shape or type: evaluated on a representative tensor.
@@ -141,15 +144,13 @@ class Tracer(fx.Tracer):
         ``RobustTextError`` naming the construct and the model line."""
         node = proxy.node
         if not node.meta.get("shape_fact", False):
-            frame = model_frame(sys._getframe(1))
-            line = _frame_text(frame).replace("\n   ", ":") if frame else "an unknown line"
+            line = _line_at(model_frame(sys._getframe(1)))
             raise RobustTextError(
                 f"the forward uses {construct} a tensor's values ({describe_traced(node)}), "
                 f"which cannot be bounded over a set of inputs: at {line}. Compute it from "
                 "shapes only, or move it out of the bounded module")
         if self.examples is None:
-            frame = model_frame(sys._getframe(1))
-            line = _frame_text(frame).replace("\n   ", ":") if frame else "an unknown line"
+            line = _line_at(model_frame(sys._getframe(1)))
             raise RobustTextError(
                 f"the forward uses {construct} a shape at {line}, which needs example inputs to "
                 "trace (robusttext passes them when it bounds)")
@@ -172,11 +173,12 @@ class Tracer(fx.Tracer):
             index = [n for n in node.graph.nodes if n.op == "placeholder"].index(node)
             value = self.examples[index] if index < len(self.examples) else node.args[0]
         elif node.op == "get_attr":
-            value = _fetch_attr(self.root, node.target)
+            with _unpatched():
+                value = _fetch_attr(self.root, node.target)
         else:
             args = fx.node.map_arg(node.args, self._value)
             kwargs = fx.node.map_arg(node.kwargs, self._value)
-            with torch.no_grad():
+            with torch.no_grad(), _unpatched():
                 value = self._run(node, args, kwargs)
         self._values[node] = value
         return value
@@ -188,6 +190,21 @@ class Tracer(fx.Tracer):
             return node.target(*args, **kwargs)
         obj, *rest = args
         return getattr(obj, node.target)(*rest, **kwargs)
+
+
+@contextlib.contextmanager
+def _unpatched():
+    """Module calls and attribute reads as outside tracing (fx patches ``nn.Module`` while it
+    traces), for running nodes on the examples."""
+    from torch.fx import _symbolic_trace as symbolic
+
+    call, get = nn.Module.__call__, nn.Module.__getattr__
+    nn.Module.__call__, nn.Module.__getattr__ = symbolic._orig_module_call, (
+        symbolic._orig_module_getattr)
+    try:
+        yield
+    finally:
+        nn.Module.__call__, nn.Module.__getattr__ = call, get
 
 
 def describe_traced(node: fx.Node) -> str:
@@ -202,6 +219,15 @@ def model_frame(frame):
     while frame is not None and _is_library(frame.f_code.co_filename):
         frame = frame.f_back
     return frame
+
+
+def _line_at(frame) -> str:
+    """``file:line in function: code`` of a frame, for messages."""
+    if frame is None:
+        return "an unknown line"
+    code = frame.f_code
+    text = linecache.getline(code.co_filename, frame.f_lineno).strip()
+    return f"{code.co_filename}:{frame.f_lineno} in {code.co_name}: {text}"
 
 
 def _frame_text(frame) -> str:
@@ -235,7 +261,7 @@ def runs_more_than_forward(m: nn.Module) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _is_library(filename: str) -> bool:
     """Whether a frame's file is torch's or the engine's own (not the model's)."""
-    return str(Path(filename).resolve()).startswith((_TORCH_DIR, _ENGINE_DIR))
+    return str(Path(filename).resolve()).startswith((_TORCH_DIR, _ENGINE_DIR, _PYTHON_DIR))
 
 
 def trace(model: nn.Module, examples: tuple | None = None) -> tuple[fx.GraphModule, bool]:
@@ -257,6 +283,8 @@ def trace(model: nn.Module, examples: tuple | None = None) -> tuple[fx.GraphModu
     saved = _attributes(root)
     try:
         graph = tracer.trace(root)
+        module = fx.GraphModule(root, graph)  # with the constants tracing stored on the root
+        module.live_reads = _live_reads(root, graph)
     except RobustTextError:
         raise
     except Exception as error:  # fx raises many kinds of errors on untraceable code
@@ -265,10 +293,25 @@ def trace(model: nn.Module, examples: tuple | None = None) -> tuple[fx.GraphModu
             f"(at {_model_line_of(error)})") from None
     finally:
         _restore_attributes(saved)  # a hook that sets an attribute set it to a proxy
-    module = fx.GraphModule(root, graph)
     decompose_layer_norm(module)
     fuse_sequence_conv(module)
     return module, tracer.specialized
+
+
+def _live_reads(root: nn.Module, graph: fx.Graph) -> list:
+    """``(owner, name, value)`` for every tensor the graph reads by name (``get_attr``), with
+    ``owner`` the live module that holds it: the graph holds its own references, so a tensor
+    replaced in the model after tracing is found by ``getattr(owner, name) is not value``."""
+    reads = []
+    for node in graph.nodes:
+        if node.op == "get_attr":
+            prefix, _, name = node.target.rpartition(".")
+            try:
+                owner = root.get_submodule(prefix) if prefix else root
+                reads.append((owner, name, getattr(owner, name)))
+            except AttributeError:
+                continue
+    return reads
 
 
 def _first_line(error: Exception) -> str:
