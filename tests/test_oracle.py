@@ -102,3 +102,16 @@ def test_the_cheap_points_are_members_of_the_set():
         assert ((box.lower <= point) & (point <= box.upper)).all()
         corner = (point == box.lower) | (point == box.upper)
         assert corner.all() or torch.equal(point, box.center)
+
+
+def test_training_checks_every_n_steps_as_set():
+    from robusttext.bounds.oracle import enabled
+    from robusttext.train.config import TrainConfig
+
+    assert enabled()
+    with checking(False):
+        assert not enabled()
+    assert enabled()
+    assert TrainConfig(oracle_every=5).oracle_every == 5
+    with pytest.raises(RobustTextError, match="oracle-every"):
+        TrainConfig(oracle_every=-1)
