@@ -60,6 +60,11 @@ class _Proxy(fx.Proxy):
     def __len__(self):
         return self.tracer.length(self)
 
+    def __getattr__(self, name):
+        if name in _STATIC_ATTRIBUTES and getattr(self.tracer, "examples", None) is not None:
+            return self.tracer.static(self, name)  # torch.finfo(x.dtype) needs a real dtype
+        return super().__getattr__(name)
+
     def __index__(self):
         return operator.index(self.tracer.concrete(self, "an integer made of"))
 
@@ -69,6 +74,7 @@ class _Proxy(fx.Proxy):
 
 # Calls whose result is a fact about a tensor's shape, dtype or device.
 _SHAPE_METHODS = {"size", "dim", "ndimension", "numel", "nelement"}
+_STATIC_ATTRIBUTES = {"dtype", "device", "is_cuda"}
 _SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device", "is_cuda", "is_floating_point"}
 
 
@@ -107,6 +113,7 @@ class Tracer(fx.Tracer):
 
     def __init__(self, examples: tuple | None = None):
         super().__init__()
+        self.proxy_buffer_attributes = True  # a buffer sliced by a shape is traced, not run
         self.examples = examples
         self.specialized = False
         self._values: dict = {}
@@ -156,6 +163,11 @@ class Tracer(fx.Tracer):
                 "trace (robusttext passes them when it bounds)")
         self.specialized = True
         return self._value(node)
+
+    def static(self, proxy, name: str):
+        """``x.dtype`` (or ``device``) from the examples: the graph is then specialized to them."""
+        self.specialized = True
+        return getattr(self._value(proxy.node), name)
 
     def length(self, proxy) -> int:
         """``len()`` of a traced value: a fact about shapes, taken from the examples."""
