@@ -364,16 +364,28 @@ def _caller(arity: int) -> type:
 
 
 def _attributes(root: nn.Module) -> list:
-    return [(m, dict(m.__dict__)) for m in root.modules()]
+    """Every module's attributes, and its parameters, buffers and submodules, as they are."""
+    return [(m, dict(m.__dict__), {k: dict(m.__dict__[k]) for k in _TABLES if k in m.__dict__})
+            for m in root.modules()]
+
+
+_TABLES = ("_parameters", "_buffers", "_modules")
 
 
 def _restore_attributes(saved: list) -> None:
-    for m, attributes in saved:
+    """Put back what ``_attributes`` saw: tracing runs the forward on proxies, and a forward
+    that assigns (``self.calls += 1`` on a buffer, a pruning hook's ``weight``) assigns one."""
+    for m, attributes, tables in saved:
         for key in [k for k in m.__dict__ if k not in attributes]:
             del m.__dict__[key]
         for key, value in attributes.items():
             if m.__dict__.get(key, _MISSING) is not value:
                 m.__dict__[key] = value
+        for key, table in tables.items():
+            live = m.__dict__[key]
+            if live.keys() != table.keys() or any(live[k] is not v for k, v in table.items()):
+                live.clear()
+                live.update(table)
 
 
 _MISSING = object()
