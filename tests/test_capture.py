@@ -246,3 +246,40 @@ def test_ordinary_attention_code_is_traced_and_bounded():
     sound(model, ("ibp", "crown", "crown-ibp"), box(shape=(2, 3, 4), width=0.1))
     # another length traces again (the graph is specialized to the shapes it was traced for)
     sound(model, ("ibp", "crown-ibp"), box(1, shape=(2, 5, 4), width=0.1))
+
+
+def test_a_transformers_classifier_is_wrapped_without_edits_and_bounded():
+    """``BertForSequenceClassification`` (built from a config, nothing downloaded) through the
+    own-model API: the wrapped model computes the library's logits, and every rewrite of budget
+    1 (enumerated, run through the library's model) lies inside the bounds."""
+    transformers = pytest.importorskip("transformers")
+    from robusttext.bounds import SubstitutionSet
+    from robusttext.text.contract import wrap_text_model
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, max_position_embeddings=16, num_labels=2,
+        attn_implementation="eager")
+    bert = transformers.BertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        bert.classifier.bias.normal_()
+    model = wrap_text_model(bert, "bert.embeddings.word_embeddings")
+    for length, methods in ((5, ("ibp", "crown-ibp")), (3, ("ibp",))):
+        ids = torch.randint(5, 30, (2, length))
+        cand = torch.randint(5, 30, (2, length, 2))
+        mask = torch.ones(2, length)
+        mask[1, -1] = 0
+        with torch.no_grad():
+            torch.testing.assert_close(model(ids, mask),
+                                       bert(ids, attention_mask=mask).logits)
+        table = model.embedding.weight.detach()
+        subs = SubstitutionSet(table[ids], table[cand], torch.ones(2, length, 2, dtype=torch.bool),
+                               1)
+        rewrites = [ids] + [ids.index_put((torch.arange(2), torch.full((2,), p)), cand[:, p, k])
+                            for p in range(length) for k in range(2)]
+        with torch.no_grad():
+            outs = torch.stack([bert(r, attention_mask=mask).logits for r in rewrites])
+        for method in methods:
+            lower, upper = compute_bounds(model.body, subs, method, extra_inputs=(mask,))
+            assert (outs >= lower - 1e-5).all() and (outs <= upper + 1e-5).all(), method

@@ -93,6 +93,10 @@ def _is_shape_fact(node: fx.Node) -> bool:
     return False
 
 
+class NeedsExamples(RobustTextError):
+    """Tracing needs a concrete shape and was given no example inputs."""
+
+
 class Tracer(fx.Tracer):
     """torch.fx tracer of the module that runs.
 
@@ -158,11 +162,16 @@ class Tracer(fx.Tracer):
                 "shapes only, or move it out of the bounded module")
         if self.examples is None:
             line = _line_at(model_frame(sys._getframe(1)))
-            raise RobustTextError(
+            raise NeedsExamples(
                 f"the forward uses {construct} a shape at {line}, which needs example inputs to "
                 "trace (robusttext passes them when it bounds)")
         self.specialized = True
         return self._value(node)
+
+    def example_of(self, proxy):
+        """The value of a traced input on the examples (the graph is then specialized)."""
+        self.specialized = True
+        return self._value(proxy.node)
 
     def static(self, proxy, name: str):
         """``x.dtype`` (or ``device``) from the examples: the graph is then specialized to them."""
@@ -174,7 +183,7 @@ class Tracer(fx.Tracer):
         if proxy.node.meta.get("shape_fact", False):
             return len(self.concrete(proxy, "len() of"))
         if self.examples is None:
-            raise RobustTextError("len() of a tensor needs example inputs to trace")
+            raise NeedsExamples("len() of a tensor needs example inputs to trace")
         self.specialized = True
         return len(self._value(proxy.node))
 
