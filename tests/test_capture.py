@@ -283,3 +283,53 @@ def test_a_transformers_classifier_is_wrapped_without_edits_and_bounded():
         for method in methods:
             lower, upper = compute_bounds(model.body, subs, method, extra_inputs=(mask,))
             assert (outs >= lower - 1e-5).all() and (outs <= upper + 1e-5).all(), method
+
+
+class Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        noise = torch.zeros(x.shape[0] + 0j, 3)  # a complex size: torch refuses it
+        return self.fc(x) + noise
+
+
+def test_what_cannot_be_traced_is_refused_naming_the_model_line():
+    with pytest.raises(RobustTextError, match=r"cannot trace Untraceable.*test_capture.py:\d+ "
+                                              r"in forward: noise = torch.zeros"):
+        compute_bounds(Untraceable(), box(), "ibp")
+
+
+def test_hooks_with_keyword_arguments_and_always_called_are_bounded():
+    torch.manual_seed(10)
+    model = Net().eval()
+    model.fc.register_forward_pre_hook(lambda m, args, kwargs: ((args[0] * -1,), kwargs),
+                                       with_kwargs=True)
+    model.out.register_forward_hook(lambda m, args, kwargs, out: out + 4, with_kwargs=True,
+                                    always_call=True)
+    sound(model)
+
+
+class Mode(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.signs = [1.0, 1.0, 1.0]
+
+    def forward(self, x):
+        y = self.fc(x)
+        if self.training:
+            return -y
+        return y * torch.tensor(self.signs)
+
+
+def test_a_list_changed_in_place_and_a_changed_training_flag_are_seen():
+    torch.manual_seed(11)
+    model = Mode().eval()
+    the_box = box()
+    assert shifted_by(model, the_box)
+    model.signs[1] = -3.0
+    assert shifted_by(model, the_box)
+    model.train()
+    assert shifted_by(model, the_box)
