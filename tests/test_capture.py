@@ -333,3 +333,27 @@ def test_a_list_changed_in_place_and_a_changed_training_flag_are_seen():
     assert shifted_by(model, the_box)
     model.train()
     assert shifted_by(model, the_box)
+
+
+class ShapeCode(nn.Module):
+    """``assert`` on a rank, a loop over ``range(x.size(1))``, ``len(x)``, ``math.sqrt`` of a
+    size: Python on shapes, answered from the input set's centre."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        import math
+
+        assert x.dim() == 3, "a sequence"
+        total = x[:, 0]
+        for i in range(1, x.size(1)):
+            total = total + torch.relu(x[:, i])
+        scale = math.sqrt(x.size(-1)) * len(x) / x.shape[0]
+        return self.fc(total / scale)
+
+
+def test_python_on_shapes_is_answered_from_the_examples():
+    torch.manual_seed(12)
+    sound(ShapeCode().eval(), ("ibp", "crown", "crown-ibp"), box(shape=(2, 3, 4), width=0.3))
