@@ -357,3 +357,23 @@ class ShapeCode(nn.Module):
 def test_python_on_shapes_is_answered_from_the_examples():
     torch.manual_seed(12)
     sound(ShapeCode().eval(), ("ibp", "crown", "crown-ibp"), box(shape=(2, 3, 4), width=0.3))
+
+
+def test_what_a_wrapped_transformers_model_uses_unbounded_is_refused_naming_its_line():
+    transformers = pytest.importorskip("transformers")
+    from robusttext.bounds import SubstitutionSet
+    from robusttext.text.contract import wrap_text_model
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, max_position_embeddings=16, num_labels=2,
+        attn_implementation="sdpa")
+    model = wrap_text_model(transformers.BertForSequenceClassification(config).eval(),
+                            "bert.embeddings.word_embeddings")
+    ids, cand = torch.randint(5, 30, (2, 4)), torch.randint(5, 30, (2, 4, 2))
+    table = model.embedding.weight.detach()
+    subs = SubstitutionSet(table[ids], table[cand], torch.ones(2, 4, 2, dtype=torch.bool), 1)
+    with pytest.raises(RobustTextError, match=r"scaled_dot_product_attention, used at "
+                                              r".*sdpa_attention\.py:\d+"):
+        compute_bounds(model.body, subs, "ibp", extra_inputs=(torch.ones(2, 4),))

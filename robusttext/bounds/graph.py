@@ -130,7 +130,7 @@ class Tracer(fx.Tracer):
         node.meta["shape_fact"] = _is_shape_fact(node)
         frame = model_frame(sys._getframe(1))
         if frame is not None:
-            node.meta["stack_trace"] = _frame_text(frame)
+            node.meta["stack_trace"] = _generated_origin(frame) or _frame_text(frame)
         return node
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -240,6 +240,23 @@ def model_frame(frame):
     while frame is not None and _is_library(frame.f_code.co_filename):
         frame = frame.f_back
     return frame
+
+
+def _generated_origin(frame) -> str | None:
+    """The model line recorded for the node whose generated code ``frame`` runs, when it runs
+    a traced ``GraphModule``'s code (a wrapped model's body traced again): its own line is
+    ``<eval_with_key>``, which names nothing."""
+    if not frame.f_code.co_filename.startswith("<eval_with_key>"):
+        return None
+    module = frame.f_locals.get("self")
+    lines = getattr(module, "_lineno_map", None)
+    if not isinstance(module, fx.GraphModule) or not lines:
+        return None
+    index = lines.get(frame.f_lineno - getattr(module, "_prologue_start", 0))
+    if index is None:
+        return None
+    nodes = list(module.graph.nodes)
+    return nodes[index].meta.get("stack_trace") if index < len(nodes) else None
 
 
 def _line_at(frame) -> str:
