@@ -377,3 +377,24 @@ def test_what_a_wrapped_transformers_model_uses_unbounded_is_refused_naming_its_
     with pytest.raises(RobustTextError, match=r"scaled_dot_product_attention, used at "
                                               r".*sdpa_attention\.py:\d+"):
         compute_bounds(model.body, subs, "ibp", extra_inputs=(torch.ones(2, 4),))
+
+
+def test_the_graph_is_checked_once_and_reads_parameters_as_they_are(monkeypatch):
+    """A second bound reuses the checked graph; an optimiser step (values written in place)
+    does not trace again, and the bound follows the new values."""
+    import robusttext.bounds.capture as capture
+
+    checked = []
+    honest = capture.check_graph
+    monkeypatch.setattr(capture, "check_graph", lambda *a: (checked.append(1), honest(*a)))
+    torch.manual_seed(13)
+    model, the_box = Net().eval(), box()
+    assert shifted_by(model, the_box) and shifted_by(model, the_box)
+    assert len(checked) == 1
+    with torch.no_grad():
+        model.out.weight.mul_(-5)
+    assert shifted_by(model, the_box)
+    assert len(checked) == 1
+    model.out.weight = nn.Parameter(model.out.weight.detach() * 2)  # a new tensor: checked anew
+    assert shifted_by(model, the_box)
+    assert len(checked) == 2
