@@ -398,3 +398,29 @@ def test_the_graph_is_checked_once_and_reads_parameters_as_they_are(monkeypatch)
     model.out.weight = nn.Parameter(model.out.weight.detach() * 2)  # a new tensor: checked anew
     assert shifted_by(model, the_box)
     assert len(checked) == 2
+
+
+def test_a_forward_set_on_the_model_itself_and_a_global_pre_hook_are_bounded():
+    torch.manual_seed(14)
+    model = Net().eval()
+    model.forward = types.MethodType(lambda self, x: self.out(torch.tanh(self.fc(x))) * 3, model)
+    sound(model)
+    handle = nn.modules.module.register_module_forward_pre_hook(
+        lambda m, args: (args[0] + 1,) if isinstance(m, nn.Linear) else None)
+    try:
+        sound(Net().eval(), ("ibp", "crown"))
+    finally:
+        handle.remove()
+
+
+def test_a_graph_that_is_not_the_model_is_refused(monkeypatch):
+    """The check itself: a graph traced from another model (a stand-in for anything the capture
+    might miss) is refused before any bound is returned."""
+    import robusttext.bounds.capture as capture
+
+    torch.manual_seed(15)
+    other = Net().eval()
+    honest = capture.trace
+    monkeypatch.setattr(capture, "trace", lambda model, examples: honest(other, examples))
+    with pytest.raises(RobustTextError, match="does not compute what the model computes"):
+        compute_bounds(Net().eval(), box(), "ibp")
