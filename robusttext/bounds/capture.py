@@ -77,8 +77,9 @@ def _freeze(value, depth: int):
 
 
 def shapes_of(values) -> tuple:
-    return tuple((tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor) else ("value", repr(v))
-                 for v in values)
+    """What a specialized graph depends on: each input's shape, dtype and device."""
+    return tuple((tuple(v.shape), v.dtype, v.device) if isinstance(v, torch.Tensor)
+                 else ("value", repr(v)) for v in values)
 
 
 def capture(model: nn.Module, input_set, extra_inputs=()):
