@@ -291,13 +291,13 @@ class Untraceable(nn.Module):
         self.fc = nn.Linear(4, 3)
 
     def forward(self, x):
-        noise = torch.zeros(x.shape[0] + 0j, 3)  # a complex size: torch refuses it
-        return self.fc(x) + noise
+        scale = float(x.sum())  # a Python number made of the values: fx cannot trace it
+        return self.fc(x) * scale
 
 
 def test_what_cannot_be_traced_is_refused_naming_the_model_line():
-    with pytest.raises(RobustTextError, match=r"cannot trace Untraceable.*test_capture.py:\d+ "
-                                              r"in forward: noise = torch.zeros"):
+    with pytest.raises(RobustTextError, match=r"tensor's values.*test_capture.py:\d+ in "
+                                              r"forward: scale = float"):
         compute_bounds(Untraceable(), box(), "ibp")
 
 
@@ -424,3 +424,20 @@ def test_a_graph_that_is_not_the_model_is_refused(monkeypatch):
     monkeypatch.setattr(capture, "trace", lambda model, examples: honest(other, examples))
     with pytest.raises(RobustTextError, match="does not compute what the model computes"):
         compute_bounds(Net().eval(), box(), "ibp")
+
+
+class Factories(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        start = torch.zeros(x.size(0), 3) + torch.ones(x.shape)[:, :3]
+        return self.fc(x) + start + torch.arange(3.0)
+
+
+def test_tensor_factories_given_traced_sizes_are_recorded_and_random_ones_refused():
+    torch.manual_seed(16)
+    sound(Factories().eval(), ("ibp", "crown", "crown-ibp"))
+    with pytest.raises(RobustTextError, match="random"):
+        compute_bounds(Noisy(lambda b: torch.randn(b.shape[0], 3)), box(), "ibp")

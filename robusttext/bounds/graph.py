@@ -66,10 +66,23 @@ class _Proxy(fx.Proxy):
         return super().__getattr__(name)
 
     def __index__(self):
-        return operator.index(self.tracer.concrete(self, "an integer made of"))
+        return operator.index(self.tracer.concrete(self, "a Python number made of"))
 
     def __int__(self):
         return int(self.tracer.concrete(self, "int() of"))
+
+
+# torch's tensor factories, recorded as calls when given a traced size (Tracer.trace).
+_FACTORIES = ("zeros", "ones", "full", "empty", "arange", "eye", "rand", "randn", "randint",
+              "randperm", "linspace")
+
+
+def _flat(args, kwargs):
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, (tuple, list)):
+            yield from value
+        else:
+            yield value
 
 
 # Calls whose result is a fact about a tensor's shape, dtype or device.
@@ -124,6 +137,27 @@ class Tracer(fx.Tracer):
 
     def proxy(self, node):
         return _Proxy(node, self)
+
+    def trace(self, root, concrete_args=None):
+        """fx's trace, with torch's tensor factories (``torch.zeros(x.size(0), n)``) recording
+        a call when a size is traced: their argument parser refuses a proxy for an int."""
+        originals = {name: getattr(torch, name) for name in _FACTORIES}
+
+        def recording(name, made):
+            def factory(*args, **kwargs):
+                if any(isinstance(a, fx.Proxy) for a in _flat(args, kwargs)):
+                    return self.create_proxy("call_function", made, args, kwargs)
+                return made(*args, **kwargs)
+
+            return factory
+
+        for name, made in originals.items():
+            setattr(torch, name, recording(name, made))
+        try:
+            return super().trace(root, concrete_args)
+        finally:
+            for name, made in originals.items():
+                setattr(torch, name, made)
 
     def create_node(self, *args, **kwargs):
         node = super().create_node(*args, **kwargs)
