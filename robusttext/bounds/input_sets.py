@@ -33,10 +33,10 @@ def concretize_interval(lower, upper, A, sign):
 
     A: ``[batch, specs, *shape]``; lower, upper: ``[batch, *shape]`` -> ``[batch, specs]``.
     """
-    flat_a = A.flatten(2)
+    flat_a = A.reshape(*A.shape[:2], -1)  # a [batch]-shaped node has A [batch, specs]
     top, bottom = (upper, lower) if sign > 0 else (lower, upper)
-    return (torch.einsum("bsn,bn->bs", flat_a.clamp(min=0), top.flatten(1))
-            + torch.einsum("bsn,bn->bs", flat_a.clamp(max=0), bottom.flatten(1)))
+    return (torch.einsum("bsn,bn->bs", flat_a.clamp(min=0), top.reshape(top.shape[0], -1))
+            + torch.einsum("bsn,bn->bs", flat_a.clamp(max=0), bottom.reshape(bottom.shape[0], -1)))
 
 
 class InputSet:

@@ -142,14 +142,14 @@ class ReLURule(MonotoneRule):
         # over A (clamp, scale, addcmul) and no A-sized mask
         slope_u, slope_l = slope_u.unsqueeze(1), slope_l.unsqueeze(1)
         extra = slope_u - slope_l
-        icpt_u = icpt_u.flatten(1)
+        icpt_u = icpt_u.reshape(icpt_u.shape[0], -1)  # [batch, n] (a [batch] node too)
 
         def side(A, sign):
             alpha = ctx.optimised_slope(sign)  # alpha-CROWN's lower slopes [batch, specs, ...]
             lower_slope, gap = (slope_l, extra) if alpha is None else (alpha, slope_u - alpha)
             upper_part = A.clamp(min=0) if sign > 0 else A.clamp(max=0)
             return (torch.addcmul(A * lower_slope, upper_part, gap),
-                    torch.einsum("bsn,bn->bs", upper_part.flatten(2), icpt_u))
+                    torch.einsum("bsn,bn->bs", upper_part.reshape(*A.shape[:2], -1), icpt_u))
 
         return each_side(A_lower, A_upper, side)
 
