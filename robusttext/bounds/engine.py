@@ -15,6 +15,7 @@ import torch
 import torch.fx as fx
 
 from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings, optimised_backward
+from robusttext.bounds.batch import check_batch
 from robusttext.bounds.graph import (
     SHAPE_FUNCTIONS,
     SHAPE_QUERIES,
@@ -425,6 +426,7 @@ def _bounds(model, input_set, method, C, extra_inputs, bound_lower, bound_upper,
             alpha=(ALPHA_STEPS, ALPHA_LR)):
     prop = _Propagation(model, input_set, extra_inputs)
     prop.forward(method)
+    check_batch(prop)  # no operation mixed the examples (batch.py)
     out = prop.output_node
     out_lower, out_upper = prop.bounds[out]
     batch = out_lower.shape[0]
