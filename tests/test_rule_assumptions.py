@@ -130,3 +130,65 @@ def test_layer_norm_called_by_keyword(call, method):
           (lambda s, h: s.parts[0](input=h)))
     model = Body(fn, 4, 8, [norm]).eval()
     assert violations(model, _box(3, 2, 4, eps=0.05), method)[0] == 0
+
+
+# -- nn.Embedding(max_norm=...): the rows the model reads are rescaled ------------------------
+class Pooled(nn.Module):
+    """An ordinary model whose embedding renormalises the rows it reads."""
+
+    def __init__(self, vocab_size, max_norm, norm_type=2.0):
+        super().__init__()
+        self.emb = nn.Embedding(vocab_size, 4, padding_idx=0, max_norm=max_norm,
+                                norm_type=norm_type)
+        with torch.no_grad():
+            self.emb.weight.mul_(3.0)  # most rows above max_norm
+            self.emb.weight[0] = 0
+        self.mix = nn.Linear(4, 5)
+        self.last = nn.Linear(5, 2)
+
+    def forward(self, ids, mask):
+        h = torch.tanh(self.mix(self.emb(ids))) * mask.unsqueeze(-1)
+        return self.last(h.sum(1) / mask.sum(1, keepdim=True))
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown"])
+@pytest.mark.parametrize("max_norm, norm_type", [(1.0, 2.0), (0.5, 1.0)])
+def test_embedding_max_norm_is_bounded_as_the_model_reads_it(max_norm, norm_type, method):
+    from robusttext.text import wrap_text_model
+    from robusttext.text.bounds import margin_lower_bounds
+    from tests.builders import word_setup
+    from tests.oracles import enumerate_rewrites
+
+    vocab, space = word_setup()
+    torch.manual_seed(0)
+    model = wrap_text_model(Pooled(len(vocab), max_norm, norm_type), embedding="emb").eval()
+    batch = space.encode(["a good film", "not a bad plot , good", "good"], vocab)
+    for label in (0, 1):  # both signs of the margin: a wrong table leaves one of them
+        labels = torch.full((3,), label)
+        table = model.embedding.weight.clone()
+        with torch.no_grad():  # before any forward pass: the model renormalises in place
+            lower = margin_lower_bounds(model, batch, labels, 1, method, classes=2)
+            model.embedding.weight.copy_(table)
+        for b in range(3):
+            n = int(batch.mask[b].sum())
+            rows = torch.tensor(list(enumerate_rewrites(
+                batch.token_ids[b, :n].tolist(), batch.candidate_ids[b, :n].tolist(),
+                batch.candidate_mask[b, :n].tolist(), 1)))
+            with torch.no_grad():
+                logits = model(rows, torch.ones(rows.shape))
+                model.embedding.weight.copy_(table)
+            margins = logits[:, label] - logits[:, 1 - label]
+            assert lower[b, 0] <= margins.min() + 1e-5
+
+
+def test_an_embedding_with_its_own_forward_is_refused_by_name():
+    from robusttext.text import wrap_text_model
+    from robusttext.text.bounds import margin_lower_bounds
+    from tests.builders import word_setup
+
+    vocab, space = word_setup()
+    model = wrap_text_model(Pooled(len(vocab), None), embedding="emb").eval()
+    model.embedding.register_forward_hook(lambda module, args, out: out * 2)
+    batch = space.encode(["a good film"], vocab)
+    with pytest.raises(RobustTextError, match="embedding"):
+        margin_lower_bounds(model, batch, torch.tensor([1]), 1, "ibp", classes=2)
