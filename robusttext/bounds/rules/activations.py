@@ -471,10 +471,11 @@ register(LeakyReLURule(), nn.LeakyReLU, params=_IN,
          attrs={"negative_slope": _SLOPE, **_INPLACE}, writes_input="inplace")
 register(LeakyReLURule(), F.leaky_relu, params={**_IN, "negative_slope": _SLOPE, **_INPLACE},
          writes_input="inplace")
-register(SShapedRule(torch.sigmoid, _sigmoid_derivative), nn.Sigmoid, torch.sigmoid, F.sigmoid,
-         "sigmoid", params=_IN)
-register(SShapedRule(torch.tanh, _tanh_derivative), nn.Tanh, torch.tanh, F.tanh, "tanh",
+# (F.sigmoid and F.tanh are Python functions that call the methods: torch.fx traces through
+# them to "sigmoid" and "tanh", so they need no registration of their own)
+register(SShapedRule(torch.sigmoid, _sigmoid_derivative), nn.Sigmoid, torch.sigmoid, "sigmoid",
          params=_IN)
+register(SShapedRule(torch.tanh, _tanh_derivative), nn.Tanh, torch.tanh, "tanh", params=_IN)
 _APPROXIMATE = only("none", "tanh")
 register(GELURule(), nn.GELU, params=_IN, attrs={"approximate": _APPROXIMATE})
 register(GELURule(), F.gelu, params={**_IN, "approximate": _APPROXIMATE})
