@@ -709,6 +709,9 @@ def _magnitude(model: Graph, x: torch.Tensor, batch: int) -> torch.Tensor:
     return top
 
 
+STATS = {"bounded": 0, "refused": 0}  # method runs that returned bounds / were refused
+
+
 def check(case: Case) -> list[str]:
     """The violations of every method on ``case`` (empty when sound).
 
@@ -734,7 +737,9 @@ def check(case: Case) -> list[str]:
             with torch.no_grad():
                 lower, upper = compute_bounds(case.model, case.input_set, method)
         except RobustTextError:
+            STATS["refused"] += 1
             continue
+        STATS["bounded"] += 1
         if torch.isnan(lower).any() or torch.isnan(upper).any():
             problems.append(f"{method}: NaN bound")
         if (lower == float("inf")).any() or (upper == -float("inf")).any():
