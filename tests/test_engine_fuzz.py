@@ -552,14 +552,14 @@ def _form_step(form, shape, layers):
 # Operations that mix the examples of a batch: the engine must refuse them (or bound them
 # soundly, judged by running each sampled batch as it is).
 MIXING = [
-    ("W @ x (contracts the batch)", lambda b: (lambda x, p, m: m[0].c @ x, [_Const(
+    ("W @ x (contracts the batch)", lambda b, shape: (lambda x, p, m: m[0].c @ x, [_Const(
         torch.randn(b, b))]), _rank(1)),
-    ("x[..., 0, :] (an ellipsis reaching dim 0)", lambda b: (
+    ("x[..., 0, :] (an ellipsis reaching dim 0)", lambda b, shape: (
         lambda x, p, m: x[..., 0, :, None] * x[:, None], []), _rank(1)),
-    ("x.expand(b, *x.shape).sum(1)", lambda b: (
-        lambda x, p, m: x.expand(b, *x.shape).sum(1), []), _rank(1, 2)),
-    ("(x + c[b, 1, ...]).sum(1)", lambda b: (
-        lambda x, p, m: (x + m[0].c).sum(1), None), _rank(1, 2)),
+    ("x.expand(b, b, ...).sum(1)", lambda b, shape: (
+        lambda x, p, m: x.expand(b, b, *shape).sum(1), []), _rank(1, 2)),
+    ("(x + c[b, 1, ...]).sum(1)", lambda b, shape: (
+        lambda x, p, m: (x + m[0].c).sum(1), [_Const(torch.randn(b, 1, *shape))]), _rank(1, 2)),
 ]
 
 
@@ -567,10 +567,11 @@ def _mixing_step(draw, shape, layers, batch):
     options = [(name, make) for name, make, applies in MIXING if applies(shape)]
     if not options:
         return None
-    name, make = draw(st.sampled_from(options))
-    fn, modules = make(batch)
-    if modules is None:  # the broadcast constant: [batch, 1, *shape]
-        modules = [_Const(torch.randn(batch, 1, *shape))]
+    return _mixing_form(*draw(st.sampled_from(options)), shape, layers, batch)
+
+
+def _mixing_form(name, make, shape, layers, batch):
+    fn, modules = make(batch, shape)
     with torch.no_grad():
         x = torch.randn(batch, *shape)
         out = fn(x, x, modules)
@@ -799,3 +800,22 @@ def test_every_rank_reaches_every_pooling_op():
              for name, build in pools}
     assert all(ranks.values()), ranks
     assert ranks["nn.MaxPool2d"] == [2, 2, 3, 3] and ranks["F.max_pool1d"] == [1, 2, 2]
+
+
+def test_every_batch_mixing_form_is_refused_by_name():
+    """The fuzzer's batch-mixing forms (judged by sampling in the campaign) are refused."""
+    batch = 2
+    for name, make, applies in MIXING:
+        for shape in [s for s in SHAPES if applies(s)]:
+            layers = []
+            found = _mixing_form(name, make, shape, layers, batch)
+            fn, label, new = found
+            model = Graph([(fn, label)], layers, nn.Linear(int(torch.tensor(new).prod()), 2))
+            centre = torch.randn(batch, *shape)
+            try:
+                compute_bounds(model.eval(), Box(centre - 0.1, centre + 0.1), "crown")
+            except RobustTextError as error:
+                assert "mixes the examples" in str(error) or "batch dimension" in str(error), \
+                    (name, shape, error)
+            else:
+                raise AssertionError(f"{name} on {shape} was bounded")
