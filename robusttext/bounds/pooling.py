@@ -82,9 +82,11 @@ def check_decomposition(body: nn.Module, input_set: SubstitutionSet, mask: torch
     mask))`` on this batch, or whose features read outside the declared ``window``.
 
     The forward is compared at the set's centre (``clean``: its features) and at one point of
-    the set with every changeable position at its first candidate. The window is checked by
-    replacing one position of the first sentence by NaN at a time (one copy per position) and
-    looking where the features turn NaN: window ``o`` may read only ``o - left .. o + right``.
+    the set with every changeable position at its first candidate, on every call. The window is
+    checked by replacing one position of the first sentence by NaN at a time (one copy per
+    position) and looking where the features turn NaN: window ``o`` may read only ``o - left ..
+    o + right``; once per body and length (which positions a window reads is the architecture's;
+    only a weight exactly zero at that first check could hide a reading).
     """
     centre, candidates, chosen = input_set.center, input_set.candidates, input_set.mask
     first = chosen.to(torch.int64).argmax(-1)  # [batch, length]: a real candidate's index
@@ -109,6 +111,9 @@ def check_decomposition(body: nn.Module, input_set: SubstitutionSet, mask: torch
                 f"or crown")
     length = centre.shape[1]
     left, right = body.window
+    checked = body.__dict__.setdefault("_robusttext_windows_checked", set())
+    if (length, left, right) in checked:  # the architecture's reading: once per length
+        return
     probe = centre[:1].expand(length, -1, -1).clone()
     probe[torch.arange(length), torch.arange(length)] = float("nan")
     reads = torch.isnan(body.features(probe)).any(1)  # [position p, window o]
@@ -121,6 +126,7 @@ def check_decomposition(body: nn.Module, input_set: SubstitutionSet, mask: torch
             f"{POOLED_METHOD}: {type(body).__name__} declares window={tuple(body.window)}, but "
             f"its feature window {o_bad} reads position {p_bad}; the window must cover every "
             f"position a feature reads")
+    checked.add((length, left, right))
 
 
 def pooled_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Tensor,
