@@ -74,9 +74,11 @@ def check_batch(prop) -> None:
 
 
 def _model_output(prop, start):
-    """The traced graph's output on ``start`` and the extra inputs (its own generated code,
-    much faster than running node by node)."""
-    return prop.graph_module(start, *prop.extra_inputs)
+    """The traced graph's output on ``start`` and copies of the extra inputs (its own generated
+    code, much faster than running node by node; an in-place write never reaches the caller's
+    tensors)."""
+    extra = [e.clone() if isinstance(e, torch.Tensor) else e for e in prop.extra_inputs]
+    return prop.graph_module(start, *extra)
 
 
 def _reached(clean, probe, tainted) -> bool:
