@@ -534,15 +534,15 @@ def _form_step(form, shape, layers):
     if built is None:
         return None
     fn, modules = built
-    try:
-        with torch.no_grad():
-            x = torch.randn(2, *shape)
-            out = fn(x, x, modules)
+    try:  # at two batch sizes: a form that runs only where the batch happens to fit a size
+        with torch.no_grad():  # (a Conv2d reading [batch, H, W] as channels) does not apply
+            runs = [fn(x, x, modules) for x in (torch.randn(3, *shape), torch.randn(2, *shape))]
     except (RuntimeError, IndexError, ValueError, TypeError):
         return None
+    out = runs[-1]
     # a [batch]-shaped result (x.sum(-1) on [batch, n]) is kept: CROWN must bound through it
     if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != 2 or \
-            out[0].numel() == 0 or out[0].numel() > 256:
+            runs[0].shape[0] != 3 or out[0].numel() == 0 or out[0].numel() > 256:
         return None
     first = len(layers)
     layers.extend(modules)
