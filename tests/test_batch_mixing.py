@@ -8,6 +8,7 @@ refuses it by name. Ordinary per-example code on the same shapes is still bounde
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from robusttext import RobustTextError
 from robusttext.bounds import METHODS, Box, LinfBall, compute_bounds
@@ -112,6 +113,15 @@ def test_the_refusal_names_the_operation_and_the_line():
     box = LinfBall(torch.randn(BATCH, DIM), 0.1)
     with pytest.raises(RobustTextError, match=r"matmul.*test_batch_mixing.py:\d+"):
         compute_bounds(model, box, "ibp")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_an_unbatched_convolution_reading_the_batch_as_channels_is_refused(method):
+    """``F.conv1d`` on ``[batch, length]`` reads it as ``[channels, length]``: every output mixes
+    the examples (the engine failed inside the rule before; refused by name now)."""
+    model = Mixer(lambda s, h: F.conv1d(h, s.w[:, :, None])).eval()
+    with pytest.raises(RobustTextError, match="batch dimension 0 as channels"):
+        compute_bounds(model, LinfBall(torch.randn(BATCH, DIM), 0.1), method)
 
 
 def test_a_batch_of_one_is_never_refused():

@@ -280,6 +280,18 @@ class ConvRule(AffineRule):
     def _channels_first(self, x):
         return x.transpose(1, 2) if self.sequence else x
 
+    def check(self, ctx):
+        """An unbatched input (``[channels, length]`` to a 1-D convolution) would read the batch
+        dimension as the channels and mix the examples: refused by name."""
+        weight = self._params(ctx)[0]
+        rank = ctx.example(ctx.inputs[0]).dim()
+        if rank != weight.dim():
+            raise RobustTextError(
+                f"{ctx.description}: its input has {rank} dimensions, so the convolution reads "
+                f"it unbatched, the batch dimension 0 as channels, which mixes the examples; "
+                f"robusttext bounds a convolution of [batch, channels, *spatial] ({weight.dim()} "
+                f"dimensions) (at {ctx.where})")
+
     def ibp(self, ctx):
         weight, bias, stride, padding, dilation, groups = self._params(ctx)
         source = ctx.inputs[0]
