@@ -124,6 +124,19 @@ def test_an_unbatched_convolution_reading_the_batch_as_channels_is_refused(metho
         compute_bounds(model, LinfBall(torch.randn(BATCH, DIM), 0.1), method)
 
 
+def test_a_linear_layer_over_a_batch_shaped_tensor_is_refused():
+    class OverBatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(BATCH, BATCH)
+
+        def forward(self, x):
+            return self.layer(x.sum(-1))[:, None]
+
+    with pytest.raises(RobustTextError, match="sum over the batch dimension 0"):
+        compute_bounds(OverBatch(), LinfBall(torch.randn(BATCH, DIM), 0.1), "ibp")
+
+
 def test_a_batch_of_one_is_never_refused():
     model = Mixer(lambda s, h: s.w[:1, :1] @ h).eval()
     compute_bounds(model, LinfBall(torch.randn(1, DIM), 0.1), "crown")

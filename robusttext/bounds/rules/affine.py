@@ -237,6 +237,14 @@ class LinearRule(AffineRule):
     """``F.linear``/``nn.Linear``; right after the input, the input set may answer exactly (a
     substitution set's ``linear_interval``)."""
 
+    def check(self, ctx):
+        """A ``[batch]``-shaped input would be contracted over the batch: refused by name."""
+        if ctx.example(ctx.inputs[0]).dim() < 2:
+            raise RobustTextError(
+                f"{ctx.description}: its input is [batch]-shaped, so the layer would sum over "
+                f"the batch dimension 0 and mix the examples; give it [batch, ..., features] "
+                f"(e.g. x[:, None]) (at {ctx.where})")
+
     def ibp(self, ctx):
         weight, bias = weight_and_bias(ctx)
         source = ctx.inputs[0]
