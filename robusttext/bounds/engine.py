@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 import torch.fx as fx
 
 from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings, optimised_backward
+from robusttext.bounds.batch import check_batch
 from robusttext.bounds.capture import capture, state_kept
 from robusttext.bounds.graph import (
     SHAPE_FUNCTIONS,
@@ -54,6 +56,30 @@ class NodeRecord:
     alias_of: fx.Node | None = None  # the node whose memory it may share (views, in place)
     split: dict = field(default_factory=dict)  # dim -> (interval, its ends unbound along dim)
     fixed: tuple | None = None  # (interval, the interval detached), for a fixed pass
+
+
+class _Intervals(Mapping):
+    """The intervals of the bounded nodes, read from their records: ``node in bounds`` and
+    ``bounds[node]`` as a dict of them would answer."""
+
+    def __init__(self, records: dict):
+        self.records = records
+
+    def __getitem__(self, node):
+        record = self.records.get(node)
+        if record is None or record.interval is None:
+            raise KeyError(node)
+        return record.interval
+
+    def __contains__(self, node) -> bool:
+        record = self.records.get(node)
+        return record is not None and record.interval is not None
+
+    def __iter__(self):
+        return (n for n, r in self.records.items() if r.interval is not None)
+
+    def __len__(self) -> int:
+        return sum(r.interval is not None for r in self.records.values())
 
 
 class NodeContext:
@@ -178,9 +204,9 @@ class _Propagation:
         return record.fixed[1]
 
     @property
-    def bounds(self) -> dict:
-        """Every bounded node's interval (a fresh dict, for reading)."""
-        return {n: r.interval for n, r in self.records.items() if r.interval is not None}
+    def bounds(self) -> _Intervals:
+        """Every bounded node's interval, read from the records (a mapping, for reading)."""
+        return _Intervals(self.records)
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, method: str) -> None:
@@ -542,6 +568,7 @@ def _engine_bounds(state, model, input_set, method, C, extra_inputs, bound_lower
     with state_kept(model) if check is not None else contextlib.nullcontext():
         prop = state["prop"] = _Propagation(model, input_set, extra_inputs, graph_module)
         prop.forward(method)  # refuses by name an operation that no rule bounds
+        check_batch(prop)  # no operation mixed the examples (batch.py)
         if check is not None:
             check()  # the graph is the model (capture.py)
     out = prop.output_node

@@ -1,7 +1,8 @@
 """Tracing a model with torch.fx, the graph rewrites, and running or naming one node.
 
-Two rewrites run on every traced graph: ``decompose_layer_norm`` (nn.LayerNorm into primitives
-the engine bounds one by one) and ``fuse_sequence_conv`` (``conv1d(x.transpose(1, 2))`` into one
+Two rewrites run on every traced graph, each kept beside the rules it serves:
+``decompose_layer_norm`` (rules/normalization.py: nn.LayerNorm into primitives the engine bounds
+one by one) and ``fuse_sequence_conv`` (rules/affine.py) (``conv1d(x.transpose(1, 2))`` into one
 call, so that the Conv rule can ask the input set for exact bounds of a first layer over a
 sequence). In-place operators (``out += x``) are traced as themselves, so the engine can check
 that what they overwrite is not read again.
@@ -22,7 +23,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from robusttext.bounds.rules import conv1d_over_sequence, covered_modules
+from robusttext.bounds.rules import covered_modules, decompose_layer_norm, fuse_sequence_conv
 from robusttext.errors import RobustTextError
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
@@ -484,88 +485,6 @@ def describe(node: fx.Node, module: fx.GraphModule) -> str:
         return f"torch.{name}"
     module = getattr(target, "__module__", None)
     return f"{module}.{qualname}" if module and module != "_operator" else qualname
-
-
-def decompose_layer_norm(module: fx.GraphModule) -> None:
-    """Rewrite every nn.LayerNorm call into primitives the engine bounds one by one:
-    ``d = x - mean(x)``, ``y = d * reciprocal(sqrt(mean(d * d) + eps)) * weight + bias``."""
-    graph = module.graph
-    for node in list(graph.nodes):
-        if node.op != "call_module":
-            continue
-        layer = module.get_submodule(node.target)
-        if not isinstance(layer, nn.LayerNorm):
-            continue
-        dims = tuple(range(-len(layer.normalized_shape), 0))
-        with graph.inserting_before(node):
-            x = node.args[0]
-            mean = graph.call_method("mean", (x, dims), {"keepdim": True})
-            centred = graph.call_function(operator.sub, (x, mean))
-            square = graph.call_function(operator.mul, (centred, centred))
-            variance = graph.call_method("mean", (square, dims), {"keepdim": True})
-            shifted = graph.call_function(operator.add, (variance, layer.eps))
-            inverse = graph.call_function(torch.reciprocal, (graph.call_function(
-                torch.sqrt, (shifted,)),))
-            out = graph.call_function(operator.mul, (centred, inverse))
-            if layer.weight is not None:
-                weight = graph.get_attr(f"{node.target}.weight")
-                out = graph.call_function(operator.mul, (out, weight))
-            if layer.bias is not None:
-                bias = graph.get_attr(f"{node.target}.bias")
-                out = graph.call_function(operator.add, (out, bias))
-        for new in (mean, centred, square, variance, shifted, inverse, out):
-            new.meta["stack_trace"] = node.meta.get("stack_trace")
-        node.replace_all_uses_with(out)
-        graph.erase_node(node)
-    graph.lint()
-    module.recompile()
-
-
-def fuse_sequence_conv(module: fx.GraphModule) -> None:
-    """Rewrite ``Conv1d(padding_mode='zeros')(x.transpose(1, 2))`` (or ``x.permute(0, 2, 1)``)
-    into ``conv1d_over_sequence(x, weight, bias, ...)``: the same values, one operation whose
-    rule sees the sequence layout ``[batch, length, channels]`` of ``x``."""
-    graph = module.graph
-    for node in list(graph.nodes):
-        if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
-            continue
-        conv = module.get_submodule(node.target)
-        if type(conv) is not nn.Conv1d or conv.padding_mode != "zeros" or isinstance(
-                conv.padding, str):
-            continue
-        turned = node.args[0]
-        if not isinstance(turned, fx.Node) or not _is_sequence_transpose(turned):
-            continue
-        with graph.inserting_before(node):
-            weight = graph.get_attr(f"{node.target}.weight")
-            bias = graph.get_attr(f"{node.target}.bias") if conv.bias is not None else None
-            fused = graph.call_function(conv1d_over_sequence, (
-                turned.args[0], weight, bias, conv.stride, conv.padding, conv.dilation,
-                conv.groups))
-        fused.meta["stack_trace"] = node.meta.get("stack_trace")
-        fused.meta["describe"] = f"Conv1d ({node.target})"
-        node.replace_all_uses_with(fused)
-        graph.erase_node(node)
-        if not turned.users:
-            graph.erase_node(turned)
-    graph.lint()
-    module.recompile()
-
-
-def _is_sequence_transpose(node: fx.Node) -> bool:
-    """True for ``x.transpose(1, 2)`` or ``x.permute(0, 2, 1)`` (a Conv1d's input is 3-D)."""
-    if node.kwargs or not node.args:
-        return False
-    rest = node.args[1:]
-    if node.op == "call_method" and node.target == "transpose" or (
-            node.op == "call_function" and node.target is torch.transpose):
-        return len(rest) == 2 and all(isinstance(d, int) for d in rest) and sorted(
-            d % 3 for d in rest) == [1, 2]
-    if node.op == "call_method" and node.target == "permute" or (
-            node.op == "call_function" and node.target is torch.permute):
-        dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
-        return all(isinstance(d, int) for d in dims) and tuple(d % 3 for d in dims) == (0, 2, 1)
-    return False
 
 
 def run_with(node: fx.Node, module: fx.GraphModule, value_of):
