@@ -97,7 +97,8 @@ def capture(model: nn.Module, input_set, extra_inputs=()):
                 _reads_current(module)):
             return module, None
     with state_kept(model):
-        module, specialized = trace(model, examples)
+        module = trace(model, examples)
+        specialized = module.specialized
 
     def check():
         check_graph(model, module, input_set, tuple(extra_inputs), key)

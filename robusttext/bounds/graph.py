@@ -337,9 +337,10 @@ def _is_library(filename: str) -> bool:
     return str(Path(filename).resolve()).startswith((_TORCH_DIR, _ENGINE_DIR, _PYTHON_DIR))
 
 
-def trace(model: nn.Module, examples: tuple | None = None) -> tuple[fx.GraphModule, bool]:
-    """The graph of what calling ``model(*examples)`` runs, rewritten, and whether it is
-    specialized to the examples' shapes (see ``Tracer``); not cached (``capture`` caches).
+def trace(model: nn.Module, examples: tuple | None = None) -> fx.GraphModule:
+    """The graph of what calling ``model(*examples)`` runs, rewritten; its ``specialized``
+    says whether it holds for inputs of the examples' shapes only (see ``Tracer``). Not cached
+    (``capture`` caches).
 
     A bare leaf module (nn.Linear, ...) is traced inside a container so that it keeps its name;
     a model whose own call runs hooks or an instance ``forward`` inside a wrapper that calls it.
@@ -368,7 +369,8 @@ def trace(model: nn.Module, examples: tuple | None = None) -> tuple[fx.GraphModu
         _restore_attributes(saved)  # a hook that sets an attribute set it to a proxy
     decompose_layer_norm(module)
     fuse_sequence_conv(module)
-    return module, tracer.specialized
+    module.specialized = tracer.specialized
+    return module
 
 
 def _live_reads(root: nn.Module, graph: fx.Graph) -> list:
