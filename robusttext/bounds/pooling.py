@@ -39,8 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robusttext.bounds.engine import compute_bounds
+from robusttext.bounds.engine import compute_bounds, internal_error
 from robusttext.bounds.input_sets import Box, SubstitutionSet
+from robusttext.bounds.oracle import check_pooled
 from robusttext.errors import RobustTextError
 from robusttext.methods import POOLED_METHOD
 
@@ -133,8 +134,20 @@ def pooled_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Te
                         mask: torch.Tensor) -> torch.Tensor:
     """``budget-ibp`` lower bounds ``[batch, specs]`` on ``C @ body(x, mask)``.
 
-    C: ``[batch, specs, classes]``; mask: ``[batch, length]`` (1 = real token).
+    C: ``[batch, specs, classes]``; mask: ``[batch, length]`` (1 = real token). Checked by the
+    containment oracle (``oracle.check_pooled``) against the body's own margins.
     """
+    try:
+        lower = _pooled_margin_lower(body, input_set, C, mask)
+    except RobustTextError:
+        raise
+    except Exception as error:  # nothing but a RobustTextError leaves the engine
+        raise internal_error(error, POOLED_METHOD, None) from error
+    check_pooled(body, input_set, mask, C, lower)
+    return lower
+
+
+def _pooled_margin_lower(body, input_set, C, mask):
     pooled, down, up, weight = _window_changes(body, input_set, mask)
     head = body.linear_head
     if head is not None:
