@@ -107,3 +107,15 @@ def word_spans(text: str, style: str = "glue") -> list[tuple[str, int, int]]:
 @lru_cache(maxsize=65536)
 def _tokens(text: str) -> tuple[str, ...]:
     return tuple(_treebank().tokenize(text))
+
+
+def written_like(candidate: str, written: str) -> str:
+    """``candidate`` in the case of the text it replaces: ALL CAPS when ``written`` is (two
+    letters or more), a capital first letter when ``written`` has one, else as it is
+    (``written_like("enchanting", "Charming") == "Enchanting"``)."""
+    letters = [c for c in written if c.isalpha()]
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return candidate.upper()
+    if written[:1].isupper():
+        return candidate[:1].upper() + candidate[1:]
+    return candidate
