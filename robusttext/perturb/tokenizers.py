@@ -10,6 +10,8 @@ unchanged, split on its spaces:
 - ``''`` after a space stays a closing quote (Treebank turns it into an opening one);
 - ``&`` inside a word stays in it (``r&d``), runs of ``?`` and ``!`` stay one token (``?!?``);
 - ``'n'`` (``rock 'n' roll``) stays one token;
+- a word in square brackets stays one word (``[CLS]``, as a whitespace split reads it; GLUE's
+  files have no brackets);
 - ``cannot`` stays one word (GLUE's files write ``can not``, which reads as two; the project's
   demo sentences write ``cannot``, and the shipped models' figures on them are kept).
 
@@ -54,6 +56,7 @@ def _treebank():
             (re.compile(r"[?!]+"), r" \g<0> "),
             (re.compile(r"(?<!\s')(?<!^')([^'])' "), r"\1 ' "),
         ]
+        PARENS_BRACKETS = (re.compile(r"\[\w+\]|[\]\[\(\)\{\}\<\>]"), r" \g<0> ")
         CONTRACTIONS2 = TreebankWordTokenizer.CONTRACTIONS2[1:]  # keeps "cannot" whole
         ENDING_QUOTES = [
             *TreebankWordTokenizer.ENDING_QUOTES[:2],
