@@ -97,7 +97,7 @@ def sst2_phrases(limit: int = 3000) -> list[str] | None:
                                                                    phrases[:limit // 6]]
 
 
-def trained_tokenizer(family: str, texts: list[str], vocab_size: int = 1200):
+def trained_tokenizer(family: str, texts: list[str], vocab_size: int = 4000):
     """A ``transformers`` fast tokenizer of ``family`` (see FAMILIES) trained on ``texts`` with
     the ``tokenizers`` library, framed as its model family frames sentences."""
     from tokenizers import (
