@@ -179,3 +179,20 @@ def test_a_slow_tokenizer_and_one_that_reads_across_spaces_are_refused():
                                     cls_token="[CLS]", sep_token="[SEP]")
     with pytest.raises(RobustTextError, match="does not split words at spaces"):
         SubwordSpace(space, whole)
+
+
+def test_the_one_sentence_view_shows_the_tokenizers_pieces(family, tmp_path, capsys):
+    from robusttext.cli import main
+    from robusttext.text.hf import save_transformers_folder
+
+    name, tokenizer, hf = family
+    folder = save_transformers_folder(tmp_path / name, from_transformers(hf), tokenizer,
+                                      _space(tokenizer, budget=1).space)
+    sentence = "The Film Is Good 😴"
+    assert main(["certify", "--model", str(folder), sentence, "--budget", "1", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    pieces = tokenizer.convert_ids_to_tokens(tokenizer(sentence)["input_ids"])
+    unk = tokenizer.unk_token
+    shown = " ".join(f"[{p}?]" if p == unk else p for p in pieces)
+    assert f"reads as:   {shown}" in printed
+    assert f"unknown:    {pieces.count(unk)} of {len(pieces)} pieces" in printed

@@ -92,3 +92,13 @@ def test_a_reading_that_is_not_the_tokenizers_is_an_error(monkeypatch):
                         lambda text, vocab: [vocab.id(w) for w in text.lower().split()])
     with pytest.raises(ReadingMismatch, match="the model's tokenizer reads"):
         certify(model, vocab, space, [(PAIRS[0][0], 1)], budgets=[1])
+
+
+def test_the_one_sentence_view_shows_the_tokens_as_the_model_reads_them(capsys):
+    from robusttext.cli import main
+
+    assert main(["certify", "--model", "word-wordnet", "It's a charming, zzyzx journey.",
+                 "--budget", "1", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "reads as:   it 's a charming , [zzyzx?] journey ." in printed
+    assert "unknown:    1 of 8 tokens the model does not know: zzyzx" in printed
