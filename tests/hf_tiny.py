@@ -6,6 +6,7 @@ split into several pieces (``films`` -> ``film ##s``) and the sub-word handling 
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -181,3 +182,14 @@ def family_model(family: str, tokenizer, seed: int = 0, positions: int = 64):
                 p.normal_(0, 0.3)
         model.get_input_embeddings().weight[pad] = 0
     return model.eval()
+
+
+@cache
+def family_setup(family: str, seed: int = 1):
+    """``(tokenizer, transformers model)`` of ``family`` trained on ``sst2_phrases()`` (built
+    once per test session); None when SST-2 is absent."""
+    phrases = sst2_phrases()
+    if phrases is None:
+        return None
+    tokenizer = trained_tokenizer(family, phrases)
+    return tokenizer, family_model(family, tokenizer, seed=seed)

@@ -23,7 +23,7 @@ from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.perturb import PerturbationSpace, SynonymTable  # noqa: E402
 from robusttext.perturb.subwords import SubwordSpace  # noqa: E402
 from robusttext.text.hf import from_transformers  # noqa: E402
-from tests.hf_tiny import FAMILIES, family_model, sst2_phrases, trained_tokenizer  # noqa: E402
+from tests.hf_tiny import FAMILIES, family_model, family_setup, sst2_phrases  # noqa: E402
 
 PHRASES = sst2_phrases()
 pytestmark = pytest.mark.skipif(PHRASES is None, reason="needs ../shared/data/sst2/train.tsv")
@@ -52,8 +52,7 @@ SENTENCES = [
 @pytest.fixture(scope="module", params=FAMILIES)
 def family(request):
     """``(name, tokenizer, transformers model)`` of one family."""
-    tokenizer = trained_tokenizer(request.param, PHRASES)
-    return request.param, tokenizer, family_model(request.param, tokenizer, seed=1)
+    return (request.param, *family_setup(request.param))
 
 
 def _space(tokenizer, budget=2):
