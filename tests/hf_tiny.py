@@ -156,9 +156,12 @@ def trained_tokenizer(family: str, texts: list[str], vocab_size: int = 4000):
     return PreTrainedTokenizerFast(tokenizer_object=raw, **names)
 
 
-def family_model(family: str, tokenizer, seed: int = 0, positions: int = 64):
+def family_model(family: str, tokenizer, seed: int = 0, positions: int = 64,
+                 std: float = 0.3, tilt: float = 0.0):
     """A random tiny classifier of the family's architecture over ``tokenizer``'s ids (its
-    padding row zero, positions for ``positions`` pieces)."""
+    padding row zero, positions for ``positions`` pieces): weights drawn with ``std`` (the
+    word embeddings with 0.3), ``tilt`` added to class 1's bias (a model that leans to one
+    class, which the bounds can certify)."""
     import transformers as tf
 
     torch.manual_seed(seed)
@@ -179,8 +182,10 @@ def family_model(family: str, tokenizer, seed: int = 0, positions: int = 64):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "LayerNorm" not in name and "layer_norm" not in name:
-                p.normal_(0, 0.3)
+                p.normal_(0, 0.3 if "word_embeddings" in name else std)
         model.get_input_embeddings().weight[pad] = 0
+        last = model.classifier.out_proj if architecture == "roberta" else model.classifier
+        last.bias[1] += tilt
     return model.eval()
 
 
