@@ -190,10 +190,11 @@ class SubwordSpace:
                    for p in range(n)]
         return enc.tokens[0], entries
 
-    # -- pieces -----------------------------------------------------------------------------
+    # -- a word read alone (for inspection; sentences are read whole by ``read``) -----------
 
     def pieces(self, word: str) -> tuple[int, ...]:
-        """The piece ids of ``word`` as a word of a sentence (no special tokens)."""
+        """The piece ids of ``word`` read alone after a space (no special tokens): the pieces of
+        a word inside a lower-cased sentence for tokenizers that read words apart."""
         cached = self._pieces.get(word)
         if cached is not None:
             return cached
@@ -210,6 +211,8 @@ class SubwordSpace:
         return result
 
     def _word(self, word: str, protected: bool) -> _Word:
+        """``word`` read alone (``pieces``): its slot and the candidates kept by the same
+        rule as ``read``'s, for inspection."""
         key = (word, protected)
         cached = self._words.get(key)
         if cached is not None:
