@@ -102,3 +102,23 @@ def test_the_one_sentence_view_shows_the_tokens_as_the_model_reads_them(capsys):
     printed = capsys.readouterr().out
     assert "reads as:   it 's a charming , [zzyzx?] journey ." in printed
     assert "unknown:    1 of 8 tokens the model does not know: zzyzx" in printed
+
+
+@pytest.mark.parametrize("level", ["word", "char"])
+def test_reported_rewrites_are_text_that_the_model_misreads(level):
+    vocab, space, model = _setup(level)
+    raw = [r for r, _ in PAIRS]
+    enc = space.encode(raw, vocab)
+    labels = predict(model, enc.token_ids, enc.mask).argmax(1).tolist()
+    seen = 0
+    for tilt in range(2):  # the prediction, then the other class: every sentence flips at 0
+        chosen = [y if tilt == 0 else 1 - y for y in labels]
+        result = certify(model, vocab, space, list(zip(raw, chosen, strict=True)),
+                         budgets=[0, 1, 2])
+        for r in result.examples:
+            if r.rewrite is None:
+                continue
+            ids = torch.tensor([space.reference_ids(r.rewrite, vocab)])
+            assert int(model(ids, torch.ones_like(ids, dtype=torch.float)).argmax()) != r.label
+            seen += 1
+    assert seen >= len(raw)
