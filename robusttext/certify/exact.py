@@ -95,12 +95,18 @@ def exact_search(
     for name, value, least in (("leaf_size", leaf_size, 1), ("round_size", round_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise RobustTextError(f"{name} must be an integer >= {least}, got {value!r}")
-    if not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise RobustTextError(f"the exact search's time limit must be a number of seconds > 0, "
-                              f"got {time_limit!r}")
+    check_time_limit(time_limit)
     search = _Search(model, batch, labels, roots, method, relaxation, leaf_size, round_size,
                      alpha_steps, classes)
     return search.run(float(time_limit))
+
+
+def check_time_limit(value) -> float:
+    """``value`` as seconds if it is a number > 0, else RobustTextError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise RobustTextError("the exact search's time limit must be a number of seconds > 0, "
+                              f"got {value!r}")
+    return float(value)
 
 
 class _Search:
@@ -291,3 +297,52 @@ def _split(owner, ids, allowed, budget, candidates, scores):
     # replacements from least to most harmful (children of several parents interleave by
     # block; each block's last rows are the most harmful replacements).
     return tuple(torch.cat(t) for t in (out_owner, out_ids, out_allowed, out_budget))
+
+
+def settle(run, batches: list[list[int]], examples, time_limit: float,
+           leaf_size: int = DEFAULT_LEAF_SIZE, round_size: int = DEFAULT_ROUND_SIZE) -> None:
+    """Give each of certify's results its exact answer, batch by batch (``batches``: the
+    sentence indices of certify's batches, so each sentence keeps its padding).
+
+    ``run``: certify's run (model, method, results so far). A certified result is certified, a
+    flipped one (the attack, or the sentence itself) has its counterexample, and one broken at
+    a lower budget is broken at every higher one; the search decides the rest, budgets in
+    increasing order. Every answer passes ``check_exact``."""
+    from robusttext.certify.soundness import check_exact
+
+    by_key = {(r.index, r.budget): r for r in run.results}
+    budgets = sorted(run.budgets, key=lambda b: (b is None, b or 0))
+    for chosen in batches:
+        enc = run.encode(chosen)
+        labels = torch.tensor([examples[i].label for i in chosen], device=run.device)
+        broken: dict[int, str | None] = {}  # row -> a rewrite found at a lower budget
+        for budget in budgets:
+            roots = []
+            for j, i in enumerate(chosen):
+                r = by_key[(i, budget)]
+                if r.certified:
+                    r.exact = CERTIFIED
+                elif r.attacked or r.prediction != r.label or j in broken:
+                    r.exact = COUNTEREXAMPLE
+                    r.rewrite = r.rewrite or broken.get(j)
+                else:
+                    roots.append(j)
+            if roots:
+                run.stage(f"exact search, budget {'any' if budget is None else budget}, "
+                          f"{len(roots)} sentences")
+                answers = exact_search(run.model, enc, labels, [(j, budget) for j in roots],
+                                       run.method, run.relaxation, time_limit, leaf_size,
+                                       round_size, run.alpha_steps, run.classes)
+                for j, answer in zip(roots, answers):
+                    r = by_key[(chosen[j], budget)]
+                    r.exact, r.exact_seconds = answer.status, answer.seconds
+                    if answer.status == COUNTEREXAMPLE:
+                        text = run._detokenize(answer.rewrite, enc.mask[j].cpu())
+                        r.rewrite = r.rewrite or text
+                        broken[j] = text
+            for j, i in enumerate(chosen):
+                r = by_key[(i, budget)]
+                if r.exact == COUNTEREXAMPLE:
+                    broken.setdefault(j, r.rewrite)
+                check_exact(text=r.text, origin=r.origin, budget=budget, exact=r.exact,
+                            certified=r.certified, attacked=r.attacked, exhaustive=r.exhaustive)
