@@ -14,6 +14,8 @@ from robusttext.certify.exact import (
     TIMEOUT,
     exact_search,
 )
+from robusttext.certify.margins import margins
+from robusttext.certify.window_dp import supports_window_dp, window_minimum
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.text import BagOfWords, WordCNN
 from robusttext.text.sequence_models import BiLSTM
@@ -75,7 +77,9 @@ CASES = [("cnn", "budget-ibp", 1), ("cnn", "budget-ibp", 4), ("bow", "budget-ibp
 
 
 @pytest.mark.parametrize("kind,method,leaf_size", CASES)
-def test_answers_match_enumeration(kind, method, leaf_size):
+def test_answers_match_enumeration(kind, method, leaf_size, monkeypatch):
+    # the branch and bound alone (the CNN's dynamic programme is tested on its own below)
+    monkeypatch.setattr("robusttext.certify.exact.supports_window_dp", lambda body: False)
     outcomes = set()
     for seed in range(2 if kind == "lstm" else 3):
         model = make_model(kind, seed)
@@ -95,25 +99,26 @@ def test_answers_match_enumeration(kind, method, leaf_size):
     assert outcomes == {CERTIFIED, COUNTEREXAMPLE}  # neither answer is vacuous
 
 
-def test_branching_happens_and_is_needed():
+def test_branching_happens_and_is_needed(monkeypatch):
     """With leaves of one sentence, some certified set needs more than its root's bound."""
+    monkeypatch.setattr("robusttext.certify.exact.supports_window_dp", lambda body: False)
     model = make_model("cnn", 1)
     batch, labels = random_batch(1, sentences=8, length=8, candidates=4)
     roots = [(j, 3) for j in range(len(batch))]
     answers = exact_search(model, batch, labels, roots, "ibp", leaf_size=1, time_limit=60.0)
     assert any(a.status == CERTIFIED and a.nodes > 1 for a in answers)
 
-
-def test_time_limit_reports_timeouts():
+def test_time_limit_reports_timeouts(monkeypatch):
+    monkeypatch.setattr("robusttext.certify.exact.supports_window_dp", lambda body: False)
     model = make_model("cnn", 2)
     batch, labels = random_batch(2, sentences=6, length=10, candidates=4)
-    roots = [(j, None) for j in range(len(batch))]
+    roots = [(j, 3) for j in range(len(batch))]
     answers = exact_search(model, batch, labels, roots, "ibp", leaf_size=1, round_size=1,
                            time_limit=1e-9)
     assert any(a.status == TIMEOUT for a in answers)
     for (j, budget), answer in zip(roots, answers):
-        robust, _ = truth(model, batch, j, int(labels[j]), budget)
         if answer.status != TIMEOUT:  # whatever is decided is right
+            robust, _ = truth(model, batch, j, int(labels[j]), budget)
             assert answer.status == (CERTIFIED if robust else COUNTEREXAMPLE)
 
 
@@ -125,3 +130,45 @@ def test_bad_settings_are_refused():
         settings = {"method": "ibp", **kwargs}
         with pytest.raises(RobustTextError):
             exact_search(model, batch, labels, [(0, 1)], **settings)
+
+
+@pytest.mark.parametrize("width,classes,projection", [(3, 2, None), (5, 3, None), (3, 3, 4),
+                                                       (5, 2, 4)])
+def test_window_minimum_is_the_enumerated_minimum(width, classes, projection):
+    """The CNN's dynamic programme gives the lowest margin over the set, and a rewrite of the
+    set that attains it."""
+    for seed in range(6):
+        torch.manual_seed(seed)
+        model = WordCNN(VOCAB, embed_dim=5, filters=6, width=width, classes=classes,
+                        projection=projection).eval()
+        with torch.no_grad():
+            model.embedding.weight[0] = 0
+        assert supports_window_dp(model.body)
+        batch, _ = random_batch(seed, sentences=2, length=7)
+        for j in range(len(batch)):
+            label = (seed + j) % classes
+            for budget in range(4):
+                ids, mask = batch.token_ids[j], batch.mask[j]
+                lowest, rewrite = window_minimum(
+                    model.body, model.embedding, ids, mask, batch.candidate_ids[j],
+                    batch.candidate_mask[j], budget, label)
+                rows = list(enumerate_rewrites(ids.tolist(), batch.candidate_ids[j].tolist(),
+                                               batch.candidate_mask[j].tolist(), budget))
+                with torch.no_grad():
+                    logits = model(torch.tensor(rows), mask.expand(len(rows), -1))
+                    reached = model(rewrite[None], mask[None])
+                labels = torch.full((len(rows),), label)
+                assert lowest == pytest.approx(float(margins(logits, labels).min()), abs=1e-5)
+                assert float(margins(reached, labels[:1])) == pytest.approx(lowest, abs=1e-5)
+                assert rewrite.tolist() in rows
+
+
+def test_window_pass_decides_cnn_roots_without_branching():
+    model = make_model("cnn", 0)
+    batch, labels = random_batch(0, sentences=6, length=8)
+    roots = [(j, 3) for j in range(len(batch))]
+    answers = exact_search(model, batch, labels, roots, "budget-ibp", leaf_size=1)
+    for (j, budget), answer in zip(roots, answers):
+        robust, _ = truth(model, batch, j, int(labels[j]), budget)
+        assert answer.status == (CERTIFIED if robust else COUNTEREXAMPLE)
+        assert answer.nodes == 0  # decided by the dynamic programme alone

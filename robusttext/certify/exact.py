@@ -10,6 +10,10 @@ sub-problem on position ``p`` gives disjoint children whose union is exactly the
 - ``p`` replaced by candidate ``c`` (one child per allowed candidate): the centre takes ``c``
   at ``p``, ``allowed[p]`` cleared, one change less.
 
+For the CNNs (``ConvBody``) each root is first decided by its exact lowest margin, a dynamic
+programme over the windows (``robusttext.certify.window_dp``); the branch and bound takes
+what that leaves (a margin within float rounding of zero, or a state too large).
+
 Every child has the form of a substitution set again (a centre, candidates per position, a
 budget), so it is bounded by the same incomplete method that certify uses (``budget-ibp``
 where the body supports it, else CROWN-IBP, or the method named), all open sub-problems of a
@@ -41,6 +45,7 @@ import torch
 from torch import nn
 
 from robusttext.certify.margins import margins, predict
+from robusttext.certify.window_dp import supports_window_dp, window_minimum
 from robusttext.errors import RobustTextError
 from robusttext.perturb.counting import enumerate_edits
 from robusttext.perturb.encoded import EncodedBatch
@@ -50,6 +55,7 @@ CERTIFIED, COUNTEREXAMPLE, TIMEOUT = "certified", "counterexample", "timeout"
 DEFAULT_TIME_LIMIT = 10.0
 DEFAULT_LEAF_SIZE = 16
 DEFAULT_ROUND_SIZE = 256
+DP_MARGIN = 1e-4  # a CNN's exact lowest margin above this certifies (float rounding below it)
 
 
 @dataclass
@@ -137,6 +143,9 @@ class _Search:
         self.classes = classes
 
     def run(self, time_limit: float) -> list[ExactAnswer]:
+        if supports_window_dp(self.model.body):
+            self._window_pass()
+            self._drop_decided()
         while len(self.owner):
             take = min(self.round_size, len(self.owner))
             # the top of the stack: the most recently pushed (deepest) sub-problems
@@ -159,6 +168,28 @@ class _Search:
             self._drop_decided()
         return [ExactAnswer(s or CERTIFIED, r, t, n, w) for s, r, t, n, w in zip(
             self.status, self.rewrite, self.seconds, self.nodes, self.rewrites)]
+
+    def _window_pass(self) -> None:
+        """Decide each root of a CNN by its exact lowest margin (``window_dp``): certified
+        when it is above ``DP_MARGIN``, a counterexample when the rewrite attaining it is
+        misclassified by the model; anything else is left to the branch and bound."""
+        body, embedding = self.model.body, self.model.embedding
+        for q in range(len(self.status)):
+            start = time.perf_counter()
+            r = int(self.row[q])
+            found = window_minimum(body, embedding, self.ids[q], self.batch.mask[r],
+                                   self.batch.candidate_ids[r], self.allowed[q],
+                                   int(self.budget[q]), int(self.labels[q]))
+            if found is not None:
+                lowest, rewrite = found
+                self.rewrites[q] += 1
+                if lowest > DP_MARGIN:
+                    self.status[q] = CERTIFIED
+                else:
+                    logits = predict(self.model, rewrite[None], self.batch.mask[r][None])
+                    if int(logits.argmax(1)) != int(self.labels[q]):
+                        self._found(q, rewrite)
+            self.seconds[q] += time.perf_counter() - start
 
     def _drop_decided(self) -> None:
         decided = torch.tensor([s is not None for s in self.status], device=self.device)
