@@ -4,10 +4,13 @@ Expectations come from listing every rewrite with ``tests/oracles.enumerate_rewr
 running each through the model's forward, never from the search under test.
 """
 
+import json
+
 import pytest
 import torch
 
 from robusttext import RobustTextError
+from robusttext.certify import certify
 from robusttext.certify.exact import (
     CERTIFIED,
     COUNTEREXAMPLE,
@@ -16,9 +19,12 @@ from robusttext.certify.exact import (
 )
 from robusttext.certify.margins import margins
 from robusttext.certify.window_dp import supports_window_dp, window_minimum
+from robusttext.cli import main
+from robusttext.data import Example
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.text import BagOfWords, WordCNN
 from robusttext.text.sequence_models import BiLSTM
+from tests.builders import SENTENCES, save_word_model, word_setup, write_tsv
 from tests.oracles import enumerate_rewrites
 
 VOCAB = 24
@@ -172,3 +178,43 @@ def test_window_pass_decides_cnn_roots_without_branching():
         robust, _ = truth(model, batch, j, int(labels[j]), budget)
         assert answer.status == (CERTIFIED if robust else COUNTEREXAMPLE)
         assert answer.nodes == 0  # decided by the dynamic programme alone
+
+
+@pytest.mark.parametrize("kind", ["cnn", "bow"])
+def test_certify_exact_matches_enumeration(kind):
+    """``certify(method="exact")``: every sentence decided, each answer the enumeration's."""
+    vocab, space = word_setup()
+    torch.manual_seed(0)
+    model = (WordCNN(len(vocab), embed_dim=6, filters=6) if kind == "cnn"
+             else BagOfWords(len(vocab), embed_dim=6, hidden=6)).eval()
+    words = "a good film , not dull".split()
+    examples = [Example(" ".join(words[(i + k) % len(words)] for k in range(2 + i % 4)), i % 2)
+                for i in range(8)]
+    result = certify(model, vocab, space, examples, budgets=[1, 2, None], method="exact")
+    assert result.settings["exact"]["bounds"] == "budget-ibp"
+    for r in result.examples:
+        assert r.exhaustive is not None  # small sets: enumerated as well
+        assert r.exact == ("certified" if r.exhaustive else "counterexample")
+        if r.exact == "counterexample":
+            assert r.rewrite is not None
+    for s in result.summaries:
+        assert s.exact_accuracy == s.exhaustive_accuracy and s.exact_timeouts == 0
+
+
+def test_cli_method_exact(tmp_path, capsys):
+    path = save_word_model(tmp_path / "model")
+    data = write_tsv(tmp_path / "data.tsv", SENTENCES)
+    report = tmp_path / "report.json"
+    code = main(["certify", "--model", str(path), "--data", str(data), "--budget", "1,2",
+                 "--method", "exact", "--exact-time-limit", "5", "--json", str(report),
+                 "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "exact search at 1 position: exact robust accuracy" in out
+    written = json.loads(report.read_text())
+    assert all(e["exact"] in (CERTIFIED, COUNTEREXAMPLE) for e in written["examples"])
+    assert all(s["exact_accuracy"] == s["exhaustive_accuracy"] for s in written["summary"])
+    code = main(["certify", "--model", str(path), "--data", str(data), "--method", "exact",
+                 "--exact-time-limit", "0"])
+    assert code != 0
+    assert "--exact-time-limit must be above 0" in capsys.readouterr().err
