@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from robusttext.certify.margins import margins, predict
-from robusttext.certify.window_dp import supports_window_dp, window_minimum
+from robusttext.certify.window_dp import supports_window_dp, window_minima
 from robusttext.errors import RobustTextError
 from robusttext.perturb.counting import enumerate_edits
 from robusttext.perturb.encoded import EncodedBatch
@@ -134,6 +134,7 @@ class _Search:
         self.ids = batch.token_ids[self.row].clone()
         self.allowed = batch.candidate_mask[self.row].clone()
         self.budget = torch.tensor(budgets, dtype=torch.long, device=device)
+        self.root_budget = budgets  # per root (the frontier's ``budget`` is per sub-problem)
         n = len(roots)
         self.status = [None] * n
         self.rewrite: list[torch.Tensor | None] = [None] * n
@@ -170,18 +171,24 @@ class _Search:
             self.status, self.rewrite, self.seconds, self.nodes, self.rewrites)]
 
     def _window_pass(self) -> None:
-        """Decide each root of a CNN by its exact lowest margin (``window_dp``): certified
-        when it is above ``DP_MARGIN``, a counterexample when the rewrite attaining it is
-        misclassified by the model; anything else is left to the branch and bound."""
+        """Decide each root of a CNN by its exact lowest margin (``window_dp``, one programme
+        per sentence for all its budgets): certified when it is above ``DP_MARGIN``, a
+        counterexample when the rewrite attaining it is misclassified by the model; anything
+        else is left to the branch and bound."""
         body, embedding = self.model.body, self.model.embedding
+        by_row: dict[int, list[int]] = {}
         for q in range(len(self.status)):
+            by_row.setdefault(int(self.row[q]), []).append(q)
+        for r, roots in by_row.items():
             start = time.perf_counter()
-            r = int(self.row[q])
-            found = window_minimum(body, embedding, self.ids[q], self.batch.mask[r],
-                                   self.batch.candidate_ids[r], self.allowed[q],
-                                   int(self.budget[q]), int(self.labels[q]))
-            if found is not None:
-                lowest, rewrite = found
+            most = max(self.root_budget[q] for q in roots)
+            found = window_minima(body, embedding, self.ids[roots[0]], self.batch.mask[r],
+                                  self.batch.candidate_ids[r], self.allowed[roots[0]], most,
+                                  int(self.labels[roots[0]]))
+            for q in roots if found is not None else ():
+                if self.status[q] is not None:
+                    continue
+                lowest, rewrite = found[self.root_budget[q]]
                 self.rewrites[q] += 1
                 if lowest > DP_MARGIN:
                     self.status[q] = CERTIFIED
@@ -189,7 +196,9 @@ class _Search:
                     logits = predict(self.model, rewrite[None], self.batch.mask[r][None])
                     if int(logits.argmax(1)) != int(self.labels[q]):
                         self._found(q, rewrite)
-            self.seconds[q] += time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            for q in roots:
+                self.seconds[q] += elapsed / len(roots)
 
     def _drop_decided(self) -> None:
         decided = torch.tensor([s is not None for s in self.status], device=self.device)
@@ -199,8 +208,14 @@ class _Search:
                 t[keep] for t in (self.owner, self.ids, self.allowed, self.budget))
 
     def _found(self, q: int, rewrite: torch.Tensor) -> None:
-        if self.status[q] is None:
-            self.status[q], self.rewrite[q] = COUNTEREXAMPLE, rewrite.detach().cpu()
+        """Root ``q`` has the misclassified ``rewrite``; so has every root of the same sentence
+        and label with at least its budget (the rewrite lies in their sets too)."""
+        rewrite = rewrite.detach().cpu()
+        for other in range(len(self.status)):
+            if (self.status[other] is None and int(self.row[other]) == int(self.row[q])
+                    and int(self.labels[other]) == int(self.labels[q])
+                    and self.root_budget[other] >= self.root_budget[q]):
+                self.status[other], self.rewrite[other] = COUNTEREXAMPLE, rewrite
 
     def _round(self, owner, ids, allowed, budget):
         """Process one batch of sub-problems; returns their children (or None)."""
@@ -336,44 +351,37 @@ def settle(run, batches: list[list[int]], examples, time_limit: float,
     sentence indices of certify's batches, so each sentence keeps its padding).
 
     ``run``: certify's run (model, method, results so far). A certified result is certified, a
-    flipped one (the attack, or the sentence itself) has its counterexample, and one broken at
-    a lower budget is broken at every higher one; the search decides the rest, budgets in
-    increasing order. Every answer passes ``check_exact``."""
+    flipped one (the attack, or the sentence itself) has its counterexample, and the search
+    decides the rest, every budget of the batch in one search (a counterexample found at one
+    budget serves the higher ones). Every answer passes ``check_exact``."""
     from robusttext.certify.soundness import check_exact
 
     by_key = {(r.index, r.budget): r for r in run.results}
-    budgets = sorted(run.budgets, key=lambda b: (b is None, b or 0))
     for chosen in batches:
         enc = run.encode(chosen)
         labels = torch.tensor([examples[i].label for i in chosen], device=run.device)
-        broken: dict[int, str | None] = {}  # row -> a rewrite found at a lower budget
-        for budget in budgets:
-            roots = []
+        roots = []
+        for budget in run.budgets:
             for j, i in enumerate(chosen):
                 r = by_key[(i, budget)]
                 if r.certified:
                     r.exact = CERTIFIED
-                elif r.attacked or r.prediction != r.label or j in broken:
+                elif r.attacked or r.prediction != r.label:
                     r.exact = COUNTEREXAMPLE
-                    r.rewrite = r.rewrite or broken.get(j)
                 else:
-                    roots.append(j)
-            if roots:
-                run.stage(f"exact search, budget {'any' if budget is None else budget}, "
-                          f"{len(roots)} sentences")
-                answers = exact_search(run.model, enc, labels, [(j, budget) for j in roots],
-                                       run.method, run.relaxation, time_limit, leaf_size,
-                                       round_size, run.alpha_steps, run.classes)
-                for j, answer in zip(roots, answers):
-                    r = by_key[(chosen[j], budget)]
-                    r.exact, r.exact_seconds = answer.status, answer.seconds
-                    if answer.status == COUNTEREXAMPLE:
-                        text = run._detokenize(answer.rewrite, enc.mask[j].cpu())
-                        r.rewrite = r.rewrite or text
-                        broken[j] = text
-            for j, i in enumerate(chosen):
+                    roots.append((j, budget))
+        if roots:
+            run.stage(f"exact search, {len(roots)} sentences and budgets")
+            answers = exact_search(run.model, enc, labels, roots, run.method, run.relaxation,
+                                   time_limit, leaf_size, round_size, run.alpha_steps,
+                                   run.classes)
+            for (j, budget), answer in zip(roots, answers):
+                r = by_key[(chosen[j], budget)]
+                r.exact, r.exact_seconds = answer.status, answer.seconds
+                if answer.status == COUNTEREXAMPLE and r.rewrite is None:
+                    r.rewrite = run._detokenize(answer.rewrite, enc.mask[j].cpu())
+        for budget in run.budgets:
+            for i in chosen:
                 r = by_key[(i, budget)]
-                if r.exact == COUNTEREXAMPLE:
-                    broken.setdefault(j, r.rewrite)
                 check_exact(text=r.text, origin=r.origin, budget=budget, exact=r.exact,
                             certified=r.certified, attacked=r.attacked, exhaustive=r.exhaustive)

@@ -41,12 +41,23 @@ def supports_window_dp(body: nn.Module) -> bool:
             and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple))
 
 
-@torch.no_grad()
 def window_minimum(body: ConvBody, embedding: nn.Embedding, ids: torch.Tensor,
                    mask: torch.Tensor, candidates: torch.Tensor, allowed: torch.Tensor,
                    budget: int, label: int) -> tuple[float, torch.Tensor] | None:
     """The lowest margin of ``label`` over the rewrites of one sentence with at most ``budget``
     changes, and a rewrite ``[length]`` that attains it; None when the state would exceed
+    ``MAX_STATES``. Arguments as in ``window_minima``."""
+    found = window_minima(body, embedding, ids, mask, candidates, allowed, budget, label)
+    return None if found is None else found[budget]
+
+
+@torch.no_grad()
+def window_minima(body: ConvBody, embedding: nn.Embedding, ids: torch.Tensor,
+                  mask: torch.Tensor, candidates: torch.Tensor, allowed: torch.Tensor,
+                  budget: int, label: int) -> list[tuple[float, torch.Tensor]] | None:
+    """Per number of changes ``c = 0 .. budget``, the lowest margin of ``label`` over the
+    rewrites of one sentence with at most ``c`` changes and a rewrite ``[length]`` that
+    attains it (one programme serves every budget); None when the state would exceed
     ``MAX_STATES``.
 
     ``ids [length]`` (the padded row), ``mask [length]``, ``candidates`` / ``allowed``
@@ -121,25 +132,26 @@ def window_minimum(body: ConvBody, embedding: nn.Embedding, ids: torch.Tensor,
         total = shifted + window_value.unsqueeze(-2)
         val, arg = total.min(0)
         chosen.append(arg)
-    # the best final state, per spec; the lowest spec decides
-    finals = val.reshape(-1, specs)
-    best_per_spec, where = finals.min(0)
+    return [_read_back(val, chosen, const, options, ids, taps, steps, length, c)
+            for c in range(budget + 1)]
+
+
+def _read_back(val, chosen, const, options, ids, taps, steps, length, most):
+    """The lowest margin with at most ``most`` changes and a rewrite attaining it."""
+    specs = val.shape[-1]
+    finals = val[..., :most + 1, :]  # states with at most ``most`` changes
+    best_per_spec, where = finals.reshape(-1, specs).min(0)
     best_per_spec = best_per_spec + const
     j = int(best_per_spec.argmin())
     lowest = float(best_per_spec[j])
-    # read the choices back
     # choices at positions steps-T+1 .. steps-1, then the changes used
-    state = [int(s) for s in np.unravel_index(int(where[j]), tuple(val.shape[:-1]))]
-    picks = {}
-    for i, p in enumerate(range(steps - taps + 1, steps)):
-        picks[p] = state[i]
+    state = [int(s) for s in np.unravel_index(int(where[j]), tuple(finals.shape[:-1]))]
+    picks = dict(zip(range(steps - taps + 1, steps), state[:-1]))
     used = state[-1]
     for p in range(steps - 1, -1, -1):
-        arg = chosen[p]
-        # arg over [positions p - T + 2 .. p, changes, specs] -> choice at p - T + 1
+        # chosen[p] over [positions p - T + 2 .. p, changes, specs] -> the choice at p - T + 1
         key = tuple(picks[q] for q in range(p - taps + 2, p + 1)) + (used, j)
-        first = int(arg[key])
-        picks[p - taps + 1] = first
+        picks[p - taps + 1] = int(chosen[p][key])
         if p < length and picks[p] > 0:
             used -= 1
     rewrite = ids.clone()
