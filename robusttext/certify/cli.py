@@ -19,8 +19,8 @@ from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.alpha import ALPHA_STEPS
 from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.errors import RobustTextError
-from robusttext.methods import AUTO
-from robusttext.methods import CERTIFY_METHODS as METHODS
+from robusttext.methods import AUTO, EXACT_METHOD
+from robusttext.methods import TEXT_METHODS as METHODS
 from robusttext.text.io import SHIPPED_MODELS
 
 DEMO_SENTENCES = Path(robusttext.__file__).parent / "assets" / "demo_sentences.tsv"
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", metavar="N[,N...]",
                         help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: "
                              "the model's budget, else 1,2,3)")
-    parser.add_argument("--method", choices=(AUTO, *METHODS), default=AUTO,
+    parser.add_argument("--method", choices=(AUTO, *METHODS, EXACT_METHOD), default=AUTO,
                         help="bound method (default auto: budget-ibp for the CNNs and bags of "
                              "words, crown-ibp for other models; exact: auto's bounds, then "
                              "branch and bound decides every sentence they leave open)")
