@@ -107,6 +107,10 @@ class BertClassifier(TextClassifier):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "activation": self.activation}
 
+    def write_extra_files(self, directory, vocab, space, training_config, metrics) -> None:
+        """Also a ``from_pretrained`` / ``pipeline`` folder (``write_transformers_files``)."""
+        write_transformers_files(directory, self, vocab, space, training_config, metrics)
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         if "body.cls" not in state_dict and "body.position.weight" in state_dict:
             raise RobustTextError("this bert checkpoint comes from a robusttext that read "
