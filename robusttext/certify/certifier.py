@@ -12,6 +12,7 @@ from torch import nn
 from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings
 from robusttext.certify.attack import beam_attack
+from robusttext.certify.exact import check_time_limit, settle
 from robusttext.certify.exhaustive import exhaustive_check, flipping_rewrite, set_sizes
 from robusttext.certify.margins import predict
 from robusttext.certify.reading import check_reading
@@ -19,6 +20,7 @@ from robusttext.certify.results import Certification, ExampleResult, summarize
 from robusttext.certify.soundness import check_example
 from robusttext.data import Example, check_labels
 from robusttext.errors import RobustTextError
+from robusttext.methods import AUTO, EXACT_METHOD
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace
@@ -65,6 +67,7 @@ def certify(
     device: str | torch.device | None = None,
     progress: bool | None = False,
     alpha_steps: int | None = None,
+    exact_time_limit: float = 10.0,
 ) -> Certification:
     """Certify, attack and (for small sets) enumerate each sentence at each budget.
 
@@ -77,7 +80,10 @@ def certify(
     ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
     progress bar on stderr, naming the step under way (attack, enumeration, bounds per budget);
     None: when stderr is a terminal. ``alpha_steps``: alpha-CROWN's optimisation steps (None:
-    the engine's default, ``robusttext.bounds.alpha.ALPHA_STEPS``).
+    the engine's default, ``robusttext.bounds.alpha.ALPHA_STEPS``). ``method="exact"``: the
+    bounds are ``auto``'s, and every sentence they leave open is decided by branch and bound
+    (``robusttext.certify.exact``) within ``exact_time_limit`` seconds per sentence and budget
+    (the ``exact`` answer of each result).
 
     Every result passes the soundness invariant (``robusttext.certify.soundness``); a
     contradiction raises SoundnessViolation naming the sentence. Every sentence passes the
@@ -87,7 +93,10 @@ def certify(
     sentence with the changed words replaced.
     """
     check_text_model(model)
-    method = check_method(pick_method(method, model.body))
+    exact = method == EXACT_METHOD
+    if exact:
+        check_time_limit(exact_time_limit)
+    method = check_method(pick_method(AUTO if exact else method, model.body))
     if relaxation not in RELAXATIONS:
         raise RobustTextError(f"unknown relaxation {relaxation!r}; choose one of "
                               f"{', '.join(RELAXATIONS)}")
@@ -134,6 +143,9 @@ def certify(
             chosen = order[start:start + batch_size]
             run.batch([examples[i] for i in chosen], chosen, run.encode(chosen))
             bar.update(len(chosen))
+        if exact:
+            settle(run, [order[s:s + batch_size] for s in range(0, len(order), batch_size)],
+                   examples, exact_time_limit)
     results = sorted(run.results, key=lambda r: (budgets.index(r.budget), r.index))
     summaries = [summarize([r for r in results if r.budget == b], b, run.seconds[b])
                  for b in budgets]
@@ -141,6 +153,8 @@ def certify(
                 "enumerate_limit": enumerate_limit, "beam_width": beam_width,
                 "proposals": proposals, "space": space.describe(), "device": str(device),
                 **({"alpha_steps": run.alpha_steps} if method == "alpha-crown" else {}),
+                **({"exact": {"bounds": method, "time_limit": exact_time_limit}} if exact
+                   else {}),
                 "setup_seconds": round(run.setup_seconds, 4)}
     if isinstance(space, SubwordSpace):
         settings["dropped_candidates"] = space.dropped_totals([e.text for e in examples])

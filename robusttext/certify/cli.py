@@ -19,7 +19,7 @@ from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.alpha import ALPHA_STEPS
 from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.errors import RobustTextError
-from robusttext.methods import AUTO
+from robusttext.methods import AUTO, EXACT_METHOD
 from robusttext.methods import TEXT_METHODS as METHODS
 from robusttext.text.io import SHIPPED_MODELS
 
@@ -49,9 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", metavar="N[,N...]",
                         help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: "
                              "the model's budget, else 1,2,3)")
-    parser.add_argument("--method", choices=(AUTO, *METHODS), default=AUTO,
+    parser.add_argument("--method", choices=(AUTO, *METHODS, EXACT_METHOD), default=AUTO,
                         help="bound method (default auto: budget-ibp for the CNNs and bags of "
-                             "words, crown-ibp for other models)")
+                             "words, crown-ibp for other models; exact: auto's bounds, then "
+                             "branch and bound decides every sentence they leave open)")
+    parser.add_argument("--exact-time-limit", type=float, default=10.0, metavar="SECONDS",
+                        help="with --method exact: seconds of search per sentence and budget "
+                             "before it is reported as a timeout (default 10)")
     parser.add_argument("--alpha-steps", type=int, default=ALPHA_STEPS, metavar="N",
                         help="with --method alpha-crown: gradient steps on the relaxation "
                              f"slopes (0: CROWN's bound; default {ALPHA_STEPS})")
@@ -175,6 +179,9 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.budget)
+    if not args.exact_time_limit > 0:
+        raise RobustTextError(f"--exact-time-limit must be above 0 seconds, got "
+                              f"{args.exact_time_limit}")
     if args.limit is not None and args.limit < 1:
         raise RobustTextError(f"--limit must be at least 1, got {args.limit}")
     for flag, value, least in (("--batch-size", args.batch_size, 1),
@@ -240,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
                 method=args.method, relaxation=args.relaxation, batch_size=args.batch_size,
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device,
-                progress=False if args.quiet else None, alpha_steps=args.alpha_steps)
+                progress=False if args.quiet else None, alpha_steps=args.alpha_steps,
+                exact_time_limit=args.exact_time_limit)
         except SoundnessViolation as error:
             print(f"robusttext certify: SOUNDNESS VIOLATION ({bundle.name}): {error}",
                   file=sys.stderr)

@@ -60,7 +60,8 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
     result = certify(model, vocab, space, [(text, chosen)], budgets=budgets, method=args.method,
                      relaxation=args.relaxation, enumerate_limit=args.enumerate_limit,
                      beam_width=args.beam_width, proposals=args.proposals,
-                     progress=False if args.quiet else None, alpha_steps=args.alpha_steps)
+                     progress=False if args.quiet else None, alpha_steps=args.alpha_steps,
+                     exact_time_limit=getattr(args, "exact_time_limit", 10.0))
     margin = float(margins(logits, logits.new_tensor([chosen]).long()))
     shown = repr if space.level == "char" else str
 
@@ -132,6 +133,10 @@ def describe_result(r, enumerate_limit: int, shown: Callable[[str], str] = str) 
         parts.append(f"the attack flips it: {shown(r.rewrite)}")
     elif r.exhaustive is False:
         parts.append(f"the enumeration flips it: {shown(r.rewrite)}")
+    elif r.exact == "counterexample":
+        parts.append(f"the exact search flips it: {shown(r.rewrite)}")
     elif not r.certified:
         parts.append("the attack found no flip")
+    if r.exact is not None:
+        parts.append(f"exact search: {r.exact} ({r.exact_seconds:.2f} s)")
     return head + "; " + "; ".join(parts)
