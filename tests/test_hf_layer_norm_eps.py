@@ -1,0 +1,120 @@
+"""The bert model's ``layer_norm_eps``: BertConfig's own setting, kept through training
+checkpoints and the exported ``transformers`` folder, and bounded soundly when it is large."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from robusttext.errors import RobustTextError  # noqa: E402
+from robusttext.perturb.vocabulary import Vocabulary  # noqa: E402
+from robusttext.text import build_model, load_text_model, save_text_model  # noqa: E402
+from robusttext.train.config import TrainConfig  # noqa: E402
+from tests.oracles import word_rewrites  # noqa: E402
+
+WORDS = ["the", "film", "movie", "is", "good", "great", "fine", "a", "bad", "awful", "poor",
+         "plot", "story", "and"]
+TABLE = {"good": ["great", "fine"], "bad": ["awful", "poor"], "film": ["movie"],
+         "plot": ["story"]}
+
+
+def _layer_norms(module):
+    return [m for m in module.modules() if isinstance(m, torch.nn.LayerNorm)]
+
+
+def test_the_eps_reaches_every_layer_norm_and_the_checkpoint(tmp_path):
+    from robusttext.perturb import PerturbationSpace, SynonymTable
+
+    vocab = Vocabulary(WORDS)
+    model = build_model("bert", vocab_size=len(vocab), embed_dim=8, heads=2, ffn=16, layers=2,
+                        max_length=12, layer_norm_eps=4.0)
+    norms = _layer_norms(model)
+    assert len(norms) == 5  # embeddings, and two per layer
+    assert all(n.eps == 4.0 for n in norms)
+    assert model.hf.config.layer_norm_eps == 4.0
+    assert model.config()["layer_norm_eps"] == 4.0
+    # BertConfig's default is not written, so older checkpoints rebuild the same model.
+    plain = build_model("bert", vocab_size=len(vocab), embed_dim=8, heads=2, ffn=16)
+    assert "layer_norm_eps" not in plain.config()
+    assert all(n.eps == 1e-12 for n in _layer_norms(plain))
+    space = PerturbationSpace(SynonymTable(TABLE), budget=1)
+    save_text_model(tmp_path / "m", model, vocab, space)
+    loaded = load_text_model(tmp_path / "m").model
+    assert all(n.eps == 4.0 for n in _layer_norms(loaded))
+
+
+def test_the_exported_folder_keeps_the_eps_and_the_logits(tmp_path):
+    """The folder that transformers reads computes (x - mean) / sqrt(var + 4): checked against
+    the formula by hand on the embedding LayerNorm, and on the logits of the whole model."""
+    from transformers import AutoModelForSequenceClassification
+
+    from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
+
+    vocab = Vocabulary(WORDS)
+    torch.manual_seed(1)
+    model = build_model("bert", vocab_size=len(vocab), embed_dim=8, heads=2, ffn=16, layers=1,
+                        max_length=12, layer_norm_eps=4.0).eval()
+    exported_transformers_model(model).save_pretrained(tmp_path)
+    tokenizer = word_tokenizer(vocab)
+    hf = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert hf.config.layer_norm_eps == 4.0
+    norm = hf.bert.embeddings.LayerNorm
+    x = torch.randn(3, 8)
+    by_hand = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False,
+                                                                keepdim=True) + 4.0)
+    torch.testing.assert_close(norm(x), by_hand * norm.weight + norm.bias)
+    batch = tokenizer(["the film is good", "a bad plot"], padding=True, return_tensors="pt")
+    mask = batch["attention_mask"][:, 1:].float()
+    with torch.no_grad():
+        expected = model(batch["input_ids"][:, 1:], mask)
+        torch.testing.assert_close(hf(**batch).logits, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown"])
+def test_bounds_with_a_large_eps_are_sound_against_enumeration(method):
+    """With eps 4 (close to a centring norm), every rewrite's margin, computed by the exported
+    transformers model on the saved tokenizer's ids, stays above the certified lower bound."""
+    from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.certify.margins import margins
+    from robusttext.perturb import PerturbationSpace, SynonymTable
+    from robusttext.text.bounds import text_margin_lower
+    from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
+
+    vocab = Vocabulary(WORDS)
+    torch.manual_seed(7)
+    model = build_model("bert", vocab_size=len(vocab), embed_dim=8, heads=2, ffn=16, layers=2,
+                        max_length=12, layer_norm_eps=4.0).eval()
+    with torch.no_grad():  # larger activations than the initialisation's, so eps matters less
+        model.embedding.weight.mul_(20)
+    hf, tokenizer = exported_transformers_model(model), word_tokenizer(vocab)
+    space = PerturbationSpace(SynonymTable(TABLE), budget=2, stop_words=[])
+    texts = ["the film is good", "a bad plot", "the plot is bad and the film is good"]
+    labels = torch.tensor([1, 0, 0])
+    enc = space.encode(texts, vocab)
+    for budget in (1, 2):
+        subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
+                                    enc.candidate_mask, budget, "exact")
+        with torch.no_grad():
+            lower = text_margin_lower(model.body, subs, margin_matrix(labels, 2), enc.mask,
+                                      method).amin(1)
+        for i, text in enumerate(texts):
+            words = text.split()
+            rewrites = word_rewrites(words, [TABLE.get(w, []) for w in words], budget)
+            batch = tokenizer(rewrites, return_tensors="pt", padding=True)
+            with torch.no_grad():
+                true = margins(hf(**batch).logits, torch.full((len(rewrites),), int(labels[i])))
+            assert lower[i] <= true.min() + 1e-5, (text, budget, method)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1.0, float("inf"), True, "big"])
+def test_a_bad_eps_is_refused_by_name(eps):
+    with pytest.raises(RobustTextError, match="layer_norm_eps"):
+        build_model("bert", vocab_size=10, embed_dim=8, heads=2, layer_norm_eps=eps)
+
+
+def test_the_training_setting_is_checked():
+    with pytest.raises(RobustTextError, match="--layer-norm-eps"):
+        TrainConfig(model="bert", layer_norm_eps=0.0)
+    assert TrainConfig(model="bert", layer_norm_eps=4.0).layer_norm_eps == 4.0
