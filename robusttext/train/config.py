@@ -23,7 +23,10 @@ SELECT_BY = ("verified", "clean", "last")
 class TrainConfig(Settings):
     """Everything a training run depends on.
 
-    Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``, ``lstm``, ``transformer``, ``bert``),
+    Model: ``start_from`` (a ``transformers`` folder or hub id to continue with the certified
+    loss, ``robusttext train --model FOLDER``; ``robusttext.text.hf.finetune``; the model
+    settings below are then unused), or ``model`` (``char-cnn``, ``word-cnn``, ``bow``,
+    ``lstm``, ``transformer``, ``bert``),
     sizes (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
     ``norm``, ``layers``, ``layer_norm_eps``; each model takes its own; None: the model's
     default),
@@ -66,6 +69,7 @@ class TrainConfig(Settings):
     """
 
     model: str = "char-cnn"
+    start_from: str | None = None
     embed_dim: int | None = None
     filters: int | None = None
     width: int | None = None
@@ -153,6 +157,13 @@ class TrainConfig(Settings):
                                   "--grad-clip >= 0")
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
             raise RobustTextError("--time-limit-minutes must be positive")
+        if self.start_from is not None:
+            fresh = [k for k in ("pretrained", "vectors", "vocab_from_space", "alias_candidates",
+                                 "projection", "layer_norm_eps") if getattr(self, k)]
+            if fresh:
+                raise RobustTextError(f"--model {self.start_from} continues a transformers "
+                                      f"model; {', '.join(flag(k) for k in fresh)} build a new "
+                                      "one and cannot apply")
         if self.pretrained and self.vectors:
             raise RobustTextError("give either --pretrained (a transformers model) or --vectors "
                                   "(word vectors), not both")
@@ -175,6 +186,9 @@ class TrainConfig(Settings):
 # each field of TrainConfig has one. Defaults are appended by the command line.
 HELP: dict[str, str] = {
     "model": "architecture to train (the model setting of a config file)",
+    "start_from": "a transformers model to continue with the certified loss: a save_pretrained "
+                  "folder or a hub id; its tokenizer and config are kept and --out gets a "
+                  "folder of the same kind (the --architecture and size settings are unused)",
     "embed_dim": "embedding size (default: the architecture's)",
     "filters": "CNN filters (default: the architecture's)",
     "width": "CNN window width in tokens (default: the architecture's)",

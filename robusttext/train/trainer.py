@@ -30,6 +30,8 @@ from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
 from robusttext.text.base import TextClassifier
 from robusttext.text.embeddings import pretrained_embeddings
+from robusttext.text.hf import finetune
+from robusttext.text.hf.model import HFTextModel
 from robusttext.text.io import load_text_model, save_text_model
 from robusttext.text.kinds import MODEL_KINDS, build_model
 from robusttext.text.vectors import (
@@ -64,8 +66,9 @@ SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "vectors", "vocab_from
 
 
 def build_space(config: TrainConfig) -> PerturbationSpace:
-    """The perturbation space of ``config`` at its model's level."""
-    level = MODEL_KINDS[config.model].level
+    """The perturbation space of ``config`` at its model's level (words for a ``transformers``
+    model continued with ``start_from``)."""
+    level = "word" if config.start_from else MODEL_KINDS[config.model].level
     if config.space_file:
         obj = json.loads(Path(config.space_file).read_text()) if Path(
             config.space_file).is_file() else None
@@ -227,8 +230,15 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     distributed.check_world(len(examples), job.world, "training examples")
 
     seed_everything(config.seed)
-    bundle = _resume_point(config, out)
-    if bundle is not None:
+    bundle = None if config.start_from else _resume_point(config, out)
+    if config.start_from:  # a transformers model the user has (robusttext.text.hf.finetune)
+        begun = finetune.start(config, out, space, device)
+        model, vocab, space = begun.model, begun.vocab, begun.space
+        start_epoch, step = begun.state.get("epoch", 0), begun.state.get("step", 0)
+        best, vector_report = begun.state.get("best"), {}
+        job.say(f"continuing {config.start_from} ({model.architecture}) with its tokenizer"
+                if not begun.state else _resume_line(out, start_epoch, step, config))
+    elif bundle is not None:
         vocab, model = bundle.vocab, bundle.model
         if config.freeze_embeddings:
             model.embedding.weight.requires_grad_(False)
@@ -236,11 +246,7 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         start_epoch, step = state.get("epoch", 0), state.get("step", 0)
         best = state.get("best")
         vector_report = bundle.meta.get("word_vectors", {})
-        if start_epoch >= config.epochs:
-            job.say(f"{out}: already trained for {start_epoch} epochs; nothing to do (raise "
-                    "--epochs to train longer, or use another --out)")
-        else:
-            job.say(f"resuming {out} after epoch {start_epoch} (step {step})")
+        job.say(_resume_line(out, start_epoch, step, config))
     else:
         vectors = load_vectors(config.vectors) if config.vectors else None
         vocab = build_vocabulary(examples, space, config, vectors)
@@ -255,12 +261,15 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     model.to(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        saved_space = space.restrict_to(vocab) if space.level == "word" else space
+        saved_space = space if config.start_from else (
+            space.restrict_to(vocab) if space.level == "word" else space)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=_lr_at(config, start_epoch),
                                  weight_decay=config.weight_decay)
-    if bundle is not None:
-        restore_optimizer(optimizer, bundle.extra_tensors)
+    moments = begun.optimizer if config.start_from else (
+        bundle.extra_tensors if bundle is not None else None)
+    if moments:
+        restore_optimizer(optimizer, moments)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(config, start_epoch)
 
@@ -361,9 +370,9 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         history.append(record)
         job.say(json.dumps(record), flush=True)
         if improved:
-            save_text_model(out / BEST_DIR, model, vocab, saved_space,
-                            training_config=config.to_json(), word_vectors=vector_report,
-                            state={"epoch": epoch + 1, "step": step, "best": best})
+            _save_model(out / BEST_DIR, model, vocab, saved_space,
+                        training_config=config.to_json(), word_vectors=vector_report,
+                        state={"epoch": epoch + 1, "step": step, "best": best})
         final = epoch + 1 == config.epochs
         if config.time_limit_minutes is not None and not final:
             spent = time.time() - began
@@ -391,9 +400,9 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
             print("final:", json.dumps(metrics), flush=True)
             if validation and best is not None:
                 bundle_best = load_text_model(out / BEST_DIR)
-                save_text_model(out / BEST_DIR, bundle_best.model, vocab, saved_space,
-                                training_config=config.to_json(), metrics=metrics,
-                                word_vectors=vector_report, state=bundle_best.meta["state"])
+                _save_model(out / BEST_DIR, bundle_best.model, vocab, saved_space,
+                            training_config=config.to_json(), metrics=metrics,
+                            word_vectors=vector_report, state=_saved_state(bundle_best))
         if job.is_main:
             _save(out, model, vocab, saved_space, config, optimizer, epoch + 1, step,
                   history, metrics, best, vector_report)
@@ -442,7 +451,35 @@ def _save(out, model, vocab, space, config, optimizer, epoch, step, history, met
         previous = [r for r in previous if r["epoch"] < history[0]["epoch"]]
     out.mkdir(parents=True, exist_ok=True)
     log.write_text("".join(json.dumps(r) + "\n" for r in previous + history))
-    save_text_model(out, model, vocab, space, training_config=config.to_json(),
+    _save_model(out, model, vocab, space, training_config=config.to_json(),
                     metrics=metrics, extra_tensors=optimizer_tensors(optimizer),
                     word_vectors=vector_report or {},
                     state={"epoch": epoch, "step": step, **({"best": best} if best else {})})
+
+
+def _resume_line(out: Path, start_epoch: int, step: int, config: TrainConfig) -> str:
+    if start_epoch >= config.epochs:
+        return (f"{out}: already trained for {start_epoch} epochs; nothing to do (raise "
+                "--epochs to train longer, or use another --out)")
+    return f"resuming {out} after epoch {start_epoch} (step {step})"
+
+
+def _saved_state(bundle) -> dict:
+    """The ``state`` a checkpoint was saved with (a continued transformers model keeps it in
+    its ``robusttext.json``)."""
+    if "state" in bundle.meta:
+        return bundle.meta["state"]
+    return finetune.read_state(bundle.path)
+
+
+def _save_model(directory, model, vocab, space, *, training_config, metrics=None,
+                extra_tensors=None, word_vectors=None, state=None):
+    """A robusttext checkpoint, or for a continued ``transformers`` model a folder of its own
+    kind (``robusttext.text.hf.finetune.save``)."""
+    if isinstance(model, HFTextModel):
+        finetune.save(directory, model, space, training_config=training_config,
+                      metrics=metrics, state=state, optimizer=extra_tensors)
+        return
+    save_text_model(directory, model, vocab, space, training_config=training_config,
+                    metrics=metrics, extra_tensors=extra_tensors,
+                    word_vectors=word_vectors or {}, state=state)
