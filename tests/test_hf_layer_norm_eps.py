@@ -118,3 +118,50 @@ def test_the_training_setting_is_checked():
     with pytest.raises(RobustTextError, match="--layer-norm-eps"):
         TrainConfig(model="bert", layer_norm_eps=0.0)
     assert TrainConfig(model="bert", layer_norm_eps=4.0).layer_norm_eps == 4.0
+
+
+def test_the_exported_folder_holds_only_transformers_files_in_half_precision(tmp_path):
+    """``export_transformers_folder``: the folder transformers and its pipeline read, float16
+    weights computed in float32 (the logits of robusttext's model with its weights rounded to
+    float16 by hand), a word tokenizer, and the space without its stop words' entries."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from robusttext.perturb import PerturbationSpace, SynonymTable
+    from robusttext.text.hf.folders import ROBUSTTEXT_FILE
+    from robusttext.text.hf.trainable import export_transformers_folder
+
+    vocab = Vocabulary(WORDS)
+    torch.manual_seed(3)
+    model = build_model("bert", vocab_size=len(vocab), embed_dim=8, heads=2, ffn=16, layers=1,
+                        max_length=12, layer_norm_eps=4.0).eval()
+    space = PerturbationSpace(SynonymTable({**TABLE, "the": ["a"]}), budget=2)
+    save_text_model(tmp_path / "run", model, vocab, space, metrics={"clean_accuracy": 0.5})
+    target = export_transformers_folder(tmp_path / "run", tmp_path / "shipped", float16=True,
+                                        note="a test")
+    names = {p.name for p in target.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", ROBUSTTEXT_FILE} <= names
+    assert not names & {"checkpoint.json", "weights.safetensors"}
+    hf = AutoModelForSequenceClassification.from_pretrained(target).eval()
+    assert hf.dtype == torch.float32 and hf.config.layer_norm_eps == 4.0
+    rounded = build_model("bert", **model.config()).eval()
+    rounded.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    sentences = ["the film is good", "a bad plot and an awful story"]
+    enc = space.encode(sentences, vocab)
+    with torch.no_grad():
+        expected = rounded(enc.token_ids, enc.mask)
+    batch = AutoTokenizer.from_pretrained(target)(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(hf(**batch).logits, expected, atol=1e-5, rtol=1e-5)
+    classify = pipeline("text-classification", model=str(target), device="cpu")
+    scores = classify(sentences[0], top_k=None, function_to_apply="none")
+    by_label = {hf.config.label2id[s["label"]]: s["score"] for s in scores}
+    torch.testing.assert_close(torch.tensor([by_label[0], by_label[1]]), expected[0],
+                               atol=1e-5, rtol=1e-5)
+    import json
+
+    saved = json.loads((target / ROBUSTTEXT_FILE).read_text())
+    assert saved["note"] == "a test" and saved["metrics"] == {"clean_accuracy": 0.5}
+    shipped = PerturbationSpace.from_json(saved["perturbation_space"])
+    assert "the" not in shipped.sources[0].table  # a stop word: never substituted anyway
+    for sentence in sentences + ["the plot is bad and the film is good"]:
+        assert shipped.candidates(sentence, vocab) == space.candidates(sentence, vocab)
