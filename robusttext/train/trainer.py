@@ -55,7 +55,8 @@ BEST_DIR = "best"
 
 # Settings passed to the model's constructor when given (each model takes its own subset).
 MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "max_length", "norm",
-                  "layers", "projection", "dropout", "layer_norm_eps")
+                  "layers", "projection", "dropout", "layer_norm_eps",
+                  "query_init")
 # Settings a resumed run must share with the checkpoint it continues.
 SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "vectors", "vocab_from_space",
                   "alias_candidates",

@@ -41,6 +41,14 @@ states) makes every LayerNorm close to a centring norm, ``(x - mean) / sqrt(eps)
 the bounds follow far more tightly; it stays the standard module, so the saved folder still
 loads with no robusttext code."""
 
+QUERY_INITS = ("normal", "zero")
+"""How the attention queries start: BERT's normal initialisation, or ``"zero"`` (weights and
+bias), so every score is exactly 0 and attention starts as the mean of the values. The pooled
+``[CLS]`` state reads the words only through attention, and interval bounds of softmax
+attention with wide scores add up every key's value; with exact scores they are the mean's
+bounds, so certified training starts from tight bounds and widens the scores only as far as
+the robust loss allows."""
+
 CLS_TOKEN = "[CLS]"
 """The token the saved tokenizer prepends; its id is the vocabulary's size (the last row)."""
 
@@ -86,7 +94,7 @@ class BertClassifier(TextClassifier):
     def __init__(self, vocab_size: int, embed_dim: int = 64, heads: int = 4, ffn: int = 128,
                  layers: int = 1, max_length: int = 64, classes: int = 2,
                  activation: str = "relu", layer_norm_eps: float = DEFAULT_LAYER_NORM_EPS,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, query_init: str = "normal"):
         if activation not in ACTIVATIONS:
             raise RobustTextError(f"BertClassifier: activation must be one of "
                                   f"{', '.join(ACTIVATIONS)}, got {activation!r}")
@@ -98,6 +106,9 @@ class BertClassifier(TextClassifier):
                 not 0 < layer_norm_eps < float("inf"):
             raise RobustTextError(f"BertClassifier: layer_norm_eps must be a positive number, "
                                   f"got {layer_norm_eps!r}")
+        if query_init not in QUERY_INITS:
+            raise RobustTextError(f"BertClassifier: query_init must be one of "
+                                  f"{', '.join(QUERY_INITS)}, got {query_init!r}")
         sizes = {"heads": heads, "ffn": ffn, "layers": layers, "max_length": max_length,
                  "classes": classes}
         from torch import nn
@@ -116,11 +127,19 @@ class BertClassifier(TextClassifier):
         self.body = ClsBody(encoder, config.initializer_range)
         self.activation = activation
         self.layer_norm_eps = float(layer_norm_eps)
+        self.query_init = query_init
+        if query_init == "zero":
+            with torch.no_grad():
+                for layer in hf.bert.encoder.layer:
+                    layer.attention.self.query.weight.zero_()
+                    layer.attention.self.query.bias.zero_()
 
     def config(self) -> dict[str, Any]:
         extra = {"activation": self.activation}
         if self.layer_norm_eps != DEFAULT_LAYER_NORM_EPS:
             extra["layer_norm_eps"] = self.layer_norm_eps
+        if self.query_init != "normal":
+            extra["query_init"] = self.query_init
         return {**super().config(), **extra}
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):

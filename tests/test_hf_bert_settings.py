@@ -1,5 +1,6 @@
-"""The bert model's ``layer_norm_eps``: BertConfig's own setting, kept through training
-checkpoints and the exported ``transformers`` folder, and bounded soundly when it is large."""
+"""The bert model's settings for certified training: ``layer_norm_eps`` (BertConfig's own,
+kept through checkpoints and the exported ``transformers`` folder, bounded soundly when large),
+``query_init`` (attention starting as a mean) and the exported folder."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def test_the_exported_folder_keeps_the_eps_and_the_logits(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown"])
-def test_bounds_with_a_large_eps_are_sound_against_enumeration(method):
+@pytest.mark.parametrize("query_init", ["normal", "zero"])
+def test_bounds_with_a_large_eps_are_sound_against_enumeration(method, query_init):
     """With eps 4 (close to a centring norm), every rewrite's margin, computed by the exported
     transformers model on the saved tokenizer's ids, stays above the certified lower bound."""
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
@@ -85,7 +87,7 @@ def test_bounds_with_a_large_eps_are_sound_against_enumeration(method):
     vocab = Vocabulary(WORDS)
     torch.manual_seed(7)
     model = build_model("bert", vocab_size=len(vocab), embed_dim=8, heads=2, ffn=16, layers=2,
-                        max_length=12, layer_norm_eps=4.0).eval()
+                        max_length=12, layer_norm_eps=4.0, query_init=query_init).eval()
     with torch.no_grad():  # larger activations than the initialisation's, so eps matters less
         model.embedding.weight.mul_(20)
     hf, tokenizer = exported_transformers_model(model), word_tokenizer(vocab)
@@ -165,3 +167,33 @@ def test_the_exported_folder_holds_only_transformers_files_in_half_precision(tmp
     assert "the" not in shipped.sources[0].table  # a stop word: never substituted anyway
     for sentence in sentences + ["the plot is bad and the film is good"]:
         assert shipped.candidates(sentence, vocab) == space.candidates(sentence, vocab)
+
+
+def test_zero_queries_make_attention_a_mean_with_exact_weights():
+    """With ``query_init="zero"`` every score is 0, so each position attends to the mean of the
+    values of the real tokens: the [CLS] state does not depend on the word order beyond the
+    positions, checked against the layer computed by hand with uniform weights."""
+    vocab = Vocabulary(WORDS)
+    torch.manual_seed(5)
+    model = build_model("bert", vocab_size=len(vocab), embed_dim=8, heads=2, ffn=16, layers=1,
+                        max_length=12, query_init="zero").eval()
+    assert model.config()["query_init"] == "zero"
+    layer = model.hf.bert.encoder.layer[0].attention.self
+    assert not layer.query.weight.any() and not layer.query.bias.any()
+    assert layer.key.weight.any()  # only the queries start at zero
+    encoder = model.body.encoder
+    h = torch.randn(2, 4, 8)
+    mask = torch.tensor([[1.0, 1, 1, 1], [1, 1, 0, 0]])
+    from robusttext.text.sequence_models import MASKED_SCORE
+
+    padded = ((1 - mask) * MASKED_SCORE)[:, None, None, :]
+    out = encoder.layers[0](h, padded)
+    value = encoder.layers[0].value(h)
+    mean = (value * mask[..., None]).sum(1, keepdim=True) / mask.sum(1)[:, None, None]
+    x = encoder.layers[0].norm1(h + encoder.layers[0].out(mean.expand_as(h)))
+    by_hand = encoder.layers[0].norm2(
+        x + encoder.layers[0].ffn_out(torch.relu(encoder.layers[0].ffn_in(x))))
+    torch.testing.assert_close(out[0], by_hand[0])
+    torch.testing.assert_close(out[1, :2], by_hand[1, :2])
+    with pytest.raises(RobustTextError, match="query_init"):
+        build_model("bert", vocab_size=10, embed_dim=8, heads=2, query_init="ones")
