@@ -267,7 +267,8 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         steps_per_epoch, config.warmup_epochs, config.ramp_epochs,
         eps_target=1.0 if config.robust else 0.0, robust_final=config.robust_weight,
         beta_start=config.beta_start, beta_final=config.beta_final, lead=1)
-    job.say(f"training a {config.model} ({sum(p.numel() for p in model.parameters())} "
+    kind = model.architecture if config.start_from else config.model
+    job.say(f"training a {kind} ({sum(p.numel() for p in model.parameters())} "
             f"parameters, vocabulary {len(vocab)}) on {len(data.train)} examples, "
             f"{steps_per_epoch} steps per epoch, on {job.device}"
             + (f" (rank 0 of {job.world} processes)" if job.distributed else "")
