@@ -10,9 +10,9 @@ plain training step (clean loss, forward + backward) and to the peer's step.
 
 - robusttext runs its own training paths: ``robusttext.train.loss.robust_loss`` for the text
   models (char CNN, word CNN, bag of words, BiLSTM, Transformer) and, for DM-small/medium/large,
-  ``robusttext.vision.train.worst_case_lower`` + ``robust_cross_entropy`` (which, for CROWN-IBP,
-  computes an IBP bound besides the CROWN-IBP one even at beta 1; the row
-  ``robusttext (bound alone)`` calls ``compute_bounds`` once instead).
+  ``robusttext.train.certified.mixed_lower_bounds`` over ``vision.verify.image_margin_bound`` +
+  ``worst_case_loss`` (the loss vision's training runs; at beta 1 it computes the CROWN-IBP bound
+  alone; the row ``robusttext (bound alone)`` calls ``compute_bounds`` directly).
 - auto_LiRPA: ``BoundedModule`` on the same model (for the LSTM, ``GateLSTM`` of
   bench/peer_speed.py: the same function written out as Linear + sigmoid/tanh gates), the
   same set (``PerturbationSynonym`` adapter; the embedding table gets gradients through the
@@ -63,8 +63,9 @@ from robusttext.text import (  # noqa: E402
     TransformerClassifier,
     WordCNN,
 )
+from robusttext.train.certified import mixed_lower_bounds  # noqa: E402
 from robusttext.train.loss import robust_loss, worst_case_loss  # noqa: E402
-from robusttext.vision.train import robust_cross_entropy, worst_case_lower  # noqa: E402
+from robusttext.vision.verify import image_margin_bound  # noqa: E402
 
 TEXT_MODELS = ("char-cnn", "word-cnn", "bow", "lstm", "lstm-projected", "transformer")
 VISION_MODELS = ("dm-small", "dm-medium", "dm-large")
@@ -169,7 +170,7 @@ def vision_operations(peer, data: str, name: str, batch: int) -> list[Operation]
     eps = VISION_EPS[data]
 
     def loss_of(logits, lower):
-        return KAPPA * F.cross_entropy(logits, labels) + (1 - KAPPA) * robust_cross_entropy(lower)
+        return KAPPA * F.cross_entropy(logits, labels) + (1 - KAPPA) * worst_case_loss(lower)
 
     def plain():
         own = copy.deepcopy(model)
@@ -180,7 +181,7 @@ def vision_operations(peer, data: str, name: str, batch: int) -> list[Operation]
             own = copy.deepcopy(model)
 
             def loss():
-                lower = worst_case_lower(own, x, labels, eps, method, beta=1.0)
+                lower = mixed_lower_bounds(image_margin_bound(own, x, labels, eps), method, 1.0)
                 return loss_of(own(x), lower), lower
             return step(own, loss)
         return setup

@@ -129,8 +129,8 @@ def test_the_exported_folder_holds_only_transformers_files_in_half_precision(tmp
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     from robusttext.perturb import PerturbationSpace, SynonymTable
+    from robusttext.text.hf.export import export_transformers_folder
     from robusttext.text.hf.folders import ROBUSTTEXT_FILE
-    from robusttext.text.hf.trainable import export_transformers_folder
 
     vocab = Vocabulary(WORDS)
     torch.manual_seed(3)

@@ -49,7 +49,8 @@ def test_fine_tuning_keeps_the_tokenizer_and_config_and_saves_a_folder(user_mode
     folder, data, table = user_model
     out = tmp_path / "tuned"
     assert main(_argv(folder, data, table, out)) == 0
-    assert "continuing" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "continuing" in said and "training a BertForSequenceClassification" in said
     before = AutoModelForSequenceClassification.from_pretrained(folder)
     after = AutoModelForSequenceClassification.from_pretrained(out)
     assert type(after) is type(before)

@@ -10,13 +10,14 @@ import torch
 from robusttext.checkpoint import save_checkpoint
 from robusttext.cli import main
 from robusttext.errors import RobustTextError
+from robusttext.train.certified import worst_case_loss
 from robusttext.vision.data import load_images
 from robusttext.vision.evaluate import evaluate
 from robusttext.vision.io import load_model
 from robusttext.vision.models import build_model
 from robusttext.vision.pgd import margin_loss, pgd_attack
-from robusttext.vision.train import TrainConfig, robust_cross_entropy, train
-from robusttext.vision.verify import check_eps, margin_lower_bounds
+from robusttext.vision.train import TrainConfig, train
+from robusttext.vision.verify import check_eps, image_margin_bound
 from tests.builders import write_cifar_folder, write_idx_folder
 
 
@@ -61,7 +62,7 @@ def test_margin_bounds_below_sampled_and_attacked_margins(method, size):
     torch.manual_seed(1)
     model = build_model("dm-small", 1, size, mean=[0.3], std=[0.4]).eval()
     x, y, eps = torch.rand(3, 1, size, size), torch.tensor([0, 4, 9]), 0.02
-    lower = margin_lower_bounds(model, x, y, eps, method)
+    lower = image_margin_bound(model, x, y, eps)(method)
     assert lower.shape == (3, 9)
     lo, hi = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
     with torch.no_grad():
@@ -78,7 +79,7 @@ def test_margin_bounds_below_sampled_and_attacked_margins(method, size):
 def test_robust_cross_entropy_by_hand():
     lower = torch.tensor([[1.0, 2.0], [-1.0, 0.0]])
     expected = torch.log(1 + torch.exp(-lower).sum(1)).mean()
-    torch.testing.assert_close(robust_cross_entropy(lower), expected)
+    torch.testing.assert_close(worst_case_loss(lower), expected)
 
 
 def test_eps_outside_unit_interval():

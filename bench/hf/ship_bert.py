@@ -4,7 +4,7 @@
         --notice examples/sentiment/NOTICE-counterfitted-glove.md --note "..."
 
 Writes ``robusttext/assets/models/NAME``: ``config.json``, ``model.safetensors``, the word
-tokenizer and ``robusttext.json`` (``robusttext.text.hf.trainable.export_transformers_folder``),
+tokenizer and ``robusttext.json`` (``robusttext.text.hf.export.export_transformers_folder``),
 no robusttext checkpoint files, so robusttext certifies it through the tokenizer as any
 ``transformers`` folder; refuses a folder over 5 MiB. Measure the shipped folder again.
 """
@@ -15,7 +15,7 @@ import argparse
 import shutil
 
 from robusttext.shipped import MODELS_DIR
-from robusttext.text.hf.trainable import export_transformers_folder
+from robusttext.text.hf.export import export_transformers_folder
 
 LIMIT = 5 * 1024 * 1024  # 5 MiB
 

@@ -41,6 +41,11 @@ class TextClassifier(nn.Module):
         """The keyword arguments that rebuild this model."""
         return dict(self._config)
 
+    def write_extra_files(self, directory, vocab, space, training_config: dict | None,
+                          metrics: dict | None) -> None:
+        """Called by ``save_text_model`` after the checkpoint is written in ``directory``: a
+        model that is also another tool's folder writes those files here (none by default)."""
+
     def forward(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``token_ids [batch, length]`` long, ``mask [batch, length]`` float -> logits
         ``[batch, classes]``. In training mode ``dropout`` applies to the word vectors."""

@@ -10,7 +10,6 @@ and load by name: ``load_text_model("char-flips")``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +21,11 @@ from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary
 from robusttext.shipped import shipped_models
 from robusttext.text.base import TextClassifier
+from robusttext.text.bundle import TextModelBundle
 from robusttext.text.kinds import MODEL_KINDS, build_model
 
 SHIPPED_MODELS = shipped_models("text")
 """Name -> ``ShippedModel`` of the text models shipped in the package (``robusttext.shipped``)."""
-
-
-@dataclass
-class TextModelBundle:
-    """A loaded text model with its vocabulary, perturbation space and metadata.
-
-    ``model`` is in eval mode on the requested device; ``meta`` is the checkpoint's JSON
-    (``training_config``, ``metrics``, ``model_config``, ...); ``name`` is the shipped name or
-    the folder name; ``path`` the checkpoint folder.
-    """
-
-    model: TextClassifier
-    vocab: Vocabulary
-    space: PerturbationSpace
-    meta: dict[str, Any]
-    name: str
-    path: Path
-    extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
-
-    @property
-    def kind(self) -> str:
-        return self.meta["kind"]
 
 
 def shipped_model_path(name: str) -> Path:
@@ -83,10 +61,7 @@ def save_text_model(
         metrics=metrics or {},
         **sections,
     )
-    from robusttext.text.hf.trainable import BertClassifier, write_transformers_files
-
-    if isinstance(model, BertClassifier):  # also a from_pretrained / pipeline folder
-        write_transformers_files(path, model, vocab, space, training_config, metrics)
+    model.write_extra_files(path, vocab, space, training_config, metrics)
     return path
 
 

@@ -1,9 +1,8 @@
 """Clean and worst-case losses of a text model over a perturbation space.
 
 The worst case comes from lower bounds on the margins ``z_y - z_j`` over the substitution set
-(``compute_bounds`` with ``C = margin_matrix(labels, classes)``): cross-entropy on the logits
-``[0, -m_1, ..., -m_{c-1}]`` with the true class first is an upper bound on the cross-entropy of
-every rewrite (Wong & Kolter 2018; Gowal et al. 2018).
+(``robusttext.text.bounds.margin_lower_bounds``), mixed and turned into a loss by the
+task-neutral ``robusttext.train.certified`` (which vision's training uses too).
 """
 
 from __future__ import annotations
@@ -11,10 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from robusttext.methods import POOLED_METHOD
 from robusttext.perturb import EncodedBatch
 from robusttext.text.base import TextClassifier
 from robusttext.text.bounds import margin_lower_bounds, substitution_set
+from robusttext.train.certified import mixed_lower_bounds, worst_case_loss
+
+__all__ = ["mixed_margin_lower_bounds", "robust_loss", "worst_case_loss"]
 
 
 def mixed_margin_lower_bounds(
@@ -43,20 +44,7 @@ def mixed_margin_lower_bounds(
         return margin_lower_bounds(model, batch, labels, budget, m, eps=eps, classes=classes,
                                    frozen_padding=True, subs=subs)
 
-    if method == POOLED_METHOD:
-        return bound(method)
-    if method == "ibp" or beta <= 0.0:
-        return bound("ibp")
-    if beta >= 1.0:
-        return bound("crown-ibp")
-    return beta * bound("crown-ibp") + (1.0 - beta) * bound("ibp")
-
-
-def worst_case_loss(margin_lower: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy on the worst-case logits ``[0, -margin_lower]`` (true class 0)."""
-    logits = torch.cat([torch.zeros_like(margin_lower[:, :1]), -margin_lower], dim=1)
-    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    return F.cross_entropy(logits, target)
+    return mixed_lower_bounds(bound, method, beta)
 
 
 def robust_loss(

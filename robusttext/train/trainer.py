@@ -18,6 +18,7 @@ import math
 import random
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ from robusttext.train.config import TrainConfig
 from robusttext.train.data import Example, load_training_examples
 from robusttext.train.evaluate import evaluate
 from robusttext.train.holdout import holdout_split
+from robusttext.train.loop import EpochLoop, run_epochs
 from robusttext.train.schedule import Schedule
 
 VALIDATION_FILE = "validation.tsv"
@@ -209,10 +211,116 @@ def train(config: TrainConfig) -> dict:
         return _train(config, job)
 
 
+@dataclass
+class _Data:
+    """The sentences of a run: ``train`` (less the held-out ``validation`` split) and ``dev``."""
+
+    train: list[Example]
+    validation: list[Example]
+    dev: list[Example]
+
+
+@dataclass
+class _State:
+    """Where a run stands: its vocabulary and model, the epoch and step it continues from, the
+    best validation epoch so far and the word-vector report of its table."""
+
+    vocab: Vocabulary
+    model: TextClassifier
+    epoch: int
+    step: int
+    best: dict | None
+    vector_report: dict
+    bundle: object | None  # the loaded checkpoint it resumes, or None for a new run
+    # a continued transformers model (start_from): its space through the tokenizer and the
+    # optimizer moments it resumes with
+    space: object | None = None
+    moments: dict | None = None
+
+
 def _train(config: TrainConfig, job: distributed.Job) -> dict:
-    device = job.device
     out = Path(config.out)
     space = build_space(config)
+    data = _load_data(config, job, out)
+    seed_everything(config.seed)
+    state = _start(config, job, out, space, data.train)
+    _check_same_start(job, out, state.epoch, state.step)
+    model, vocab = state.model.to(job.device), state.vocab
+    space = state.space or space
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        saved_space = space if config.start_from else (
+            space.restrict_to(vocab) if space.level == "word" else space)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=_lr_at(config, state.epoch),
+                                 weight_decay=config.weight_decay)
+    moments = state.moments if config.start_from else (
+        state.bundle.extra_tensors if state.bundle is not None else None)
+    if moments:
+        restore_optimizer(optimizer, moments)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(config, state.epoch)
+
+    lengths = token_lengths(data.train, space)
+    steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    schedule = Schedule.from_epochs(
+        steps_per_epoch, config.warmup_epochs, config.ramp_epochs,
+        eps_target=1.0 if config.robust else 0.0, robust_final=config.robust_weight,
+        beta_start=config.beta_start, beta_final=config.beta_final, lead=1)
+    kind = model.architecture if config.start_from else config.model
+    job.say(f"training a {kind} ({sum(p.numel() for p in model.parameters())} "
+            f"parameters, vocabulary {len(vocab)}) on {len(data.train)} examples, "
+            f"{steps_per_epoch} steps per epoch, on {job.device}"
+            + (f" (rank 0 of {job.world} processes)" if job.distributed else "")
+            + f"; space: {space.describe()}")
+    wrapped = parallel.wrap_for_training(model, job)
+    sampler = parallel.DistributedBatchSampler(
+        lambda epoch: batch_order(lengths, config.batch_size, shuffle=True,
+                                  seed=config.seed * 100003 + epoch), job.rank, job.world)
+    history: list[dict] = []
+    metrics: dict = {}
+
+    def train_epoch(epoch: int) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(config, epoch)
+        wrapped.train()
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        started = time.time()
+        totals, counts, skipped, state.step = _run_epoch(
+            config, job, wrapped, optimizer, params, schedule, data.train, space, vocab,
+            order, epoch, state.step)
+        record = _epoch_record(job, totals, counts, skipped, len(order), epoch, state.step,
+                               schedule, started)
+        improved = _watch(config, job, model, vocab, space, data, record, state)
+        history.append(record)
+        job.say(json.dumps(record), flush=True)
+        if improved:
+            _save_model(out / BEST_DIR, model, vocab, saved_space,
+                        training_config=config.to_json(), word_vectors=state.vector_report,
+                        state={"epoch": epoch + 1, "step": state.step, "best": state.best})
+
+    def end_epoch(epoch: int, final: bool) -> None:
+        nonlocal metrics
+        if final and data.dev and job.is_main:
+            metrics = _final_evaluation(config, job, model, vocab, space, saved_space, data,
+                                        state)
+        if job.is_main:
+            _save(out, model, vocab, saved_space, config, optimizer, epoch + 1, state.step,
+                  history, metrics, state.best, state.vector_report)
+
+    run_epochs(EpochLoop(config.epochs, config.time_limit_minutes, job.any_true, job.say),
+               state.epoch, train_epoch, end_epoch)
+    if not metrics and state.bundle is not None:
+        metrics = state.bundle.meta.get("metrics", {})
+    if job.is_main:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return job.all_gather(metrics)[0]
+
+
+def _load_data(config: TrainConfig, job: distributed.Job, out: Path) -> _Data:
+    """The training sentences (limited, less the validation split, which is written into
+    ``out``) and the dev sentences (limited)."""
     examples = load_training_examples(config.train, config.train_split)
     if config.train_limit is not None:
         perm = torch.randperm(len(examples), generator=torch.Generator().manual_seed(config.seed))
@@ -229,26 +337,17 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         if job.is_main:
             _write_examples(out / VALIDATION_FILE, validation)
     distributed.check_world(len(examples), job.world, "training examples")
+    return _Data(examples, validation, dev)
 
-    seed_everything(config.seed)
-    bundle = None if config.start_from else _resume_point(config, out)
-    if config.start_from:  # a transformers model the user has (robusttext.text.hf.finetune)
-        begun = finetune.start(config, out, space, device)
-        model, vocab, space = begun.model, begun.vocab, begun.space
-        start_epoch, step = begun.state.get("epoch", 0), begun.state.get("step", 0)
-        best, vector_report = begun.state.get("best"), {}
-        job.say(f"continuing {config.start_from} ({model.architecture}) with its tokenizer"
-                if not begun.state else _resume_line(out, start_epoch, step, config))
-    elif bundle is not None:
-        vocab, model = bundle.vocab, bundle.model
-        if config.freeze_embeddings:
-            model.embedding.weight.requires_grad_(False)
-        state = bundle.meta.get("state", {})
-        start_epoch, step = state.get("epoch", 0), state.get("step", 0)
-        best = state.get("best")
-        vector_report = bundle.meta.get("word_vectors", {})
-        job.say(_resume_line(out, start_epoch, step, config))
-    else:
+
+def _start(config: TrainConfig, job: distributed.Job, out: Path, space: PerturbationSpace,
+           examples: list[Example]) -> _State:
+    """The state of the unfinished run in ``out`` (resumed), else of a new one; for
+    ``start_from``, the transformers model it continues (``robusttext.text.hf.finetune``)."""
+    if config.start_from:
+        return _continue(config, job, out, space)
+    bundle = _resume_point(config, out)
+    if bundle is None:
         vectors = load_vectors(config.vectors) if config.vectors else None
         vocab = build_vocabulary(examples, space, config, vectors)
         rows = vector_rows(config, vocab, vectors) if vectors is not None else None
@@ -256,164 +355,152 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
             "source": rows.source, "dim": rows.table.shape[1], "found": rows.found,
             "missing": len(rows.missing), "missing_examples": rows.missing[:50]}
         del vectors
-        model = new_model(config, vocab, rows)
-        start_epoch, step, best = 0, 0, None
-    _check_same_start(job, out, start_epoch, step)
-    model.to(device)
+        return _State(vocab, new_model(config, vocab, rows), 0, 0, None, vector_report, None)
+    if config.freeze_embeddings:
+        bundle.model.embedding.weight.requires_grad_(False)
+    saved = bundle.meta.get("state", {})
+    state = _State(bundle.vocab, bundle.model, saved.get("epoch", 0), saved.get("step", 0),
+                   saved.get("best"), bundle.meta.get("word_vectors", {}), bundle)
+    job.say(_resume_line(out, state, config))
+    return state
+
+
+def _continue(config: TrainConfig, job: distributed.Job, out: Path,
+              space: PerturbationSpace) -> _State:
+    """The state of a run continuing the transformers model ``config.start_from`` (resumed
+    when ``out`` holds an unfinished one)."""
+    same = ("start_from", *(k for k in SAME_ON_RESUME if k not in ("model", *MODEL_SETTINGS)))
+    begun = finetune.start(config, out, space, job.device, same)
+    saved = begun.state
+    state = _State(begun.vocab, begun.model, saved.get("epoch", 0), saved.get("step", 0),
+                   saved.get("best"), {}, None, begun.space, begun.optimizer)
+    job.say(_resume_line(out, state, config) if saved else
+            f"continuing {config.start_from} ({begun.model.architecture}) with its tokenizer")
+    return state
+
+
+def _resume_line(out: Path, state: _State, config: TrainConfig) -> str:
+    if state.epoch >= config.epochs:
+        return (f"{out}: already trained for {state.epoch} epochs; nothing to do (raise "
+                "--epochs to train longer, or use another --out)")
+    return f"resuming {out} after epoch {state.epoch} (step {state.step})"
+
+
+def _run_epoch(config, job, wrapped, optimizer, params, schedule, examples, space, vocab,
+               order, epoch: int, step: int):
+    """One epoch of optimiser steps over this rank's batches ``order``; returns the summed
+    per-batch figures, the count of robust and clean batches, the steps skipped for a
+    non-finite gradient, and the step reached."""
+    totals: dict[str, float] = {}
+    counts = {"robust": 0, "clean": 0}
+    skipped = 0
+    bar = tqdm(iterate_batches(examples, space, vocab, [local for local, _ in order],
+                               job.device),
+               total=len(order), desc=f"epoch {epoch + 1}/{config.epochs}",
+               disable=None if config.progress and job.is_main else True,
+               mininterval=2.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        saved_space = space if config.start_from else (
-            space.restrict_to(vocab) if space.level == "word" else space)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=_lr_at(config, start_epoch),
-                                 weight_decay=config.weight_decay)
-    moments = begun.optimizer if config.start_from else (
-        bundle.extra_tensors if bundle is not None else None)
-    if moments:
-        restore_optimizer(optimizer, moments)
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(config, start_epoch)
+        for (_, batch, labels), (_, global_size) in zip(bar, order):
+            weight = parallel.local_weight(len(labels), global_size, job.world)
+            loss, parts = wrapped(
+                batch, labels, weight, budget=config.budget, k=schedule.robust(step),
+                method=config.method, eps=schedule.eps(step), beta=schedule.beta(step),
+                amp=config.amp)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            # The gradients are already summed over ranks, so every rank takes the same
+            # decision: a non-finite gradient (an overflowing bound) skips the step instead
+            # of writing NaN into the weights.
+            norm = torch.nn.utils.clip_grad_norm_(
+                params, config.grad_clip if config.grad_clip > 0 else float("inf"))
+            if torch.isfinite(norm):
+                optimizer.step()
+            else:
+                skipped += 1
+            step += 1
+            for key, value in parts.items():
+                # this rank's share of the global batch's mean (1 on one process)
+                totals[key] = totals.get(key, 0.0) + value * weight / job.world
+            counts["robust" if "verified" in parts else "clean"] += 1
+            if job.is_main and config.progress:
+                shown = loss.item() / weight if weight else 0.0
+                bar.set_postfix(loss=f"{shown:.3f}", eps=f"{schedule.eps(step):.2f}",
+                                refresh=False)
+    return totals, counts, skipped, step
 
-    lengths = token_lengths(examples, space)
-    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
-    schedule = Schedule.from_epochs(
-        steps_per_epoch, config.warmup_epochs, config.ramp_epochs,
-        eps_target=1.0 if config.robust else 0.0, robust_final=config.robust_weight,
-        beta_start=config.beta_start, beta_final=config.beta_final, lead=1)
-    job.say(f"training a {config.model} ({sum(p.numel() for p in model.parameters())} "
-          f"parameters, vocabulary {len(vocab)}) on {len(examples)} examples, "
-          f"{steps_per_epoch} steps per epoch, on {device}"
-          + (f" (rank 0 of {job.world} processes)" if job.distributed else "")
-          + f"; space: {space.describe()}")
-    wrapped = parallel.wrap_for_training(model, job)
-    sampler = parallel.DistributedBatchSampler(
-        lambda epoch: batch_order(lengths, config.batch_size, shuffle=True,
-                                  seed=config.seed * 100003 + epoch), job.rank, job.world)
-    history = []
-    metrics: dict = {}
-    began = time.time()
+
+def _epoch_record(job, totals, counts, skipped: int, steps: int, epoch: int, step: int,
+                  schedule: Schedule, started: float) -> dict:
+    """The history line of an epoch (means over every rank); an epoch whose every step had a
+    non-finite gradient is an error."""
+    totals = job.all_sum(totals)  # per-batch means over the whole global batch
+    robust_batches, clean_batches = counts["robust"], counts["clean"]
+    record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - started, 1),
+              "eps": round(schedule.eps(step - 1), 4), "k": round(schedule.robust(step - 1), 4)}
+    for key, value in totals.items():
+        n = robust_batches if key in ("robust_loss", "verified") else (
+            robust_batches + clean_batches)
+        record["train_" + key] = round(value / max(1, n), 4)
+    if skipped:
+        record["skipped_steps"] = skipped
+        job.say(f"warning: {skipped} of {steps} steps of epoch {epoch + 1} had a "
+                "non-finite gradient and were skipped", flush=True)
+        if skipped == steps:
+            raise RobustTextError(
+                f"every step of epoch {epoch + 1} had a non-finite gradient (the bounds "
+                "overflowed); lower --lr, lengthen --ramp-epochs or lower --robust-weight")
+    return record
+
+
+def _watch(config, job, model, vocab, space, data: _Data, record: dict, state: _State) -> bool:
+    """Evaluate the epoch on the validation split (else on dev, only logged) into ``record``;
+    True when it is the best validation epoch so far (``state.best`` updated)."""
+    # Model selection on the held-out training sentences (the dev set is then not looked
+    # at); without them, the dev figures of the epoch are only logged.
+    prefix, watched = ("val", data.validation) if data.validation else ("dev", data.dev)
+    if not watched or not job.is_main:
+        return False
+    quick = evaluate(model, vocab, space, watched, budgets=[config.budget],
+                     method=config.eval_method, batch_size=2 * config.batch_size)
+    record[f"{prefix}_clean"] = round(quick["clean_accuracy"], 4)
+    record[f"{prefix}_verified_{config.budget}"] = round(
+        quick["verified_accuracy"][str(config.budget)], 4)
+    if not data.validation:
+        return False
+    score = _selection_score(config, quick)
+    if state.best is not None and score <= state.best["score"]:
+        return False
+    state.best = {"epoch": record["epoch"], "score": score}
+    return True
+
+
+def _final_evaluation(config, job, model, vocab, space, saved_space, data: _Data,
+                      state: _State) -> dict:
+    """The dev figures, measured once, on the epoch chosen on the validation split (else the
+    last); the chosen checkpoint gets them too."""
+    out, best = Path(config.out), state.best
+    chosen = model
+    if data.validation and best is not None:
+        # The dev set is evaluated once, on the model chosen on the validation split.
+        chosen = load_text_model(out / BEST_DIR, device=job.device).model
+        job.say(f"evaluating the epoch chosen on the validation split "
+                f"({config.select_by}): epoch {best['epoch']}", flush=True)
     budgets = list(config.eval_budgets) + ([None] if config.eval_all_words else [])
-    for epoch in range(start_epoch, config.epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(config, epoch)
-        wrapped.train()
-        sampler.set_epoch(epoch)
-        order = list(sampler)
-        totals: dict[str, float] = {}
-        counts = {"robust": 0, "clean": 0}
-        skipped = 0
-        started = time.time()
-        bar = tqdm(iterate_batches(examples, space, vocab, [local for local, _ in order],
-                                   device),
-                   total=len(order), desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=None if config.progress and job.is_main else True,
-                   mininterval=2.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            for (_, batch, labels), (_, global_size) in zip(bar, order):
-                weight = parallel.local_weight(len(labels), global_size, job.world)
-                loss, parts = wrapped(
-                    batch, labels, weight, budget=config.budget, k=schedule.robust(step),
-                    method=config.method, eps=schedule.eps(step), beta=schedule.beta(step),
-                    amp=config.amp)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                # The gradients are already summed over ranks, so every rank takes the same
-                # decision: a non-finite gradient (an overflowing bound) skips the step instead
-                # of writing NaN into the weights.
-                norm = torch.nn.utils.clip_grad_norm_(
-                    params, config.grad_clip if config.grad_clip > 0 else float("inf"))
-                if torch.isfinite(norm):
-                    optimizer.step()
-                else:
-                    skipped += 1
-                step += 1
-                for key, value in parts.items():
-                    # this rank's share of the global batch's mean (1 on one process)
-                    totals[key] = totals.get(key, 0.0) + value * weight / job.world
-                counts["robust" if "verified" in parts else "clean"] += 1
-                if job.is_main and config.progress:
-                    shown = loss.item() / weight if weight else 0.0
-                    bar.set_postfix(loss=f"{shown:.3f}", eps=f"{schedule.eps(step):.2f}",
-                                    refresh=False)
-        totals = job.all_sum(totals)  # per-batch means over the whole global batch
-        robust_batches, clean_batches = counts["robust"], counts["clean"]
-        record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - started, 1),
-                  "eps": round(schedule.eps(step - 1), 4), "k": round(schedule.robust(step - 1), 4)}
-        for key, value in totals.items():
-            n = robust_batches if key in ("robust_loss", "verified") else (
-                robust_batches + clean_batches)
-            record["train_" + key] = round(value / max(1, n), 4)
-        if skipped:
-            record["skipped_steps"] = skipped
-            job.say(f"warning: {skipped} of {len(order)} steps of epoch {epoch + 1} had a "
-                    "non-finite gradient and were skipped", flush=True)
-            if skipped == len(order):
-                raise RobustTextError(
-                    f"every step of epoch {epoch + 1} had a non-finite gradient (the bounds "
-                    "overflowed); lower --lr, lengthen --ramp-epochs or lower --robust-weight")
-        improved = False
-        # Model selection on the held-out training sentences (the dev set is then not looked
-        # at); without them, the dev figures of the epoch are only logged.
-        watched = ("val", validation) if validation else ("dev", dev)
-        if watched[1] and job.is_main:
-            prefix, examples_watched = watched
-            quick = evaluate(model, vocab, space, examples_watched, budgets=[config.budget],
-                             method=config.eval_method, batch_size=2 * config.batch_size)
-            record[f"{prefix}_clean"] = round(quick["clean_accuracy"], 4)
-            record[f"{prefix}_verified_{config.budget}"] = round(
-                quick["verified_accuracy"][str(config.budget)], 4)
-            if validation:
-                score = _selection_score(config, quick)
-                improved = best is None or score > best["score"]
-                if improved:
-                    best = {"epoch": epoch + 1, "score": score}
-        history.append(record)
-        job.say(json.dumps(record), flush=True)
-        if improved:
-            _save_model(out / BEST_DIR, model, vocab, saved_space,
-                        training_config=config.to_json(), word_vectors=vector_report,
-                        state={"epoch": epoch + 1, "step": step, "best": best})
-        final = epoch + 1 == config.epochs
-        if config.time_limit_minutes is not None and not final:
-            spent = time.time() - began
-            if spent * (epoch + 2 - start_epoch) / (epoch + 1 - start_epoch) > (
-                    60 * config.time_limit_minutes):
-                job.say(f"stopping after epoch {epoch + 1}: another epoch would pass the "
-                        f"time limit of {config.time_limit_minutes} minutes", flush=True)
-                final = True
-        final = job.any_true(final)  # every rank stops after the same epoch
-        if final and dev and job.is_main:
-            chosen = model
-            if validation and best is not None:
-                # The dev set is evaluated once, on the model chosen on the validation split.
-                chosen = load_text_model(out / BEST_DIR, device=device).model
-                job.say(f"evaluating the epoch chosen on the validation split "
-                        f"({config.select_by}): epoch {best['epoch']}", flush=True)
-            metrics = evaluate(chosen, vocab, space, dev, budgets=budgets,
-                               method=config.eval_method, batch_size=2 * config.batch_size,
-                               enumerate_limit=config.enumerate_limit,
-                               progress=config.progress)
-            metrics["dev"] = config.dev
-            if validation and best is not None:
-                metrics["selected_epoch"] = best["epoch"]
-                metrics["selected_by"] = config.select_by
-            print("final:", json.dumps(metrics), flush=True)
-            if validation and best is not None:
-                bundle_best = load_text_model(out / BEST_DIR)
-                _save_model(out / BEST_DIR, bundle_best.model, vocab, saved_space,
-                            training_config=config.to_json(), metrics=metrics,
-                            word_vectors=vector_report, state=_saved_state(bundle_best))
-        if job.is_main:
-            _save(out, model, vocab, saved_space, config, optimizer, epoch + 1, step,
-                  history, metrics, best, vector_report)
-        if final:
-            break
-    if not metrics and bundle is not None:
-        metrics = bundle.meta.get("metrics", {})
-    if job.is_main:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return job.all_gather(metrics)[0]
+    metrics = evaluate(chosen, vocab, space, data.dev, budgets=budgets,
+                       method=config.eval_method, batch_size=2 * config.batch_size,
+                       enumerate_limit=config.enumerate_limit, progress=config.progress)
+    metrics["dev"] = config.dev
+    if data.validation and best is not None:
+        metrics["selected_epoch"] = best["epoch"]
+        metrics["selected_by"] = config.select_by
+    print("final:", json.dumps(metrics), flush=True)
+    if data.validation and best is not None:
+        bundle_best = load_text_model(out / BEST_DIR)
+        _save_model(out / BEST_DIR, bundle_best.model, vocab, saved_space,
+                    training_config=config.to_json(), metrics=metrics,
+                    word_vectors=state.vector_report, state=_saved_state(bundle_best))
+    return metrics
 
 
 def _check_same_start(job: distributed.Job, out: Path, epoch: int, step: int) -> None:
@@ -453,16 +540,9 @@ def _save(out, model, vocab, space, config, optimizer, epoch, step, history, met
     out.mkdir(parents=True, exist_ok=True)
     log.write_text("".join(json.dumps(r) + "\n" for r in previous + history))
     _save_model(out, model, vocab, space, training_config=config.to_json(),
-                    metrics=metrics, extra_tensors=optimizer_tensors(optimizer),
-                    word_vectors=vector_report or {},
-                    state={"epoch": epoch, "step": step, **({"best": best} if best else {})})
-
-
-def _resume_line(out: Path, start_epoch: int, step: int, config: TrainConfig) -> str:
-    if start_epoch >= config.epochs:
-        return (f"{out}: already trained for {start_epoch} epochs; nothing to do (raise "
-                "--epochs to train longer, or use another --out)")
-    return f"resuming {out} after epoch {start_epoch} (step {step})"
+                metrics=metrics, extra_tensors=optimizer_tensors(optimizer),
+                word_vectors=vector_report or {},
+                state={"epoch": epoch, "step": step, **({"best": best} if best else {})})
 
 
 def _saved_state(bundle) -> dict:

@@ -1,8 +1,8 @@
 """Certified training of image classifiers: natural, IBP, CROWN-IBP (Zhang et al. 2020).
 
-Loss per batch: ``kappa * CE(clean) + (1 - kappa) * CE(worst case)``, where the worst-case
-logits are ``[0, -lb]`` for margin lower bounds ``lb`` ``[batch, classes - 1]`` and, for
-CROWN-IBP, ``lb = beta * lb_crown_ibp + (1 - beta) * lb_ibp``. ``eps``, ``kappa`` and ``beta``
+Loss per batch: ``kappa * CE(clean) + (1 - kappa) * CE(worst case)``, the worst case and the
+CROWN-IBP/IBP mix from the task-neutral ``robusttext.train.certified`` (text's training uses the
+same two functions). ``eps``, ``kappa`` and ``beta``
 follow :class:`~robusttext.train.schedule.Schedule` (``kappa = 1 - robust``). A checkpoint
 (weights, Adam moments, RNG state, history) is written after every epoch; ``resume`` continues
 from it.
@@ -23,34 +23,21 @@ from tqdm import tqdm
 from robusttext.checkpoint import optimizer_tensors, restore_optimizer
 from robusttext.distributed import rank_device
 from robusttext.errors import RobustTextError
+from robusttext.train.certified import mixed_lower_bounds, worst_case_loss
+from robusttext.train.loop import EpochLoop, run_epochs
 from robusttext.train.schedule import Schedule
 from robusttext.vision.config import TrainConfig
 from robusttext.vision.data import ImageDataset, channel_stats, load_images
 from robusttext.vision.evaluate import evaluate
 from robusttext.vision.io import load_model, save_model
 from robusttext.vision.models import build_model, model_config
-from robusttext.vision.verify import margin_lower_bounds
+from robusttext.vision.verify import image_margin_bound
 
 
 def pick_device(name: str) -> torch.device:
     """``auto`` -> cuda when available, else cpu (``robusttext.distributed.rank_device`` for
     one process)."""
     return rank_device(name, 0, distributed=False)
-
-
-def robust_cross_entropy(lower: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of worst-case logits ``[0, -lower]``; ``lower`` ``[batch, classes - 1]``."""
-    logits = torch.cat([lower.new_zeros(lower.shape[0], 1), -lower], dim=1)
-    return F.cross_entropy(logits, lower.new_zeros(lower.shape[0], dtype=torch.long))
-
-
-def worst_case_lower(model, x, y, eps: float, method: str, beta: float) -> torch.Tensor:
-    """Margin lower bounds used by the loss, ``[batch, classes - 1]``."""
-    ibp = margin_lower_bounds(model, x, y, eps, "ibp")
-    if method == "ibp" or beta < 1e-5:
-        return ibp
-    crown_ibp = margin_lower_bounds(model, x, y, eps, "crown-ibp")
-    return beta * crown_ibp + (1.0 - beta) * ibp
 
 
 def random_crop_flip(
@@ -97,7 +84,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         start_epoch, history = _resume(out, config, model, optimizer, device)
         log(f"resuming {out} after epoch {start_epoch}")
 
-    for epoch in range(start_epoch, config.epochs):
+    def train_epoch(epoch: int) -> None:
         stats = _train_epoch(
             model, optimizer, train_data, schedule, config, epoch, device, progress
         )
@@ -116,8 +103,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         stats.pop("test_pgd_accuracy", None)
         history.append(stats)
         log(json.dumps(stats))
+
+    def end_epoch(epoch: int, final: bool) -> None:
         _save(out, model, model_cfg, optimizer, config, epoch + 1, history)
 
+    run_epochs(EpochLoop(config.epochs, say=log), start_epoch, train_epoch, end_epoch)
     final = evaluate(
         model,
         test_data,
@@ -163,8 +153,8 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         if config.method != "natural" and eps > 0:
-            lower = worst_case_lower(model, x, y, eps, config.method, beta)
-            loss = kappa * loss + (1.0 - kappa) * robust_cross_entropy(lower)
+            lower = mixed_lower_bounds(image_margin_bound(model, x, y, eps), config.method, beta)
+            loss = kappa * loss + (1.0 - kappa) * worst_case_loss(lower)
             totals["robust_err"] += float((lower <= 0).any(dim=1).float().sum())
             totals["n_robust"] += y.shape[0]
         optimizer.zero_grad(set_to_none=True)

@@ -1,4 +1,5 @@
-"""Margin bounds of an image classifier over an L-infinity ball, through robusttext.bounds."""
+"""The vision task's bound problem: an image classifier over an L-infinity ball clipped to
+[0, 1]. Its margins go through the one margins function, ``robusttext.bounds.specs``."""
 
 from __future__ import annotations
 
@@ -10,20 +11,29 @@ from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
 from robusttext.vision.config import check_eps  # noqa: F401  (re-exported: the eps check)
 
 
-def margin_lower_bounds(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, method: str
-) -> torch.Tensor:
-    """Lower bounds on ``z_y - z_j`` for ``j != y`` over the ball, ``[batch, classes - 1]``.
-
-    ``images`` ``[batch, C, H, W]`` in [0, 1]; the ball is clipped to [0, 1]. Differentiable.
-    """
-    if method not in BOUND_METHODS:
-        raise RobustTextError(f"bound method must be one of {BOUND_METHODS}, got {method!r}")
+def image_ball(images: torch.Tensor, eps: float):
+    """The L-infinity ball of radius ``eps`` around ``images`` ``[batch, C, H, W]`` (in [0, 1]),
+    clipped to [0, 1]."""
     from robusttext.bounds import LinfBall
-    from robusttext.bounds.specs import margin_lower_bounds as engine_margin_lower_bounds
 
-    ball = LinfBall(images, eps, lower=0.0, upper=1.0)
-    return engine_margin_lower_bounds(model, ball, labels, _num_classes(model), method)
+    return LinfBall(images, eps, lower=0.0, upper=1.0)
+
+
+def image_margin_bound(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                       eps: float):
+    """``bound(method)``: lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` (``j != y``)
+    over the ball, by an engine method (``robusttext.bounds.specs.margin_lower_bounds``).
+    Differentiable; the ball and the class count are built once for every method asked."""
+    from robusttext.bounds.specs import margin_lower_bounds
+
+    ball, classes = image_ball(images, eps), num_classes(model)
+
+    def bound(method: str) -> torch.Tensor:
+        if method not in BOUND_METHODS:
+            raise RobustTextError(f"bound method must be one of {BOUND_METHODS}, got {method!r}")
+        return margin_lower_bounds(model, ball, labels, classes, method)
+
+    return bound
 
 
 def verified(
@@ -31,10 +41,11 @@ def verified(
 ) -> torch.Tensor:
     """``[batch]`` bool: every margin lower bound is positive (the label is certified)."""
     with torch.no_grad():
-        return (margin_lower_bounds(model, images, labels, eps, method) > 0).all(dim=1)
+        return (image_margin_bound(model, images, labels, eps)(method) > 0).all(dim=1)
 
 
-def _num_classes(model: nn.Module) -> int:
+def num_classes(model: nn.Module) -> int:
+    """The class count: the output size of the model's last ``nn.Linear``."""
     last = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not last:
         raise RobustTextError("the model has no final nn.Linear layer to read the class count")

@@ -68,10 +68,11 @@ def read_state(folder: str | Path) -> dict:
     return read_robusttext_file(Path(folder)).get("state", {})
 
 
-def start(config, out: str | Path, space: PerturbationSpace, device="cpu") -> Start:
-    """The model to train: ``out``'s when it holds a run of the same settings (resume), else
-    ``config.start_from`` (a folder or a hub id). ``space`` is the word-level space of
-    ``config``; it is read through the model's tokenizer."""
+def start(config, out: str | Path, space: PerturbationSpace, device="cpu",
+          same: tuple[str, ...] = ("start_from",)) -> Start:
+    """The model to train: ``out``'s when it holds a run whose settings ``same`` equal
+    ``config``'s (resume), else ``config.start_from`` (a folder or a hub id). ``space`` is the
+    word-level space of ``config``; it is read through the model's tokenizer."""
     from robusttext.text.io import load_text_model
 
     out = Path(out)
@@ -87,7 +88,7 @@ def start(config, out: str | Path, space: PerturbationSpace, device="cpu") -> St
     moments: dict[str, torch.Tensor] = {}
     if resuming:
         saved = read_robusttext_file(out)
-        _check_same_settings(out, saved.get("training_config", {}), config)
+        _check_same_settings(out, saved.get("training_config", {}), config, same)
         state = saved["state"]
         if (out / OPTIMIZER_FILE).is_file():
             from safetensors.torch import load_file
@@ -98,11 +99,8 @@ def start(config, out: str | Path, space: PerturbationSpace, device="cpu") -> St
     return Start(bundle.model, through.vocabulary, through, state, moments)
 
 
-def _check_same_settings(out: Path, saved: dict, config) -> None:
-    from robusttext.train.trainer import SAME_ON_RESUME
-
-    names = ("start_from", *SAME_ON_RESUME)
-    differs = [k for k in names if k != "model" and saved.get(k) != getattr(config, k)]
+def _check_same_settings(out: Path, saved: dict, config, names: tuple[str, ...]) -> None:
+    differs = [k for k in names if saved.get(k) != getattr(config, k)]
     if differs:
         raise RobustTextError(
             f"{out} holds a fine-tuning run with other settings ("

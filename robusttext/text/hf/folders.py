@@ -226,7 +226,7 @@ def load_hub_bundle(model_id: str, device: str = "cpu"):
 
 def _bundle(model, tokenizer, saved, name, path):
     from robusttext.perturb.subwords import PieceVocabulary
-    from robusttext.text.io import TextModelBundle
+    from robusttext.text.bundle import TextModelBundle
 
     space = saved_space(saved, tokenizer, model)
     meta = {"kind": "transformers", "architecture": model.architecture,
