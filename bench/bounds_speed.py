@@ -2,7 +2,9 @@
 
 For MNIST-shaped (1x28x28) and CIFAR-10-shaped (3x32x32) inputs and DM-small/medium/large it
 times a forward pass, IBP and CROWN-IBP with 10-class margins (9 specifications), and CROWN on
-DM-small; each as a ratio to the forward pass, with the peak memory of the process that ran it.
+DM-small; each as a ratio to the forward pass, with the peak memory of the process that ran it;
+and what the containment oracle (``robusttext.bounds.oracle``, on by default) adds to CROWN-IBP
+(``crown-ibp-unchecked``: the same bounds with the oracle off).
 Each measurement runs in its own process so that peak memory is its own.
 
     python bench/bounds_speed.py            # the whole table
@@ -22,9 +24,10 @@ import time
 import torch
 
 from robusttext.bounds import LinfBall, compute_bounds, margin_matrix
+from robusttext.bounds.oracle import checking
 from robusttext.vision.models import INPUT_SHAPES, build_model
 
-MEASURES = ("forward", "ibp", "crown-ibp", "crown")
+MEASURES = ("forward", "ibp", "crown-ibp", "crown", "crown-ibp-unchecked")
 
 
 def peak_rss_mib() -> float:
@@ -40,12 +43,14 @@ def measure(data: str, model_name: str, what: str, batch: int, repeats: int) -> 
     C = margin_matrix(labels, 10)
     ball = LinfBall(x, 2 / 255 if data == "cifar10" else 0.1, lower=0.0, upper=1.0)
 
+    method = what.removesuffix("-unchecked")
+
     def run():
-        with torch.no_grad():
+        with torch.no_grad(), checking(not what.endswith("-unchecked")):
             if what == "forward":
                 model(x)
             else:
-                compute_bounds(model, ball, what, C=C, bound_upper=False)
+                compute_bounds(model, ball, method, C=C, bound_upper=False)
 
     run()  # warm-up (tracing, allocator)
     base = peak_rss_mib()
@@ -75,7 +80,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} "
           f"(CROWN: batch {args.crown_batch}, ratio to a forward pass at that batch)")
     header = f"{'data':8} {'model':10} {'forward ms':>10} {'IBP x':>7} {'CROWN-IBP x':>11} " \
-             f"{'CROWN x':>8} {'peak MiB (fwd/IBP/C-IBP/CROWN)':>32}"
+             f"{'CROWN x':>8} {'peak MiB (fwd/IBP/C-IBP/CROWN)':>32} {'oracle %':>8}"
     print(header)
     for data in ("mnist", "cifar10"):
         for model_name in ("dm-small", "dm-medium", "dm-large"):
@@ -97,10 +102,11 @@ def main() -> None:
             ratio = {w: row[w]["seconds"] / fwd for w in row}
             if "crown" in row:
                 ratio["crown"] = row["crown"]["seconds"] / row["crown-forward"]["seconds"]
-            mem = "/".join(f"{row[w]['peak_rss_mib']:.0f}" for w in MEASURES if w in row)
+            mem = "/".join(f"{row[w]['peak_rss_mib']:.0f}" for w in MEASURES[:4] if w in row)
+            checked = row["crown-ibp"]["seconds"] / row["crown-ibp-unchecked"]["seconds"] - 1
             crown = f"{ratio['crown']:8.1f}" if "crown" in ratio else f"{'-':>8}"
             print(f"{data:8} {model_name:10} {fwd * 1000:10.1f} {ratio['ibp']:7.2f} "
-                  f"{ratio['crown-ibp']:11.2f} {crown} {mem:>32}", flush=True)
+                  f"{ratio['crown-ibp']:11.2f} {crown} {mem:>32} {100 * checked:8.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 
 from robusttext import RobustTextError  # noqa: E402
-from tests.test_engine_fuzz import check, graphs  # noqa: E402
+from tests.test_engine_fuzz import STATS, check, graphs  # noqa: E402
 
 
 def main() -> None:
@@ -73,12 +73,13 @@ def main() -> None:
                   f"({time.perf_counter() - start:.0f}s)", flush=True)
 
     campaign()
+    print(f"method runs bounded: {STATS['bounded']}, refused: {STATS['refused']}")
     print(f"graphs tried: {counts['tried']}, violations: {counts['violations']}, "
           f"errors: {counts['errors']} ({time.perf_counter() - start:.0f}s)")
 
 
 def run_chunks(args) -> None:
-    totals = {"tried": 0, "violations": 0, "errors": 0, "crashed": 0}
+    totals = {"tried": 0, "violations": 0, "errors": 0, "crashed": 0, "bounded": 0, "refused": 0}
     start = time.perf_counter()
     for chunk in range(args.chunks):
         command = [sys.executable, __file__, "--examples", str(args.examples), "--seed",
@@ -88,6 +89,10 @@ def run_chunks(args) -> None:
             if line.startswith(("VIOLATION", "error on")):
                 print(f"seed {args.seed + chunk}: {line}", flush=True)
         final = re.search(r"graphs tried: (\d+), violations: (\d+), errors: (\d+)", done.stdout)
+        runs = re.search(r"method runs bounded: (\d+), refused: (\d+)", done.stdout)
+        if runs is not None:
+            totals["bounded"] += int(runs.group(1))
+            totals["refused"] += int(runs.group(2))
         if final is None:
             progress = re.findall(r"\.\.\. (\d+) graphs", done.stdout)
             totals["crashed"] += 1
@@ -100,6 +105,7 @@ def run_chunks(args) -> None:
         print(f"seed {args.seed + chunk}: {final.group(0)}; total {totals['tried']} graphs, "
               f"{totals['violations']} violations ({time.perf_counter() - start:.0f}s)",
               flush=True)
+    print(f"method runs bounded: {totals['bounded']}, refused: {totals['refused']}")
     print(f"graphs tried: {totals['tried']}, violations: {totals['violations']}, errors: "
           f"{totals['errors']}, chunks that crashed: {totals['crashed']} "
           f"({time.perf_counter() - start:.0f}s)")

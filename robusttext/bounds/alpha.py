@@ -44,10 +44,11 @@ def optimised_backward(prop, start, spec, bound_lower: bool, bound_upper: bool,
     A_lower = spec if bound_lower else None
     A_upper = spec if bound_upper else None
     ranges = {}
-    for node, rule in prop.rules.items():
-        found = rule.slope_range(prop.contexts[node])
-        if found is not None:
-            ranges[node] = found
+    for node, record in prop.records.items():
+        if record.rule is not None:
+            found = record.rule.slope_range(record.ctx)
+            if found is not None:
+                ranges[node] = found
     if steps == 0 or not ranges:
         return prop.backward(start, A_lower, A_upper)
     # CROWN's bound is the starting point and the floor. Without gradients it is the first
@@ -65,59 +66,44 @@ def optimised_backward(prop, start, spec, bound_lower: bool, bound_upper: bool,
     best_slopes = {sign: {n: s.clone() for n, s in slopes[sign].items()} for sign in signs}
     variables = [s.requires_grad_() for sign in signs for s in slopes[sign].values()]
     optimiser = torch.optim.Adam(variables, lr=lr)
-    saved = prop.bounds  # the slopes are optimised on fixed intermediate bounds
-    prop.bounds = {n: (lo.detach(), hi.detach()) for n, (lo, hi) in saved.items()}
-    try:
-        with torch.enable_grad():
-            for step in range(steps):
-                bounds = _with_slopes(prop, slopes, lambda: prop.backward(start, A_lower, A_upper))
-                objective = 0
-                for side, sign in enumerate((-1, 1)):
-                    if sign not in signs:
-                        continue
-                    bound = bounds[side]
-                    with torch.no_grad():
-                        if sign not in best:  # the first step, at CROWN's slopes
-                            best[sign] = bound.detach().clone()
-                        better = bound > best[sign] if sign < 0 else bound < best[sign]
-                        best[sign] = torch.where(better, bound, best[sign])
-                        for node, s in slopes[sign].items():
-                            keep = better.view(*better.shape, *([1] * (s.dim() - 2)))
-                            best_slopes[sign][node] = torch.where(keep, s, best_slopes[sign][node])
-                    finite = torch.isfinite(bound)
-                    objective = objective + sign * torch.where(finite, bound, 0).sum()
-                if step == steps - 1 or not isinstance(objective, torch.Tensor) or (
-                        not objective.requires_grad):
-                    break
-                # the gradient in the slopes alone: nothing reaches the model's parameters or
-                # the graph behind the input set, which a later call may still need
-                grads = torch.autograd.grad(objective, variables, allow_unused=True)
-                for variable, grad in zip(variables, grads):
-                    variable.grad = grad
-                optimiser.step()
-                with torch.no_grad():  # project back onto the valid slopes
-                    for sign in signs:
-                        for node, s in slopes[sign].items():
-                            _, low, high = ranges[node]
-                            s.copy_(torch.minimum(torch.maximum(s, low.unsqueeze(1)),
-                                                  high.unsqueeze(1)))
-    finally:
-        prop.bounds = saved
+    with torch.enable_grad():  # the slopes are optimised on fixed intermediate bounds
+        for step in range(steps):
+            bounds = prop.backward(start, A_lower, A_upper, slopes=slopes, fixed=True)
+            objective = 0
+            for side, sign in enumerate((-1, 1)):
+                if sign not in signs:
+                    continue
+                bound = bounds[side]
+                with torch.no_grad():
+                    if sign not in best:  # the first step, at CROWN's slopes
+                        best[sign] = bound.detach().clone()
+                    better = bound > best[sign] if sign < 0 else bound < best[sign]
+                    best[sign] = torch.where(better, bound, best[sign])
+                    for node, s in slopes[sign].items():
+                        keep = better.view(*better.shape, *([1] * (s.dim() - 2)))
+                        best_slopes[sign][node] = torch.where(keep, s, best_slopes[sign][node])
+                finite = torch.isfinite(bound)
+                objective = objective + sign * torch.where(finite, bound, 0).sum()
+            if step == steps - 1 or not isinstance(objective, torch.Tensor) or (
+                    not objective.requires_grad):
+                break
+            # the gradient in the slopes alone: nothing reaches the model's parameters or
+            # the graph behind the input set, which a later call may still need
+            grads = torch.autograd.grad(objective, variables, allow_unused=True)
+            for variable, grad in zip(variables, grads):
+                variable.grad = grad
+            optimiser.step()
+            with torch.no_grad():  # project back onto the valid slopes
+                for sign in signs:
+                    for node, s in slopes[sign].items():
+                        _, low, high = ranges[node]
+                        s.copy_(torch.minimum(torch.maximum(s, low.unsqueeze(1)),
+                                              high.unsqueeze(1)))
     wants_gradient = crown is not None and any(
         isinstance(c, torch.Tensor) and c.requires_grad for c in crown)
     if not wants_gradient:
         return tuple(best[sign] if sign in signs else None for sign in (-1, 1))
     fixed = {sign: {n: s.detach() for n, s in best_slopes[sign].items()} for sign in signs}
-    final = _with_slopes(prop, fixed, lambda: prop.backward(start, A_lower, A_upper))
+    final = prop.backward(start, A_lower, A_upper, slopes=fixed)
     return (torch.maximum(final[0], crown[0]) if bound_lower else None,
             torch.minimum(final[1], crown[1]) if bound_upper else None)
-
-
-def _with_slopes(prop, slopes, run):
-    """``run()`` with the rules reading ``slopes`` (sign -> node -> ``[batch, specs, *shape]``)
-    through ``NodeContext.optimised_slope``."""
-    prop.slopes = slopes
-    try:
-        return run()
-    finally:
-        prop.slopes = None

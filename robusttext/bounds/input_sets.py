@@ -33,10 +33,10 @@ def concretize_interval(lower, upper, A, sign):
 
     A: ``[batch, specs, *shape]``; lower, upper: ``[batch, *shape]`` -> ``[batch, specs]``.
     """
-    flat_a = A.flatten(2)
+    flat_a = A.reshape(*A.shape[:2], -1)  # a [batch]-shaped node has A [batch, specs]
     top, bottom = (upper, lower) if sign > 0 else (lower, upper)
-    return (torch.einsum("bsn,bn->bs", flat_a.clamp(min=0), top.flatten(1))
-            + torch.einsum("bsn,bn->bs", flat_a.clamp(max=0), bottom.flatten(1)))
+    return (torch.einsum("bsn,bn->bs", flat_a.clamp(min=0), top.reshape(top.shape[0], -1))
+            + torch.einsum("bsn,bn->bs", flat_a.clamp(max=0), bottom.reshape(bottom.shape[0], -1)))
 
 
 class InputSet:
@@ -213,18 +213,28 @@ class SubstitutionSet(InputSet):
         down = (-gains).masked_fill(~mask, neg_inf).amax(k_dim).clamp(min=0)
         return up, down
 
+    def _takes_top(self, positions: int) -> bool:
+        """True when ``_reduce`` over ``positions`` sums the ``budget`` largest gains (a budget
+        above 0 and below the number of positions, relaxation not ``simplex``)."""
+        return (self.budget is not None and 0 < self.budget < positions
+                and self.relaxation != "simplex")
+
     def _reduce(self, gains: torch.Tensor, dim: int) -> torch.Tensor:
-        """Combine non-negative per-position gains along ``dim`` under the budget."""
+        """Combine non-negative per-position gains along ``dim`` under the budget: the sum (no
+        budget, or a budget as wide as ``dim``), nothing (budget 0), ``budget`` times the
+        largest (simplex), else the sum of the ``budget`` largest."""
         positions = gains.shape[dim]
+        if self._takes_top(positions):
+            if self.budget == 1:  # the largest alone: max is cheaper than topk
+                return gains.amax(dim)
+            return gains.topk(self.budget, dim=dim).values.sum(dim)
         if self.budget is None:
             return gains.sum(dim)
         if self.budget == 0 or positions == 0:
             return gains.sum(dim) * 0
         if self.relaxation == "simplex":
             return self.budget * gains.amax(dim)
-        if self.budget >= positions:
-            return gains.sum(dim)
-        return gains.topk(self.budget, dim=dim).values.sum(dim)
+        return gains.sum(dim)
 
     # -- InputSet API ----------------------------------------------------------------------
     def interval(self):

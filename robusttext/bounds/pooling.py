@@ -22,8 +22,13 @@ pooled coordinate this is the exact range.
 each window's change before the budget is spent (one set ``S`` for every coordinate); otherwise
 the pooled vector gets a per-coordinate interval and the head is bounded with IBP.
 
-A body that supports it follows ``PooledBody`` (the optional part of the text-model contract
-that the CNNs and the bag of words follow).
+A body declares that it supports it by subclassing ``PooledBody`` (the optional part of the
+text-model contract that the CNNs and the bag of words declare); having members of the same
+names is not enough. The declaration is then checked on every batch before the bound uses it
+(``check_decomposition``): the body's own forward must equal ``head(masked_mean(features(x),
+mask))`` at the set's centre and at one rewrite of every position, and no feature window may
+read a position outside its declared ``window``. A body that pools by max, or whose windows are
+wider than it says, is refused by name instead of getting the masked-mean bound.
 """
 
 from __future__ import annotations
@@ -34,15 +39,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robusttext.bounds.engine import compute_bounds
+from robusttext.bounds.engine import compute_bounds, internal_error
 from robusttext.bounds.input_sets import Box, SubstitutionSet
+from robusttext.bounds.oracle import check_pooled
 from robusttext.errors import RobustTextError
 from robusttext.methods import POOLED_METHOD
 
 
 class PooledBody(Protocol):
     """The optional part of the text-model contract that ``budget-ibp`` needs: a body of the
-    form ``head(masked_mean(features(x), mask))``.
+    form ``head(masked_mean(features(x), mask))``, declared by subclassing (``class
+    MyBody(nn.Module, PooledBody)``).
 
     - ``features(x [batch, length, dim]) -> [batch, features, length]``, one window per
       position, window ``o`` reading the positions ``o - window[0] .. o + window[1]``;
@@ -59,17 +66,88 @@ class PooledBody(Protocol):
 
 
 def is_pooled_body(body: nn.Module) -> bool:
-    """True when ``body`` has every member of ``PooledBody`` (looked up with ``getattr``, so a
-    head kept as a submodule counts, on every Python version)."""
-    return all(hasattr(body, name) for name in ("features", "head", "window", "linear_head"))
+    """True when ``body``'s class declares ``PooledBody`` (subclasses it) and has every member
+    (looked up with ``getattr``, so a head kept as a submodule counts)."""
+    return PooledBody in type(body).__mro__ and all(
+        hasattr(body, name) for name in ("features", "head", "window", "linear_head"))
+
+
+def masked_mean_weights(mask: torch.Tensor) -> torch.Tensor:
+    """``[batch, length]``: the weights of the masked mean over the real positions."""
+    return mask / mask.sum(1, keepdim=True).clamp(min=1)
+
+
+def check_decomposition(body: nn.Module, input_set: SubstitutionSet, mask: torch.Tensor,
+                        clean: torch.Tensor) -> None:
+    """Refuse (``RobustTextError``) a body whose forward is not ``head(masked_mean(features(x),
+    mask))`` on this batch, or whose features read outside the declared ``window``.
+
+    The forward is compared at the set's centre (``clean``: its features) and at one point of
+    the set with every changeable position at its first candidate, on every call. The window is
+    checked by replacing one position of the first sentence by NaN at a time (one copy per
+    position) and looking where the features turn NaN: window ``o`` may read only ``o - left ..
+    o + right``; once per body and length (which positions a window reads is the architecture's;
+    only a weight exactly zero at that first check could hide a reading).
+    """
+    centre, candidates, chosen = input_set.center, input_set.candidates, input_set.mask
+    first = chosen.to(torch.int64).argmax(-1)  # [batch, length]: a real candidate's index
+    picked = candidates.gather(2, first[..., None, None].expand(-1, -1, 1, centre.shape[-1]))
+    rewrite = torch.where(chosen.any(-1, keepdim=True), picked.squeeze(2), centre)
+    weight = masked_mean_weights(mask.to(centre))[:, None]
+    for x, features in ((centre, clean), (rewrite, None)):
+        features = body.features(x) if features is None else features
+        claimed = body.head((features * weight).sum(2))
+        actual = body(x, mask.to(x))
+        if claimed.shape != actual.shape:
+            raise RobustTextError(
+                f"{POOLED_METHOD}: {type(body).__name__}.head(masked_mean(features(x))) has shape "
+                f"{tuple(claimed.shape)} but the body returns {tuple(actual.shape)}")
+        rows = torch.isfinite(actual).all(1)
+        scale = 1e-4 * (1 + actual[rows].abs().amax()) if rows.any() else 0
+        if rows.any() and bool(((claimed[rows] - actual[rows]).abs() > scale).any()):
+            raise RobustTextError(
+                f"{POOLED_METHOD}: {type(body).__name__} declares PooledBody, but its forward is "
+                f"not head(masked_mean(features(x), mask)) on this batch (largest difference "
+                f"{(claimed[rows] - actual[rows]).abs().max().item():.3g}); use ibp, crown-ibp "
+                f"or crown")
+    length = centre.shape[1]
+    left, right = body.window
+    checked = body.__dict__.setdefault("_robusttext_windows_checked", set())
+    if (length, left, right) in checked:  # the architecture's reading: once per length
+        return
+    probe = centre[:1].expand(length, -1, -1).clone()
+    probe[torch.arange(length), torch.arange(length)] = float("nan")
+    reads = torch.isnan(body.features(probe)).any(1)  # [position p, window o]
+    p = torch.arange(length, device=reads.device)[:, None]
+    o = torch.arange(reads.shape[1], device=reads.device)[None, :]
+    outside = reads & ((p < o - left) | (p > o + right))
+    if bool(outside.any()):
+        p_bad, o_bad = (int(v[0]) for v in outside.nonzero(as_tuple=True))
+        raise RobustTextError(
+            f"{POOLED_METHOD}: {type(body).__name__} declares window={tuple(body.window)}, but "
+            f"its feature window {o_bad} reads position {p_bad}; the window must cover every "
+            f"position a feature reads")
+    checked.add((length, left, right))
 
 
 def pooled_margin_lower(body: nn.Module, input_set: SubstitutionSet, C: torch.Tensor,
                         mask: torch.Tensor) -> torch.Tensor:
     """``budget-ibp`` lower bounds ``[batch, specs]`` on ``C @ body(x, mask)``.
 
-    C: ``[batch, specs, classes]``; mask: ``[batch, length]`` (1 = real token).
+    C: ``[batch, specs, classes]``; mask: ``[batch, length]`` (1 = real token). Checked by the
+    containment oracle (``oracle.check_pooled``) against the body's own margins.
     """
+    try:
+        lower = _pooled_margin_lower(body, input_set, C, mask)
+    except RobustTextError:
+        raise
+    except Exception as error:  # nothing but a RobustTextError leaves the engine
+        raise internal_error(error, POOLED_METHOD, None) from error
+    check_pooled(body, input_set, mask, C, lower)
+    return lower
+
+
+def _pooled_margin_lower(body, input_set, C, mask):
     pooled, down, up, weight = _window_changes(body, input_set, mask)
     head = body.linear_head
     if head is not None:
@@ -100,13 +178,15 @@ def _window_changes(body, input_set, mask):
         raise RobustTextError(f"{POOLED_METHOD} bounds need a SubstitutionSet, got "
                               f"{type(input_set).__name__}")
     clean = body.features(input_set.center)
-    if clean.shape[2] != input_set.center.shape[1]:
+    if clean.dim() != 3 or clean.shape[2] != input_set.center.shape[1]:
         raise RobustTextError(
-            f"{POOLED_METHOD}: the features must have one window per position "
-            f"({input_set.center.shape[1]}), got {clean.shape[2]}")
+            f"{POOLED_METHOD}: the features must be [batch, features, length] with one window "
+            f"per position ({input_set.center.shape[1]}), got {tuple(clean.shape)}")
+    with torch.no_grad():
+        check_decomposition(body, input_set, mask, clean.detach())
     low, high = compute_bounds(_part(body, "features"), input_set, "ibp")
     mask = mask.to(clean)
-    weight = mask / mask.sum(1, keepdim=True).clamp(min=1)
+    weight = masked_mean_weights(mask)
     pooled = (clean * weight[:, None]).sum(2)
     return pooled, (low - clean).clamp(max=0), (high - clean).clamp(min=0), weight
 

@@ -129,25 +129,15 @@ class TokenSubstitutionSet(SubstitutionSet):
         return base - bounds[0], base + bounds[1]
 
     def _window_reduce(self, values: list[torch.Tensor]) -> torch.Tensor:
-        """``_reduce`` over a window given as one tensor per tap (same cases, same order): the
-        sum (no budget), ``budget`` times the largest (simplex), the sum (a budget as wide as
-        the window), or the sum of the ``budget`` largest, kept by compare-and-swap without
-        stacking the taps."""
-        if self.budget == 0:
-            return torch.zeros_like(values[0])
-        if self.budget is None:
-            return torch.stack(values).sum(0)
-        if self.relaxation == "simplex":
-            return self.budget * torch.stack(values).amax(0)
-        if self.budget >= len(values):
-            return torch.stack(values).sum(0)
+        """``_reduce`` over a window given as one tensor per tap: the parent's cases, on the
+        taps stacked, except the sum of the ``budget`` largest without a gradient, which is
+        kept by compare-and-swap without stacking the taps."""
+        if not self._takes_top(len(values)):
+            return self._reduce(torch.stack(values), 0)
         if torch.is_grad_enabled() and values[0].requires_grad:
             # differentiable: topk over the stacked taps is about 3x faster forward and backward
             # than a compare-and-swap chain of autograd nodes
-            stacked = torch.stack(values, -1)
-            if self.budget == 1:  # the largest alone: max is cheaper than topk
-                return stacked.max(-1).values
-            return stacked.topk(self.budget, dim=-1).values.sum(-1)
+            return self._reduce(torch.stack(values, -1), -1)
         # top[0] >= top[1] >= ...: the largest values so far (gains are >= 0). In place, with
         # two scratch buffers: fresh large tensors cost more than the arithmetic on a CPU.
         top = [torch.zeros_like(values[0]) for _ in range(self.budget)]

@@ -25,8 +25,8 @@ from robusttext.methods import AUTO, ENGINE_METHODS, POOLED_METHOD, TEXT_METHODS
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.text.contract import bounded_module
 
-__all__ = ["check_method", "margin_lower_bounds", "pick_method", "substitution_set",
-           "text_margin_lower"]
+__all__ = ["check_method", "margin_lower_bounds", "pick_method", "rows_as_read",
+           "substitution_set", "text_margin_lower"]
 
 
 def pick_method(method: str, body: nn.Module) -> str:
@@ -56,7 +56,7 @@ def substitution_set(model: nn.Module, batch: EncodedBatch, budget: int | None,
     row from the gradient, as ``nn.Embedding(padding_idx=...)`` does (what a training loss
     needs: indexing the table directly would otherwise train the padding row, and the gradient
     would depend on how much padding a batch has)."""
-    table = model.embedding.weight
+    table = rows_as_read(model.embedding)
     if table.dtype != torch.float64:
         table = table.float()
     pad = model.embedding.padding_idx
@@ -66,6 +66,36 @@ def substitution_set(model: nn.Module, batch: EncodedBatch, budget: int | None,
         table = torch.where(is_pad, table.detach(), table)
     return TokenSubstitutionSet(table, batch.token_ids, batch.candidate_ids,
                                 batch.candidate_mask, budget, relaxation, eps=eps)
+
+
+def rows_as_read(embedding: nn.Module) -> torch.Tensor:
+    """The embedding table ``[vocab, dim]`` as the embedding's forward returns its rows.
+
+    ``nn.Embedding(max_norm=m)`` rescales every row it reads whose ``norm_type``-norm exceeds
+    ``m`` to norm ``m`` (by ``m / (norm + 1e-7)``, in place, before returning it), so a
+    rewrite's embeddings are the rescaled rows: the table is rescaled the same way here, out of
+    place (differentiably; a row already rescaled is left as it is). Any other option of
+    ``nn.Embedding`` (``padding_idx``, ``scale_grad_by_freq``, ``sparse``) reads the rows as
+    they are. A module that is not an ``nn.Embedding``, or whose forward is not
+    ``nn.Embedding``'s (a subclass's own, an instance's, a forward hook), is refused by name:
+    the rows it returns need not be the table's."""
+    if not isinstance(embedding, nn.Embedding):
+        raise RobustTextError(
+            f"the model's embedding must be an nn.Embedding (token ids -> rows of its weight), "
+            f"got {type(embedding).__name__}")
+    if (type(embedding).forward is not nn.Embedding.forward or "forward" in vars(embedding)
+            or embedding._forward_hooks or embedding._forward_pre_hooks):
+        raise RobustTextError(
+            f"the model's embedding ({type(embedding).__name__}) changes what nn.Embedding "
+            f"returns (its own forward or a forward hook); robusttext bounds the rows of its "
+            f"weight as nn.Embedding reads them: move the change into the body")
+    table = embedding.weight
+    if embedding.max_norm is None:
+        return table
+    norms = table.norm(p=embedding.norm_type, dim=1, keepdim=True)
+    scale = torch.where(norms > embedding.max_norm, embedding.max_norm / (norms + 1e-7),
+                        torch.ones_like(norms))
+    return table * scale
 
 
 def margin_lower_bounds(

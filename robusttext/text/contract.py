@@ -38,12 +38,14 @@ follows the contract by cutting its torch.fx graph at the embedding call::
 
 from __future__ import annotations
 
+import operator
 from typing import Protocol
 
 import torch
 import torch.fx as fx
 from torch import nn
 
+from robusttext.bounds.graph import NeedsExamples, Tracer
 from robusttext.bounds.pooling import PooledBody
 from robusttext.errors import RobustTextError
 
@@ -131,30 +133,82 @@ def wrap_text_model(module: nn.Module, embedding: str) -> ContractTextModel:
     if not isinstance(layer, nn.Embedding):
         raise RobustTextError(f"{embedding!r} in {type(module).__name__} is a "
                               f"{type(layer).__name__}, not an nn.Embedding")
-    graph = _trace(module, embedding)
+    try:
+        graph = _trace(module, embedding)
+    except _TryWithExamples:  # shape code: cut per input shape, when the shapes are known
+        return ContractTextModel(layer, _ShapedBody(module, embedding))
     body = fx.GraphModule(module, _cut_at_embedding(graph, embedding, type(module).__name__))
     return ContractTextModel(layer, body)
 
 
-class _KeepEmbedding(fx.Tracer):
+class _TryWithExamples(Exception):
+    pass
+
+
+class _KeepEmbedding(Tracer):
     """Keeps the embedding a single call_module node even when it is not a leaf by default."""
 
-    def __init__(self, embedding: str):
-        super().__init__()
+    def __init__(self, embedding: str, examples=None):
+        super().__init__(examples)
         self.embedding = embedding
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return qualname == self.embedding or super().is_leaf_module(m, qualname)
 
 
-def _trace(module: nn.Module, embedding: str) -> fx.Graph:
+class _Calls(nn.Module):
+    """``model(token_ids, mask)``, its ``logits`` where it returns a ``transformers`` output."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token_ids, mask):
+        out = self.model(token_ids, mask)
+        return out.logits if hasattr(out, "logits") else out
+
+
+def _trace(module: nn.Module, embedding: str, examples=None) -> fx.Graph:
     try:
-        return _KeepEmbedding(embedding).trace(module)
+        return _KeepEmbedding(embedding, examples).trace(module)
+    except NeedsExamples:
+        if examples is None:
+            raise _TryWithExamples from None
+        raise
+    except RobustTextError as error:
+        raise RobustTextError(f"cannot trace {type(module).__name__} with torch.fx: "
+                              f"{error}") from None
     except Exception as error:  # fx raises many kinds of errors on untraceable code
+        if examples is None:
+            raise _TryWithExamples from None
         raise RobustTextError(
-            f"cannot trace {type(module).__name__} with torch.fx: {error}. The forward must not "
-            "branch on tensor values."
-        ) from None
+            f"cannot trace {type(module).__name__} with torch.fx: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}") from None
+
+
+class _ShapedBody(nn.Module):
+    """The body of a wrapped model whose forward needs concrete shapes (``x.view(*shape)``,
+    ``torch.finfo(x.dtype)``, a branch on a shape; ``transformers`` classifiers): cut from a
+    trace of the model on inputs of each shape met, kept per shape."""
+
+    def __init__(self, module: nn.Module, embedding: str):
+        super().__init__()
+        self.whole = _Calls(module)
+        self.embedding_name = f"model.{embedding}"
+        self.cut: dict = {}
+
+    def forward(self, embeddings, mask):
+        values = [v.tracer.example_of(v) if isinstance(v, fx.Proxy) else v
+                  for v in (embeddings, mask)]
+        key = tuple((tuple(v.shape), v.dtype) for v in values)
+        body = self.cut.get(key)
+        if body is None:
+            ids = torch.zeros(values[0].shape[:2], dtype=torch.long, device=values[0].device)
+            graph = _trace(self.whole, self.embedding_name, (ids, values[1]))
+            body = fx.GraphModule(self.whole, _cut_at_embedding(
+                graph, self.embedding_name, type(self.whole.model).__name__))
+            self.cut = {**self.cut, key: body}
+        return body(embeddings, mask)
 
 
 def _cut_at_embedding(graph: fx.Graph, embedding: str, name: str) -> fx.Graph:
@@ -171,7 +225,8 @@ def _cut_at_embedding(graph: fx.Graph, embedding: str, name: str) -> fx.Graph:
     if call.args[:1] != (ids,) or len(call.args) != 1 or call.kwargs:
         raise RobustTextError(f"{name}.forward must call {embedding!r} on its first input "
                               f"({ids.name!r}, the token ids) directly")
-    other_uses = [u for u in ids.users if u is not call]
+    shape_queries = [u for u in ids.users if u is not call and _asks_shape(u)]
+    other_uses = [u for u in ids.users if u is not call and u not in shape_queries]
     if other_uses:
         raise RobustTextError(f"{name}.forward uses the token ids {ids.name!r} outside the "
                               f"embedding (in {other_uses[0].format_node()}); the body may depend "
@@ -182,6 +237,30 @@ def _cut_at_embedding(graph: fx.Graph, embedding: str, name: str) -> fx.Graph:
     for node in graph.nodes:
         if node is ids or node is call:
             continue
+        if node in shape_queries:  # the ids' shape is the embeddings' first two dims
+            env[node] = _embeddings_shape(body, node, env[call])
+            continue
         env[node] = body.node_copy(node, lambda n: env[n])
     body.lint()
     return body
+
+
+def _asks_shape(node: fx.Node) -> bool:
+    """``ids.size()``, ``ids.size(d)``, ``ids.shape`` or ``ids.device``."""
+    if node.op == "call_method" and node.target == "size":
+        return not node.kwargs and len(node.args) <= 2 and all(
+            isinstance(d, int) for d in node.args[1:])
+    return node.op == "call_function" and node.target is getattr and len(node.args) == 2 and (
+        node.args[1] in ("shape", "device"))
+
+
+def _embeddings_shape(body: fx.Graph, node: fx.Node, embeddings: fx.Node) -> fx.Node:
+    """The node ``node`` asked of the token ids, asked of the embeddings ``[batch, length,
+    dim]`` instead."""
+    if node.op == "call_method" and len(node.args) == 2:
+        d = node.args[1]
+        return body.call_method("size", (embeddings, d if d >= 0 else d - 1))
+    if node.op == "call_function" and node.args[1] == "device":
+        return body.call_function(getattr, (embeddings, "device"))
+    whole = body.call_method("size", (embeddings,))
+    return body.call_function(operator.getitem, (whole, slice(None, 2)))

@@ -5,8 +5,9 @@ Every model has ``embedding`` (an ``nn.Embedding``, padding row 0 kept at zero) 
 ``[batch, classes]``), and ``model(token_ids, mask) == model.body(model.embedding(token_ids),
 mask)``. The bodies use only operations the bound engine has rules for, and their first layer
 (a Conv1d on ``x.transpose(1, 2)`` or a per-token Linear) gets the engine's exact bound over a
-substitution set. Both bodies also expose ``features``, ``head``, ``window`` and ``linear_head``,
-so that ``budget-ibp`` (``robusttext.bounds.pooling``) can keep the budget through the pooling.
+substitution set. Both bodies also declare ``PooledBody`` (``features``, ``head``, ``window`` and
+``linear_head``), so that ``budget-ibp`` (``robusttext.bounds.pooling``) can keep the budget
+through the pooling.
 
 - ``CharCNN`` (Huang et al. 2019): character embeddings, Conv1d, ReLU, masked mean pooling,
   linear.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robusttext.bounds.pooling import PooledBody
 from robusttext.text.base import TextClassifier, check_sizes
 
 __all__ = ["BagOfWords", "BagOfWordsBody", "CharCNN", "ConvBody", "TextClassifier", "WordCNN",
@@ -38,7 +40,7 @@ def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (h * mask.unsqueeze(1)).sum(2) / mask.sum(1, keepdim=True)
 
 
-class ConvBody(nn.Module):
+class ConvBody(nn.Module, PooledBody):
     """(Optionally a per-token Linear + ReLU,) Conv1d over the sequence, ReLU, masked mean
     pooling, linear.
 
@@ -78,7 +80,7 @@ class ConvBody(nn.Module):
         return self.head(masked_mean(self.features(x), mask))
 
 
-class BagOfWordsBody(nn.Module):
+class BagOfWordsBody(nn.Module, PooledBody):
     """Per-token Linear + ReLU, masked mean pooling, then Linear + ReLU + Linear.
 
     ``forward(x [batch, length, dim], mask [batch, length]) -> [batch, classes]``.

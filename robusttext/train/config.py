@@ -57,7 +57,9 @@ class TrainConfig(Settings):
     only), then ``ramp_epochs`` in which eps (the scale of the candidate displacement
     ``e + eps (e_k - e)``) and k grow linearly from 0, then they hold.
     Optimiser: Adam with ``lr``, ``weight_decay``, ``grad_clip`` (max gradient norm, 0: off),
-    ``lr_decay_epochs`` (multiply lr by ``lr_decay`` at each of them).
+    ``lr_decay_epochs`` (multiply lr by ``lr_decay`` at each of them). ``oracle_every``: check
+    the robust loss's bounds against the model's own outputs (the engine's containment oracle)
+    every N steps (0: never; certification checks every bound).
     Run: ``epochs``, ``batch_size``, ``seed``, ``device`` (``auto``: CUDA when present),
     ``amp`` (autocast the clean pass on CUDA; bounds are always float32), ``out`` (checkpoint
     folder), ``eval_budgets`` (verified accuracy on the dev set after training, bounded with
@@ -114,6 +116,7 @@ class TrainConfig(Settings):
     lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    oracle_every: int = 10
     lr_decay_epochs: list[int] = field(default_factory=list)
     lr_decay: float = 0.1
     epochs: int = 10
@@ -156,6 +159,8 @@ class TrainConfig(Settings):
         if self.lr <= 0 or self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.grad_clip < 0:
             raise RobustTextError("--lr must be positive; --warmup-epochs, --ramp-epochs and "
                                   "--grad-clip >= 0")
+        if self.oracle_every < 0:
+            raise RobustTextError("--oracle-every must be >= 0 (0: never)")
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
             raise RobustTextError("--time-limit-minutes must be positive")
         if self.start_from is not None:
@@ -244,6 +249,7 @@ HELP: dict[str, str] = {
     "lr": "Adam learning rate",
     "weight_decay": "Adam weight decay",
     "grad_clip": "largest gradient norm (0: no clipping)",
+    "oracle_every": "check the bounds against the model's own outputs every N steps (0: never)",
     "lr_decay_epochs": "epochs at which the learning rate is multiplied by --lr-decay",
     "lr_decay": "learning-rate factor at each of --lr-decay-epochs",
     "epochs": "training epochs",

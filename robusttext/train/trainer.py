@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from robusttext import distributed
+from robusttext.bounds.oracle import checking
 from robusttext.checkpoint import META_FILE, optimizer_tensors, restore_optimizer
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
@@ -403,10 +404,11 @@ def _run_epoch(config, job, wrapped, optimizer, params, schedule, examples, spac
         warnings.simplefilter("ignore", RuntimeWarning)
         for (_, batch, labels), (_, global_size) in zip(bar, order):
             weight = parallel.local_weight(len(labels), global_size, job.world)
-            loss, parts = wrapped(
-                batch, labels, weight, budget=config.budget, k=schedule.robust(step),
-                method=config.method, eps=schedule.eps(step), beta=schedule.beta(step),
-                amp=config.amp)
+            with checking(config.oracle_every > 0 and step % config.oracle_every == 0):
+                loss, parts = wrapped(
+                    batch, labels, weight, budget=config.budget, k=schedule.robust(step),
+                    method=config.method, eps=schedule.eps(step), beta=schedule.beta(step),
+                    amp=config.amp)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # The gradients are already summed over ranks, so every rank takes the same

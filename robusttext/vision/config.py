@@ -48,6 +48,7 @@ class TrainConfig(Settings):
     batch_size: int = 256
     eval_batch_size: int = 512
     grad_clip: float = 10.0
+    oracle_every: int = 10
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
@@ -84,6 +85,8 @@ class TrainConfig(Settings):
             raise RobustTextError("--warmup-epochs, --ramp-epochs and --pgd-steps must be >= 0")
         if self.lr <= 0 or self.grad_clip < 0:
             raise RobustTextError("--lr must be positive and --grad-clip non-negative")
+        if self.oracle_every < 0:
+            raise RobustTextError("--oracle-every must be >= 0 (0: never)")
         for method in [*self.final_methods, *self.epoch_methods]:
             if method not in ENGINE_METHODS:
                 raise RobustTextError(f"unknown verification method {method!r}")
@@ -111,6 +114,7 @@ HELP: dict[str, str] = {
     "batch_size": "images per training step",
     "eval_batch_size": "images per evaluation batch",
     "grad_clip": "clip the gradient norm to X (0: off)",
+    "oracle_every": "check the bounds against the model's own outputs every N steps (0: never)",
     "seed": "random seed of the initialisation and the data order",
     "train_subset": "train on the first N training images (none: all)",
     "test_subset": "evaluate on the first N test images (none: all)",

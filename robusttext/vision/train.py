@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from robusttext.bounds.oracle import checking
 from robusttext.checkpoint import optimizer_tensors, restore_optimizer
 from robusttext.distributed import rank_device
 from robusttext.errors import RobustTextError
@@ -153,7 +154,9 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         if config.method != "natural" and eps > 0:
-            lower = mixed_lower_bounds(image_margin_bound(model, x, y, eps), config.method, beta)
+            with checking(config.oracle_every > 0 and step % config.oracle_every == 0):
+                lower = mixed_lower_bounds(image_margin_bound(model, x, y, eps), config.method,
+                                           beta)
             loss = kappa * loss + (1.0 - kappa) * worst_case_loss(lower)
             totals["robust_err"] += float((lower <= 0).any(dim=1).float().sum())
             totals["n_robust"] += y.shape[0]

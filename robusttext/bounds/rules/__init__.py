@@ -6,7 +6,11 @@ Importing this package registers every rule (docs/RULES.md says how to add one):
 - ``activations``: ReLU, LeakyReLU, sigmoid, tanh, GELU, exp, reciprocal, sqrt, square;
 - ``products``: products of two bounded tensors, softmax;
 - ``rearrangements``: view, reshape, permute, slicing, cat, stack, pad, dropout (eval);
-- ``reductions``: sum, mean, average and max pooling.
+- ``reductions``: sum, mean, average and max pooling;
+- ``normalization``: LayerNorm, rewritten into primitives when a model is traced.
+
+The graph rewrites live beside the rules they serve: ``decompose_layer_norm``
+(normalization.py) and ``fuse_sequence_conv`` (affine.py, the sequence convolution's rule).
 """
 
 import torch.nn as nn
@@ -14,12 +18,14 @@ import torch.nn as nn
 from robusttext.bounds.rules import (  # noqa: F401  (registration on import)
     activations,
     affine,
+    normalization,
     products,
     rearrangements,
     reductions,
 )
-from robusttext.bounds.rules.affine import conv1d_over_sequence
+from robusttext.bounds.rules.affine import conv1d_over_sequence, fuse_sequence_conv
 from robusttext.bounds.rules.common import Rule, known_finite, sound, widen
+from robusttext.bounds.rules.normalization import decompose_layer_norm
 from robusttext.bounds.rules.registry import (
     bind,
     covered_modules,
@@ -40,11 +46,7 @@ refuse_by_name(
     "unroll the recurrence with nn.Linear gates and torch.sigmoid / torch.tanh (as "
     "robusttext.text.sequence_models.BiLSTMBody does), which robusttext bounds",
 )
-refuse_by_name(
-    (nn.LayerNorm,),
-    "nn.LayerNorm is rewritten into primitives when the model is traced; this one was not "
-    "(called outside the traced graph)",
-)
 
-__all__ = ["Rule", "bind", "conv1d_over_sequence", "covered_modules", "known_finite", "lookup",
-           "refuse_by_name", "register", "sound", "widen", "writes_input"]
+__all__ = ["Rule", "bind", "conv1d_over_sequence", "covered_modules", "decompose_layer_norm",
+           "fuse_sequence_conv", "known_finite", "lookup", "refuse_by_name", "register", "sound",
+           "widen", "writes_input"]

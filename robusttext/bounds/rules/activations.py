@@ -142,14 +142,14 @@ class ReLURule(MonotoneRule):
         # over A (clamp, scale, addcmul) and no A-sized mask
         slope_u, slope_l = slope_u.unsqueeze(1), slope_l.unsqueeze(1)
         extra = slope_u - slope_l
-        icpt_u = icpt_u.flatten(1)
+        icpt_u = icpt_u.reshape(icpt_u.shape[0], -1)  # [batch, n] (a [batch] node too)
 
         def side(A, sign):
             alpha = ctx.optimised_slope(sign)  # alpha-CROWN's lower slopes [batch, specs, ...]
             lower_slope, gap = (slope_l, extra) if alpha is None else (alpha, slope_u - alpha)
             upper_part = A.clamp(min=0) if sign > 0 else A.clamp(max=0)
             return (torch.addcmul(A * lower_slope, upper_part, gap),
-                    torch.einsum("bsn,bn->bs", upper_part.flatten(2), icpt_u))
+                    torch.einsum("bsn,bn->bs", upper_part.reshape(*A.shape[:2], -1), icpt_u))
 
         return each_side(A_lower, A_upper, side)
 
@@ -471,10 +471,11 @@ register(LeakyReLURule(), nn.LeakyReLU, params=_IN,
          attrs={"negative_slope": _SLOPE, **_INPLACE}, writes_input="inplace")
 register(LeakyReLURule(), F.leaky_relu, params={**_IN, "negative_slope": _SLOPE, **_INPLACE},
          writes_input="inplace")
-register(SShapedRule(torch.sigmoid, _sigmoid_derivative), nn.Sigmoid, torch.sigmoid, F.sigmoid,
-         "sigmoid", params=_IN)
-register(SShapedRule(torch.tanh, _tanh_derivative), nn.Tanh, torch.tanh, F.tanh, "tanh",
+# (F.sigmoid and F.tanh are Python functions that call the methods: torch.fx traces through
+# them to "sigmoid" and "tanh", so they need no registration of their own)
+register(SShapedRule(torch.sigmoid, _sigmoid_derivative), nn.Sigmoid, torch.sigmoid, "sigmoid",
          params=_IN)
+register(SShapedRule(torch.tanh, _tanh_derivative), nn.Tanh, torch.tanh, "tanh", params=_IN)
 _APPROXIMATE = only("none", "tanh")
 register(GELURule(), nn.GELU, params=_IN, attrs={"approximate": _APPROXIMATE})
 register(GELURule(), F.gelu, params={**_IN, "approximate": _APPROXIMATE})

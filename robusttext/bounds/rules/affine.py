@@ -15,6 +15,7 @@ from __future__ import annotations
 import operator
 
 import torch
+import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -236,6 +237,14 @@ class LinearRule(AffineRule):
     """``F.linear``/``nn.Linear``; right after the input, the input set may answer exactly (a
     substitution set's ``linear_interval``)."""
 
+    def check(self, ctx):
+        """A ``[batch]``-shaped input would be contracted over the batch: refused by name."""
+        if ctx.example(ctx.inputs[0]).dim() < 2:
+            raise RobustTextError(
+                f"{ctx.description}: its input is [batch]-shaped, so the layer would sum over "
+                f"the batch dimension 0 and mix the examples; give it [batch, ..., features] "
+                f"(e.g. x[:, None]) (at {ctx.where})")
+
     def ibp(self, ctx):
         weight, bias = weight_and_bias(ctx)
         source = ctx.inputs[0]
@@ -278,6 +287,18 @@ class ConvRule(AffineRule):
 
     def _channels_first(self, x):
         return x.transpose(1, 2) if self.sequence else x
+
+    def check(self, ctx):
+        """An unbatched input (``[channels, length]`` to a 1-D convolution) would read the batch
+        dimension as the channels and mix the examples: refused by name."""
+        weight = self._params(ctx)[0]
+        rank = ctx.example(ctx.inputs[0]).dim()
+        if rank != weight.dim():
+            raise RobustTextError(
+                f"{ctx.description}: its input has {rank} dimensions, so the convolution reads "
+                f"it unbatched, the batch dimension 0 as channels, which mixes the examples; "
+                f"robusttext bounds a convolution of [batch, channels, *spatial] ({weight.dim()} "
+                f"dimensions) (at {ctx.where})")
 
     def ibp(self, ctx):
         weight, bias, stride, padding, dilation, groups = self._params(ctx)
@@ -346,8 +367,56 @@ def _first(value):
 
 def conv1d_over_sequence(input, weight, bias, stride, padding, dilation, groups):
     """``conv1d(input.transpose(1, 2), ...)``: ``[batch, length, channels] -> [batch, out,
-    out_length]``. graph.py rewrites that pattern into this call."""
+    out_length]``. ``fuse_sequence_conv`` (below, run by graph.py on every traced graph)
+    rewrites that pattern into this call."""
     return F.conv1d(input.transpose(1, 2), weight, bias, stride, padding, dilation, groups)
+
+
+def fuse_sequence_conv(module: fx.GraphModule) -> None:
+    """Rewrite ``Conv1d(padding_mode='zeros')(x.transpose(1, 2))`` (or ``x.permute(0, 2, 1)``)
+    into ``conv1d_over_sequence(x, weight, bias, ...)``: the same values, one operation whose
+    rule sees the sequence layout ``[batch, length, channels]`` of ``x``."""
+    graph = module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
+            continue
+        conv = module.get_submodule(node.target)
+        if type(conv) is not nn.Conv1d or conv.padding_mode != "zeros" or isinstance(
+                conv.padding, str):
+            continue
+        turned = node.args[0]
+        if not isinstance(turned, fx.Node) or not _is_sequence_transpose(turned):
+            continue
+        with graph.inserting_before(node):
+            weight = graph.get_attr(f"{node.target}.weight")
+            bias = graph.get_attr(f"{node.target}.bias") if conv.bias is not None else None
+            fused = graph.call_function(conv1d_over_sequence, (
+                turned.args[0], weight, bias, conv.stride, conv.padding, conv.dilation,
+                conv.groups))
+        fused.meta["stack_trace"] = node.meta.get("stack_trace")
+        fused.meta["describe"] = f"Conv1d ({node.target})"
+        node.replace_all_uses_with(fused)
+        graph.erase_node(node)
+        if not turned.users:
+            graph.erase_node(turned)
+    graph.lint()
+    module.recompile()
+
+
+def _is_sequence_transpose(node: fx.Node) -> bool:
+    """True for ``x.transpose(1, 2)`` or ``x.permute(0, 2, 1)`` (a Conv1d's input is 3-D)."""
+    if node.kwargs or not node.args:
+        return False
+    rest = node.args[1:]
+    if node.op == "call_method" and node.target == "transpose" or (
+            node.op == "call_function" and node.target is torch.transpose):
+        return len(rest) == 2 and all(isinstance(d, int) for d in rest) and sorted(
+            d % 3 for d in rest) == [1, 2]
+    if node.op == "call_method" and node.target == "permute" or (
+            node.op == "call_function" and node.target is torch.permute):
+        dims = rest[0] if len(rest) == 1 and isinstance(rest[0], (tuple, list)) else rest
+        return all(isinstance(d, int) for d in dims) and tuple(d % 3 for d in dims) == (0, 2, 1)
+    return False
 
 
 class BatchNormRule(AffineRule):

@@ -12,6 +12,8 @@ replaced by given tensors (never writing into them).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 INF = float("inf")
@@ -167,6 +169,36 @@ def through_lines(A, relax, sign):
                 sum_to_batch_spec(times(pos, icpt_u) + times(neg, icpt_l)))
     return (pos * slope_l + neg * slope_u,
             sum_to_batch_spec(times(pos, icpt_l) + times(neg, icpt_u)))
+
+
+def rounding_factor(dtype, terms: int) -> float:
+    """A relative error that covers rounding a sum of ``terms`` products in ``dtype``:
+    ``(2 log2(terms) + 16)`` units of roundoff (pairwise and blocked sums grow with the depth of
+    their tree; the constant covers the products, the line's own two operations and the sums of
+    the layers that later carry the line to the input)."""
+    return (2 * math.log2(max(terms, 2)) + 16) * torch.finfo(dtype).eps
+
+
+def at_magnitude(lines, lo, hi):
+    """Lines ``(slope_l, icpt_l, slope_u, icpt_u)`` on ``[lo, hi]`` with their intercepts moved
+    outwards by the rounding of evaluating them at the inputs' magnitude.
+
+    A line built in shifted coordinates (softmax's ``exp(x - m)``, ``m`` the row's largest upper
+    end) and expressed in ``x`` has an intercept ``icpt - slope m`` as large as ``slope |x|``
+    while its value is small: evaluated at ``|x|`` of 1e6 in float32 (logits around 1e6, a mask
+    of -1e4 or the dtype's minimum added) the two terms cancel to within ``eps |slope| |x|``,
+    0.06 |slope|, and CROWN carries that cancellation to the input (the bound left the model's
+    outputs by up to 1,270 times a tolerance of 1e-5). The intercepts are padded by
+    ``rounding_factor * (|slope| max(|lo|, |hi|) + |icpt|)``, which covers the evaluation of the
+    line and the sums of the layers that carry ``slope x`` back to the input: sound at any
+    magnitude, at the cost of a bound looser by the same few roundings (the interval bound,
+    computed at the values' own magnitude, is then the tighter where it matters)."""
+    slope_l, icpt_l, slope_u, icpt_u = lines
+    magnitude = torch.maximum(lo.abs(), hi.abs())
+    factor = rounding_factor(lo.dtype, lo[0].numel())
+    pad_l = factor * (slope_l.abs() * magnitude + icpt_l.abs())
+    pad_u = factor * (slope_u.abs() * magnitude + icpt_u.abs())
+    return slope_l, icpt_l - pad_l, slope_u, icpt_u + pad_u
 
 
 def safe_width(lo, hi):

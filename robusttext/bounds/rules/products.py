@@ -20,6 +20,7 @@ from robusttext.bounds.rules.activations import SQUARE, convex_lines
 from robusttext.bounds.rules.affine import MatmulRule, ScaleRule
 from robusttext.bounds.rules.common import (
     Rule,
+    at_magnitude,
     constant_lines,
     each_side,
     guarded,
@@ -284,9 +285,11 @@ class SoftmaxRule(Rule):
                             lo - m, hi - m)
         rec_relax = guarded(convex_lines(torch.reciprocal, lambda x: -1 / (x * x), s_lo, s_hi),
                             r_lo, r_hi, s_lo, s_hi)
-        # e = exp(x - m) >= / <= slope (x - m) + icpt: the lines in x
+        # e = exp(x - m) >= / <= slope (x - m) + icpt: the lines in x, made sound where they
+        # are evaluated, at x's own magnitude (see ``at_magnitude``)
         slope_l, icpt_l, slope_u, icpt_u = exp_relax
-        exp_lines = (slope_l, icpt_l - slope_l * m, slope_u, icpt_u - slope_u * m)
+        exp_lines = at_magnitude((slope_l, icpt_l - slope_l * m, slope_u, icpt_u - slope_u * m),
+                                 lo, hi)
 
         def side(A, sign):
             a_e, a_r, bias = _through_planes(A, *planes, sign)
