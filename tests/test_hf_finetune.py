@@ -116,3 +116,35 @@ def test_an_architecture_name_is_still_the_old_spelling(capsys):
     config = json.loads(captured.out)
     assert config["model"] == "bert" and config["start_from"] is None
     assert "--model is deprecated" in captured.err
+
+
+def test_a_hub_id_is_continued_from_the_cache_offline(user_model, tmp_path):
+    """``--model ORG/NAME``: transformers' own resolution finds the model in a Hugging Face
+    cache written here in the cache's layout (no network: ``HF_HUB_OFFLINE=1``, a fresh
+    process so that huggingface_hub reads the environment)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder, data, table = user_model
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "hub" / "models--testorg--user-bert"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    work = tmp_path / "work"  # no testorg/ folder here
+    work.mkdir()
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"),
+           "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    argv = _argv("testorg/user-bert", data, table, work / "tuned", epochs=1)[1:]
+    done = subprocess.run([sys.executable, "-m", "robusttext.cli", "train", *argv], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((work / "tuned" / ROBUSTTEXT_FILE).read_text())
+    assert saved["training_config"]["start_from"] == "testorg/user-bert"
+    assert (work / "tuned" / "tokenizer.json").is_file()
+    assert load_text_model(work / "tuned").kind == "transformers"
