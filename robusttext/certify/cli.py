@@ -17,7 +17,7 @@ from pathlib import Path
 import robusttext
 from robusttext.certify.defaults import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.errors import RobustTextError
-from robusttext.methods import ALPHA_STEPS, AUTO, RELAXATIONS
+from robusttext.methods import ALPHA_STEPS, AUTO, EXACT_METHOD, RELAXATIONS
 from robusttext.methods import TEXT_METHODS as METHODS
 from robusttext.shipped import shipped_models
 
@@ -51,9 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", metavar="N[,N...]",
                         help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: "
                              "the model's budget, else 1,2,3)")
-    parser.add_argument("--method", choices=(AUTO, *METHODS), default=AUTO,
+    parser.add_argument("--method", choices=(AUTO, *METHODS, EXACT_METHOD), default=AUTO,
                         help="bound method (default auto: budget-ibp for the CNNs and bags of "
-                             "words, crown-ibp for other models)")
+                             "words, crown-ibp for other models; exact: auto's bounds, then "
+                             "branch and bound decides every sentence they leave open)")
+    parser.add_argument("--exact-time-limit", type=float, metavar="SECONDS",
+                        help="with --method exact: seconds of search per sentence and budget "
+                             "before it is reported as a timeout (default 10)")
     parser.add_argument("--alpha-steps", type=int, metavar="N",
                         help="with --method alpha-crown: gradient steps on the relaxation "
                              f"slopes (0: CROWN's bound; default {ALPHA_STEPS})")
@@ -238,6 +242,13 @@ def run(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.budget)
     enumerate_seconds = parse_seconds(args.enumerate_seconds,
                                       demo=args.data is None and args.text is None)
+    if args.exact_time_limit is not None:
+        if not args.exact_time_limit > 0:
+            raise RobustTextError(f"--exact-time-limit must be above 0 seconds, got "
+                                  f"{args.exact_time_limit}")
+        if args.method != EXACT_METHOD:
+            raise RobustTextError(f"--exact-time-limit {args.exact_time_limit:g} goes with "
+                                  f"--method exact, not --method {args.method}")
     if args.limit is not None and args.limit < 1:
         raise RobustTextError(f"--limit must be at least 1, got {args.limit}")
     for flag, value, least in (("--batch-size", args.batch_size, 1),
@@ -337,7 +348,9 @@ def run(args: argparse.Namespace) -> int:
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device,
                 progress=False if args.quiet else None, alpha_steps=args.alpha_steps,
-                enumerate_seconds=enumerate_seconds)
+                enumerate_seconds=enumerate_seconds,
+                **({} if args.exact_time_limit is None else
+                   {"exact_time_limit": args.exact_time_limit}))
         except SoundnessViolation as error:
             print(f"robusttext certify: SOUNDNESS VIOLATION ({bundle.name}): {error}",
                   file=sys.stderr)

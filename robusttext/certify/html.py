@@ -13,7 +13,13 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from robusttext.certify.report import LEGEND, describe_space, enumeration_notes, robust_cell
+from robusttext.certify.report import (
+    LEGEND,
+    describe_space,
+    enumeration_notes,
+    exact_lines,
+    robust_cell,
+)
 from robusttext.certify.results import Certification, ExampleResult
 from robusttext.certify.sentence import read_tokens
 from robusttext.errors import RobustTextError
@@ -21,8 +27,10 @@ from robusttext.errors import RobustTextError
 OUTCOMES = {
     "certified": "certified: proven for every rewrite",
     "enumerated": "robust by enumeration, not certified",
+    "searched": "robust by the exact search (--method exact), not certified",
     "flipped": "flipped: a misclassified rewrite exists (or the sentence itself)",
     "open": "open: neither proven nor broken",
+    "timeout": "timeout: the exact search ran out of time",
 }
 
 
@@ -56,9 +64,12 @@ def outcome(r: ExampleResult) -> str:
     """One key of OUTCOMES for a sentence at one budget."""
     if r.certified:
         return "certified"
-    if r.prediction != r.label or r.attacked or r.exhaustive is False:
+    if (r.prediction != r.label or r.attacked or r.exhaustive is False
+            or r.exact == "counterexample"):
         return "flipped"
-    return "enumerated" if r.exhaustive else "open"
+    if r.exhaustive:
+        return "enumerated"
+    return {"certified": "searched", "timeout": "timeout"}.get(r.exact, "open")
 
 
 def budget_key(budget: int | None) -> str:
@@ -131,7 +142,8 @@ def _summary(name: str, result: Certification, space) -> str:
                     f"<td>{_pct(s.clean_accuracy)}</td><td>{_pct(s.attack_accuracy)}</td>"
                     f"<td>{success}</td><td>{_pct(s.verified_accuracy)}</td>"
                     f"<td>{exhaustive}</td></tr>")
-    notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in enumeration_notes(result))
+    notes = "".join(f"<p class='note'>{html.escape(n)}</p>"
+                    for n in exact_lines(result) + enumeration_notes(result))
     settings = result.settings
     described = describe_space(space, settings["budgets"])
     return (f"<section><h2>{html.escape(name)}</h2><p>{html.escape(described)}; "
@@ -211,6 +223,9 @@ def _sentence_rows(name: str, result: Certification, bundle) -> list[str]:
                 previous = r.rewrite
             else:
                 note = ""
+            if r.exact is not None and r.exact_seconds > 0:  # decided by the search itself
+                note += (f'<div class="rewrite">exact search: {html.escape(r.exact)} in '
+                         f'{r.exact_seconds:.2f} s</div>')
             cells.append(f'<div class="{key}"><b>{budget_key(r.budget)}</b>: '
                          f'{html.escape(OUTCOMES[key].split(":")[0])}, certified margin '
                          f'{margin_text(r.margin_lower)}{note}</div>')
@@ -258,6 +273,7 @@ th {{ background: #f0f0f0; }}
 .text {{ white-space: pre-wrap; max-width: 40em; }}
 .certified {{ color: #176b1f; }} .enumerated {{ color: #2a5599; }}
 .flipped {{ color: #b01c1c; }} .open {{ color: #7a5a00; }}
+.searched {{ color: #2a5599; }} .timeout {{ color: #7a5a00; }}
 .rewrite {{ color: #555; font-size: 90%; }}
 .wrong {{ color: #b01c1c; font-weight: bold; }}
 svg.plot text {{ font-size: 11px; fill: #333; }}

@@ -38,6 +38,9 @@ def format_table(result: Certification) -> str:
     header = (f"{'budget':>17} {'sentences':>9} {'clean':>6} {'under attack':>12} "
               f"{'attack success':>14} {'verified':>8} {'exhaustive (enumerated)':>23}   "
               "seconds: bounds / attack / enumeration")
+    searched = any(s.exact_accuracy is not None for s in result.summaries)
+    if searched:
+        header += " / exact search"
     lines = [header, "-" * len(header)]
     for s in result.summaries:
         if s.exhaustive_accuracy is None:
@@ -49,13 +52,35 @@ def format_table(result: Certification) -> str:
             f"{_positions(s.budget):>17} {s.n:>9} {_pct(s.clean_accuracy):>6} "
             f"{_pct(s.attack_accuracy):>12} {success:>14} {_pct(s.verified_accuracy):>8} "
             f"{exhaustive:>23}   {s.bounds_seconds:.2f} / {s.attack_seconds:.2f} / "
-            f"{s.exhaustive_seconds:.2f}")
+            f"{s.exhaustive_seconds:.2f}" + (f" / {s.exact_seconds:.2f}" if searched else ""))
     lines.append(LEGEND)
+    lines += exact_lines(result)
     lines += enumeration_notes(result)
     if any(s.budget == 0 for s in result.summaries):
         lines.append("note: at 0 positions no rewrite is allowed, so every column is the "
                      "clean accuracy")
     return "\n".join(lines)
+
+
+def exact_lines(result: Certification) -> list[str]:
+    """With ``--method exact``, one line per budget: the exact robust accuracy the search
+    found, how many sentences it decided and how many timed out (where the accuracy is then
+    bounded, not exact)."""
+    lines = []
+    for s in result.summaries:
+        if s.exact_accuracy is None:
+            continue
+        limit = result.settings.get("exact", {}).get("time_limit")
+        if s.exact_timeouts:
+            value = (f"between {_pct(s.exact_accuracy)} and "
+                     f"{_pct(s.exact_accuracy + s.exact_timeouts / s.n)}")
+            left = f"; {s.exact_timeouts} timed out at {limit:g} s each"
+        else:
+            value, left = _pct(s.exact_accuracy), ""
+        lines.append(f"exact search at {_positions(s.budget)}: exact robust accuracy {value} "
+                     f"({s.exact_decided} of {s.n} sentences decided{left}; "
+                     f"{s.exact_seconds:.2f} s)")
+    return lines
 
 
 def enumeration_notes(result: Certification) -> list[str]:

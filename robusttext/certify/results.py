@@ -21,6 +21,9 @@ class ExampleResult:
     set_size:     the exact number of sentences in the set.
     rewrite:      a misclassified sentence of the set (the attack's, else the enumeration's),
                   None when none was found.
+    exact:        the answer of the complete search (``--method exact``,
+                  ``robusttext.certify.exact``): ``certified``, ``counterexample`` or ``timeout``;
+                  None when it did not run. ``exact_seconds``: the search time charged to it.
     dropped_candidates: candidate words left out of the set because their word pieces could not
                   be covered exactly (sub-word models, ``robusttext.perturb.subwords``; 0 for
                   word and character vocabularies, which drop nothing).
@@ -40,6 +43,8 @@ class ExampleResult:
     origin: str = ""
     rewrite: str | None = None
     dropped_candidates: int = 0
+    exact: str | None = None
+    exact_seconds: float = 0.0
 
     def to_json(self) -> dict:
         """The fields, with ``misclassified`` (the sentence itself is) and ``attacked`` as the
@@ -82,6 +87,10 @@ class BudgetSummary:
     exhaustive_seconds: float
     attack_success_rate: float | None = None
     robust_range: tuple[float, float] | None = None
+    exact_accuracy: float | None = None
+    exact_decided: int = 0
+    exact_timeouts: int = 0
+    exact_seconds: float = 0.0
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -134,7 +143,19 @@ def summarize(results: list[ExampleResult], budget: int | None, seconds: dict) -
         robust_range=(
             sum(r.certified if r.exhaustive is None else r.exhaustive for r in results) / n,
             sum(not r.attacked if r.exhaustive is None else r.exhaustive for r in results) / n),
+        **_exact_summary(results),
     )
+
+
+def _exact_summary(results: list[ExampleResult]) -> dict:
+    """The complete search's figures over ``results`` (none when it did not run)."""
+    answers = [r.exact for r in results if r.exact is not None]
+    if not answers:
+        return {}
+    return {"exact_accuracy": answers.count("certified") / len(results),
+            "exact_decided": len(answers) - answers.count("timeout"),
+            "exact_timeouts": answers.count("timeout"),
+            "exact_seconds": sum(r.exact_seconds for r in results)}
 
 
 def _finite(value: float) -> float | None:

@@ -88,14 +88,11 @@ def merge_certifications(parts: Sequence[tuple[list[int], Certification]]) -> Ce
                  for b in budgets]
     settings = dict(first.settings)
     settings["world_size"] = len(parts)
-    if "dropped_candidates" in settings:  # sub-word spaces: counts by reason, summed
-        settings["dropped_candidates"] = {k: sum(r.settings["dropped_candidates"][k]
-                                                 for _, r in parts)
-                                          for k in first.settings["dropped_candidates"]}
-    if "enumeration_timed_out" in settings:  # each rank's time budget: the counts, summed
-        settings["enumeration_timed_out"] = {
-            k: sum(r.settings["enumeration_timed_out"][k] for _, r in parts)
-            for k in first.settings["enumeration_timed_out"]}
+    for counted in ("dropped_candidates", "unknown_tokens",
+                    "enumeration_timed_out"):  # counts per part, summed
+        if counted in settings:
+            settings[counted] = {k: sum(r.settings[counted][k] for _, r in parts)
+                                 for k in first.settings[counted]}
     return Certification(summaries, results, settings)
 
 

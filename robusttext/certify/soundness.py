@@ -40,3 +40,19 @@ def check_example(
             raise SoundnessViolation(
                 f"{name}: the margin lower bound {margin_lower:.6g} exceeds the margin "
                 f"{reached:.6g} that {what} reached on a rewrite in the set")
+
+
+def check_exact(*, text: str, origin: str, budget: int | None, exact: str, certified: bool,
+                attacked: bool, exhaustive: bool | None) -> None:
+    """Raise SoundnessViolation if the complete search's answer (``certified``,
+    ``counterexample`` or ``timeout``) contradicts the bound, the attack or the enumeration."""
+    where = f"{origin}: " if origin else ""
+    name = f"{where}sentence {text!r} at budget {budget}"
+    if exact == "certified" and (attacked or exhaustive is False):
+        found = "the attack" if attacked else "enumeration"
+        raise SoundnessViolation(f"{name}: the exact search certified it but {found} found a "
+                                 "misclassified rewrite")
+    if exact == "counterexample" and (certified or exhaustive is True):
+        proof = "the bound certified it" if certified else "enumeration found none"
+        raise SoundnessViolation(f"{name}: the exact search found a misclassified rewrite but "
+                                 f"{proof}")
