@@ -4,6 +4,12 @@ box corners, and against enumeration for substitution sets.
 
     python bench/fuzz_campaign.py --examples 5000 --seed 1     # prints graphs tried, violations
     python bench/fuzz_campaign.py --chunks 20 --examples 1000  # 20 processes, seeds 0..19
+    python bench/fuzz_campaign.py --text --examples 500        # text mode (below)
+
+``--text``: random sentences as people write them (``tests/test_text_fuzz.py``: case,
+punctuation, contractions, numbers, accents, emoji) read by tokenizers of every family trained
+on SST-2 phrases; each checked for the tokenizer's own ids, every rewrite read back as its row
+and every certificate against ``transformers``' forward on every rewrite.
 
 Runs on one thread. Each violation is printed with the graph that produced it; the last line is
 ``graphs tried: N, violations: V, errors: E (seconds)``. With ``--chunks`` every chunk runs in its
@@ -40,7 +46,12 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=0,
                         help="run this many campaigns of --examples each, seeds --seed onwards, "
                              "each in its own process")
+    parser.add_argument("--text", action="store_true",
+                        help="fuzz sentences through tokenizers instead of graphs")
     args = parser.parse_args()
+    if args.text:
+        run_text(args)
+        return
     if args.chunks:
         run_chunks(args)
         return
@@ -76,6 +87,35 @@ def main() -> None:
     print(f"method runs bounded: {STATS['bounded']}, refused: {STATS['refused']}")
     print(f"graphs tried: {counts['tried']}, violations: {counts['violations']}, "
           f"errors: {counts['errors']} ({time.perf_counter() - start:.0f}s)")
+
+
+def run_text(args) -> None:
+    from hypothesis import strategies as st
+
+    from tests.hf_tiny import FAMILIES
+    from tests.test_text_fuzz import check_sentence, sentences
+
+    torch.set_num_threads(1)
+    counts = {"tried": 0, "violations": 0}
+    start = time.perf_counter()
+
+    @seed(args.seed)
+    @settings(max_examples=args.examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(FAMILIES), sentences())
+    def campaign(family, sentence):
+        counts["tried"] += 1
+        problems = check_sentence(family, sentence)
+        if problems:
+            counts["violations"] += 1
+            print(f"VIOLATION {problems}", flush=True)
+        if counts["tried"] % args.report_every == 0:
+            print(f"... {counts['tried']} sentences, {counts['violations']} violations "
+                  f"({time.perf_counter() - start:.0f}s)", flush=True)
+
+    campaign()
+    print(f"sentences tried: {counts['tried']}, violations: {counts['violations']} "
+          f"({time.perf_counter() - start:.0f}s)")
 
 
 def run_chunks(args) -> None:

@@ -501,6 +501,12 @@ def compute_bounds(
 
     Returns:
         ``(lower, upper)``, each ``[batch, *output_shape]``, or ``[batch, specs]`` with ``C``.
+
+    Raises:
+        RobustTextError: for anything refused (an operation or argument no rule declares, a
+            graph that is not the model, a random or state-changing forward: capture.py), for
+            a bound the model's own outputs contradict (oracle.py; ``oracle.checking(False)``
+            turns that check off), and for any other failure, named as an internal error.
     """
     if method not in METHODS:
         raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")

@@ -15,6 +15,7 @@ from robusttext.certify.attack import beam_attack
 from robusttext.certify.exact import check_time_limit, settle
 from robusttext.certify.exhaustive import exhaustive_check, flipping_rewrite, set_sizes
 from robusttext.certify.margins import predict
+from robusttext.certify.reading import check_reading
 from robusttext.certify.results import Certification, ExampleResult, summarize
 from robusttext.certify.soundness import check_example
 from robusttext.data import Example, check_labels
@@ -85,7 +86,11 @@ def certify(
     (the ``exact`` answer of each result).
 
     Every result passes the soundness invariant (``robusttext.certify.soundness``); a
-    contradiction raises SoundnessViolation naming the sentence.
+    contradiction raises SoundnessViolation naming the sentence. Every sentence passes the
+    reading invariant (``robusttext.certify.reading``): the ids certified are those the model's
+    tokenizer gives for the text, and the clean logits are the model's own forward on them;
+    a mismatch raises ReadingMismatch. Rewrites (``ExampleResult.rewrite``) are text: the
+    sentence with the changed words replaced.
     """
     check_text_model(model)
     exact = method == EXACT_METHOD
@@ -108,7 +113,8 @@ def certify(
     if model.embedding.weight.dtype not in (torch.float32, torch.float64):
         raise RobustTextError("certify in float32 or float64, not "
                               f"{model.embedding.weight.dtype}")
-    if model.embedding.weight[vocab.pad_id].any():
+    padded_alike = not model.embedding.weight[vocab.pad_id].any()
+    if not padded_alike:
         warnings.warn("the embedding of the padding token is not zero, so a sentence's logits may "
                       "depend on the length of the others in its batch; results are those of "
                       "the padded batches", RuntimeWarning, stacklevel=2)
@@ -116,6 +122,7 @@ def certify(
     model = model.to(device).eval()
     run = _Run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
                proposals)
+    run.compare_logits = padded_alike  # else the padded batches' logits are the results
     if alpha_steps is not None:
         check_alpha_settings(alpha_steps, ALPHA_LR)
         run.alpha_steps = alpha_steps
@@ -151,6 +158,7 @@ def certify(
                 "setup_seconds": round(run.setup_seconds, 4)}
     if isinstance(space, SubwordSpace):
         settings["dropped_candidates"] = space.dropped_totals([e.text for e in examples])
+    settings["unknown_tokens"] = unknown_tokens(vocab, tokens, rows)
     return Certification(summaries, results, settings)
 
 
@@ -171,6 +179,7 @@ class _Run:
         self.alpha_steps = ALPHA_STEPS
         self.stage = lambda text: None  # shows the step under way (the progress bar)
         self.encode = None  # sentence indices -> their EncodedBatch on the device (certify's)
+        self.compare_logits = True  # the reading invariant compares the clean logits
 
     def num_classes(self) -> int:
         """The model's class count, read from its logits on the first sentence; also traces
@@ -199,7 +208,11 @@ class _Run:
         self.stage(f"attack, {n} sentences, up to {levels - 1} changes")
         attack = beam_attack(self.model, enc, labels, levels - 1, self.beam_width,
                              self.proposals)
-        prediction = predict(self.model, enc.token_ids, enc.mask).argmax(1)
+        clean = predict(self.model, enc.token_ids, enc.mask)
+        check_reading(self.model, self.space, self.vocab, [e.text for e in examples],
+                      enc.token_ids, enc.mask, clean, self.compare_logits,
+                      [e.origin for e in examples])
+        prediction = clean.argmax(1)
 
         sizes = {b: set_sizes(enc, b) for b in self.budgets}
         exhaustive_margin, exhaustive_flip = self._enumerate(enc, labels, attack, sizes, depth,
@@ -229,8 +242,9 @@ class _Run:
                     exhaustive = False
                 else:
                     exhaustive = not bool(exhaustive_flip[j, d])
-                rewrite = (self._detokenize(attack.witness[j], enc.mask[j]) if flipped
-                           else self._enumerated_flip(enc, j, int(labels[j]), budget, found)
+                rewrite = (self._rewrite(examples[j].text, attack.witness[j]) if flipped
+                           else self._enumerated_flip(enc, j, examples[j].text, int(labels[j]),
+                                                      budget, found)
                            if exhaustive is False else None)
                 result = ExampleResult(
                     index=indices[j], text=examples[j].text, label=examples[j].label,
@@ -244,8 +258,7 @@ class _Run:
                     text=result.text, origin=result.origin, budget=budget,
                     certified=result.certified, margin_lower=result.margin_lower,
                     attacked=flipped, attack_margin=result.attack_margin,
-                    witness=(self._detokenize(attack.witness[j], enc.mask[j])
-                             if flipped and result.certified else None),
+                    witness=(rewrite if flipped and result.certified else None),
                     exhaustive=exhaustive, exhaustive_margin=float(exhaustive_margin[j, d]))
                 self.results.append(result)
 
@@ -279,15 +292,29 @@ class _Run:
             return self.space.dropped[text].total
         return 0
 
-    def _enumerated_flip(self, enc: EncodedBatch, j: int, label: int, budget: int | None,
-                         found: dict) -> str | None:
+    def _enumerated_flip(self, enc: EncodedBatch, j: int, text: str, label: int,
+                         budget: int | None, found: dict) -> str | None:
         """The misclassified rewrite that the enumeration proved exists (the search missed
         it), found again by enumerating sentence ``j``'s set at ``budget``."""
         if (j, budget) not in found:
             row = flipping_rewrite(self.model, enc, j, label, budget)
-            found[j, budget] = None if row is None else self._detokenize(row, enc.mask[j].cpu())
+            found[j, budget] = None if row is None else self._rewrite(text, row)
         return found[j, budget]
 
-    def _detokenize(self, ids: torch.Tensor, mask: torch.Tensor) -> str:
-        tokens = [self.vocab.token(int(t)) for t, m in zip(ids, mask) if m > 0]
-        return ("" if self.space.level == "char" else " ").join(tokens)
+    def _rewrite(self, text: str, ids: torch.Tensor) -> str:
+        """The rewrite of ``text`` whose ids are ``ids``, as text (see the spaces' ``rewrite``)."""
+        if isinstance(self.space, SubwordSpace):
+            return self.space.rewrite(text, ids.tolist())
+        return self.space.rewrite(text, self.vocab, ids.tolist())
+
+
+def unknown_tokens(vocab, tokens: list[list[str]], rows) -> dict:
+    """How many tokens of the sentences the model reads as its unknown token (``tokens``: the
+    token strings, ``rows``: per position ``(id, candidates)``), and in how many sentences."""
+    unk = getattr(vocab, "unk_id", None)
+    if unk is None:  # a tokenizer's vocabulary
+        unk = getattr(getattr(vocab, "tokenizer", None), "unk_token_id", None)
+    counts = [sum(1 for token_id, _ in row if unk is not None and token_id == unk)
+              for row in rows]
+    return {"tokens": sum(counts), "sentences": sum(1 for c in counts if c),
+            "of_tokens": sum(len(t) for t in tokens)}

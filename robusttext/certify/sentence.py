@@ -1,6 +1,8 @@
 """``robusttext certify "a sentence"``: one sentence seen whole.
 
-Prints the model's prediction and margin, each position that may change with its candidates
+Prints the tokens as the model reads them (its own tokenizer's pieces for a ``transformers``
+model, robusttext's GLUE words otherwise), those it does not know marked, the model's
+prediction and margin, each position that may change with its candidates
 (as the model's vocabulary reads them), and per budget whether the prediction is certified,
 the certified margin (the lower bound), what the attack and the enumeration found, and a
 rewrite that flips it when one was found.
@@ -65,6 +67,8 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
 
     say(f"{bundle.name}: {describe_space(space, budgets)}; {result.settings['method']} bounds")
     say(f"sentence:   {text}")
+    for line in reading_lines(space, vocab, text, enc):
+        say(line)
     whose = "the prediction" if label is None else f"label {label}"
     say(f"prediction: class {prediction} of {classes}; margin of {whose} {margin:.3f} "
         f"(its logit minus the highest other)"
@@ -82,6 +86,33 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
             say(line)
     for r in result.examples:
         say(describe_result(r, args.enumerate_limit, shown))
+
+
+def unknown_id(vocab) -> int | None:
+    """The id the model reads an unknown token as (a word vocabulary's or a tokenizer's)."""
+    if hasattr(vocab, "unk_id"):
+        return vocab.unk_id
+    return getattr(getattr(vocab, "tokenizer", None), "unk_token_id", None)
+
+
+def reading_lines(space, vocab, text: str, enc) -> list[str]:
+    """Two lines: the sentence's tokens as the model reads them (an unknown one as
+    ``[token?]``), and how many of them the model does not know."""
+    ids = enc.token_ids[0][enc.mask[0] > 0].tolist()
+    tokens = enc.tokens[0]
+    unk = unknown_id(vocab)
+    unknown = [t for t, i in zip(tokens, ids, strict=True) if unk is not None and i == unk]
+    if space.level == "char":
+        shown = "".join(f"[{t}?]" if i == unk else t for t, i in zip(tokens, ids, strict=True))
+        what = "characters"
+    else:
+        shown = " ".join(f"[{t}?]" if i == unk else t for t, i in zip(tokens, ids, strict=True))
+        what = "pieces" if hasattr(space, "subword_tokenizer") else "tokens"
+    if hasattr(space, "subword_tokenizer"):
+        unknown = space.unknown_words(text) or unknown  # as written in the text
+    count = (f"unknown:    {len(unknown)} of {len(ids)} {what} the model does not know"
+             + (f": {', '.join(unknown)}" if unknown else ""))
+    return [f"reads as:   {shown}", count]
 
 
 def describe_result(r, enumerate_limit: int, shown: Callable[[str], str] = str) -> str:

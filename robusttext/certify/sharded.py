@@ -88,10 +88,10 @@ def merge_certifications(parts: Sequence[tuple[list[int], Certification]]) -> Ce
                  for b in budgets]
     settings = dict(first.settings)
     settings["world_size"] = len(parts)
-    if "dropped_candidates" in settings:  # sub-word spaces: counts by reason, summed
-        settings["dropped_candidates"] = {k: sum(r.settings["dropped_candidates"][k]
-                                                 for _, r in parts)
-                                          for k in first.settings["dropped_candidates"]}
+    for counted in ("dropped_candidates", "unknown_tokens"):  # counts per part, summed
+        if counted in settings:
+            settings[counted] = {k: sum(r.settings[counted][k] for _, r in parts)
+                                 for k in first.settings[counted]}
     return Certification(summaries, results, settings)
 
 

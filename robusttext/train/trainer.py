@@ -32,6 +32,8 @@ from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
 from robusttext.text.base import TextClassifier
 from robusttext.text.embeddings import pretrained_embeddings
+from robusttext.text.hf import finetune
+from robusttext.text.hf.model import HFTextModel
 from robusttext.text.io import load_text_model, save_text_model
 from robusttext.text.kinds import MODEL_KINDS, build_model
 from robusttext.text.vectors import (
@@ -56,7 +58,8 @@ BEST_DIR = "best"
 
 # Settings passed to the model's constructor when given (each model takes its own subset).
 MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "max_length", "norm",
-                  "layers", "projection", "dropout")
+                  "layers", "projection", "dropout", "layer_norm_eps",
+                  "query_init")
 # Settings a resumed run must share with the checkpoint it continues.
 SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "vectors", "vocab_from_space",
                   "alias_candidates",
@@ -67,8 +70,9 @@ SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "vectors", "vocab_from
 
 
 def build_space(config: TrainConfig) -> PerturbationSpace:
-    """The perturbation space of ``config`` at its model's level."""
-    level = MODEL_KINDS[config.model].level
+    """The perturbation space of ``config`` at its model's level (words for a ``transformers``
+    model continued with ``start_from``)."""
+    level = "word" if config.start_from else MODEL_KINDS[config.model].level
     if config.space_file:
         obj = json.loads(Path(config.space_file).read_text()) if Path(
             config.space_file).is_file() else None
@@ -229,6 +233,10 @@ class _State:
     best: dict | None
     vector_report: dict
     bundle: object | None  # the loaded checkpoint it resumes, or None for a new run
+    # a continued transformers model (start_from): its space through the tokenizer and the
+    # optimizer moments it resumes with
+    space: object | None = None
+    moments: dict | None = None
 
 
 def _train(config: TrainConfig, job: distributed.Job) -> dict:
@@ -239,14 +247,18 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     state = _start(config, job, out, space, data.train)
     _check_same_start(job, out, state.epoch, state.step)
     model, vocab = state.model.to(job.device), state.vocab
+    space = state.space or space
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        saved_space = space.restrict_to(vocab) if space.level == "word" else space
+        saved_space = space if config.start_from else (
+            space.restrict_to(vocab) if space.level == "word" else space)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=_lr_at(config, state.epoch),
                                  weight_decay=config.weight_decay)
-    if state.bundle is not None:
-        restore_optimizer(optimizer, state.bundle.extra_tensors)
+    moments = state.moments if config.start_from else (
+        state.bundle.extra_tensors if state.bundle is not None else None)
+    if moments:
+        restore_optimizer(optimizer, moments)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(config, state.epoch)
 
@@ -256,7 +268,8 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         steps_per_epoch, config.warmup_epochs, config.ramp_epochs,
         eps_target=1.0 if config.robust else 0.0, robust_final=config.robust_weight,
         beta_start=config.beta_start, beta_final=config.beta_final, lead=1)
-    job.say(f"training a {config.model} ({sum(p.numel() for p in model.parameters())} "
+    kind = model.architecture if config.start_from else config.model
+    job.say(f"training a {kind} ({sum(p.numel() for p in model.parameters())} "
             f"parameters, vocabulary {len(vocab)}) on {len(data.train)} examples, "
             f"{steps_per_epoch} steps per epoch, on {job.device}"
             + (f" (rank 0 of {job.world} processes)" if job.distributed else "")
@@ -284,9 +297,9 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
         history.append(record)
         job.say(json.dumps(record), flush=True)
         if improved:
-            save_text_model(out / BEST_DIR, model, vocab, saved_space,
-                            training_config=config.to_json(), word_vectors=state.vector_report,
-                            state={"epoch": epoch + 1, "step": state.step, "best": state.best})
+            _save_model(out / BEST_DIR, model, vocab, saved_space,
+                        training_config=config.to_json(), word_vectors=state.vector_report,
+                        state={"epoch": epoch + 1, "step": state.step, "best": state.best})
 
     def end_epoch(epoch: int, final: bool) -> None:
         nonlocal metrics
@@ -330,7 +343,10 @@ def _load_data(config: TrainConfig, job: distributed.Job, out: Path) -> _Data:
 
 def _start(config: TrainConfig, job: distributed.Job, out: Path, space: PerturbationSpace,
            examples: list[Example]) -> _State:
-    """The state of the unfinished run in ``out`` (resumed), else of a new one."""
+    """The state of the unfinished run in ``out`` (resumed), else of a new one; for
+    ``start_from``, the transformers model it continues (``robusttext.text.hf.finetune``)."""
+    if config.start_from:
+        return _continue(config, job, out, space)
     bundle = _resume_point(config, out)
     if bundle is None:
         vectors = load_vectors(config.vectors) if config.vectors else None
@@ -346,12 +362,29 @@ def _start(config: TrainConfig, job: distributed.Job, out: Path, space: Perturba
     saved = bundle.meta.get("state", {})
     state = _State(bundle.vocab, bundle.model, saved.get("epoch", 0), saved.get("step", 0),
                    saved.get("best"), bundle.meta.get("word_vectors", {}), bundle)
-    if state.epoch >= config.epochs:
-        job.say(f"{out}: already trained for {state.epoch} epochs; nothing to do (raise "
-                "--epochs to train longer, or use another --out)")
-    else:
-        job.say(f"resuming {out} after epoch {state.epoch} (step {state.step})")
+    job.say(_resume_line(out, state, config))
     return state
+
+
+def _continue(config: TrainConfig, job: distributed.Job, out: Path,
+              space: PerturbationSpace) -> _State:
+    """The state of a run continuing the transformers model ``config.start_from`` (resumed
+    when ``out`` holds an unfinished one)."""
+    same = ("start_from", *(k for k in SAME_ON_RESUME if k not in ("model", *MODEL_SETTINGS)))
+    begun = finetune.start(config, out, space, job.device, same)
+    saved = begun.state
+    state = _State(begun.vocab, begun.model, saved.get("epoch", 0), saved.get("step", 0),
+                   saved.get("best"), {}, None, begun.space, begun.optimizer)
+    job.say(_resume_line(out, state, config) if saved else
+            f"continuing {config.start_from} ({begun.model.architecture}) with its tokenizer")
+    return state
+
+
+def _resume_line(out: Path, state: _State, config: TrainConfig) -> str:
+    if state.epoch >= config.epochs:
+        return (f"{out}: already trained for {state.epoch} epochs; nothing to do (raise "
+                "--epochs to train longer, or use another --out)")
+    return f"resuming {out} after epoch {state.epoch} (step {state.step})"
 
 
 def _run_epoch(config, job, wrapped, optimizer, params, schedule, examples, space, vocab,
@@ -466,9 +499,9 @@ def _final_evaluation(config, job, model, vocab, space, saved_space, data: _Data
     print("final:", json.dumps(metrics), flush=True)
     if data.validation and best is not None:
         bundle_best = load_text_model(out / BEST_DIR)
-        save_text_model(out / BEST_DIR, bundle_best.model, vocab, saved_space,
-                        training_config=config.to_json(), metrics=metrics,
-                        word_vectors=state.vector_report, state=bundle_best.meta["state"])
+        _save_model(out / BEST_DIR, bundle_best.model, vocab, saved_space,
+                    training_config=config.to_json(), metrics=metrics,
+                    word_vectors=state.vector_report, state=_saved_state(bundle_best))
     return metrics
 
 
@@ -508,7 +541,28 @@ def _save(out, model, vocab, space, config, optimizer, epoch, step, history, met
         previous = [r for r in previous if r["epoch"] < history[0]["epoch"]]
     out.mkdir(parents=True, exist_ok=True)
     log.write_text("".join(json.dumps(r) + "\n" for r in previous + history))
-    save_text_model(out, model, vocab, space, training_config=config.to_json(),
-                    metrics=metrics, extra_tensors=optimizer_tensors(optimizer),
-                    word_vectors=vector_report or {},
-                    state={"epoch": epoch, "step": step, **({"best": best} if best else {})})
+    _save_model(out, model, vocab, space, training_config=config.to_json(),
+                metrics=metrics, extra_tensors=optimizer_tensors(optimizer),
+                word_vectors=vector_report or {},
+                state={"epoch": epoch, "step": step, **({"best": best} if best else {})})
+
+
+def _saved_state(bundle) -> dict:
+    """The ``state`` a checkpoint was saved with (a continued transformers model keeps it in
+    its ``robusttext.json``)."""
+    if "state" in bundle.meta:
+        return bundle.meta["state"]
+    return finetune.read_state(bundle.path)
+
+
+def _save_model(directory, model, vocab, space, *, training_config, metrics=None,
+                extra_tensors=None, word_vectors=None, state=None):
+    """A robusttext checkpoint, or for a continued ``transformers`` model a folder of its own
+    kind (``robusttext.text.hf.finetune.save``)."""
+    if isinstance(model, HFTextModel):
+        finetune.save(directory, model, space, training_config=training_config,
+                      metrics=metrics, state=state, optimizer=extra_tensors)
+        return
+    save_text_model(directory, model, vocab, space, training_config=training_config,
+                    metrics=metrics, extra_tensors=extra_tensors,
+                    word_vectors=word_vectors or {}, state=state)

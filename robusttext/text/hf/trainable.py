@@ -35,6 +35,21 @@ from robusttext.text.base import TextClassifier
 from robusttext.text.hf.model import ACTIVATIONS, EncoderBody, _build_bert
 from robusttext.text.sequence_models import checked_length
 
+DEFAULT_LAYER_NORM_EPS = 1e-12
+"""``BertConfig``'s own ``layer_norm_eps``. A large value (against the variance of the hidden
+states) makes every LayerNorm close to a centring norm, ``(x - mean) / sqrt(eps)`` scaled, which
+the bounds follow far more tightly; it stays the standard module, so the saved folder still
+loads with no robusttext code."""
+
+QUERY_INITS = ("normal", "zero")
+"""How the attention queries start: BERT's normal initialisation, or ``"zero"`` (weights and
+bias), so every score is exactly 0 and attention starts as the mean of the values. The pooled
+``[CLS]`` state reads the words only through attention, and interval bounds of softmax
+attention with wide scores add up every key's value; with exact scores they are the mean's
+bounds, so certified training starts from tight bounds. Measured on SST-2
+(``bench/hf_results.md``, third round): the queries regrew to BERT's size within one epoch, so
+this alone does not keep the bounds tight."""
+
 CLS_TOKEN = "[CLS]"
 """The token the saved tokenizer prepends; its id is the vocabulary's size (the last row)."""
 
@@ -79,7 +94,8 @@ class BertClassifier(TextClassifier):
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, heads: int = 4, ffn: int = 128,
                  layers: int = 1, max_length: int = 64, classes: int = 2,
-                 activation: str = "relu"):
+                 activation: str = "relu", layer_norm_eps: float = DEFAULT_LAYER_NORM_EPS,
+                 dropout: float = 0.0, query_init: str = "normal"):
         if activation not in ACTIVATIONS:
             raise RobustTextError(f"BertClassifier: activation must be one of "
                                   f"{', '.join(ACTIVATIONS)}, got {activation!r}")
@@ -87,25 +103,45 @@ class BertClassifier(TextClassifier):
                 embed_dim % heads:
             raise RobustTextError(f"BertClassifier: embed_dim ({embed_dim}) must be a multiple "
                                   f"of heads ({heads})")
+        if isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float)) or \
+                not 0 < layer_norm_eps < float("inf"):
+            raise RobustTextError(f"BertClassifier: layer_norm_eps must be a positive number, "
+                                  f"got {layer_norm_eps!r}")
+        if query_init not in QUERY_INITS:
+            raise RobustTextError(f"BertClassifier: query_init must be one of "
+                                  f"{', '.join(QUERY_INITS)}, got {query_init!r}")
         sizes = {"heads": heads, "ffn": ffn, "layers": layers, "max_length": max_length,
                  "classes": classes}
         from torch import nn
 
-        super().__init__(vocab_size, embed_dim, nn.Identity(), **sizes)
+        super().__init__(vocab_size, embed_dim, nn.Identity(), dropout=dropout, **sizes)
         from transformers import BertConfig, BertForSequenceClassification
 
         config = BertConfig(vocab_size=vocab_size, hidden_size=embed_dim, num_hidden_layers=layers,
                             num_attention_heads=heads, intermediate_size=ffn,
                             max_position_embeddings=max_length + 1, hidden_act=activation,
-                            num_labels=classes, pad_token_id=0, type_vocab_size=1)
+                            num_labels=classes, pad_token_id=0, type_vocab_size=1,
+                            layer_norm_eps=float(layer_norm_eps))
         hf = BertForSequenceClassification(config)
         self.__dict__["hf"] = hf  # not a submodule: its parameters are those of embedding/body
         self.embedding, encoder = _build_bert(hf)
         self.body = ClsBody(encoder, config.initializer_range)
         self.activation = activation
+        self.layer_norm_eps = float(layer_norm_eps)
+        self.query_init = query_init
+        if query_init == "zero":
+            with torch.no_grad():
+                for layer in hf.bert.encoder.layer:
+                    layer.attention.self.query.weight.zero_()
+                    layer.attention.self.query.bias.zero_()
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "activation": self.activation}
+        extra = {"activation": self.activation}
+        if self.layer_norm_eps != DEFAULT_LAYER_NORM_EPS:
+            extra["layer_norm_eps"] = self.layer_norm_eps
+        if self.query_init != "normal":
+            extra["query_init"] = self.query_init
+        return {**super().config(), **extra}
 
     def write_extra_files(self, directory, vocab, space, training_config, metrics) -> None:
         """Also a ``from_pretrained`` / ``pipeline`` folder (``write_transformers_files``)."""
@@ -166,3 +202,4 @@ def write_transformers_files(directory: str | Path, model: BertClassifier, vocab
              "perturbation_space": space.to_json() if space is not None else None,
              "training_config": training_config or {}, "metrics": metrics or {}}
     (directory / ROBUSTTEXT_FILE).write_text(json.dumps(extra, indent=1) + "\n")
+
