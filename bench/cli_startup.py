@@ -1,9 +1,12 @@
 """Start-up time of ``robusttext --help`` and each sub-command's ``--help``.
 
 Runs ``python -m robusttext.cli ARGS --help`` in a fresh process ``--repeat`` times per command
-and prints the median wall time. ``--tree PATH`` (repeatable) measures other checkouts (an
-exported older commit, say) by putting each first on ``PYTHONPATH``; ``--tree installed`` is the
-installed one. The trees take turns run by run, so a shared machine's load falls on all alike.
+and prints the median wall time and the median CPU time (user + system of the child). On a
+shared machine the wall time grows with the other jobs' load (printed per command) while the
+CPU time does not; whether the command imported torch shows in both. ``--tree PATH``
+(repeatable) measures other checkouts (an exported older commit, say) by putting each first on
+``PYTHONPATH``; ``--tree installed`` is the installed one. The trees take turns run by run, so
+a shared machine's load falls on all alike.
 
     OMP_NUM_THREADS=1 python bench/cli_startup.py --repeat 5
     git archive 92f182e robusttext | tar -x -C /tmp/before
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,16 +53,23 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f}")
     for command in COMMANDS:
         times: dict[str, list[float]] = {tree: [] for tree in trees}
+        cpu: dict[str, list[float]] = {tree: [] for tree in trees}
+        load = os.getloadavg()[0]
         for _ in range(args.repeat):
             for tree in trees:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 subprocess.run([sys.executable, "-c", CHILD, tree, *command, "--help"],
                                check=True, stdout=subprocess.DEVNULL)
                 times[tree].append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[tree].append(after.ru_utime - before.ru_utime + after.ru_stime
+                                 - before.ru_stime)
         shown = " ".join(["robusttext", *command, "--help"])
         for tree, spent in times.items():
-            print(f"{shown:34s} {tree:16s} median {statistics.median(spent):5.2f} s  "
-                  f"(min {min(spent):.2f}, max {max(spent):.2f}, {args.repeat} runs)")
+            print(f"{shown:34s} {tree:16s} wall median {statistics.median(spent):5.2f} s "
+                  f"(min {min(spent):.2f}, max {max(spent):.2f}), CPU median "
+                  f"{statistics.median(cpu[tree]):5.2f} s, {args.repeat} runs, load {load:.1f}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Torch-free, so that the command line can list them without loading torch.
   offers it (``CERTIFY_METHODS``).
 - ``TRAINING_METHODS``: the engine methods a certified-training loss differentiates (IBP and
   CROWN-IBP); text training adds ``POOLED_METHOD``, vision training adds natural training.
+- ``RELAXATIONS`` of a substitution set and ``ALPHA_STEPS``, alpha-CROWN's default steps.
 
 A method added to the engine appears in ``TEXT_METHODS`` (certify and its CLIs) by itself.
 """
@@ -27,6 +28,11 @@ CERTIFY_METHODS = (*TEXT_METHODS, EXACT_METHOD)
 TRAINING_METHODS = ("ibp", "crown-ibp")
 TEXT_TRAINING_METHODS = (*TRAINING_METHODS, POOLED_METHOD)
 VISION_TRAINING_METHODS = ("natural", *TRAINING_METHODS)  # natural: clean training alone
+# How a substitution set is relaxed (``robusttext.bounds.input_sets.SubstitutionSet``).
+RELAXATIONS = ("exact", "box", "simplex")
+# alpha-CROWN's default number of optimisation steps (``robusttext.bounds.alpha``).
+ALPHA_STEPS = 20
 
-__all__ = ["AUTO", "CERTIFY_METHODS", "ENGINE_METHODS", "EXACT_METHOD", "POOLED_METHOD",
-           "TEXT_METHODS", "TEXT_TRAINING_METHODS", "TRAINING_METHODS", "VISION_TRAINING_METHODS"]
+__all__ = ["ALPHA_STEPS", "AUTO", "CERTIFY_METHODS", "ENGINE_METHODS", "EXACT_METHOD",
+           "POOLED_METHOD", "RELAXATIONS", "TEXT_METHODS", "TEXT_TRAINING_METHODS",
+           "TRAINING_METHODS", "VISION_TRAINING_METHODS"]

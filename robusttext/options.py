@@ -1,5 +1,6 @@
 """Command-line pieces every command shares: ``Deprecated`` (an old spelling of an option,
-kept for a release) and ``check_output`` (an output path refused before any work starts)."""
+kept for a release), ``check_output`` (an output path refused before any work starts) and
+``check_out_folder`` (the same for a run's folder)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,22 @@ def check_output(path: str, flag: str, formats: tuple[str, ...] | None = None) -
         raise RobustTextError(f"{flag} {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise RobustTextError(f"{flag} {path}: cannot write into {parent}")
+
+
+def check_out_folder(path: str, flag: str = "--out") -> None:
+    """Refuse, before any work, a run folder that cannot be written: a file, something under a
+    file, or a place without write permission (the folder itself is created by the run)."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise RobustTextError(f"{flag} {path}: is a file; name a folder")
+    if target.is_dir():
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise RobustTextError(f"{flag} {path}: the folder is not writable")
+        return
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RobustTextError(f"{flag} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RobustTextError(f"{flag} {path}: cannot create it in {parent}")

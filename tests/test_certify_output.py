@@ -186,8 +186,8 @@ def test_one_sentence_flip_is_shown(word_model, capsys):
     assert "MISCLASSIFIED" in printed and "the sentence itself is misclassified" in printed
     assert "--label 5: the model has 2 classes" in error(
         ["certify", "--model", str(word_model), "a good movie", "--label", "5"], capsys)
-    assert "--json goes with --data" in error(
-        ["certify", "--model", str(word_model), "a good movie", "--json", "x.json"], capsys)
+    assert "--html goes with --data" in error(
+        ["certify", "--model", str(word_model), "a good movie", "--html", "x.html"], capsys)
 
 
 def error(argv, capsys):

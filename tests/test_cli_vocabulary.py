@@ -95,14 +95,13 @@ HEAVY = ("transformers", "datasets", "matplotlib")
 
 
 @pytest.mark.parametrize("argv,heavy", [
-    (["--help"], (*HEAVY, "torch")), (["certify", "--help"], HEAVY),
-    (["perturb", "--help"], HEAVY), (["train", "--help"], HEAVY),
+    (["--help"], (*HEAVY, "torch")), (["certify", "--help"], (*HEAVY, "torch")),
+    (["perturb", "--help"], (*HEAVY, "torch")), (["train", "--help"], (*HEAVY, "torch")),
     (["vision", "--help"], (*HEAVY, "torch")), (["vision", "train", "--help"], (*HEAVY, "torch")),
     (["vision", "certify", "--help"], (*HEAVY, "torch")),
 ])
 def test_help_loads_no_heavy_library(argv, heavy):
-    """--help imports neither transformers, datasets nor matplotlib; the top level and vision
-    not even torch."""
+    """No --help imports torch, transformers, datasets or matplotlib."""
     code = "\n".join([
         "import sys", "from robusttext.cli import main", "try:", f"    main({argv!r})",
         "except SystemExit:", "    pass",
@@ -208,3 +207,50 @@ def test_vision_certify_json_to_standard_output(capsys):
     captured = capsys.readouterr()
     metrics = json.loads(captured.out)
     assert metrics["n"] == 20 and "ibp_verified_accuracy" in captured.err
+
+
+def test_kind_names_match_the_model_registry():
+    """train --help lists the kinds without loading torch; the registry has the same names."""
+    from robusttext.text.kind_names import MODEL_KIND_NAMES
+    from robusttext.text.kinds import MODEL_KINDS
+
+    assert tuple(MODEL_KINDS) == MODEL_KIND_NAMES
+
+
+def test_engine_constants_are_the_declared_ones():
+    """certify --help shows the relaxations and alpha-CROWN's steps without loading torch;
+    the engine uses the same values."""
+    from robusttext.bounds import RELAXATIONS
+    from robusttext.bounds.alpha import ALPHA_STEPS
+    from robusttext.methods import ALPHA_STEPS as DECLARED_STEPS
+    from robusttext.methods import RELAXATIONS as DECLARED
+
+    assert RELAXATIONS == DECLARED and ALPHA_STEPS == DECLARED_STEPS
+
+
+def test_lazy_packages_export_what_they_did():
+    """The packages import their torch modules on first use, yet a submodule loaded first
+    (certify.margins, train.evaluate) does not replace the function of the same name."""
+    code = "\n".join([
+        "import types, robusttext.certify.certifier, robusttext.train.trainer",
+        "from robusttext.certify import margins, certify",
+        "from robusttext.train import evaluate, TrainConfig",
+        "from robusttext.text import load_text_model",
+        "from robusttext.perturb import PerturbationSpace",
+        "print(all(not isinstance(f, types.ModuleType) for f in "
+        "(margins, certify, evaluate, TrainConfig, load_text_model, PerturbationSpace)))",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "True"
+
+
+@pytest.mark.parametrize("package", ["robusttext.certify", "robusttext.perturb",
+                                     "robusttext.text", "robusttext.train"])
+def test_every_exported_name_resolves(package):
+    """Each name a lazy package exports is found where its table says."""
+    import importlib
+
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name

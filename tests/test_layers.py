@@ -13,7 +13,7 @@ ROOT = Path(robusttext.__file__).parent
 # and those below.
 FLOORS = {
     "robusttext": 0, "errors": 0, "methods": 0, "options": 0, "checkpoint": 0, "shipped": 0,
-    "config": 0,
+    "config": 0, "lazy": 0,
     "distributed": 0,
     "bounds": 1, "perturb": 1, "data": 1,
     "text": 2,

@@ -19,10 +19,11 @@ from __future__ import annotations
 import torch
 
 from robusttext.errors import RobustTextError
+from robusttext.methods import ALPHA_STEPS as DEFAULT_STEPS
 
 # Bounds taken at optimised slopes: each is one backward pass with gradients, after which the
 # slopes take one Adam step (not after the last); the first is at CROWN's slopes.
-ALPHA_STEPS = 20
+ALPHA_STEPS = DEFAULT_STEPS  # declared with the method names (robusttext.methods)
 ALPHA_LR = 0.5  # Adam's step size on the slopes (the slopes lie in [0, 1])
 
 

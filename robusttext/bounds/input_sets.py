@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from robusttext.errors import RobustTextError
+from robusttext.methods import RELAXATIONS as METHOD_RELAXATIONS
 
 
 def _check_tensor(name: str, value) -> torch.Tensor:
@@ -131,7 +132,7 @@ class LinfBall(Box):
         self.center_point = center
 
 
-RELAXATIONS = ("exact", "box", "simplex")
+RELAXATIONS = METHOD_RELAXATIONS  # declared with the method names (robusttext.methods)
 
 
 class SubstitutionSet(InputSet):

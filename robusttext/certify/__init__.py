@@ -9,13 +9,27 @@ set, exhaustive enumeration of small sets, and the soundness invariant tying the
 ``model`` follows the text-model contract (``robusttext.text.contract``).
 """
 
-from robusttext.certify.attack import AttackResult, beam_attack
-from robusttext.certify.certifier import DEFAULT_ENUMERATE_LIMIT, certify, check_budgets
-from robusttext.certify.exhaustive import exhaustive_check, rewrites, set_sizes
-from robusttext.certify.margins import margins, predict
 from robusttext.certify.results import BudgetSummary, Certification, ExampleResult
-from robusttext.certify.soundness import SoundnessViolation
-from robusttext.text.bounds import margin_lower_bounds
+from robusttext.lazy import lazy_exports
+
+# Imported on first use: they load torch, which the command line's --help does without.
+_LAZY = {
+    "AttackResult": "robusttext.certify.attack",
+    "beam_attack": "robusttext.certify.attack",
+    "DEFAULT_ENUMERATE_LIMIT": "robusttext.certify.defaults",
+    "certify": "robusttext.certify.certifier",
+    "check_budgets": "robusttext.certify.certifier",
+    "exhaustive_check": "robusttext.certify.exhaustive",
+    "rewrites": "robusttext.certify.exhaustive",
+    "set_sizes": "robusttext.certify.exhaustive",
+    "margins": "robusttext.certify.margins",
+    "predict": "robusttext.certify.margins",
+    "SoundnessViolation": "robusttext.certify.soundness",
+    "margin_lower_bounds": "robusttext.text.bounds",
+}
+
+lazy_exports(__name__, _LAZY)
+
 
 __all__ = [
     "DEFAULT_ENUMERATE_LIMIT",

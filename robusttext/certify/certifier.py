@@ -12,8 +12,9 @@ from torch import nn
 from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings
 from robusttext.certify.attack import beam_attack
+from robusttext.certify.defaults import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.certify.exact import check_time_limit, settle
-from robusttext.certify.exhaustive import exhaustive_check, flipping_rewrite, set_sizes
+from robusttext.certify.exhaustive import enumerate_sets, flipping_rewrite, set_sizes
 from robusttext.certify.margins import predict
 from robusttext.certify.reading import check_reading
 from robusttext.certify.results import Certification, ExampleResult, summarize
@@ -32,9 +33,6 @@ from robusttext.text.bounds import (
     substitution_set,
 )
 from robusttext.text.contract import check_text_model
-
-DEFAULT_BUDGETS = (1, 2, 3)
-DEFAULT_ENUMERATE_LIMIT = 10_000
 
 
 def check_budgets(budgets: Sequence[int | None]) -> list[int | None]:
@@ -67,6 +65,7 @@ def certify(
     device: str | torch.device | None = None,
     progress: bool | None = False,
     alpha_steps: int | None = None,
+    enumerate_seconds: float | None = None,
     exact_time_limit: float = 10.0,
 ) -> Certification:
     """Certify, attack and (for small sets) enumerate each sentence at each budget.
@@ -80,7 +79,11 @@ def certify(
     ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
     progress bar on stderr, naming the step under way (attack, enumeration, bounds per budget);
     None: when stderr is a terminal. ``alpha_steps``: alpha-CROWN's optimisation steps (None:
-    the engine's default, ``robusttext.bounds.alpha.ALPHA_STEPS``). ``method="exact"``: the
+    the engine's default, ``robusttext.bounds.alpha.ALPHA_STEPS``). ``enumerate_seconds``: a
+    time budget for the whole enumeration (None: none); once spent, no further sentence is
+    enumerated (at least one always is), and the sentences left have ``exhaustive`` None unless
+    the search or the clean prediction settles them; ``settings["enumeration_timed_out"]``
+    counts them per budget. ``method="exact"``: the
     bounds are ``auto``'s, and every sentence they leave open is decided by branch and bound
     (``robusttext.certify.exact``) within ``exact_time_limit`` seconds per sentence and budget
     (the ``exact`` answer of each result).
@@ -107,6 +110,10 @@ def certify(
                                                                enumerate_limit, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise RobustTextError(f"{name} must be an integer >= {least}, got {value!r}")
+    if enumerate_seconds is not None and (isinstance(enumerate_seconds, bool) or not isinstance(
+            enumerate_seconds, (int, float)) or not enumerate_seconds > 0):
+        raise RobustTextError("enumerate_seconds must be a number of seconds > 0 or None, got "
+                              f"{enumerate_seconds!r}")
     examples = [e if isinstance(e, Example) else Example(*e) for e in examples]
     if not examples:
         raise RobustTextError("no sentences to certify")
@@ -122,6 +129,7 @@ def certify(
     model = model.to(device).eval()
     run = _Run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
                proposals)
+    run.enumerate_seconds = enumerate_seconds
     run.compare_logits = padded_alike  # else the padded batches' logits are the results
     if alpha_steps is not None:
         check_alpha_settings(alpha_steps, ALPHA_LR)
@@ -150,7 +158,9 @@ def certify(
     summaries = [summarize([r for r in results if r.budget == b], b, run.seconds[b])
                  for b in budgets]
     settings = {"method": method, "relaxation": relaxation, "budgets": budgets,
-                "enumerate_limit": enumerate_limit, "beam_width": beam_width,
+                "enumerate_limit": enumerate_limit, "enumerate_seconds": enumerate_seconds,
+                "enumeration_timed_out": {str(b): run.timed_out[b] for b in budgets},
+                "beam_width": beam_width,
                 "proposals": proposals, "space": space.describe(), "device": str(device),
                 **({"alpha_steps": run.alpha_steps} if method == "alpha-crown" else {}),
                 **({"exact": {"bounds": method, "time_limit": exact_time_limit}} if exact
@@ -178,6 +188,9 @@ class _Run:
         self.setup_seconds = 0.0
         self.alpha_steps = ALPHA_STEPS
         self.stage = lambda text: None  # shows the step under way (the progress bar)
+        self.enumerate_seconds: float | None = None
+        self.deadline: float | None = None  # set when the enumeration starts
+        self.timed_out = {b: 0 for b in budgets}  # sentences the time budget left out
         self.encode = None  # sentence indices -> their EncodedBatch on the device (certify's)
         self.compare_logits = True  # the reading invariant compares the clean logits
 
@@ -215,8 +228,8 @@ class _Run:
         prediction = clean.argmax(1)
 
         sizes = {b: set_sizes(enc, b) for b in self.budgets}
-        exhaustive_margin, exhaustive_flip = self._enumerate(enc, labels, attack, sizes, depth,
-                                                             levels)
+        exhaustive_margin, exhaustive_flip, skipped = self._enumerate(enc, labels, attack, sizes,
+                                                                      depth, levels)
         found: dict = {}  # (sentence, budget) -> the rewrite the enumeration found
         # Read everything per sentence from the host.
         prediction, exhaustive_margin = prediction.cpu(), exhaustive_margin.cpu()
@@ -236,8 +249,9 @@ class _Run:
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit
                 flipped = bool(attack_flipped[j, d])
-                if not small:
+                if not small or (j in skipped and not flipped):
                     exhaustive = None
+                    self.timed_out[budget] += small
                 elif flipped:
                     exhaustive = False
                 else:
@@ -264,7 +278,9 @@ class _Run:
 
     def _enumerate(self, enc: EncodedBatch, labels, attack, sizes, depth, levels):
         """Enumerate each sentence once, at the largest budget whose set is small enough and
-        whose answer the clean prediction and the search have not already settled."""
+        whose answer the clean prediction and the search have not already settled; the
+        smallest sets first, until the time budget (if any) is spent. Returns the lowest
+        margins, the flips and the sentences the time budget left out."""
         plan: dict[int | None, dict[int, int | None]] = {}
         flipped_by_attack = attack.flipped.cpu()
         for j in range(len(enc)):
@@ -275,16 +291,27 @@ class _Run:
                 plan.setdefault(widest, {})[j] = widest
         lowest = torch.full((len(enc), levels), float("inf"), device=self.device)
         flipped = torch.zeros(len(enc), levels, dtype=torch.bool, device=self.device)
+        skipped: set[int] = set()
         for budget, sentences in plan.items():
+            sentences = dict(sorted(sentences.items(), key=lambda item: sizes[budget][item[0]]))
             total = sum(sizes[budget][j] for j in sentences)
-            self.stage(f"enumerating {total:,} rewrites of {len(sentences)} sentences")
             start = time.perf_counter()
-            m, f = exhaustive_check(self.model, enc, labels, sentences, levels)
-            rows = torch.tensor(sorted(sentences), device=self.device)
-            lowest[rows], flipped[rows] = m[rows], f[rows]
+            if self.enumerate_seconds is not None and self.deadline is None:
+                self.deadline = start + self.enumerate_seconds
+            if self.deadline is not None and start > self.deadline:
+                skipped.update(sentences)
+                continue
+            shown = f"of {len(sentences)} ({total:,} rewrites)"
+            m, f, done = enumerate_sets(
+                self.model, enc, labels, sentences, levels, deadline=self.deadline,
+                on_sentence=lambda k, shown=shown: self.stage(f"enumerating sentence {k} {shown}"))
+            skipped.update(set(sentences) - set(done))
+            if done:
+                rows = torch.tensor(sorted(done), device=self.device)
+                lowest[rows], flipped[rows] = m[rows], f[rows]
             lowest.sum().item()  # wait for the device before reading the clock
             self.seconds[budget]["exhaustive"] += time.perf_counter() - start
-        return lowest, flipped
+        return lowest, flipped, skipped
 
     def _dropped(self, text: str) -> int:
         """Candidates of ``text`` that a sub-word space left out (0 for other spaces)."""

@@ -15,15 +15,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import robusttext
-from robusttext.bounds import RELAXATIONS
-from robusttext.bounds.alpha import ALPHA_STEPS
-from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
+from robusttext.certify.defaults import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.errors import RobustTextError
-from robusttext.methods import AUTO, EXACT_METHOD
+from robusttext.methods import ALPHA_STEPS, AUTO, EXACT_METHOD, RELAXATIONS
 from robusttext.methods import TEXT_METHODS as METHODS
-from robusttext.text.io import SHIPPED_MODELS
+from robusttext.shipped import shipped_models
+
+SHIPPED_MODELS = shipped_models("text")
 
 DEMO_SENTENCES = Path(robusttext.__file__).parent / "assets" / "demo_sentences.tsv"
+# The demo's enumeration budget per model, so that `robusttext certify` answers in seconds.
+DEMO_ENUMERATE_SECONDS = 0.3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="split of a hub data set (default: validation, else test)")
     parser.add_argument("--text-column", metavar="NAME",
                         help="column of the text (default: sentence or text)")
-    parser.add_argument("--label-column", metavar="NAME", default="label",
+    parser.add_argument("--label-column", metavar="NAME",
                         help="column of the label (default: label)")
     parser.add_argument("--budget", metavar="N[,N...]",
                         help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: "
@@ -53,10 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bound method (default auto: budget-ibp for the CNNs and bags of "
                              "words, crown-ibp for other models; exact: auto's bounds, then "
                              "branch and bound decides every sentence they leave open)")
-    parser.add_argument("--exact-time-limit", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--exact-time-limit", type=float, metavar="SECONDS",
                         help="with --method exact: seconds of search per sentence and budget "
                              "before it is reported as a timeout (default 10)")
-    parser.add_argument("--alpha-steps", type=int, default=ALPHA_STEPS, metavar="N",
+    parser.add_argument("--alpha-steps", type=int, metavar="N",
                         help="with --method alpha-crown: gradient steps on the relaxation "
                              f"slopes (0: CROWN's bound; default {ALPHA_STEPS})")
     parser.add_argument("--relaxation", choices=RELAXATIONS, default="exact",
@@ -78,6 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enumerate-limit", type=int, default=DEFAULT_ENUMERATE_LIMIT,
                         metavar="N", help="enumerate sets of at most N sentences (default "
                                           f"{DEFAULT_ENUMERATE_LIMIT:,}; 0: never)")
+    parser.add_argument("--enumerate-seconds", metavar="S|none",
+                        help="time budget of the enumeration, per model: once spent, the "
+                             "sentences left are not enumerated and the table says how many "
+                             f"(default: {DEMO_ENUMERATE_SECONDS:g} on the demo sentences, "
+                             "none with --data or a SENTENCE)")
     parser.add_argument("--beam-width", type=int, default=4, metavar="N",
                         help="attack beam width (1: greedy; default 4)")
     parser.add_argument("--proposals", type=int, default=16, metavar="N",
@@ -109,6 +116,34 @@ def _flag_space(args: argparse.Namespace, budgets: list[int | None] | None):
     return build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
 
 
+def check_flags_act(args: argparse.Namespace) -> None:
+    """Refuse, in one line, a flag that would change nothing: a space flag without the source
+    it refines (the model's own space is used), ``--alpha-steps`` without ``alpha-crown``."""
+    from robusttext.perturb.cli import check_space_flags
+
+    check_space_flags(args, model_space="which replaces the model's own space")
+    if args.alpha_steps is not None and args.method != "alpha-crown":
+        raise RobustTextError(f"--alpha-steps {args.alpha_steps} goes with --method "
+                              f"alpha-crown, not --method {args.method}")
+
+
+def parse_seconds(text: str | None, demo: bool) -> float | None:
+    """``--enumerate-seconds``: ``"none"`` -> None (no budget), ``"2.5"`` -> 2.5; not given:
+    the demo's budget on the demo sentences, else None."""
+    if text is None:
+        return DEMO_ENUMERATE_SECONDS if demo else None
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise RobustTextError(f"--enumerate-seconds: {text!r} is not a number of seconds > 0 "
+                              "(or none)")
+    return value
+
+
 def parse_budgets(text: str | None) -> list[int | None] | None:
     """``"1,2,3"`` -> ``[1, 2, 3]``; ``"any"`` -> ``[None]``; RobustTextError on anything else."""
     if text is None:
@@ -128,6 +163,32 @@ def parse_budgets(text: str | None) -> list[int | None] | None:
             raise RobustTextError(f"--budget: a budget is an integer >= 0, got {value}")
         budgets.append(value)
     return budgets
+
+
+def check_model_name(name: str) -> str | None:
+    """Before any loading: a shipped image model points to ``robusttext vision certify``; a
+    name that is no folder and close to a shipped model's gets a "did you mean"; a hub id
+    (``ORG/NAME``) on a machine without network switches the Hugging Face libraries offline,
+    so that they read their cache at once instead of retrying for half a minute; returns why
+    the hub cannot be reached then (else None)."""
+    import difflib
+
+    from robusttext.shipped import shipped_models
+
+    if Path(name).exists() or name in SHIPPED_MODELS:
+        return None
+    if name in shipped_models("vision"):
+        raise RobustTextError(f"--model {name} is an image model; certify it with robusttext "
+                              f"vision certify --model {name}")
+    close = difflib.get_close_matches(name, list(SHIPPED_MODELS), n=1, cutoff=0.6)
+    if close:
+        raise RobustTextError(f"--model {name}: no such folder or shipped model; did you mean "
+                              f"{close[0]}?")
+    if "/" in name.strip("/") and not name.startswith((".", "/")):
+        from robusttext.data.hub import offline_unless_reachable
+
+        return offline_unless_reachable()
+    return None
 
 
 def _models(name: str | None) -> list[str]:
@@ -152,7 +213,7 @@ def _examples(args: argparse.Namespace):
                                   "--data")
         source = DEMO_SENTENCES
     return load_examples(source, split=args.split, text_column=args.text_column,
-                         label_column=args.label_column, limit=args.limit), str(source)
+                         label_column=args.label_column or "label", limit=args.limit), str(source)
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -179,9 +240,15 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.budget)
-    if not args.exact_time_limit > 0:
-        raise RobustTextError(f"--exact-time-limit must be above 0 seconds, got "
-                              f"{args.exact_time_limit}")
+    enumerate_seconds = parse_seconds(args.enumerate_seconds,
+                                      demo=args.data is None and args.text is None)
+    if args.exact_time_limit is not None:
+        if not args.exact_time_limit > 0:
+            raise RobustTextError(f"--exact-time-limit must be above 0 seconds, got "
+                                  f"{args.exact_time_limit}")
+        if args.method != EXACT_METHOD:
+            raise RobustTextError(f"--exact-time-limit {args.exact_time_limit:g} goes with "
+                                  f"--method exact, not --method {args.method}")
     if args.limit is not None and args.limit < 1:
         raise RobustTextError(f"--limit must be at least 1, got {args.limit}")
     for flag, value, least in (("--batch-size", args.batch_size, 1),
@@ -191,13 +258,24 @@ def run(args: argparse.Namespace) -> int:
         if value < least:
             raise RobustTextError(f"{flag} must be at least {least}, got {value}")
     if args.text is not None:
-        for flag in ("data", "split", "text_column", "limit", "json", "html", "plot"):
+        if args.data is not None:
+            raise RobustTextError("give one SENTENCE or --data, not both")
+        for flag in ("split", "text_column", "label_column", "limit", "html", "plot"):
             if getattr(args, flag) is not None:
-                raise RobustTextError(f"--{flag.replace('_', '-')} goes with --data, not with "
-                                      "one SENTENCE")
+                raise RobustTextError(f"--{flag.replace('_', '-')} goes with --data (many "
+                                      "sentences), not with one SENTENCE")
     elif args.label is not None:
         raise RobustTextError("--label goes with one SENTENCE")
+    check_flags_act(args)
     check_outputs(args)
+    # Output folders that do not exist yet: created when written, and said so.
+    created = {p: f" (created the folder {Path(p).parent})" for p in (args.json, args.html,
+               args.plot) if p and p != "-" and not Path(p).parent.exists()}
+    if args.plot and budgets == [None]:
+        raise RobustTextError("--plot: --budget any has no axis to plot; give budgets such as "
+                              "--budget 1,2,3")
+    if args.quiet:
+        quiet_libraries()
     # With --json -, standard output holds the JSON only; everything else goes to stderr.
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
     from robusttext import distributed
@@ -212,19 +290,38 @@ def run(args: argparse.Namespace) -> int:
     from robusttext.text import load_text_model
     from robusttext.text.io import bundle_space
 
+    unreachable = check_model_name(args.model) if args.model is not None else None
+
+    def load(name: str, device: str):
+        try:
+            return load_text_model(name, device)
+        except RobustTextError as error:
+            if unreachable is None:
+                raise
+            raise RobustTextError(f"{error} (robusttext set it: the hub cannot be reached, "
+                                  f"{unreachable})") from None
+
     names = _models(args.model)
     flag_space = _flag_space(args, budgets)
     if args.text is not None:
         from robusttext.certify.sentence import show_sentence
 
-        bundles = [load_text_model(name, _device(args.device)) for name in names]
+        bundles = [load(name, _device(args.device)) for name in names]
         bundles = [replace(b, space=bundle_space(b, flag_space)) for b in bundles]
+        for bundle in bundles:
+            unfinished = unfinished_training(bundle.meta)
+            if unfinished:
+                say(f"note: {bundle.name}: {unfinished}")
+        report = {"summary": [], "examples": [], "models": {}, "data": "SENTENCE"}
         try:
             for bundle in bundles:
-                show_sentence(bundle, args.text, args.label, budgets, args, say)
+                result = show_sentence(bundle, args.text, args.label, budgets, args, say)
+                _add_to_report(report, bundle, result)
         except SoundnessViolation as error:
             print(f"robusttext certify: SOUNDNESS VIOLATION: {error}", file=sys.stderr)
             return 3
+        if args.json:
+            say(f"report: {write_json(args.json, report)}{created.get(args.json, '')}")
         return 0
     examples, source = _examples(args)
     # Under torchrun (robusttext.distributed): join the group, this rank's device, rank 0 prints;
@@ -236,8 +333,11 @@ def run(args: argparse.Namespace) -> int:
     report: dict = {"summary": [], "examples": [], "models": {}, "data": source}
     results, bundles = {}, {}
     for name in names:
-        bundle = load_text_model(name, args.device)
+        bundle = load(name, args.device)
         bundle = replace(bundle, space=bundle_space(bundle, flag_space))  # the flags' or its own
+        unfinished = unfinished_training(bundle.meta)
+        if unfinished:
+            say(f"note: {bundle.name}: {unfinished}")
         space = bundle.space
         model_budgets = budgets or ([space.budget] if space.budget is not None
                                     else list(DEFAULT_BUDGETS))
@@ -248,7 +348,9 @@ def run(args: argparse.Namespace) -> int:
                 enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
                 proposals=args.proposals, device=args.device,
                 progress=False if args.quiet else None, alpha_steps=args.alpha_steps,
-                exact_time_limit=args.exact_time_limit)
+                enumerate_seconds=enumerate_seconds,
+                **({} if args.exact_time_limit is None else
+                   {"exact_time_limit": args.exact_time_limit}))
         except SoundnessViolation as error:
             print(f"robusttext certify: SOUNDNESS VIOLATION ({bundle.name}): {error}",
                   file=sys.stderr)
@@ -256,7 +358,8 @@ def run(args: argparse.Namespace) -> int:
         results[bundle.name], bundles[bundle.name] = result, bundle
         aliases = getattr(bundle.vocab, "aliases", None)
         reading = (f"; {len(aliases)} variants read as the word they vary" if aliases else "")
-        say(f"{bundle.name}: {len(examples)} sentences from {source}; "
+        say(f"{bundle.name}: {len(examples)} sentence{'' if len(examples) == 1 else 's'} from "
+            f"{source}; "
             f"{describe_space(bundle.space, model_budgets)}{reading}; "
             f"{result.settings['method']} bounds, {args.relaxation} relaxation")
         say(format_table(result))
@@ -267,20 +370,62 @@ def run(args: argparse.Namespace) -> int:
             say(f"sub-word candidates dropped: {dropped['total']}"
                 + (f" ({reasons})" if reasons else ""))
         say()
-        part = result.to_json(model=bundle.name)
-        report["summary"] += part["summary"]
-        report["examples"] += part["examples"]
-        report["models"][bundle.name] = {"path": str(bundle.path), "kind": bundle.kind,
-                                         "settings": part["settings"]}
+        _add_to_report(report, bundle, result)
     if args.json and job.is_main:
-        say(f"report: {write_json(args.json, report)}")
+        say(f"report: {write_json(args.json, report)}{created.get(args.json, '')}")
     if args.html and job.is_main:
         from robusttext.certify.html import write_html
 
-        say(f"page: {write_html(args.html, results, bundles, source)}")
+        page = write_html(args.html, results, bundles, source,
+                          getattr(args, "command_line", None))
+        say(f"page: {page}{created.get(args.html, '')}")
     if args.plot and job.is_main:
-        say(f"plot: {plot_accuracy(args.plot, results)}")
+        say(f"plot: {plot_accuracy(args.plot, results)}{created.get(args.plot, '')}")
     return 0
+
+
+def quiet_libraries() -> None:
+    """``--quiet``: no progress bars or advice from the Hugging Face libraries either (set
+    before they are imported; the ones already imported are told directly)."""
+    import os
+
+    for variable in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS",
+                     "TRANSFORMERS_NO_ADVISORY_WARNINGS"):
+        os.environ[variable] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].logging.disable_progress_bar()
+        sys.modules["transformers"].logging.set_verbosity_error()
+
+
+def unfinished_training(meta: dict) -> str | None:
+    """What to say of a checkpoint whose training stopped before its last epoch (None for a
+    finished run or a checkpoint without a training record)."""
+    config = meta.get("training_config") if isinstance(meta, dict) else None
+    state = meta.get("state") if isinstance(meta, dict) else None
+    if not isinstance(config, dict) or not isinstance(state, dict) or meta.get("metrics"):
+        return None  # a finished run has its final metrics (a time-limited one too)
+    epochs, done = config.get("epochs"), state.get("epoch")
+    if not isinstance(epochs, int) or not isinstance(done, int) or done >= epochs:
+        return None
+    return (f"its training was interrupted after epoch {done} of {epochs}; this certifies "
+            "that checkpoint (robusttext train with the same settings resumes the run)")
+
+
+def _add_to_report(report: dict, bundle, result) -> None:
+    """Add one model's certification to the JSON report."""
+    part = result.to_json(model=bundle.name)
+    report["summary"] += part["summary"]
+    report["examples"] += part["examples"]
+    report["models"][bundle.name] = {"path": str(bundle.path), "kind": bundle.kind,
+                                     "settings": part["settings"]}
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves behind (``robusttext.cli`` prints it)."""
+    return "nothing was written" if args.json or args.html or args.plot else "stopped"
 
 
 def _device(name: str) -> str:

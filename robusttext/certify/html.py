@@ -13,7 +13,13 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from robusttext.certify.report import LEGEND, describe_space, enumeration_notes, exact_lines
+from robusttext.certify.report import (
+    LEGEND,
+    describe_space,
+    enumeration_notes,
+    exact_lines,
+    robust_cell,
+)
 from robusttext.certify.results import Certification, ExampleResult
 from robusttext.certify.sentence import read_tokens
 from robusttext.errors import RobustTextError
@@ -25,6 +31,32 @@ OUTCOMES = {
     "flipped": "flipped: a misclassified rewrite exists (or the sentence itself)",
     "open": "open: neither proven nor broken",
     "timeout": "timeout: the exact search ran out of time",
+}
+
+
+# What the page's words mean, shown under its title (only the entries the page uses).
+GLOSSARY = {
+    "margin": "margin: the logit of the label minus the highest other logit; the certified "
+              "margin is a lower bound on it over every rewrite within the budget, so a "
+              "positive one proves the label cannot change (shown to 3 significant digits)",
+    "glue": "glue tokens: the sentence split on whitespace, as GLUE's SST-2 files are "
+            "written",
+    "raw": "raw tokens: nltk's word tokenizer",
+    "ibp": "ibp bounds: interval bound propagation, a box per layer (Gowal et al. 2018)",
+    "crown": "crown bounds: linear bounds propagated backwards from the margins (Zhang et al. "
+             "2018)",
+    "crown-ibp": "crown-ibp bounds: CROWN with interval bounds for the inner layers, keeping "
+                 "the tighter of the two (Zhang et al. 2020)",
+    "alpha-crown": "alpha-crown bounds: CROWN with the relaxation slopes optimised per neuron "
+                   "(Xu et al. 2021)",
+    "budget-ibp": "budget-ibp bounds: interval bounds that keep the budget through the "
+                  "pooling layer, the worst set of at most budget positions found exactly",
+    "exact": "exact relaxation: the substitution set itself (the largest sum over at most "
+             "budget positions of each position's best candidate), no looser box or simplex",
+    "box": "box relaxation: each position anywhere in the box of its candidates (Jia et al. "
+           "2019)",
+    "simplex": "simplex relaxation: each position in the convex hull of its candidates (Huang "
+               "et al. 2019)",
 }
 
 
@@ -45,10 +77,11 @@ def budget_key(budget: int | None) -> str:
 
 
 def write_html(path: str | Path, results: dict[str, Certification], bundles: dict,
-               source: str) -> Path:
+               source: str, command: str | None = None) -> Path:
     """Write the page for ``results`` (model name -> certification; ``bundles`` the loaded
-    models of the same names, for their tokens and candidates) certified on ``source``."""
-    page = render(results, bundles, source)
+    models of the same names, for their tokens and candidates) certified on ``source``;
+    ``command``: the command line, shown with the version at the foot of the page."""
+    page = render(results, bundles, source, command)
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,12 +91,23 @@ def write_html(path: str | Path, results: dict[str, Certification], bundles: dic
     return path
 
 
-def render(results: dict[str, Certification], bundles: dict, source: str) -> str:
+def render(results: dict[str, Certification], bundles: dict, source: str,
+           command: str | None = None) -> str:
     """The page as a string."""
+    from robusttext import __version__
+
     keys = list(dict.fromkeys(budget_key(b) for r in results.values()
                               for b in r.settings["budgets"]))
     parts = [_HEAD.format(title=html.escape(f"robusttext certify: {source}"))]
     parts.append(f"<h1>robusttext certify</h1><p>data: <code>{html.escape(source)}</code></p>")
+    used = ["margin"] + list(dict.fromkeys(
+        word for name, r in results.items()
+        for word in (bundles[name].space.tokenizer, r.settings["method"],
+                     r.settings["relaxation"])))
+    parts.append('<details class="glossary" open><summary>How to read this page</summary><ul>'
+                 + "".join(f"<li>{html.escape(GLOSSARY[w])}</li>" for w in used
+                           if w in GLOSSARY)
+                 + "</ul></details>")
     for name, result in results.items():
         parts.append(_summary(name, result, bundles[name].space))
     budget_options = "".join(f'<option value="{k}">{k}</option>' for k in keys)
@@ -81,6 +125,9 @@ def render(results: dict[str, Certification], bundles: dict, source: str) -> str
         parts += _sentence_rows(name, result, bundles[name])
     parts.append("</tbody></table>")
     parts.append(_SCRIPT)
+    foot = f"robusttext {__version__}" + (f"; command: <code>{html.escape(command)}</code>"
+                                          if command else "")
+    parts.append(f'<p class="foot">{foot}</p>')
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -89,7 +136,7 @@ def _summary(name: str, result: Certification, space) -> str:
     rows = []
     for s in result.summaries:
         exhaustive = ("not enumerated" if s.exhaustive_accuracy is None else
-                      f"{_pct(s.exhaustive_accuracy)} ({s.exhaustive_n}/{s.n})")
+                      f"{robust_cell(s)} ({s.exhaustive_n}/{s.n})")
         success = "-" if s.attack_success_rate is None else _pct(s.attack_success_rate)
         rows.append(f"<tr><td>{budget_key(s.budget)}</td><td>{s.n}</td>"
                     f"<td>{_pct(s.clean_accuracy)}</td><td>{_pct(s.attack_accuracy)}</td>"
@@ -180,11 +227,12 @@ def _sentence_rows(name: str, result: Certification, bundle) -> list[str]:
                 note += (f'<div class="rewrite">exact search: {html.escape(r.exact)} in '
                          f'{r.exact_seconds:.2f} s</div>')
             cells.append(f'<div class="{key}"><b>{budget_key(r.budget)}</b>: '
-                         f'{html.escape(OUTCOMES[key].split(":")[0])}, margin '
-                         f'{r.margin_lower:.2f}{note}</div>')
+                         f'{html.escape(OUTCOMES[key].split(":")[0])}, certified margin '
+                         f'{margin_text(r.margin_lower)}{note}</div>')
         wrong = " wrong" if first.prediction != first.label else ""
         rows.append(f'<tr {" ".join(data)}><td>{html.escape(name)}</td><td>{index}</td>'
-                    f'<td class="labels{wrong}">{first.label} / {first.prediction}</td>'
+                    f'<td class="labels{wrong}">class {first.label} / class '
+                    f'{first.prediction}</td>'
                     f'<td class="text">{joiner.join(shown)}</td><td>{"".join(cells)}</td></tr>')
     return rows
 
@@ -198,6 +246,14 @@ def _marked(read: list[tuple[str, str, list[str]]], rewrite: str, level: str) ->
     joiner = "" if level == "char" else " "
     return joiner.join(html.escape(t) if t == seen else f"<b>{html.escape(t)}</b>"
                        for t, (_, seen, _) in zip(tokens, read, strict=True))
+
+
+def margin_text(value: float) -> str:
+    """A margin to 3 significant digits, never a signed zero such as ``-0.00``."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    shown = f"{value:.3g}"
+    return "0" if float(shown) == 0 else shown
 
 
 def _pct(value: float) -> str:

@@ -9,8 +9,10 @@ from pathlib import Path
 from robusttext.certify.results import Certification
 from robusttext.errors import RobustTextError
 
-LEGEND = ("legend: verified (proven for every rewrite in the budget) <= exhaustive (every "
-          "rewrite tried: exact, on the sentences enumerated) <= under attack (correct on every "
+LEGEND = ("legend: verified (proven for every rewrite in the budget) <= exhaustive (the true "
+          "robust accuracy: exact on the k/n sentences every rewrite of which was tried or "
+          "that the search flips; with k < n, the range the others leave, each robust at least "
+          "when verified and at most when not flipped) <= under attack (correct on every "
           "rewrite the search tried); attack success: the share of correct sentences the "
           "search flips")
 
@@ -44,7 +46,7 @@ def format_table(result: Certification) -> str:
         if s.exhaustive_accuracy is None:
             exhaustive = "not enumerated"
         else:
-            exhaustive = f"{_pct(s.exhaustive_accuracy)} ({s.exhaustive_n}/{s.n})"
+            exhaustive = f"{robust_cell(s)} ({s.exhaustive_n}/{s.n})"
         success = "-" if s.attack_success_rate is None else _pct(s.attack_success_rate)
         lines.append(
             f"{_positions(s.budget):>17} {s.n:>9} {_pct(s.clean_accuracy):>6} "
@@ -54,6 +56,9 @@ def format_table(result: Certification) -> str:
     lines.append(LEGEND)
     lines += exact_lines(result)
     lines += enumeration_notes(result)
+    if any(s.budget == 0 for s in result.summaries):
+        lines.append("note: at 0 positions no rewrite is allowed, so every column is the "
+                     "clean accuracy")
     return "\n".join(lines)
 
 
@@ -79,8 +84,11 @@ def exact_lines(result: Certification) -> list[str]:
 
 
 def enumeration_notes(result: Certification) -> list[str]:
-    """One line per budget whose sets were not all enumerated: how many and why."""
+    """One line per budget whose sets were not all enumerated: how many and why (too large
+    for ``--enumerate-limit``, or left when the ``--enumerate-seconds`` budget ran out)."""
     limit = result.settings.get("enumerate_limit")
+    seconds = result.settings.get("enumerate_seconds")
+    timed_out = result.settings.get("enumeration_timed_out") or {}
     notes = []
     for s in result.summaries:
         skipped = s.n - s.exhaustive_n
@@ -90,12 +98,27 @@ def enumeration_notes(result: Certification) -> list[str]:
         if limit == 0:
             notes.append(f"note: {where}, enumeration is off (--enumerate-limit 0)")
             continue
-        shown = "?" if limit is None else f"{limit:,}"
-        notes.append(f"note: {where}, {skipped} of {s.n} sentences have more than {shown} "
-                     "rewrites (--enumerate-limit) and were not enumerated"
-                     + ("" if s.exhaustive_n == 0 else
-                        f"; exhaustive covers the other {s.exhaustive_n}"))
+        late = timed_out.get(str(s.budget), 0)
+        large = skipped - late
+        covers = ("" if s.exhaustive_n == 0 else
+                  f"; exhaustive covers the other {s.exhaustive_n}")
+        if large:
+            shown = "?" if limit is None else f"{limit:,}"
+            notes.append(f"note: {where}, {large} of {s.n} {_sentences(s.n)} "
+                         f"{'has' if large == 1 else 'have'} more than {shown} rewrites "
+                         "(--enumerate-limit) and "
+                         f"{'was' if large == 1 else 'were'} not enumerated"
+                         + ("" if late else covers))
+        if late:
+            notes.append(f"note: {where}, the enumeration's time budget (--enumerate-seconds "
+                         f"{seconds:g}) ran out: {late} of {s.n} {_sentences(s.n)} "
+                         f"{'was' if late == 1 else 'were'} not enumerated{covers}; "
+                         "--enumerate-seconds none enumerates every small set")
     return notes
+
+
+def _sentences(n: int) -> str:
+    return "sentence" if n == 1 else "sentences"
 
 
 PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -127,9 +150,13 @@ def check_matplotlib() -> None:
 
 
 def plot_accuracy(path: str | Path, results: dict[str, Certification]) -> Path:
-    """Verified (solid) and attack (dashed) accuracy against the budget, one colour per model.
+    """Verified and under-attack accuracy, per model, written to ``path``.
 
-    ``results``: model name -> its certification. Budgets without a limit are left out.
+    ``results``: model name -> its certification; budgets without a limit are left out. With
+    several budgets for some model: lines against the budget (integer ticks; one colour per
+    model, solid verified, dashed under attack; the legend beside the axes, not over the
+    data). With one budget per model (the shipped models, each at its own): a bar per model
+    and figure, the budget named under each model.
     """
     check_matplotlib()
     import matplotlib
@@ -137,31 +164,71 @@ def plot_accuracy(path: str | Path, results: dict[str, Certification]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for index, (name, result) in enumerate(results.items()):
-        rows = sorted((s for s in result.summaries if s.budget is not None),
-                      key=lambda s: s.budget)
-        budgets = [s.budget for s in rows]
-        colour = f"C{index}"
-        ax.plot(budgets, [100 * s.verified_accuracy for s in rows], "o-", color=colour,
-                label=f"{name}: verified")
-        ax.plot(budgets, [100 * s.attack_accuracy for s in rows], "x--", color=colour,
-                label=f"{name}: attack")
-    ax.set_xlabel("budget (changed positions)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
+    fig = accuracy_figure(results)
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
     except (OSError, ValueError) as error:
         raise RobustTextError(f"cannot write the plot {path}: {error}") from None
     finally:
         plt.close(fig)
     return path
+
+
+def accuracy_figure(results: dict[str, Certification]):
+    """The matplotlib figure of ``plot_accuracy`` (the caller closes it)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    rows = {name: sorted((s for s in result.summaries if s.budget is not None),
+                         key=lambda s: s.budget) for name, result in results.items()}
+    rows = {name: r for name, r in rows.items() if r}
+    if not rows:
+        raise RobustTextError("--plot: no budget with a limit to plot (--budget any has no "
+                              "axis)")
+    if all(len(r) == 1 for r in rows.values()):
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 1.5), 3.8))
+        names = list(rows)
+        where = range(len(names))
+        ax.bar([i - 0.2 for i in where], [100 * rows[n][0].verified_accuracy for n in names],
+               0.4, label="verified", color="C0")
+        ax.bar([i + 0.2 for i in where], [100 * rows[n][0].attack_accuracy for n in names],
+               0.4, label="under attack", color="C1", alpha=0.6)
+        ax.set_xticks(list(where))
+        ax.set_xticklabels([f"{n}\n{_positions(rows[n][0].budget)}" for n in names],
+                           rotation=30, ha="right", fontsize="small")
+        ax.legend(fontsize="small", loc="lower right")
+    else:
+        fig, ax = plt.subplots(figsize=(6.5, 3.5))
+        for index, summaries in enumerate(rows.values()):
+            budgets = [s.budget for s in summaries]
+            colour = f"C{index % 10}"
+            ax.plot(budgets, [100 * s.verified_accuracy for s in summaries], "o-",
+                    color=colour)
+            ax.plot(budgets, [100 * s.attack_accuracy for s in summaries], "x--",
+                    color=colour)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("budget (changed positions)")
+        handles = [Line2D([], [], color=f"C{i % 10}", label=name)
+                   for i, name in enumerate(rows)]
+        handles += [Line2D([], [], color="grey", marker="o", label="verified"),
+                    Line2D([], [], color="grey", marker="x", linestyle="--",
+                           label="under attack")]
+        ax.legend(handles=handles, fontsize="small", loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def robust_cell(s) -> str:
+    """The robust accuracy over all of a summary's sentences: exact, or its range."""
+    low, high = s.robust_range if s.robust_range is not None else (s.exhaustive_accuracy,) * 2
+    return _pct(low) if _pct(low) == _pct(high) else f"{_pct(low)}-{_pct(high)}"
 
 
 def _pct(value: float) -> str:

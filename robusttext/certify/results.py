@@ -47,9 +47,14 @@ class ExampleResult:
     exact_seconds: float = 0.0
 
     def to_json(self) -> dict:
+        """The fields, with ``misclassified`` (the sentence itself is) and ``attacked`` as the
+        search's finding only: false for a misclassified sentence, whose ``rewrite`` is the
+        sentence itself."""
         out = asdict(self)
         for key in ("margin_lower", "attack_margin"):
             out[key] = _finite(out[key])
+        out["misclassified"] = self.prediction != self.label
+        out["attacked"] = self.attacked and not out["misclassified"]
         return out
 
 
@@ -62,6 +67,10 @@ class BudgetSummary:
     flips (None when none is correct).
     ``exhaustive_accuracy`` is over the ``exhaustive_n`` sentences whose set was small enough
     to enumerate (None when there were none); it is the true robust accuracy on those.
+    ``robust_range``: where the exact robust accuracy over all ``n`` sentences lies: a
+    sentence settled exhaustively counts as it is; any other counts as robust at least when
+    certified and at most when the search did not flip it. Equal bounds: it is exact, and
+    always verified <= low <= high <= under attack.
     ``attack_seconds`` is the time the search spent up to this budget (one search serves every
     budget); ``exhaustive_seconds`` the enumeration of the sets enumerated at this budget.
     """
@@ -77,6 +86,7 @@ class BudgetSummary:
     attack_seconds: float
     exhaustive_seconds: float
     attack_success_rate: float | None = None
+    robust_range: tuple[float, float] | None = None
     exact_accuracy: float | None = None
     exact_decided: int = 0
     exact_timeouts: int = 0
@@ -130,6 +140,9 @@ def summarize(results: list[ExampleResult], budget: int | None, seconds: dict) -
         exhaustive_seconds=seconds["exhaustive"],
         attack_success_rate=(sum(r.attacked for r in correct) / len(correct) if correct
                              else None),
+        robust_range=(
+            sum(r.certified if r.exhaustive is None else r.exhaustive for r in results) / n,
+            sum(not r.attacked if r.exhaustive is None else r.exhaustive for r in results) / n),
         **_exact_summary(results),
     )
 

@@ -39,9 +39,10 @@ def changeable_positions(space, vocab, text: str) -> list[tuple[int, str, list[s
 
 
 def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None] | None,
-                  args: argparse.Namespace, say: Callable[..., None] = print) -> None:
+                  args: argparse.Namespace, say: Callable[..., None] = print):
     """Certify ``text`` with ``bundle`` (a loaded text model) and print it whole (see the
-    module docstring). ``label`` None: the prediction is the label."""
+    module docstring). ``label`` None: the prediction is the label. Returns the
+    ``Certification`` (for ``--json``)."""
     from robusttext.certify.certifier import DEFAULT_BUDGETS, certify
     from robusttext.certify.margins import margins, predict
     from robusttext.certify.report import describe_space
@@ -61,7 +62,7 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
                      relaxation=args.relaxation, enumerate_limit=args.enumerate_limit,
                      beam_width=args.beam_width, proposals=args.proposals,
                      progress=False if args.quiet else None, alpha_steps=args.alpha_steps,
-                     exact_time_limit=getattr(args, "exact_time_limit", 10.0))
+                     exact_time_limit=getattr(args, "exact_time_limit", None) or 10.0)
     margin = float(margins(logits, logits.new_tensor([chosen]).long()))
     shown = repr if space.level == "char" else str
 
@@ -86,6 +87,7 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
             say(line)
     for r in result.examples:
         say(describe_result(r, args.enumerate_limit, shown))
+    return result
 
 
 def unknown_id(vocab) -> int | None:

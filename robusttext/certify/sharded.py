@@ -88,7 +88,8 @@ def merge_certifications(parts: Sequence[tuple[list[int], Certification]]) -> Ce
                  for b in budgets]
     settings = dict(first.settings)
     settings["world_size"] = len(parts)
-    for counted in ("dropped_candidates", "unknown_tokens"):  # counts per part, summed
+    for counted in ("dropped_candidates", "unknown_tokens",
+                    "enumeration_timed_out"):  # counts per part, summed
         if counted in settings:
             settings[counted] = {k: sum(r.settings[counted][k] for _, r in parts)
                                  for k in first.settings[counted]}

@@ -39,22 +39,54 @@ def hub_address() -> tuple[str, int]:
     return url.hostname or "huggingface.co", url.port or default
 
 
-def check_hub_reachable(hub_id: str, timeout: float = PROBE_SECONDS) -> None:
-    """RobustTextError within ``timeout`` seconds when the hub cannot be reached; nothing in
-    offline mode (``HF_DATASETS_OFFLINE=1``: ``datasets`` reads its cache)."""
-    if any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-           for v in OFFLINE_VARIABLES):
-        return
+TEXT_ALTERNATIVES = ("give a local .tsv/.csv/.jsonl file instead (SST-2: a sentence<TAB>label "
+                     "file such as dev.tsv)")
+
+
+def offline() -> bool:
+    """Offline mode is set (``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE``)."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in OFFLINE_VARIABLES)
+
+
+def unreachable(timeout: float = PROBE_SECONDS) -> str | None:
+    """Why the hub cannot be reached (``"host:port: reason"``), tried with one TCP connection
+    of at most ``timeout`` seconds; None when it answers."""
     host, port = hub_address()
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as error:
-        reason = error.strerror or type(error).__name__
+        return f"{host}:{port}: {error.strerror or type(error).__name__}"
+    return None
+
+
+def offline_unless_reachable(timeout: float = PROBE_SECONDS) -> str | None:
+    """Before ``transformers`` or ``datasets`` is imported: when the hub cannot be reached,
+    set ``HF_HUB_OFFLINE=1`` and ``HF_DATASETS_OFFLINE=1`` so that they read their caches at
+    once instead of retrying for half a minute; returns why (None: reachable or already
+    offline)."""
+    if offline():
+        return None
+    reason = unreachable(timeout)
+    if reason is not None:
+        for variable in OFFLINE_VARIABLES:
+            os.environ[variable] = "1"
+    return reason
+
+
+def check_hub_reachable(hub_id: str, timeout: float = PROBE_SECONDS,
+                        alternatives: str = TEXT_ALTERNATIVES) -> None:
+    """RobustTextError within ``timeout`` seconds when the hub cannot be reached; nothing in
+    offline mode (``HF_DATASETS_OFFLINE=1``: ``datasets`` reads its cache). ``alternatives``:
+    what to give instead, in the message."""
+    if offline():
+        return
+    reason = unreachable(timeout)
+    if reason is not None:
         raise RobustTextError(
             f"{hub_id!r} is not a local file, and the Hugging Face hub cannot be reached "
-            f"({host}:{port}: {reason}); give a local .tsv/.csv/.jsonl file instead (SST-2: "
-            "a sentence<TAB>label file such as dev.tsv), or set HF_DATASETS_OFFLINE=1 to read "
-            "a data set already in the datasets cache") from None
+            f"({reason}); {alternatives}, or set HF_DATASETS_OFFLINE=1 to read "
+            "a data set already in the datasets cache")
 
 
 def read_hub(

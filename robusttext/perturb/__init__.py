@@ -5,16 +5,22 @@ keyboard character flips, and ``PerturbationSpace``, which turns sentences into 
 candidate id tensors under a budget, counts and enumerates the set, and serialises it.
 """
 
+from robusttext.lazy import lazy_exports
 from robusttext.perturb.counterfitted import CounterFittedSynonyms
-from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.flips import CharacterFlips
 from robusttext.perturb.loading import load_source
 from robusttext.perturb.sources import SubstitutionSource, SynonymTable, source_from_json
-from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.stopwords import STOP_WORDS
 from robusttext.perturb.tokenizers import tokenize
 from robusttext.perturb.vocabulary import Vocabulary
 from robusttext.perturb.wordnet import WordNetSynonyms
+
+# Imported on first use: they load torch, which the command line's --help does without.
+_LAZY = {"EncodedBatch": "robusttext.perturb.encoded",
+         "PerturbationSpace": "robusttext.perturb.space"}
+
+lazy_exports(__name__, _LAZY)
+
 
 __all__ = [
     "CharacterFlips",

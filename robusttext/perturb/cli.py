@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import warnings
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from robusttext.errors import RobustTextError
 from robusttext.perturb.flips import CharacterFlips
 from robusttext.perturb.loading import load_source
-from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from robusttext.perturb.space import PerturbationSpace
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +60,41 @@ def space_flags_given(args: argparse.Namespace) -> bool:
     return bool(args.synonyms or args.neighbors or args.typos or args.level == "char")
 
 
+# The space flags that refine a source: the default each has, and what it needs to act.
+REFINING = (("tokenizer", "glue", "a source"), ("max_candidates", None, "a source"),
+            ("keyboard", "qwerty", "--typos or --level char"),
+            ("max_flips_per_word", 1, "--typos at the word level"),
+            ("wordnet_senses", 1, "--synonyms wordnet"))
+
+
+def check_space_flags(args: argparse.Namespace, model_space: str = "") -> None:
+    """Refuse, in one line, a space flag that would change nothing: one without the source it
+    refines. ``model_space``: what a source does where there is another space (certify: it
+    replaces the model's own), said in the message."""
+    typos = args.typos or args.level == "char"
+    acts = {"a source": space_flags_given(args), "--typos or --level char": typos,
+            "--typos at the word level": args.typos and args.level == "word",
+            "--synonyms wordnet": args.synonyms == "wordnet"}
+    for name, default, needs in REFINING:
+        value = getattr(args, name)
+        if value == default or acts[needs]:
+            continue
+        shown = f"--{name.replace('_', '-')} {value}"
+        if needs == "a source":
+            raise RobustTextError(
+                f"{shown} changes nothing without a source of substitutions (--synonyms, "
+                f"--neighbors, --typos or --level char{', ' + model_space if model_space else ''}"
+                "); give one, or leave the flag out")
+        raise RobustTextError(f"{shown} changes nothing without {needs}; give it, or leave "
+                              "the flag out")
+    if args.max_candidates is not None and args.max_candidates < 1:
+        raise RobustTextError(f"--max-candidates must be at least 1, got {args.max_candidates}")
+
+
 def build_space(args: argparse.Namespace) -> PerturbationSpace:
     """The PerturbationSpace that the command-line options describe."""
+    from robusttext.perturb.space import PerturbationSpace  # loads torch: not for --help
+
     sources = []
     synonyms = args.synonyms or ("counterfitted" if args.neighbors else None)
     if args.level == "char":
@@ -85,6 +121,11 @@ def _shown(token: str, level: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    for flag, value in (("--budget", args.budget), ("--show", args.show)):
+        if value is not None and value < 0:
+            raise RobustTextError(f"{flag} must be >= 0, got {value}")
+    if space_flags_given(args):
+        check_space_flags(args)
     space = build_space(args)
     tokens, protected = space.split(args.text)
     strings = [space.token_candidates(t, p) for t, p in zip(tokens, protected, strict=True)]

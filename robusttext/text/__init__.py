@@ -5,21 +5,34 @@
 >>> logits = bundle.model(batch.token_ids, batch.mask)
 """
 
-from robusttext.text.base import TextClassifier
-from robusttext.text.contract import check_text_model, wrap_text_model
-from robusttext.text.embeddings import pretrained_embeddings
-from robusttext.text.io import (
-    SHIPPED_MODELS,
-    TextModelBundle,
-    check_space_matches,
-    load_text_model,
-    save_text_model,
-    shipped_model_path,
-)
-from robusttext.text.kinds import MODEL_KINDS, build_model
-from robusttext.text.models import BagOfWords, CharCNN, WordCNN
-from robusttext.text.sequence_models import BiLSTM, TransformerClassifier
-from robusttext.text.vectors import WordVectors, load_vectors, table_for_vocabulary
+from robusttext.lazy import lazy_exports
+
+# Imported on first use: they load torch, which the command line's --help does without.
+_LAZY = {
+    "TextClassifier": "robusttext.text.base",
+    "check_text_model": "robusttext.text.contract",
+    "wrap_text_model": "robusttext.text.contract",
+    "pretrained_embeddings": "robusttext.text.embeddings",
+    "SHIPPED_MODELS": "robusttext.text.io",
+    "TextModelBundle": "robusttext.text.io",
+    "check_space_matches": "robusttext.text.io",
+    "load_text_model": "robusttext.text.io",
+    "save_text_model": "robusttext.text.io",
+    "shipped_model_path": "robusttext.text.io",
+    "MODEL_KINDS": "robusttext.text.kinds",
+    "build_model": "robusttext.text.kinds",
+    "BagOfWords": "robusttext.text.models",
+    "CharCNN": "robusttext.text.models",
+    "WordCNN": "robusttext.text.models",
+    "BiLSTM": "robusttext.text.sequence_models",
+    "TransformerClassifier": "robusttext.text.sequence_models",
+    "WordVectors": "robusttext.text.vectors",
+    "load_vectors": "robusttext.text.vectors",
+    "table_for_vocabulary": "robusttext.text.vectors",
+}
+
+lazy_exports(__name__, _LAZY)
+
 
 __all__ = [
     "MODEL_KINDS",

@@ -5,12 +5,23 @@
 ...                             sources=["qwerty"], budget=1, robust_weight=0.5))
 """
 
+from robusttext.lazy import lazy_exports
 from robusttext.train.config import TrainConfig
-from robusttext.train.data import Example, load_training_examples
-from robusttext.train.evaluate import evaluate
-from robusttext.train.loss import mixed_margin_lower_bounds, robust_loss, worst_case_loss
-from robusttext.train.schedule import Schedule
-from robusttext.train.trainer import build_space, train
+
+# Imported on first use: they load torch, which the command line's --help does without.
+_LAZY = {
+    "Example": "robusttext.train.data",
+    "load_training_examples": "robusttext.train.data",
+    "evaluate": "robusttext.train.evaluate",
+    "mixed_margin_lower_bounds": "robusttext.train.loss",
+    "robust_loss": "robusttext.train.loss",
+    "worst_case_loss": "robusttext.train.loss",
+    "Schedule": "robusttext.train.schedule",
+    "build_space": "robusttext.train.trainer",
+    "train": "robusttext.train.trainer",
+}
+
+lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "Example",

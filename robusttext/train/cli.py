@@ -57,11 +57,62 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(settings, where=args.config or "command line")
 
 
+# Settings a run in --out may continue with other values: how long it trains, where, how it is
+# shown and how its dev set is evaluated. Any other setting that differs is refused (the
+# trainer refuses those that shape the model, the data or the space; this covers the rest,
+# such as --lr, which a resumed run would otherwise take silently).
+MAY_CHANGE_ON_RESUME = ("epochs", "device", "amp", "out", "progress", "dev", "dev_split",
+                        "dev_limit", "eval_budgets", "eval_method", "eval_all_words",
+                        "enumerate_limit", "time_limit_minutes")
+
+
+def check_same_settings(config: TrainConfig) -> None:
+    """RobustTextError naming each setting (as its flag) that differs from the run in
+    ``--out``; nothing when ``--out`` holds no run."""
+    from pathlib import Path
+
+    from robusttext.checkpoint import META_FILE
+    from robusttext.config import flag
+
+    meta_path = Path(config.out) / META_FILE
+    if not meta_path.is_file():
+        return
+    try:
+        saved = json.loads(meta_path.read_text(encoding="utf-8")).get("training_config")
+    except (OSError, ValueError, AttributeError):
+        return  # the trainer reads the checkpoint and names what is wrong with it
+    if not isinstance(saved, dict):
+        return
+    now = config.to_json()
+    differs = [k for k in now if k not in MAY_CHANGE_ON_RESUME and k in saved
+               and saved[k] != now[k]]
+    if differs:
+        raise RobustTextError(
+            f"--out {config.out} holds a run with other settings ("
+            + "; ".join(f"{'--architecture' if k == 'model' else flag(k)} was {saved[k]!r}, "
+                        f"now {now[k]!r}" for k in differs)
+            + "); a run resumes with the settings it began with: give those, or another --out")
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves behind (``robusttext.cli`` prints it)."""
+    try:
+        out = resolve_config(args).out
+    except RobustTextError:
+        out = "--out"
+    return (f"the same command resumes the run in {out} from its last finished epoch (a "
+            "checkpoint is written after every epoch)")
+
+
 def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     if args.print_config:
         print(json.dumps(config.to_json(), indent=1))
         return 0
+    from robusttext.options import check_out_folder
+
+    check_out_folder(config.out)
+    check_same_settings(config)
     from robusttext import distributed
     from robusttext.train.trainer import train
 
@@ -70,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
             f"warning: --epochs {config.epochs} ends within the warm-up (--warmup-epochs "
             f"{config.warmup_epochs:g}), so no step perturbs the inputs and this trains a normal "
             "model; lower --warmup-epochs or raise --epochs")
+    if config.robust and config.budget == 0:
+        distributed.current().say(
+            "warning: --budget 0 allows no change, so the worst case is the sentence itself and "
+            "this trains a normal model; give --budget 1 or more (or none: no limit)")
     metrics = train(config)
     if not metrics:
         distributed.current().say("trained; no dev set given, so no metrics (pass --dev FILE)")

@@ -13,7 +13,7 @@ from robusttext.config import Settings, flag
 from robusttext.errors import RobustTextError
 from robusttext.methods import AUTO
 from robusttext.methods import TEXT_TRAINING_METHODS as METHODS
-from robusttext.text.kinds import MODEL_KINDS
+from robusttext.text.kind_names import MODEL_KIND_NAMES as MODEL_KINDS
 
 EVAL_METHODS = (AUTO, *METHODS)  # auto: as robusttext certify picks (budget-ibp, else crown-ibp)
 SELECT_BY = ("verified", "clean", "last")

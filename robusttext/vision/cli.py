@@ -109,6 +109,20 @@ def run(args: argparse.Namespace) -> int:
     raise RobustTextError("choose a sub-command: robusttext vision train|certify")
 
 
+def interrupted(args: argparse.Namespace) -> str | None:
+    """What Ctrl-C leaves behind (``robusttext.cli`` prints it): a training run resumes."""
+    if args.vision_command != "train":
+        return None
+    out = args.out
+    if out is None:
+        try:
+            out = (TrainConfig.from_file(args.config) if args.config else TrainConfig()).out
+        except RobustTextError:
+            out = "--out"
+    return (f"the same command resumes the run in {out} from its last finished epoch (a "
+            "checkpoint is written after every epoch)")
+
+
 def _train(args) -> int:
     from robusttext.vision.train import train
 
@@ -129,12 +143,24 @@ def _train(args) -> int:
         if value is not None:
             setattr(config, key, value)
     config.validate()
+    for name in ("train_subset", "test_subset"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    from robusttext.options import check_out_folder
+
+    check_out_folder(config.out)
+    check_image_source(str(config.data), folders=False)
     warn_if_never_perturbed(config.method != "natural", config.epochs, config.warmup_epochs)
     done = check_resume(Path(config.out), config)
     if done is not None:
         print(format_metrics(done))
         return 0
-    metrics = train(config, resume=True, progress=not args.quiet)
+    try:
+        metrics = train(config, resume=True, progress=not args.quiet)
+    except RobustTextError:
+        check_image_source(str(config.data))  # the clearer reason, when the data is missing
+        raise
     print(format_metrics(metrics))
     return 0
 
@@ -204,7 +230,6 @@ def _certify(args) -> int:
         check_output(args.json, "--json")
     import torch
 
-    from robusttext.vision.data import load_images
     from robusttext.vision.evaluate import evaluate
     from robusttext.vision.io import check_input_shape, load_model
     from robusttext.vision.train import pick_device
@@ -218,6 +243,8 @@ def _certify(args) -> int:
                                   f"{', '.join(BOUND_METHODS)}")
     if not 0.0 <= args.attack_verified_fraction <= 1.0:
         raise RobustTextError("--attack-verified-fraction must lie in [0, 1]")
+    if args.limit is not None and args.limit < 1:
+        raise RobustTextError(f"--limit must be at least 1, got {args.limit}")
     if args.pgd_steps < 0 or args.pgd_restarts < 1 or args.batch_size < 1:
         raise RobustTextError("--pgd-steps must be >= 0, --pgd-restarts and --batch-size >= 1")
     model, _, meta = load_model(directory, expected=architecture)
@@ -227,7 +254,7 @@ def _certify(args) -> int:
         if eps is None:
             raise RobustTextError("give --eps (the checkpoint does not record eps_eval)")
     eps = check_eps(eps, "--eps")
-    data = load_images(args.data, args.split).subset(args.limit)
+    data = load_data(args.data, args.split).subset(args.limit)
     check_input_shape(meta, data.images, directory)
     device = pick_device(args.device)
     torch.manual_seed(0)
@@ -255,6 +282,47 @@ def _certify(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(metrics, indent=1) + "\n")
     return 1 if metrics["soundness_violations"] else 0
+
+
+IMAGE_ALTERNATIVES = ("give a local folder instead: IDX files (MNIST, Fashion-MNIST) or CIFAR-10 "
+                      "batches, or fashion-mnist (apt-get install dataset-fashion-mnist)")
+
+
+def check_image_source(source: str, folders: bool = True) -> bool:
+    """Before any work: a hub id without network and (with ``folders``) a known folder that
+    is not installed fail in one line within seconds. Returns whether ``source`` is read from
+    the hub."""
+    from robusttext.data.hub import check_hub_reachable
+    from robusttext.vision.data import HUB_COLUMNS, KNOWN_FOLDERS
+
+    if folders and source in KNOWN_FOLDERS and not Path(KNOWN_FOLDERS[source]).is_dir():
+        raise RobustTextError(
+            f"--data {source} reads Debian's files in {KNOWN_FOLDERS[source]}, which are not "
+            "installed (apt-get install dataset-fashion-mnist); or give --data FOLDER (IDX "
+            "files) or the hub id zalando-datasets/fashion_mnist (needs the network)")
+    hub = source in HUB_COLUMNS and not Path(KNOWN_FOLDERS.get(source, source)).is_dir()
+    if hub:
+        check_hub_reachable(source, alternatives=IMAGE_ALTERNATIVES)
+    return hub
+
+
+def load_data(source: str, split: str):
+    """``vision.data.load_images``, failing within seconds in one line when ``source`` is a hub
+    id and the hub cannot be reached, and in one line when the hub refuses it."""
+    from robusttext.vision.data import load_images
+
+    hub = check_image_source(source)
+    try:
+        return load_images(source, split)
+    except RobustTextError:
+        raise
+    except Exception as error:  # datasets raises many types (network, cache, bad id)
+        if not hub:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise RobustTextError(f"--data {source}: the Hugging Face hub did not give it "
+                              f"({type(error).__name__}: {first}); {IMAGE_ALTERNATIVES}"
+                              ) from None
 
 
 def certify_names(args) -> tuple[str, str | None]:
