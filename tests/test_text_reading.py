@@ -122,3 +122,20 @@ def test_reported_rewrites_are_text_that_the_model_misreads(level):
             assert int(model(ids, torch.ones_like(ids, dtype=torch.float)).argmax()) != r.label
             seen += 1
     assert seen >= len(raw)
+
+
+def test_a_counterexample_of_the_exact_search_is_text_too():
+    # Seed 6 with a greedy one-proposal attack and no enumeration: the exact search, not the
+    # attack, finds the flip of "a dull film , not good" (found by trying seeds 0-29).
+    from tests.builders import word_setup
+
+    vocab, space = word_setup()
+    torch.manual_seed(6)
+    model = WordCNN(len(vocab), embed_dim=8, filters=6).eval()
+    result = certify(model, vocab, space, [("a dull film , not good", 0)], budgets=[2],
+                     method="exact", enumerate_limit=0, beam_width=1, proposals=1)
+    (r,) = result.examples
+    if r.exact != "counterexample" or r.attacked:
+        pytest.skip("the attack or the bounds decided it; the exact search's rewrite unused")
+    ids = torch.tensor([space.reference_ids(r.rewrite, vocab)])
+    assert int(model(ids, torch.ones_like(ids, dtype=torch.float)).argmax()) != r.label

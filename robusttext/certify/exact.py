@@ -379,7 +379,7 @@ def settle(run, batches: list[list[int]], examples, time_limit: float,
                 r = by_key[(chosen[j], budget)]
                 r.exact, r.exact_seconds = answer.status, answer.seconds
                 if answer.status == COUNTEREXAMPLE and r.rewrite is None:
-                    r.rewrite = run._detokenize(answer.rewrite, enc.mask[j].cpu())
+                    r.rewrite = run._rewrite(r.text, answer.rewrite.cpu())
         for budget in run.budgets:
             for i in chosen:
                 r = by_key[(i, budget)]
