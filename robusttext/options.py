@@ -43,13 +43,7 @@ def check_output(path: str, flag: str, formats: tuple[str, ...] | None = None) -
         raise RobustTextError(f"{flag} {path}: is a folder; name a file")
     if target.exists() and not os.access(target, os.W_OK):
         raise RobustTextError(f"{flag} {path}: the file is not writable")
-    parent = target.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise RobustTextError(f"{flag} {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RobustTextError(f"{flag} {path}: cannot write into {parent}")
+    _check_nearest_folder(target, path, flag, "cannot write into")
 
 
 def check_out_folder(path: str, flag: str = "--out") -> None:
@@ -62,10 +56,16 @@ def check_out_folder(path: str, flag: str = "--out") -> None:
         if not os.access(target, os.W_OK | os.X_OK):
             raise RobustTextError(f"{flag} {path}: the folder is not writable")
         return
+    _check_nearest_folder(target, path, flag, "cannot create it in")
+
+
+def _check_nearest_folder(target: Path, path: str, flag: str, refusal: str) -> None:
+    """Refuse ``target`` when its nearest existing ancestor is not a folder this process can
+    write into (what creating ``target`` needs); ``refusal`` words the second case."""
     parent = target.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         raise RobustTextError(f"{flag} {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise RobustTextError(f"{flag} {path}: cannot create it in {parent}")
+        raise RobustTextError(f"{flag} {path}: {refusal} {parent}")
