@@ -42,6 +42,13 @@ def read_json_file(path: str | Path, what: str = "file") -> Any:
                               f"{error.msg}") from None
 
 
+def changed_settings(saved: dict, settings: Any, names) -> dict[str, str]:
+    """The settings among ``names`` whose value in ``settings`` differs from ``saved`` (a run's
+    recorded settings), each with ``"NAME was OLD, now NEW"``; empty when none differs."""
+    return {name: f"{name} was {saved.get(name)!r}, now {getattr(settings, name)!r}"
+            for name in names if saved.get(name) != getattr(settings, name)}
+
+
 def flag(name: str) -> str:
     """The command-line flag of setting ``name`` (``eval_method`` -> ``--eval-method``)."""
     return "--" + name.replace("_", "-")

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from robusttext import distributed
 from robusttext.bounds.oracle import checking
 from robusttext.checkpoint import META_FILE, optimizer_tensors, restore_optimizer
+from robusttext.config import changed_settings
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
 from robusttext.text.base import TextClassifier
@@ -186,11 +187,11 @@ def _resume_point(config: TrainConfig, out: Path):
         raise RobustTextError(f"{out} holds a {bundle.kind} checkpoint, but the configuration "
                               f"trains a {config.model}; use another --out")
     saved = bundle.meta.get("training_config", {})
-    differs = [k for k in SAME_ON_RESUME if saved.get(k) != getattr(config, k)]
+    differs = changed_settings(saved, config, SAME_ON_RESUME)
     if differs:
         raise RobustTextError(
             f"{out} holds a run with other settings ({', '.join(differs)}: "
-            + "; ".join(f"{k} was {saved.get(k)!r}, now {getattr(config, k)!r}" for k in differs)
+            + "; ".join(differs.values())
             + "); its perturbation space or data would not match. Use another --out")
     space = bundle.space
     if (space.level, space.tokenizer, space.budget) != (

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from robusttext.config import changed_settings
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace
@@ -100,12 +101,11 @@ def start(config, out: str | Path, space: PerturbationSpace, device="cpu",
 
 
 def _check_same_settings(out: Path, saved: dict, config, names: tuple[str, ...]) -> None:
-    differs = [k for k in names if saved.get(k) != getattr(config, k)]
+    differs = changed_settings(saved, config, names)
     if differs:
         raise RobustTextError(
             f"{out} holds a fine-tuning run with other settings ("
-            + "; ".join(f"{k} was {saved.get(k)!r}, now {getattr(config, k)!r}" for k in differs)
-            + "). Use another --out")
+            + "; ".join(differs.values()) + "). Use another --out")
 
 
 def save(directory: str | Path, model: HFTextModel, space: SubwordSpace, *,
