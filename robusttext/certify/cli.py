@@ -242,6 +242,25 @@ def run(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.budget)
     enumerate_seconds = parse_seconds(args.enumerate_seconds,
                                       demo=args.data is None and args.text is None)
+    _check_args(args, budgets)
+    # Output folders that do not exist yet: created when written, and said so.
+    created = {p: f" (created the folder {Path(p).parent})" for p in (args.json, args.html,
+               args.plot) if p and p != "-" and not Path(p).parent.exists()}
+    if args.quiet:
+        quiet_libraries()
+    # With --json -, standard output holds the JSON only; everything else goes to stderr.
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
+    load = _loader(args.model)
+    names = _models(args.model)
+    flag_space = _flag_space(args, budgets)
+    if args.text is not None:
+        return _run_sentence(args, names, flag_space, budgets, load, say, created)
+    return _run_data(args, names, flag_space, budgets, enumerate_seconds, load, say, created)
+
+
+def _check_args(args: argparse.Namespace, budgets) -> None:
+    """Refuse, before any work, flags that are out of range, that do not go together or that
+    would change nothing, and output paths that cannot be written."""
     if args.exact_time_limit is not None:
         if not args.exact_time_limit > 0:
             raise RobustTextError(f"--exact-time-limit must be above 0 seconds, got "
@@ -268,29 +287,19 @@ def run(args: argparse.Namespace) -> int:
         raise RobustTextError("--label goes with one SENTENCE")
     check_flags_act(args)
     check_outputs(args)
-    # Output folders that do not exist yet: created when written, and said so.
-    created = {p: f" (created the folder {Path(p).parent})" for p in (args.json, args.html,
-               args.plot) if p and p != "-" and not Path(p).parent.exists()}
+    check_flags_act(args)
+    check_outputs(args)
     if args.plot and budgets == [None]:
         raise RobustTextError("--plot: --budget any has no axis to plot; give budgets such as "
                               "--budget 1,2,3")
-    if args.quiet:
-        quiet_libraries()
-    # With --json -, standard output holds the JSON only; everything else goes to stderr.
-    say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
-    from robusttext import distributed
-    from robusttext.certify.report import (
-        describe_space,
-        format_table,
-        plot_accuracy,
-        write_json,
-    )
-    from robusttext.certify.sharded import certify_sharded
-    from robusttext.certify.soundness import SoundnessViolation
-    from robusttext.text import load_text_model
-    from robusttext.text.io import bundle_space
 
-    unreachable = check_model_name(args.model) if args.model is not None else None
+
+def _loader(model: str | None):
+    """``load(name, device)``: the bundle of a model; with a hub id robusttext could not reach,
+    an error that says so."""
+    from robusttext.text import load_text_model
+
+    unreachable = check_model_name(model) if model is not None else None
 
     def load(name: str, device: str):
         try:
@@ -301,28 +310,44 @@ def run(args: argparse.Namespace) -> int:
             raise RobustTextError(f"{error} (robusttext set it: the hub cannot be reached, "
                                   f"{unreachable})") from None
 
-    names = _models(args.model)
-    flag_space = _flag_space(args, budgets)
-    if args.text is not None:
-        from robusttext.certify.sentence import show_sentence
+    return load
 
-        bundles = [load(name, _device(args.device)) for name in names]
-        bundles = [replace(b, space=bundle_space(b, flag_space)) for b in bundles]
+
+def _run_sentence(args, names, flag_space, budgets, load, say, created) -> int:
+    """One SENTENCE, shown whole for each model; 3 on a soundness violation."""
+    from robusttext.certify.report import write_json
+    from robusttext.certify.sentence import show_sentence
+    from robusttext.certify.soundness import SoundnessViolation
+    from robusttext.text.io import bundle_space
+
+    bundles = [load(name, _device(args.device)) for name in names]
+    bundles = [replace(b, space=bundle_space(b, flag_space)) for b in bundles]
+    for bundle in bundles:
+        unfinished = unfinished_training(bundle.meta)
+        if unfinished:
+            say(f"note: {bundle.name}: {unfinished}")
+    report = {"summary": [], "examples": [], "models": {}, "data": "SENTENCE"}
+    try:
         for bundle in bundles:
-            unfinished = unfinished_training(bundle.meta)
-            if unfinished:
-                say(f"note: {bundle.name}: {unfinished}")
-        report = {"summary": [], "examples": [], "models": {}, "data": "SENTENCE"}
-        try:
-            for bundle in bundles:
-                result = show_sentence(bundle, args.text, args.label, budgets, args, say)
-                _add_to_report(report, bundle, result)
-        except SoundnessViolation as error:
-            print(f"robusttext certify: SOUNDNESS VIOLATION: {error}", file=sys.stderr)
-            return 3
-        if args.json:
-            say(f"report: {write_json(args.json, report)}{created.get(args.json, '')}")
-        return 0
+            result = show_sentence(bundle, args.text, args.label, budgets, args, say)
+            _add_to_report(report, bundle, result)
+    except SoundnessViolation as error:
+        print(f"robusttext certify: SOUNDNESS VIOLATION: {error}", file=sys.stderr)
+        return 3
+    if args.json:
+        say(f"report: {write_json(args.json, report)}{created.get(args.json, '')}")
+    return 0
+
+
+def _run_data(args, names, flag_space, budgets, enumerate_seconds, load, say, created) -> int:
+    """The sentences of --data (or the demo) for each model: a table per model, then the
+    JSON, HTML and plot; 3 on a soundness violation."""
+    from robusttext import distributed
+    from robusttext.certify.report import describe_space, format_table, plot_accuracy, write_json
+    from robusttext.certify.sharded import certify_sharded
+    from robusttext.certify.soundness import SoundnessViolation
+    from robusttext.text.io import bundle_space
+
     examples, source = _examples(args)
     # Under torchrun (robusttext.distributed): join the group, this rank's device, rank 0 prints;
     # certify_sharded certifies this rank's batches and returns the merged single-process result.
