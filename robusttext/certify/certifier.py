@@ -80,60 +80,33 @@ def certify(
     progress bar on stderr, naming the step under way (attack, enumeration, bounds per budget);
     None: when stderr is a terminal. ``alpha_steps``: alpha-CROWN's optimisation steps (None:
     the engine's default, ``robusttext.bounds.alpha.ALPHA_STEPS``). ``enumerate_seconds``: a
-    time budget for the whole enumeration (None: none); once spent, no further sentence is
-    enumerated (at least one always is), and the sentences left have ``exhaustive`` None unless
-    the search or the clean prediction settles them; ``settings["enumeration_timed_out"]``
-    counts them per budget. ``method="exact"``: the
-    bounds are ``auto``'s, and every sentence they leave open is decided by branch and bound
-    (``robusttext.certify.exact``) within ``exact_time_limit`` seconds per sentence and budget
-    (the ``exact`` answer of each result).
+    time budget for the whole enumeration (None: none; at least one sentence is enumerated;
+    the others have ``exhaustive`` None unless the search or the clean prediction settles them,
+    counted per budget in ``settings["enumeration_timed_out"]``). ``method="exact"``: ``auto``'s
+    bounds, then branch and bound (``robusttext.certify.exact``) decides every sentence they
+    leave open within ``exact_time_limit`` seconds per sentence and budget (``exact``).
 
-    Every result passes the soundness invariant (``robusttext.certify.soundness``); a
-    contradiction raises SoundnessViolation naming the sentence. Every sentence passes the
-    reading invariant (``robusttext.certify.reading``): the ids certified are those the model's
-    tokenizer gives for the text, and the clean logits are the model's own forward on them;
-    a mismatch raises ReadingMismatch. Rewrites (``ExampleResult.rewrite``) are text: the
-    sentence with the changed words replaced.
+    Every result passes the soundness invariant (``certify.soundness``; a contradiction raises
+    SoundnessViolation naming the sentence), every sentence the reading invariant
+    (``certify.reading``: the ids certified are the model's tokenizer's for the text, the clean
+    logits its own forward on them; else ReadingMismatch). Rewrites (``ExampleResult.rewrite``)
+    are text: the sentence with the changed words replaced.
     """
     check_text_model(model)
     exact = method == EXACT_METHOD
     if exact:
         check_time_limit(exact_time_limit)
     method = check_method(pick_method(AUTO if exact else method, model.body))
-    if relaxation not in RELAXATIONS:
-        raise RobustTextError(f"unknown relaxation {relaxation!r}; choose one of "
-                              f"{', '.join(RELAXATIONS)}")
+    _check_options(relaxation, batch_size, enumerate_limit, enumerate_seconds)
     if budgets is None:
         budgets = [space.budget] if space.budget is not None else list(DEFAULT_BUDGETS)
     budgets = check_budgets(budgets)
-    for name, value, least in (("batch_size", batch_size, 1), ("enumerate_limit",
-                                                               enumerate_limit, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise RobustTextError(f"{name} must be an integer >= {least}, got {value!r}")
-    if enumerate_seconds is not None and (isinstance(enumerate_seconds, bool) or not isinstance(
-            enumerate_seconds, (int, float)) or not enumerate_seconds > 0):
-        raise RobustTextError("enumerate_seconds must be a number of seconds > 0 or None, got "
-                              f"{enumerate_seconds!r}")
     examples = [e if isinstance(e, Example) else Example(*e) for e in examples]
     if not examples:
         raise RobustTextError("no sentences to certify")
-    if model.embedding.weight.dtype not in (torch.float32, torch.float64):
-        raise RobustTextError("certify in float32 or float64, not "
-                              f"{model.embedding.weight.dtype}")
-    padded_alike = not model.embedding.weight[vocab.pad_id].any()
-    if not padded_alike:
-        warnings.warn("the embedding of the padding token is not zero, so a sentence's logits may "
-                      "depend on the length of the others in its batch; results are those of "
-                      "the padded batches", RuntimeWarning, stacklevel=2)
     device = torch.device(device) if device is not None else model.embedding.weight.device
-    model = model.to(device).eval()
-    run = _Run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
-               proposals)
-    run.enumerate_seconds = enumerate_seconds
-    run.compare_logits = padded_alike  # else the padded batches' logits are the results
-    if alpha_steps is not None:
-        check_alpha_settings(alpha_steps, ALPHA_LR)
-        run.alpha_steps = alpha_steps
+    run = _new_run(model.to(device).eval(), vocab, space, budgets, method, relaxation,
+                   enumerate_limit, beam_width, proposals, enumerate_seconds, alpha_steps)
     # Every sentence is tokenised once, here: its row (per position, token and candidate ids)
     # serves the sort by length, the warm-up and its batch.
     rows, tokens = space.rows([e.text for e in examples], vocab)
@@ -141,19 +114,8 @@ def certify(
         [rows[i] for i in chosen], vocab.pad_id, [tokens[i] for i in chosen]).to(run.device)
     check_labels(examples, run.num_classes())
     order = sorted(range(len(examples)), key=lambda i: len(rows[i]))
-    from tqdm import tqdm
-
-    hide = None if progress is None else not progress
-    with tqdm(total=len(examples), unit="sentence", disable=hide, leave=False,
-              desc="certify", dynamic_ncols=True) as bar:
-        run.stage = lambda text: bar.set_postfix_str(text, refresh=True)
-        for start in range(0, len(order), batch_size):
-            chosen = order[start:start + batch_size]
-            run.batch([examples[i] for i in chosen], chosen, run.encode(chosen))
-            bar.update(len(chosen))
-        if exact:
-            settle(run, [order[s:s + batch_size] for s in range(0, len(order), batch_size)],
-                   examples, exact_time_limit)
+    _run_batches(run, examples, order, batch_size, progress,
+                 exact_time_limit if exact else None)
     results = sorted(run.results, key=lambda r: (budgets.index(r.budget), r.index))
     summaries = [summarize([r for r in results if r.budget == b], b, run.seconds[b])
                  for b in budgets]
@@ -166,10 +128,74 @@ def certify(
                 **({"exact": {"bounds": method, "time_limit": exact_time_limit}} if exact
                    else {}),
                 "setup_seconds": round(run.setup_seconds, 4)}
+    _reading_settings(settings, space, vocab, examples, tokens, rows)
+    return Certification(summaries, results, settings)
+
+
+def _run_batches(run: _Run, examples, order: list[int], batch_size: int,
+                 progress: bool | None, exact_time_limit: float | None) -> None:
+    """Certify ``examples`` in batches of ``batch_size`` taken in ``order`` (a progress bar
+    naming the step under way); with ``exact_time_limit``, branch and bound then decides the
+    sentences the bounds left open."""
+    from tqdm import tqdm
+
+    hide = None if progress is None else not progress
+    with tqdm(total=len(examples), unit="sentence", disable=hide, leave=False,
+              desc="certify", dynamic_ncols=True) as bar:
+        run.stage = lambda text: bar.set_postfix_str(text, refresh=True)
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            run.batch([examples[i] for i in chosen], chosen, run.encode(chosen))
+            bar.update(len(chosen))
+        if exact_time_limit is not None:
+            settle(run, [order[s:s + batch_size] for s in range(0, len(order), batch_size)],
+                   examples, exact_time_limit)
+
+
+def _new_run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
+             proposals, enumerate_seconds, alpha_steps) -> _Run:
+    """The run of ``certify`` on ``model`` (on its device, in eval mode): float32 or float64
+    only; a padding row that is not zero is warned of (the padded batches' logits are then the
+    results, not compared with a forward of each sentence alone)."""
+    if model.embedding.weight.dtype not in (torch.float32, torch.float64):
+        raise RobustTextError("certify in float32 or float64, not "
+                              f"{model.embedding.weight.dtype}")
+    padded_alike = not model.embedding.weight[vocab.pad_id].any()
+    if not padded_alike:
+        warnings.warn("the embedding of the padding token is not zero, so a sentence's logits may "
+                      "depend on the length of the others in its batch; results are those of "
+                      "the padded batches", RuntimeWarning, stacklevel=3)
+    run = _Run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
+               proposals)
+    run.enumerate_seconds = enumerate_seconds
+    run.compare_logits = padded_alike  # else the padded batches' logits are the results
+    if alpha_steps is not None:
+        check_alpha_settings(alpha_steps, ALPHA_LR)
+        run.alpha_steps = alpha_steps
+    return run
+
+
+def _check_options(relaxation: str, batch_size, enumerate_limit, enumerate_seconds) -> None:
+    """Refuse a relaxation, batch size, enumeration limit or time budget certify cannot use."""
+    if relaxation not in RELAXATIONS:
+        raise RobustTextError(f"unknown relaxation {relaxation!r}; choose one of "
+                              f"{', '.join(RELAXATIONS)}")
+    for name, value, least in (("batch_size", batch_size, 1), ("enumerate_limit",
+                                                               enumerate_limit, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise RobustTextError(f"{name} must be an integer >= {least}, got {value!r}")
+    if enumerate_seconds is not None and (isinstance(enumerate_seconds, bool) or not isinstance(
+            enumerate_seconds, (int, float)) or not enumerate_seconds > 0):
+        raise RobustTextError("enumerate_seconds must be a number of seconds > 0 or None, got "
+                              f"{enumerate_seconds!r}")
+
+
+def _reading_settings(settings: dict, space, vocab, examples, tokens, rows) -> None:
+    """What the report says of how the sentences were read: the sub-word candidates dropped
+    (a ``transformers`` space) and the tokens the model does not know."""
     if isinstance(space, SubwordSpace):
         settings["dropped_candidates"] = space.dropped_totals([e.text for e in examples])
     settings["unknown_tokens"] = unknown_tokens(vocab, tokens, rows)
-    return Certification(summaries, results, settings)
 
 
 class _Run:

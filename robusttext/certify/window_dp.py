@@ -22,6 +22,8 @@ The caller runs the rewrite through the model and trusts the minimum only with a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -69,13 +71,9 @@ def window_minima(body: ConvBody, embedding: nn.Embedding, ids: torch.Tensor,
     length = ids.shape[0]
     options = [torch.cat([ids[p:p + 1], candidates[p][allowed[p]]]) for p in range(length)]
     sizes = [len(o) for o in options]
-    largest = 1
-    for p in range(length):
-        window = sizes[max(0, p - taps + 1):p + 1]
-        prod = 1
-        for s in window:
-            prod *= s
-        largest = max(largest, prod)
+    # the most choices one window's taps have together (each product is at least 1)
+    largest = max((math.prod(sizes[max(0, p - taps + 1):p + 1]) for p in range(length)),
+                  default=1)
     specs = head.weight.shape[0] - 1
     if largest * (budget + 1) * max(1, specs) > MAX_STATES:
         return None
