@@ -1,4 +1,5 @@
-"""Shared test settings: small thread pool (the tests use many tiny tensors), no network."""
+"""Shared test settings: small thread pool (the tests use many tiny tensors), no network; the
+saved word model and data file the command-line tests share."""
 
 import os
 from pathlib import Path
@@ -19,3 +20,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def word_model(tmp_path):
+    """A seeded, untrained word CNN saved in ``tmp_path`` (``tests.builders.save_word_model``)."""
+    from tests.builders import save_word_model
+
+    return save_word_model(tmp_path / "word-model")
+
+
+@pytest.fixture
+def data(tmp_path):
+    """``tests.builders.SENTENCES`` as a labelled .tsv file in ``tmp_path``."""
+    from tests.builders import SENTENCES, write_tsv
+
+    return write_tsv(tmp_path / "data.tsv", SENTENCES)

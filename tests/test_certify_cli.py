@@ -8,17 +8,7 @@ import torch
 from robusttext.cli import main
 from robusttext.perturb import CharacterFlips, PerturbationSpace, Vocabulary
 from robusttext.text import CharCNN, save_text_model
-from tests.builders import SENTENCES, save_word_model, write_tsv
-
-
-@pytest.fixture
-def word_model(tmp_path):
-    return save_word_model(tmp_path / "word-model")
-
-
-@pytest.fixture
-def data(tmp_path):
-    return write_tsv(tmp_path / "data.tsv", SENTENCES)
+from tests.builders import SENTENCES, write_tsv
 
 
 def test_end_to_end(word_model, data, tmp_path, capsys):

@@ -13,17 +13,7 @@ from robusttext.certify import certify
 from robusttext.certify.exhaustive import enumerate_sets, rewrites
 from robusttext.cli import main
 from robusttext.text import load_text_model
-from tests.builders import SENTENCES, save_word_model, write_tsv
-
-
-@pytest.fixture
-def word_model(tmp_path):
-    return save_word_model(tmp_path / "word-model")
-
-
-@pytest.fixture
-def data(tmp_path):
-    return write_tsv(tmp_path / "data.tsv", SENTENCES)
+from tests.builders import SENTENCES
 
 
 def test_a_spent_budget_enumerates_one_sentence_and_says_so(word_model):

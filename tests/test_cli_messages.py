@@ -7,7 +7,7 @@ import json
 import pytest
 
 from robusttext.cli import main
-from tests.builders import SENTENCES, save_word_model, write_tsv
+from tests.builders import SENTENCES, write_tsv
 
 
 def one_line_error(argv, capsys) -> str:
@@ -37,11 +37,6 @@ def parse_error(argv, capsys) -> str:
 ])
 def test_command_line_mistakes_are_one_line(argv, expected, capsys):
     assert expected in parse_error(argv, capsys)
-
-
-@pytest.fixture
-def word_model(tmp_path):
-    return save_word_model(tmp_path / "word-model")
 
 
 @pytest.mark.parametrize("extra,named", [

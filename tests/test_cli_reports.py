@@ -11,17 +11,7 @@ import torch
 from robusttext.cli import main
 from robusttext.perturb import PerturbationSpace, SynonymTable, Vocabulary
 from robusttext.text import WordCNN, load_text_model, save_text_model
-from tests.builders import SENTENCES, SYNONYMS, save_word_model, write_tsv
-
-
-@pytest.fixture
-def word_model(tmp_path):
-    return save_word_model(tmp_path / "word-model")
-
-
-@pytest.fixture
-def data(tmp_path):
-    return write_tsv(tmp_path / "data.tsv", SENTENCES)
+from tests.builders import SENTENCES, SYNONYMS, write_tsv
 
 
 def predictions(word_model) -> list[int]:
