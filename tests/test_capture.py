@@ -248,6 +248,15 @@ def test_ordinary_attention_code_is_traced_and_bounded():
     sound(model, ("ibp", "crown-ibp"), box(1, shape=(2, 5, 4), width=0.1))
 
 
+def _tiny_bert_config(transformers, attention: str):
+    """A one-layer, two-head BERT of hidden size 8 over 30 ids, with ``attention`` as its
+    attention implementation."""
+    return transformers.BertConfig(
+        vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, max_position_embeddings=16, num_labels=2,
+        attn_implementation=attention)
+
+
 def test_a_transformers_classifier_is_wrapped_without_edits_and_bounded():
     """``BertForSequenceClassification`` (built from a config, nothing downloaded) through the
     own-model API: the wrapped model computes the library's logits, and every rewrite of budget
@@ -257,10 +266,7 @@ def test_a_transformers_classifier_is_wrapped_without_edits_and_bounded():
     from robusttext.text.contract import wrap_text_model
 
     torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=16, max_position_embeddings=16, num_labels=2,
-        attn_implementation="eager")
+    config = _tiny_bert_config(transformers, "eager")
     bert = transformers.BertForSequenceClassification(config).eval()
     with torch.no_grad():
         bert.classifier.bias.normal_()
@@ -365,10 +371,7 @@ def test_what_a_wrapped_transformers_model_uses_unbounded_is_refused_naming_its_
     from robusttext.text.contract import wrap_text_model
 
     torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=16, max_position_embeddings=16, num_labels=2,
-        attn_implementation="sdpa")
+    config = _tiny_bert_config(transformers, "sdpa")
     model = wrap_text_model(transformers.BertForSequenceClassification(config).eval(),
                             "bert.embeddings.word_embeddings")
     ids, cand = torch.randint(5, 30, (2, 4)), torch.randint(5, 30, (2, 4, 2))
