@@ -21,7 +21,14 @@ from robusttext.bounds.pooling import is_pooled_body, pooled_margin_lower
 from robusttext.bounds.specs import margin_matrix
 from robusttext.bounds.token_set import TokenSubstitutionSet
 from robusttext.errors import RobustTextError
-from robusttext.methods import AUTO, ENGINE_METHODS, POOLED_METHOD, TEXT_METHODS
+from robusttext.methods import (
+    AUTO,
+    ENGINE_METHODS,
+    POOLED_METHOD,
+    TEXT_METHODS,
+    BoundSettings,
+    bound_settings,
+)
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.text.contract import bounded_module
 
@@ -103,8 +110,8 @@ def margin_lower_bounds(
     batch: EncodedBatch,
     labels: torch.Tensor,
     budget: int | None,
-    method: str = "ibp",
-    relaxation: str = "exact",
+    method: str | BoundSettings = "ibp",
+    relaxation: str | None = None,
     eps: float = 1.0,
     classes: int | None = None,
     frozen_padding: bool = False,
@@ -115,37 +122,43 @@ def margin_lower_bounds(
 
     ``model`` follows the text-model contract; the set holds every rewrite of ``batch`` with at
     most ``budget`` positions (None: any number) replaced by their candidates (moved to
-    ``e + eps (e_k - e)``), relaxed by ``relaxation``. ``method``: one of ``TEXT_METHODS``
-    (``auto`` is resolved by the caller, ``pick_method``). ``classes``: the class count, read
-    from the model's logits on ``batch`` when not given. Differentiable in the parameters;
-    ``frozen_padding``: see ``substitution_set``. ``subs``: the set of ``batch`` built once by
-    ``substitution_set`` (with these ``relaxation``, ``eps`` and ``frozen_padding``, at any
-    budget), reused at ``budget`` instead of building it again. ``alpha_steps``: alpha-CROWN's
-    optimisation steps (None: the engine's default).
+    ``e + eps (e_k - e)``), relaxed as the settings say. ``method``: a ``BoundSettings``
+    (the method, one of ``TEXT_METHODS`` with ``auto`` resolved by the caller's
+    ``pick_method``, the relaxation and alpha-CROWN's steps), or a method name with
+    ``relaxation`` (None: ``exact``) and ``alpha_steps`` (None: the engine's default) beside
+    it. ``classes``: the class count, read from the model's logits on ``batch`` when not
+    given. Differentiable in the parameters; ``frozen_padding``: see ``substitution_set``.
+    ``subs``: the set of ``batch`` built once by ``substitution_set`` (with this relaxation,
+    ``eps`` and ``frozen_padding``, at any budget), reused at ``budget`` instead of building
+    it again.
     """
+    bound = bound_settings(method, relaxation=relaxation, alpha_steps=alpha_steps)
     if classes is None:
         with torch.no_grad():
             classes = model(batch.token_ids, batch.mask).shape[1]
     if subs is None:
-        subs = substitution_set(model, batch, budget, relaxation, eps, frozen_padding)
+        subs = substitution_set(model, batch, budget, bound.relaxation, eps, frozen_padding)
     elif subs.budget != budget:
         subs = subs.with_budget(budget)
     C = margin_matrix(labels, classes)
-    return text_margin_lower(model.body, subs, C, batch.mask.to(subs.center), method,
-                             alpha_steps)
+    return text_margin_lower(model.body, subs, C, batch.mask.to(subs.center), bound)
 
 
 def text_margin_lower(body: nn.Module, input_set, C: torch.Tensor, mask: torch.Tensor,
-                      method: str, alpha_steps: int | None = None) -> torch.Tensor:
+                      method: str | BoundSettings, alpha_steps: int | None = None
+                      ) -> torch.Tensor:
     """Lower bounds ``[batch, specs]`` on ``C @ body(x, mask)`` over ``input_set`` (a
     ``SubstitutionSet``) with any of ``TEXT_METHODS``; ``mask`` ``[batch, length]`` float;
-    ``alpha_steps``: alpha-CROWN's optimisation steps (None: the engine's default)."""
-    if method == POOLED_METHOD:
+    ``method``: a ``BoundSettings`` (its method and alpha-CROWN's steps are used here; the
+    relaxation is the set's) or a method name with ``alpha_steps`` beside it (None: the
+    engine's default)."""
+    bound = bound_settings(method, alpha_steps=alpha_steps)
+    if bound.method == POOLED_METHOD:
         return pooled_margin_lower(body, input_set, C, mask)
-    if method not in ENGINE_METHODS:
-        check_method(method)
+    if bound.method not in ENGINE_METHODS:
+        check_method(bound.method)
     from robusttext.bounds.engine import compute_bounds
 
-    steps = {} if alpha_steps is None else {"alpha_steps": alpha_steps}
-    return compute_bounds(bounded_module(body, mask.shape[1]), input_set, method, C=C,
-                          extra_inputs=(mask,), bound_upper=False, **steps)[0]
+    return compute_bounds(bounded_module(body, mask.shape[1]), input_set, bound.method, C=C,
+                          extra_inputs=(mask,), bound_upper=False,
+                          alpha_steps=bound.alpha_steps)[0]
