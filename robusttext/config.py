@@ -5,8 +5,17 @@ field with its help text and choices. Torch-free, so that ``--help`` stays light
 >>> config = TrainConfig.from_file("run.json")        # or TrainConfig.from_dict({...})
 >>> TrainConfig.add_flags(parser)                      # --epochs N, --budget N|none, ...
 
-A subclass is a ``@dataclass`` with ``HELP`` (field -> help text; a test checks each field has
-one) and ``CHOICES`` (field -> its allowed values, shown and checked by argparse).
+A setting is written once, as a field made by ``setting``: its default, its help text, its
+allowed values, what a resumed run may do with it, and (where it is not the field's name) its
+flag and metavar. The class is decorated with ``@settings`` (a dataclass whose tables are read
+from those fields: ``HELP``, ``CHOICES``, ``FLAGS``, ``METAVARS``), and the flags, the help,
+the resume checks and the model's constructor settings are all derived from the fields:
+
+>>> @settings
+... class RunConfig(Settings):
+...     epochs: int = setting(10, help="training epochs", resume=MAY_CHANGE)
+...     seed: int = setting(0, help="random seed", resume=SAME)
+>>> RunConfig.names(resume=SAME)                       # ("seed",)
 """
 
 from __future__ import annotations
@@ -20,6 +29,44 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from robusttext.errors import RobustTextError
+
+# What a resumed run (a run folder that already holds a run) may do with a setting:
+SAME = "same"  # the data, the space or the model depend on it: the trainer refuses a change
+COMMAND = "same on the command line"  # the command refuses a change; Python's train() takes it
+MAY_CHANGE = "may change"  # how long, where, how shown, how evaluated
+RESUME = (SAME, COMMAND, MAY_CHANGE)
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, resume: str,  # noqa: A002
+            choices: tuple | None = None, flag: str | None = None, metavar: str | None = None,
+            model: bool = False) -> Any:
+    """A settings field: ``default`` (a list is copied per instance), its ``help`` text (the
+    default is appended on the command line unless it says ``default:``), ``resume`` (one of
+    ``RESUME``), the allowed values (``choices``), the flag where it is not the field's name
+    (``flag``), the metavar of a text value (``metavar``), and ``model`` (passed to the model's
+    constructor when given)."""
+    if resume not in RESUME:
+        raise TypeError(f"resume must be one of {RESUME}, got {resume!r}")
+    metadata = {"help": help, "resume": resume, "choices": choices, "flag": flag,
+                "metavar": metavar, "model": model}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def settings(cls):
+    """``cls`` (a ``Settings`` subclass) as a dataclass whose tables come from its fields'
+    ``setting`` metadata; every field must be made by ``setting``."""
+    cls = dataclasses.dataclass(cls)
+    fields = dataclasses.fields(cls)
+    bare = [f.name for f in fields if "help" not in f.metadata]
+    if bare:
+        raise TypeError(f"{cls.__name__}: field(s) {', '.join(bare)} not made by setting()")
+    cls.HELP = {f.name: f.metadata["help"] for f in fields}
+    cls.CHOICES = {f.name: f.metadata["choices"] for f in fields if f.metadata["choices"]}
+    cls.FLAGS = {f.name: f.metadata["flag"] for f in fields if f.metadata["flag"]}
+    cls.METAVARS = {f.name: f.metadata["metavar"] for f in fields if f.metadata["metavar"]}
+    return cls
 
 
 def read_json_file(path: str | Path, what: str = "file") -> Any:
@@ -57,10 +104,24 @@ def flag(name: str) -> str:
 class Settings:
     """Base of a settings dataclass; see the module docstring."""
 
+    # Read from the fields' metadata by ``@settings``:
     HELP: ClassVar[dict[str, str]] = {}
     CHOICES: ClassVar[dict[str, tuple]] = {}
     FLAGS: ClassVar[dict[str, str]] = {}  # field -> its flag where it is not flag(field)
     METAVARS: ClassVar[dict[str, str]] = {}  # field -> its metavar for a str field
+
+    @classmethod
+    def names(cls, *, resume: str | None = None, model: bool | None = None) -> tuple[str, ...]:
+        """The fields, in order, whose ``resume`` (one of ``RESUME``) and ``model`` metadata
+        are those given (None: any)."""
+        return tuple(f.name for f in dataclasses.fields(cls)
+                     if (resume is None or f.metadata["resume"] == resume)
+                     and (model is None or f.metadata["model"] == model))
+
+    @classmethod
+    def flag_of(cls, name: str) -> str:
+        """The command-line flag of setting ``name`` (``model`` -> ``--architecture``)."""
+        return cls.FLAGS.get(name, flag(name))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -124,7 +185,7 @@ class Settings:
                        "help": text if "default:" in text else f"{text} (default: {shown})"}
             if f.name in cls.CHOICES:
                 options["choices"] = cls.CHOICES[f.name]
-            name = cls.FLAGS.get(f.name, flag(f.name))
+            name = cls.flag_of(f.name)
             kind, nullable = _unwrap(hints[f.name])
             if kind is bool:
                 parser.add_argument(name, action=argparse.BooleanOptionalAction, **options)

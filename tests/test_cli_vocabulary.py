@@ -44,10 +44,12 @@ def test_every_option_has_help():
 def test_fixed_values_are_choices():
     """Options whose values form a fixed set list them (shown by --help, checked by argparse)."""
     from robusttext.text.kinds import MODEL_KINDS
-    from robusttext.train.config import CHOICES, HELP, TrainConfig
+    from robusttext.train.config import TrainConfig
     from robusttext.vision.cli import ARCHITECTURES, BOUND_METHODS
     from robusttext.vision.models import ARCHITECTURES as VISION_ARCHITECTURES
     from robusttext.vision.verify import BOUND_METHODS as VISION_METHODS
+
+    HELP, CHOICES = TrainConfig.HELP, TrainConfig.CHOICES  # read from the fields' metadata
 
     assert set(HELP) == {f.name for f in TrainConfig.__dataclass_fields__.values()}
     assert set(ARCHITECTURES) == set(VISION_ARCHITECTURES)

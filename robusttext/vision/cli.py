@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from robusttext.config import SAME
 from robusttext.errors import RobustTextError
 from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
 from robusttext.methods import VISION_TRAINING_METHODS as TRAIN_METHODS
@@ -166,8 +167,7 @@ def _train(args) -> int:
 
 
 # Settings a resumed vision run must share with the checkpoint it continues.
-SAME_ON_RESUME = ("data", "model", "method", "eps_train", "seed", "batch_size", "train_subset",
-                  "warmup_epochs", "ramp_epochs", "schedule", "augment")
+SAME_ON_RESUME = TrainConfig.names(resume=SAME)
 
 
 def check_resume(out: Path, config) -> dict | None:
