@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import types
 import typing
 from pathlib import Path
@@ -39,16 +40,19 @@ RESUME = (SAME, COMMAND, MAY_CHANGE)
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, resume: str,  # noqa: A002
             choices: tuple | None = None, flag: str | None = None, metavar: str | None = None,
-            model: bool = False) -> Any:
+            model: bool = False, none: str = "none", old_names: tuple[str, ...] = ()) -> Any:
     """A settings field: ``default`` (a list is copied per instance), its ``help`` text (the
     default is appended on the command line unless it says ``default:``), ``resume`` (one of
     ``RESUME``), the allowed values (``choices``), the flag where it is not the field's name
-    (``flag``), the metavar of a text value (``metavar``), and ``model`` (passed to the model's
-    constructor when given)."""
+    (``flag``), the metavar of a text value (``metavar``), ``model`` (passed to the model's
+    constructor when given), ``none`` (how the command line spells None for a field that may
+    be None: ``none``, or ``any`` for a budget; ``none`` then still reads, with a warning) and
+    ``old_names`` (earlier names of the setting: read from files with a warning, and their
+    flags kept as ``options.Deprecated`` ones)."""
     if resume not in RESUME:
         raise TypeError(f"resume must be one of {RESUME}, got {resume!r}")
     metadata = {"help": help, "resume": resume, "choices": choices, "flag": flag,
-                "metavar": metavar, "model": model}
+                "metavar": metavar, "model": model, "none": none, "old_names": old_names}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -66,6 +70,7 @@ def settings(cls):
     cls.CHOICES = {f.name: f.metadata["choices"] for f in fields if f.metadata["choices"]}
     cls.FLAGS = {f.name: f.metadata["flag"] for f in fields if f.metadata["flag"]}
     cls.METAVARS = {f.name: f.metadata["metavar"] for f in fields if f.metadata["metavar"]}
+    cls.RENAMED = {old: f.name for f in fields for old in f.metadata["old_names"]}
     return cls
 
 
@@ -109,6 +114,7 @@ class Settings:
     CHOICES: ClassVar[dict[str, tuple]] = {}
     FLAGS: ClassVar[dict[str, str]] = {}  # field -> its flag where it is not flag(field)
     METAVARS: ClassVar[dict[str, str]] = {}  # field -> its metavar for a str field
+    RENAMED: ClassVar[dict[str, str]] = {}  # an earlier name of a setting -> its field
 
     @classmethod
     def names(cls, *, resume: str | None = None, model: bool | None = None) -> tuple[str, ...]:
@@ -131,6 +137,10 @@ class Settings:
         are notes, ignored); a bad value raises RobustTextError prefixed with ``where``."""
         if not isinstance(values, dict):
             raise RobustTextError(f"{where}: a configuration is a JSON object")
+        for old in values.keys() & cls.RENAMED.keys():
+            print(f"{where}: the setting {old!r} is deprecated and will be removed in the next "
+                  f"release; use {cls.RENAMED[old]!r}", file=sys.stderr)
+        values = cls.current_names(values, where)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(k for k in values if k not in known and not k.startswith("_"))
         if unknown:
@@ -139,6 +149,16 @@ class Settings:
             return cls(**{k: v for k, v in values.items() if k in known})
         except RobustTextError as error:
             raise RobustTextError(f"{where}: {error}") from None
+
+    @classmethod
+    def current_names(cls, values: dict[str, Any], where: str = "configuration") -> dict:
+        """``values`` (settings read from a file, a run's record among them) with each earlier
+        name of a setting replaced by the current one; both given is refused."""
+        both = [old for old in values if old in cls.RENAMED and cls.RENAMED[old] in values]
+        if both:
+            raise RobustTextError(f"{where}: give {cls.RENAMED[both[0]]!r} or its old name "
+                                  f"{both[0]!r}, not both")
+        return {cls.RENAMED.get(k, k): v for k, v in values.items()}
 
     @classmethod
     def from_file(cls, path: str | Path):
@@ -171,38 +191,47 @@ class Settings:
         """A flag per field (of ``names``, default all): ``dest`` the field, default
         ``argparse.SUPPRESS`` (a flag not given leaves the file's or the default value), its
         ``HELP`` text with the default appended, its ``CHOICES``; ``X|none`` for a field that
-        may be None, ``--x/--no-x`` for a bool, several values for a list."""
-        hints = typing.get_type_hints(cls)
+        may be None (``X|any`` for one whose None is spelled ``any``), ``--x/--no-x`` for a
+        bool, several values for a list; the flags of its earlier names as deprecated ones."""
+        from robusttext.options import Deprecated
+
         for f in dataclasses.fields(cls):
             if names is not None and f.name not in names:
                 continue
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            shown = ("none" if default is None else " ".join(map(str, default))
-                     if isinstance(default, list) else str(default).lower()
-                     if isinstance(default, bool) else default)
-            text = cls.HELP[f.name]
-            options = {"dest": f.name, "default": argparse.SUPPRESS,
-                       "help": text if "default:" in text else f"{text} (default: {shown})"}
-            if f.name in cls.CHOICES:
-                options["choices"] = cls.CHOICES[f.name]
-            name = cls.flag_of(f.name)
-            kind, nullable = _unwrap(hints[f.name])
-            if kind is bool:
-                parser.add_argument(name, action=argparse.BooleanOptionalAction, **options)
-            elif typing.get_origin(kind) is list:
-                (item,) = typing.get_args(kind)
-                parser.add_argument(name, nargs="*" if item is int else "+",
-                                    type=_parse(item, False),
-                                    metavar="N" if item is int else "X" if item is float
-                                    else "NAME", **options)
-            elif kind in (int, float):
-                metavar = "N" if kind is int else "X"
-                parser.add_argument(name, type=_parse(kind, nullable),
-                                    metavar=f"{metavar}|none" if nullable else metavar, **options)
-            else:
-                metavar = None if f.name in cls.CHOICES else cls.METAVARS.get(f.name, "VALUE")
-                parser.add_argument(name, type=_parse(str, nullable), metavar=metavar,
-                                    **options)
+            options = cls._flag_options(f, parser.prog)
+            parser.add_argument(cls.flag_of(f.name), **options)
+            options.pop("help")
+            for old in f.metadata["old_names"]:
+                parser.add_argument(flag(old), **options, action=Deprecated,
+                                    replacement=cls.flag_of(f.name))
+
+    @classmethod
+    def _flag_options(cls, f: dataclasses.Field, prog: str) -> dict[str, Any]:
+        """The ``add_argument`` keywords of field ``f``'s flag (see ``add_flags``)."""
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        none = f.metadata["none"]
+        shown = (none if default is None else " ".join(map(str, default))
+                 if isinstance(default, list) else str(default).lower()
+                 if isinstance(default, bool) else default)
+        text = cls.HELP[f.name]
+        options = {"dest": f.name, "default": argparse.SUPPRESS,
+                   "help": text if "default:" in text else f"{text} (default: {shown})"}
+        if f.name in cls.CHOICES:
+            options["choices"] = cls.CHOICES[f.name]
+        kind, nullable = _unwrap(typing.get_type_hints(cls)[f.name])
+        if kind is bool:
+            return {**options, "action": argparse.BooleanOptionalAction}
+        if typing.get_origin(kind) is list:
+            (item,) = typing.get_args(kind)
+            return {**options, "nargs": "*" if item is int else "+", "type": _parse(item),
+                    "metavar": "N" if item is int else "X" if item is float else "NAME"}
+        parse = _parse(kind, none if nullable else None, f"{prog}: {cls.flag_of(f.name)}")
+        if kind in (int, float):
+            metavar = "N" if kind is int else "X"
+            return {**options, "type": parse,
+                    "metavar": f"{metavar}|{none}" if nullable else metavar}
+        metavar = None if f.name in cls.CHOICES else cls.METAVARS.get(f.name, "VALUE")
+        return {**options, "type": parse, "metavar": metavar}
 
     @classmethod
     def flag_values(cls, args: argparse.Namespace) -> dict[str, Any]:
@@ -237,12 +266,19 @@ def _fits(value, annotation) -> bool:
     return isinstance(value, annotation)
 
 
-def _parse(kind, nullable: bool):
-    """An argparse ``type`` for ``kind`` that also reads ``none``/``null`` when nullable."""
+def _parse(kind, none: str | None = None, where: str = ""):
+    """An argparse ``type`` for ``kind`` that also reads ``none`` (the word that spells None:
+    ``none``/``null``, or ``any``, where ``none``/``null`` then still read, with a warning
+    naming ``where``, ``"PROG: --FLAG"``) when given."""
     words = {int: "an integer", float: "a number"}
 
     def parse(text: str):
-        if nullable and text.lower() in ("none", "null"):
+        if none is not None and text.lower() == none:
+            return None
+        if none is not None and text.lower() in ("none", "null"):
+            if none != "none":
+                print(f"{where} {text} is deprecated and will be removed in the next "
+                      f"release; use {where.split()[-1]} {none}", file=sys.stderr)
             return None
         if kind is str:
             return text
@@ -250,7 +286,7 @@ def _parse(kind, nullable: bool):
             return kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected {words[kind]}{' or ' + repr('none') if nullable else ''}, got "
+                f"expected {words[kind]}{' or ' + repr(none) if none else ''}, got "
                 f"{text!r}") from None
 
     return parse

@@ -32,7 +32,7 @@ def parse_error(argv, capsys) -> str:
     (["certify", "--method", "crwn"], "did you mean crown?"),
     (["certify", "--jsn", "x.json"], "did you mean --json?"),
     (["train", "--epoks", "3"], "did you mean --epochs? (see robusttext train --help)"),
-    (["vision", "certify", "--methds", "ibp"], "did you mean --methods?"),
+    (["vision", "certify", "--methds", "ibp"], "did you mean --method?"),
     (["certify", "--limit", "many"], "--limit: invalid int value"),
 ])
 def test_command_line_mistakes_are_one_line(argv, expected, capsys):
@@ -86,8 +86,8 @@ def test_one_sentence_is_singular(word_model, tmp_path, capsys):
 def test_vision_limits_name_their_flag(capsys):
     assert "--limit must be at least 1" in one_line_error(
         ["vision", "certify", "--limit", "0"], capsys)
-    assert "--train-subset must be at least 1" in one_line_error(
-        ["vision", "train", "--train-subset", "0"], capsys)
+    assert "--train-limit must be at least 1" in one_line_error(
+        ["vision", "train", "--train-limit", "0"], capsys)
 
 
 def test_train_refuses_to_resume_with_another_lr(tmp_path, capsys):

@@ -125,7 +125,7 @@ def test_train_old_model_flag_still_works(tmp_path, capsys):
 
 def test_messages_name_flags(capsys):
     assert main(["train", "--budget", "-1", "--print-config"]) == 2
-    assert "--budget must be >= 0, or none" in capsys.readouterr().err
+    assert "--budget must be >= 0, or any" in capsys.readouterr().err
     assert main(["train", "--epochs", "0", "--print-config"]) == 2
     assert "--epochs must be at least 1" in capsys.readouterr().err
 
@@ -205,7 +205,7 @@ def test_vision_train_resumes_like_text_train(tmp_path, capsys):
                     reason="needs Debian's dataset-fashion-mnist")
 def test_vision_certify_json_to_standard_output(capsys):
     assert main(["vision", "certify", "--model", "fmnist-dm-small", "--limit", "20",
-                 "--pgd-steps", "1", "--methods", "ibp", "--json", "-", "--quiet"]) == 0
+                 "--pgd-steps", "1", "--method", "ibp", "--json", "-", "--quiet"]) == 0
     captured = capsys.readouterr()
     metrics = json.loads(captured.out)
     assert metrics["n"] == 20 and "ibp_verified_accuracy" in captured.err

@@ -30,7 +30,7 @@ def test_types_are_checked_against_the_annotations():
         with pytest.raises(RobustTextError, match="--"):
             TrainConfig.from_dict(bad)
     assert TrainConfig.from_dict({"lr": 1}).lr == 1  # an int is a float
-    vision = VisionConfig(mean=[0.5], std=[0.2], train_subset=None)
+    vision = VisionConfig(mean=[0.5], std=[0.2], train_limit=None)
     vision.validate()
     for name, value in (("mean", ["a"]), ("augment", 1), ("epochs", 2.0)):
         with pytest.raises(RobustTextError, match=f"--{name}"):
@@ -39,34 +39,34 @@ def test_types_are_checked_against_the_annotations():
 
 def test_flags_come_from_the_fields_with_help_and_choices():
     parser = argparse.ArgumentParser()
-    VisionConfig.add_flags(parser, ("epochs", "train_subset", "method", "augment", "mean"))
+    VisionConfig.add_flags(parser, ("epochs", "train_limit", "method", "augment", "mean"))
     actions = {a.dest: a for a in parser._actions if a.dest != "help"}
-    assert set(actions) == {"epochs", "train_subset", "method", "augment", "mean"}
+    assert set(actions) == {"epochs", "train_limit", "method", "augment", "mean"}
     assert all(a.help for a in actions.values())
     assert actions["method"].choices == VisionConfig.CHOICES["method"]
-    args = parser.parse_args(["--epochs", "4", "--train-subset", "none", "--no-augment",
+    args = parser.parse_args(["--epochs", "4", "--train-limit", "none", "--no-augment",
                               "--mean", "0.1", "0.2"])
-    assert VisionConfig.flag_values(args) == {"epochs": 4, "train_subset": None,
+    assert VisionConfig.flag_values(args) == {"epochs": 4, "train_limit": None,
                                              "augment": False, "mean": [0.1, 0.2]}
     assert VisionConfig.flag_values(parser.parse_args([])) == {}  # not given: not set
 
 
 def test_vision_train_none_on_the_command_line_clears_a_value_of_the_file(tmp_path, monkeypatch):
-    """``--train-subset none`` overrides the file's 100 (it used to be dropped as "not given")."""
+    """``--train-limit none`` overrides the file's 100 (it used to be dropped as "not given")."""
     import robusttext.vision.train
     from robusttext.cli import main
 
     seen = {}
 
     def fake_train(config, resume, progress):
-        seen.update(train_subset=config.train_subset, epochs=config.epochs)
+        seen.update(train_limit=config.train_limit, epochs=config.epochs)
         return {}
 
     monkeypatch.setattr(robusttext.vision.train, "train", fake_train)
     config = tmp_path / "run.json"
-    config.write_text(json.dumps({"train_subset": 100, "epochs": 2, "out": str(tmp_path / "out")}))
-    main(["vision", "train", "--config", str(config), "--train-subset", "none", "--quiet"])
-    assert seen == {"train_subset": None, "epochs": 2}
+    config.write_text(json.dumps({"train_limit": 100, "epochs": 2, "out": str(tmp_path / "out")}))
+    main(["vision", "train", "--config", str(config), "--train-limit", "none", "--quiet"])
+    assert seen == {"train_limit": None, "epochs": 2}
 
 
 def test_a_setting_is_written_once_and_its_flag_help_and_resume_are_read_from_it():
@@ -128,7 +128,7 @@ def test_the_resume_groups_are_those_the_trainers_checked_before():
         "beta_final", "warmup_epochs", "ramp_epochs", "lr", "weight_decay", "grad_clip",
         "oracle_every", "lr_decay_epochs", "lr_decay"}
     assert set(VISION_SAME) == {"data", "model", "method", "eps_train", "seed", "batch_size",
-                                "train_subset", "warmup_epochs", "ramp_epochs", "schedule",
+                                "train_limit", "warmup_epochs", "ramp_epochs", "schedule",
                                 "augment"}
     assert set(VisionConfig.names(resume=MAY_CHANGE)) == (
         set(VisionConfig.__dataclass_fields__) - set(VISION_SAME))

@@ -24,10 +24,21 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="the sentence")
     add_space_arguments(parser)
-    parser.add_argument("--budget", type=int, default=None, metavar="N",
-                        help="at most N positions change (default: any number)")
+    parser.add_argument("--budget", type=_budget, default=None, metavar="N|any",
+                        help="at most N positions change (default any: any number, as in "
+                             "certify and train)")
     parser.add_argument("--show", type=int, default=0, metavar="N",
                         help="also print the first N sentences of the set")
+
+
+def _budget(text: str) -> int | None:
+    """``--budget``: an integer, or ``any`` (no limit; None)."""
+    if text.strip().lower() == "any":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'any', got {text!r}") from None
 
 
 def add_space_arguments(parser: argparse.ArgumentParser) -> None:

@@ -145,8 +145,8 @@ class TrainConfig(Settings):
         None, resume=SAME, metavar="FILE",
         help="a saved perturbation space JSON (replaces --sources; its budget is --budget)")
     budget: int | None = setting(
-        1, resume=SAME,
-        help="changed positions per sentence (none: every position may change)")
+        1, resume=SAME, none="any",
+        help="changed positions per sentence (any: every position may change)")
     tokenizer: str = setting(
         "glue", resume=SAME, choices=("glue", "raw"),
         help="tokenizer of the sentences")
@@ -244,7 +244,7 @@ class TrainConfig(Settings):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise RobustTextError(f"{flag(name)} must lie in [0, 1]")
         if self.budget is not None and self.budget < 0:
-            raise RobustTextError("--budget must be >= 0, or none for no limit")
+            raise RobustTextError("--budget must be >= 0, or any for no limit")
         if self.lr <= 0 or self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.grad_clip < 0:
             raise RobustTextError("--lr must be positive; --warmup-epochs, --ramp-epochs and "
                                   "--grad-clip >= 0")

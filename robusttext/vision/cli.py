@@ -17,7 +17,7 @@ DEFAULT_MODEL = "fmnist-dm-small"
 
 # Training flags that set the TrainConfig field of the same name, generated from its HELP.
 TRAIN_FIELDS = ("epochs", "warmup_epochs", "ramp_epochs", "batch_size", "lr", "seed",
-                "train_subset", "test_subset", "pgd_steps", "pgd_restarts", "grad_clip")
+                "train_limit", "test_limit", "pgd_steps", "pgd_restarts", "grad_clip")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "the same settings.")
     train.add_argument("--config", metavar="FILE",
                        help="JSON file of training settings (flags override it)")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved settings as JSON and exit")
     train.add_argument("--data", metavar="FOLDER|NAME|HUB_ID",
                        help="IDX or CIFAR-10 folder, 'fashion-mnist', or a hub id (default "
                             "fashion-mnist)")
@@ -83,9 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="PGD steps (0: no attack; default 20)")
     certify.add_argument("--pgd-restarts", type=int, default=1, metavar="N",
                          help="PGD restarts (default 1)")
-    certify.add_argument("--methods", default="ibp,crown-ibp", metavar="M[,M...]",
-                         help=f"bound methods, a comma list of {', '.join(BOUND_METHODS)} "
+    certify.add_argument("--method", default="ibp,crown-ibp", metavar="M[,M...]",
+                         help=f"bound method, or a comma list of them: {', '.join(BOUND_METHODS)} "
                               "(default ibp,crown-ibp)")
+    certify.add_argument("--methods", dest="method", action=Deprecated, metavar="M[,M...]",
+                         replacement="--method")
     certify.add_argument("--attack-verified-fraction", type=float, default=1.0, metavar="X",
                          help="attack only this fraction of certified examples, [0, 1] "
                               "(default 1: all)")
@@ -144,10 +148,13 @@ def _train(args) -> int:
         if value is not None:
             setattr(config, key, value)
     config.validate()
-    for name in ("train_subset", "test_subset"):
+    for name in ("train_limit", "test_limit"):
         value = getattr(config, name)
         if value is not None and value < 1:
             raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.print_config:
+        print(json.dumps(config.to_json(), indent=1))
+        return 0
     from robusttext.options import check_out_folder
 
     check_out_folder(config.out)
@@ -181,7 +188,7 @@ def check_resume(out: Path, config) -> dict | None:
         return None
     meta = read_json_file(out / META_FILE, "checkpoint")
     training = meta.get("training", {}) if isinstance(meta, dict) else {}
-    saved = training.get("config", {})
+    saved = TrainConfig.current_names(training.get("config", {}), str(out))  # old names too
     differs = [k for k in SAME_ON_RESUME if k in saved and saved[k] != getattr(config, k)]
     if differs:
         raise RobustTextError(
@@ -236,10 +243,10 @@ def _certify(args) -> int:
     from robusttext.vision.verify import check_eps
 
     directory = resolve_checkpoint(directory_name)
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     for method in methods:
         if method not in BOUND_METHODS:
-            raise RobustTextError(f"--methods: unknown method {method!r}; choose from "
+            raise RobustTextError(f"--method: unknown method {method!r}; choose from "
                                   f"{', '.join(BOUND_METHODS)}")
     if not 0.0 <= args.attack_verified_fraction <= 1.0:
         raise RobustTextError("--attack-verified-fraction must lie in [0, 1]")

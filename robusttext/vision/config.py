@@ -64,12 +64,12 @@ class TrainConfig(Settings):
         0.0, resume=MAY_CHANGE,
         help="CROWN-IBP weight against IBP at the end of the ramp")
     lr: float = setting(5e-4, resume=MAY_CHANGE, help="Adam learning rate")
-    lr_milestones: list[int] = setting(
-        [], resume=MAY_CHANGE,
+    lr_decay_epochs: list[int] = setting(
+        [], resume=MAY_CHANGE, old_names=("lr_milestones",),
         help="epochs at which the learning rate is multiplied by --lr-decay")
     lr_decay: float = setting(
         0.1, resume=MAY_CHANGE,
-        help="learning-rate factor at each of --lr-milestones")
+        help="learning-rate factor at each of --lr-decay-epochs")
     batch_size: int = setting(256, resume=SAME, help="images per training step")
     eval_batch_size: int = setting(512, resume=MAY_CHANGE, help="images per evaluation batch")
     grad_clip: float = setting(10.0, resume=MAY_CHANGE, help="clip the gradient norm to X (0: off)")
@@ -77,14 +77,14 @@ class TrainConfig(Settings):
         10, resume=MAY_CHANGE,
         help="check the bounds against the model's own outputs every N steps (0: never)")
     seed: int = setting(0, resume=SAME, help="random seed of the initialisation and the data order")
-    train_subset: int | None = setting(
-        None, resume=SAME,
+    train_limit: int | None = setting(
+        None, resume=SAME, old_names=("train_subset",),
         help="train on the first N training images (none: all)")
-    test_subset: int | None = setting(
-        None, resume=MAY_CHANGE,
+    test_limit: int | None = setting(
+        None, resume=MAY_CHANGE, old_names=("test_subset",),
         help="evaluate on the first N test images (none: all)")
-    epoch_eval_subset: int | None = setting(
-        1000, resume=MAY_CHANGE,
+    epoch_eval_limit: int | None = setting(
+        1000, resume=MAY_CHANGE, old_names=("epoch_eval_subset",),
         help="evaluate on the first N test images after each epoch (none: all)")
     augment: bool = setting(False, resume=SAME, help="random crops and flips (CIFAR-10)")
     mean: list[float] | None = setting(
