@@ -101,9 +101,9 @@ def test_no_budget_limit_is_any_in_train_perturb_and_certify(capsys):
     assert json.loads(captured.out)["budget"] is None
     assert captured.err.strip() == ("robusttext train: --budget none is deprecated and will be "
                                     "removed in the next release; use --budget any")
-    assert main(["perturb", "a good film", "--typos", "--budget", "any"]) == 0
+    assert main(["perturb", "a good film", "--sources", "qwerty", "--budget", "any"]) == 0
     assert "any number of changed positions" in capsys.readouterr().out
-    assert main(["perturb", "a good film", "--typos", "--budget", "2"]) == 0
+    assert main(["perturb", "a good film", "--sources", "qwerty", "--budget", "2"]) == 0
     assert "at most 2 changed positions" in capsys.readouterr().out
     from robusttext.certify.cli import parse_budgets
 

@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_space_flags(parser: argparse.ArgumentParser) -> None:
-    """The perturbation-space flags of ``robusttext perturb`` (--synonyms, --typos, --level,
+    """The perturbation-space flags of ``robusttext perturb`` (--sources, --level,
     ...): they replace the space a model carries, and give one to a model that has none."""
     from robusttext.perturb.cli import add_space_arguments
 

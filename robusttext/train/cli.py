@@ -1,7 +1,7 @@
 """``robusttext train``: train a (certifiably robust) sentiment classifier.
 
 Every setting of ``TrainConfig`` is a flag (``--robust-weight 0.5``, ``--sources wordnet``,
-``--budget none``; the ``model`` setting is ``--architecture``), with the help text and choices
+``--budget any``; the ``model`` setting is ``--architecture``), with the help text and choices
 of its field (``robusttext.config.setting``, ``Settings.add_flags``); ``--config FILE`` reads a
 JSON object of settings first and flags given on the command line override it. The run resumes
 when ``--out`` holds an unfinished run of the same settings.
