@@ -80,9 +80,10 @@ class TrainConfig(Settings):
         help="bert: the LayerNorms' eps; large against the hidden states' variance it is close to"
              " a centring norm, far easier to certify (default: 1e-12)")
     query_init: str | None = setting(
-        None, resume=SAME, choices=("normal", "zero"), model=True,
+        None, resume=SAME, choices=("normal", "zero", "fixed-zero"), model=True,
         help="bert: attention queries start at zero (attention starts as a mean, whose bounds are"
-             " tight) or normal (default: normal)")
+             " tight), stay at zero (fixed-zero: attention is always the mean) or normal "
+             "(default: normal)")
     pretrained: str | None = setting(
         None, resume=SAME, metavar="HUB_ID|FOLDER",
         help="hub id or folder whose input embeddings initialise the table")
