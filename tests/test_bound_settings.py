@@ -74,3 +74,43 @@ def test_the_flags_reach_the_engine_as_one_value(word_model, data, monkeypatch, 
     settings = next(iter(report["models"].values()))["settings"]
     assert (settings["method"], settings["relaxation"], settings["alpha_steps"]) == (
         "alpha-crown", "box", 3)
+
+
+def test_vision_carries_the_flags_to_the_engine_as_one_value(monkeypatch, capsys):
+    """vision certify's --method list and --alpha-steps become one BoundSettings per method;
+    evaluate bounds with its steps and keys the results by method name."""
+    import torch
+
+    import robusttext.bounds.engine as engine
+    from robusttext.cli import main
+    from robusttext.vision.cli import bound_methods
+    from robusttext.vision.data import ImageDataset
+    from robusttext.vision.evaluate import evaluate
+
+    assert bound_methods("ibp, alpha-crown", 3) == (BoundSettings("ibp", alpha_steps=3),
+                                                    BoundSettings("alpha-crown", alpha_steps=3))
+    assert bound_methods("crown", None) == (BoundSettings("crown"),)
+    with pytest.raises(RobustTextError, match="--alpha-steps 3 goes with --method alpha-crown, "
+                                              "not --method ibp,crown"):
+        bound_methods("ibp,crown", 3)
+    assert main(["vision", "certify", "--method", "ibp", "--alpha-steps", "2"]) == 2
+    assert "--alpha-steps 2 goes with --method alpha-crown" in capsys.readouterr().err
+
+    steps = []
+    real = engine.compute_bounds
+
+    def spy(*args, **kwargs):
+        steps.append((args[2], kwargs.get("alpha_steps")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "compute_bounds", spy)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 5), torch.nn.ReLU(),
+                                torch.nn.Linear(5, 3))
+    data = ImageDataset(torch.rand(6, 1, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2]))
+    result = evaluate(model, data, 0.05, pgd_steps=0, progress=False,
+                      methods=bound_methods("crown,alpha-crown", 4))
+    assert set(result.verified) == {"crown", "alpha-crown"}
+    assert steps == [("crown", 4), ("alpha-crown", 4)]
+    by_name = evaluate(model, data, 0.05, pgd_steps=0, progress=False, methods=("crown",))
+    assert torch.equal(by_name.verified["crown"], result.verified["crown"])

@@ -27,8 +27,8 @@ def flags(command: str) -> set[str]:
 
 
 @pytest.mark.parametrize(("text", "vision", "shared"), [
-    ("certify", "vision certify", {"--model", "--data", "--split", "--method", "--limit",
-                                   "--batch-size", "--device", "--json", "--quiet"}),
+    ("certify", "vision certify", {"--model", "--data", "--split", "--method", "--alpha-steps",
+                                   "--limit", "--batch-size", "--device", "--json", "--quiet"}),
     ("train", "vision train", {"--config", "--print-config", "--architecture", "--method",
                                "--train-limit", "--epochs", "--warmup-epochs", "--ramp-epochs",
                                "--batch-size", "--lr", "--seed", "--grad-clip", "--device",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from robusttext.errors import RobustTextError
+from robusttext.methods import BoundSettings, bound_settings
 
 
 def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -36,13 +37,15 @@ def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return eye[labels][:, None, :] - eye[other_ids]
 
 
-def margin_lower_bounds(module, input_set, labels: torch.Tensor, num_classes: int, method: str,
-                        extra_inputs=()) -> torch.Tensor:
+def margin_lower_bounds(module, input_set, labels: torch.Tensor, num_classes: int,
+                        method: str | BoundSettings, extra_inputs=()) -> torch.Tensor:
     """Lower bounds ``[batch, num_classes - 1]`` on the margins ``z_y - z_j`` (``j != y``) of
-    ``z = module(x, *extra_inputs)`` over ``input_set``, by one of the engine's methods, with
+    ``z = module(x, *extra_inputs)`` over ``input_set``, by one of the engine's methods (a name,
+    or a ``BoundSettings`` whose method and alpha-CROWN steps are used), with
     ``margin_matrix(labels, num_classes)`` folded into the last layer. Differentiable."""
     from robusttext.bounds.engine import compute_bounds
 
+    bound = bound_settings(method)
     C = margin_matrix(labels, num_classes)
-    return compute_bounds(module, input_set, method, C=C, extra_inputs=extra_inputs,
-                          bound_upper=False)[0]
+    return compute_bounds(module, input_set, bound.method, C=C, extra_inputs=extra_inputs,
+                          bound_upper=False, alpha_steps=bound.alpha_steps)[0]

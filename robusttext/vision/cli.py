@@ -9,6 +9,7 @@ from pathlib import Path
 
 from robusttext.config import SAME
 from robusttext.errors import RobustTextError
+from robusttext.methods import ALPHA_STEPS
 from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
 from robusttext.methods import VISION_TRAINING_METHODS as TRAIN_METHODS
 from robusttext.vision.config import ARCHITECTURES, TrainConfig
@@ -90,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                               "(default ibp,crown-ibp)")
     certify.add_argument("--methods", dest="method", action=Deprecated, metavar="M[,M...]",
                          replacement="--method")
+    certify.add_argument("--alpha-steps", type=int, metavar="N",
+                         help="with alpha-crown in --method: gradient steps on the relaxation "
+                              f"slopes (0: CROWN's bound; default {ALPHA_STEPS}), as in "
+                              "robusttext certify")
     certify.add_argument("--attack-verified-fraction", type=float, default=1.0, metavar="X",
                          help="attack only this fraction of certified examples, [0, 1] "
                               "(default 1: all)")
@@ -214,6 +219,25 @@ def warn_if_never_perturbed(robust: bool, epochs: float, warmup_epochs: float) -
               "model; lower --warmup-epochs or raise --epochs", file=sys.stderr)
 
 
+def bound_methods(text: str, alpha_steps: int | None) -> tuple:
+    """``--method M[,M...]`` and ``--alpha-steps``: one ``BoundSettings`` per method, carried
+    to the engine unchanged; an unknown method, or steps without alpha-crown, refused."""
+    from robusttext.bounds.alpha import ALPHA_LR, check_alpha_settings
+    from robusttext.methods import bound_settings
+
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    for method in methods:
+        if method not in BOUND_METHODS:
+            raise RobustTextError(f"--method: unknown method {method!r}; choose from "
+                                  f"{', '.join(BOUND_METHODS)}")
+    if alpha_steps is not None:
+        if "alpha-crown" not in methods:
+            raise RobustTextError(f"--alpha-steps {alpha_steps} goes with --method alpha-crown, "
+                                  f"not --method {text}")
+        check_alpha_settings(alpha_steps, ALPHA_LR)
+    return tuple(bound_settings(m, alpha_steps=alpha_steps) for m in methods)
+
+
 def resolve_checkpoint(name: str) -> Path:
     """A folder path, or the name of a shipped image model (``robusttext.shipped``)."""
     from robusttext.shipped import shipped_model_path, shipped_models
@@ -243,11 +267,7 @@ def _certify(args) -> int:
     from robusttext.vision.verify import check_eps
 
     directory = resolve_checkpoint(directory_name)
-    methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
-    for method in methods:
-        if method not in BOUND_METHODS:
-            raise RobustTextError(f"--method: unknown method {method!r}; choose from "
-                                  f"{', '.join(BOUND_METHODS)}")
+    methods = bound_methods(args.method, args.alpha_steps)
     if not 0.0 <= args.attack_verified_fraction <= 1.0:
         raise RobustTextError("--attack-verified-fraction must lie in [0, 1]")
     if args.limit is not None and args.limit < 1:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from robusttext.methods import BoundSettings, bound_settings
 from robusttext.vision.data import ImageDataset
 from robusttext.vision.pgd import pgd_attack
 from robusttext.vision.verify import check_eps, verified
@@ -63,7 +64,7 @@ def evaluate(
     *,
     pgd_steps: int = 20,
     pgd_restarts: int = 1,
-    methods: tuple[str, ...] = ("ibp", "crown-ibp"),
+    methods: tuple[str | BoundSettings, ...] = ("ibp", "crown-ibp"),
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     seed: int = 0,
@@ -76,12 +77,15 @@ def evaluate(
     ``methods`` are attacked only with probability ``attack_verified_fraction`` (a seeded
     sample): a sound certificate already proves no attack can flip them, and the sample still
     cross-checks that claim. With the default 1.0 every correct example is attacked.
+    ``methods``: names, or ``BoundSettings`` carried from the flags (alpha-CROWN's steps); the
+    results are keyed by method name.
     """
+    methods = tuple(bound_settings(m) for m in methods)
     eps = check_eps(eps)
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     correct, robust, attacked = [], [], 0
-    certified: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
+    certified: dict[str, list[torch.Tensor]] = {m.method: [] for m in methods}
     starts = range(0, len(data), batch_size)
     for start in tqdm(starts, desc=f"evaluate eps={eps:g}", disable=None if progress else True,
                       leave=False):
@@ -92,7 +96,7 @@ def evaluate(
         any_certified = torch.zeros_like(right)
         for method in methods:
             mask = verified(model, x, y, eps, method)
-            certified[method].append(mask.cpu())
+            certified[method.method].append(mask.cpu())
             any_certified |= mask
         attack = right.clone()
         if attack_verified_fraction < 1.0:
