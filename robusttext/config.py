@@ -40,19 +40,21 @@ RESUME = (SAME, COMMAND, MAY_CHANGE)
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, resume: str,  # noqa: A002
             choices: tuple | None = None, flag: str | None = None, metavar: str | None = None,
-            model: bool = False, none: str = "none", old_names: tuple[str, ...] = ()) -> Any:
+            model: bool = False, none: str = "none", old_names: tuple[str, ...] = (),
+            old_flags: tuple[str, ...] = ()) -> Any:
     """A settings field: ``default`` (a list is copied per instance), its ``help`` text (the
     default is appended on the command line unless it says ``default:``), ``resume`` (one of
     ``RESUME``), the allowed values (``choices``), the flag where it is not the field's name
     (``flag``), the metavar of a text value (``metavar``), ``model`` (passed to the model's
     constructor when given), ``none`` (how the command line spells None for a field that may
     be None: ``none``, or ``any`` for a budget; ``none`` then still reads, with a warning) and
-    ``old_names`` (earlier names of the setting: read from files with a warning, and their
-    flags kept as ``options.Deprecated`` ones)."""
+    ``old_names`` (earlier names of the setting: read from files with a warning) and
+    ``old_flags`` (its earlier flags, kept as ``options.Deprecated`` ones)."""
     if resume not in RESUME:
         raise TypeError(f"resume must be one of {RESUME}, got {resume!r}")
     metadata = {"help": help, "resume": resume, "choices": choices, "flag": flag,
-                "metavar": metavar, "model": model, "none": none, "old_names": old_names}
+                "metavar": metavar, "model": model, "none": none, "old_names": old_names,
+                "old_flags": old_flags}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -192,7 +194,7 @@ class Settings:
         ``argparse.SUPPRESS`` (a flag not given leaves the file's or the default value), its
         ``HELP`` text with the default appended, its ``CHOICES``; ``X|none`` for a field that
         may be None (``X|any`` for one whose None is spelled ``any``), ``--x/--no-x`` for a
-        bool, several values for a list; the flags of its earlier names as deprecated ones."""
+        bool, several values for a list; its earlier flags as deprecated ones."""
         from robusttext.options import Deprecated
 
         for f in dataclasses.fields(cls):
@@ -201,8 +203,8 @@ class Settings:
             options = cls._flag_options(f, parser.prog)
             parser.add_argument(cls.flag_of(f.name), **options)
             options.pop("help")
-            for old in f.metadata["old_names"]:
-                parser.add_argument(flag(old), **options, action=Deprecated,
+            for old in f.metadata["old_flags"]:
+                parser.add_argument(old, **options, action=Deprecated,
                                     replacement=cls.flag_of(f.name))
 
     @classmethod

@@ -63,7 +63,7 @@ def test_fixed_values_are_choices():
     assert set(choices("train", "model")) == set(MODEL_KINDS)
     for dest in ("method", "eval_method", "tokenizer", "norm"):
         assert choices("train", dest)
-    assert set(choices("vision train", "architecture")) == set(VISION_ARCHITECTURES)
+    assert set(choices("vision train", "model")) == set(VISION_ARCHITECTURES)  # --architecture
     assert choices("certify", "method") and choices("certify", "relaxation")
 
 
@@ -175,7 +175,7 @@ def test_vision_vocabulary(tmp_path, capsys):
     assert "--checkpoint is deprecated" in err and "names an architecture" in err
     args = COMMAND_PARSERS["vision train"].parse_args(["--model", "dm-large", "--resume",
                                                        "--no-progress"])
-    assert (args.architecture, args.quiet) == ("dm-large", True)
+    assert (args.model, args.quiet) == ("dm-large", True)  # the model setting: --architecture
     err = capsys.readouterr().err
     assert "--model is deprecated" in err and "--resume is deprecated" in err
 

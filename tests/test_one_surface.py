@@ -109,3 +109,19 @@ def test_no_budget_limit_is_any_in_train_perturb_and_certify(capsys):
 
     assert parse_budgets("1,any") == [1, None]
     assert "--budget N|any" in command_parser("train").format_help()
+
+
+def test_every_training_setting_is_a_flag_in_text_and_vision(tmp_path, capsys):
+    """As text's train, vision train has a flag per setting; --eps sets both radii where their
+    own flags are not given."""
+    from robusttext.train.config import TrainConfig
+
+    for command, config in (("train", TrainConfig), ("vision train", VisionConfig)):
+        dests = {a.dest for a in command_parser(command)._actions}
+        assert set(config.__dataclass_fields__) <= dests  # (text's start_from: --model)
+    out = str(tmp_path / "run")
+    assert main(["vision", "train", "--eps", "0.2", "--eps-eval", "0.05", "--schedule",
+                 "smoothed", "--final-methods", "crown", "--out", out, "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["eps_train"], printed["eps_eval"]) == (0.2, 0.05)
+    assert (printed["schedule"], printed["final_methods"]) == ("smoothed", ["crown"])

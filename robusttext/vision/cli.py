@@ -11,15 +11,9 @@ from robusttext.config import SAME
 from robusttext.errors import RobustTextError
 from robusttext.methods import ALPHA_STEPS
 from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
-from robusttext.methods import VISION_TRAINING_METHODS as TRAIN_METHODS
 from robusttext.vision.config import ARCHITECTURES, TrainConfig
 
 DEFAULT_MODEL = "fmnist-dm-small"
-
-# Training flags that set the TrainConfig field of the same name, generated from its HELP.
-TRAIN_FIELDS = ("epochs", "warmup_epochs", "ramp_epochs", "batch_size", "lr", "seed",
-                "train_limit", "test_limit", "pgd_steps", "pgd_restarts", "grad_clip")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``train`` and ``certify`` sub-commands on ``parser``."""
@@ -29,32 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train = sub.add_parser("train", help="train a DM-small/medium/large classifier",
                            description="Train an image classifier (natural, IBP or CROWN-IBP); "
                                        "a run resumes when --out holds an unfinished run of "
-                                       "the same settings.")
+                                       "the same settings. Every setting is a flag, as in "
+                                       "robusttext train.")
     train.add_argument("--config", metavar="FILE",
                        help="JSON file of training settings (flags override it)")
     train.add_argument("--print-config", action="store_true",
                        help="print the resolved settings as JSON and exit")
-    train.add_argument("--data", metavar="FOLDER|NAME|HUB_ID",
-                       help="IDX or CIFAR-10 folder, 'fashion-mnist', or a hub id (default "
-                            "fashion-mnist)")
-    train.add_argument("--architecture", choices=ARCHITECTURES,
-                       help="network (Gowal et al. 2018; default dm-small)")
-    train.add_argument("--model", dest="architecture", action=Deprecated,
-                       replacement="--architecture (--model names a checkpoint, as in certify)")
-    train.add_argument("--method", choices=TRAIN_METHODS,
-                       help="training loss: natural, IBP or CROWN-IBP (default crown-ibp)")
+    TrainConfig.add_flags(train)  # every setting (robusttext.vision.config), as text's train
     train.add_argument("--eps", type=float, metavar="X",
-                       help="training and evaluation radius in pixel units, [0, 1] (default "
-                            "0.1)")
-    train.add_argument("--eps-train", type=float, metavar="X",
-                       help="training radius (default: --eps)")
-    train.add_argument("--eps-eval", type=float, metavar="X",
-                       help="evaluation radius (default: --eps)")
-    TrainConfig.add_flags(train, TRAIN_FIELDS)
-    train.add_argument("--device", metavar="auto|cpu|cuda|cuda:N",
-                       help="torch device (default auto: CUDA when present, else CPU)")
-    train.add_argument("--out", metavar="FOLDER",
-                       help="checkpoint folder, written every epoch (default runs/vision)")
+                       help="training and evaluation radius in pixel units, [0, 1] (sets "
+                            "--eps-train and --eps-eval where they are not given)")
+    train.add_argument("--model", dest="model", action=Deprecated, default=argparse.SUPPRESS,
+                       metavar="ARCHITECTURE",
+                       replacement="--architecture (--model names a checkpoint, as in certify)")
     train.add_argument("--resume", dest="resume_flag", action=Deprecated, nargs=0, const=True,
                        replacement="nothing: a run in --out resumes by itself, as in "
                                    "robusttext train")
@@ -123,7 +104,7 @@ def interrupted(args: argparse.Namespace) -> str | None:
     """What Ctrl-C leaves behind (``robusttext.cli`` prints it): a training run resumes."""
     if args.vision_command != "train":
         return None
-    out = args.out
+    out = getattr(args, "out", None)
     if out is None:
         try:
             out = (TrainConfig.from_file(args.config) if args.config else TrainConfig()).out
@@ -137,21 +118,11 @@ def _train(args) -> int:
     from robusttext.vision.train import train
 
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
-    overrides = {  # the hand-written flags: None means not given
-        "data": args.data,
-        "model": args.architecture,
-        "method": args.method,
-        "eps_train": args.eps_train if args.eps_train is not None else args.eps,
-        "eps_eval": args.eps_eval if args.eps_eval is not None else args.eps,
-        "device": args.device,
-        "out": args.out,
-    }
-    for key, value in TrainConfig.flag_values(args).items():
-        if key not in overrides:  # a generated flag, given: "none" clears the file's value
-            setattr(config, key, value)
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(config, key, value)
+    given = TrainConfig.flag_values(args)  # the flags given ("none" clears the file's value)
+    if args.eps is not None:  # both radii, where their own flags are not given
+        given = {"eps_train": args.eps, "eps_eval": args.eps, **given}
+    for key, value in given.items():
+        setattr(config, key, value)
     config.validate()
     for name in ("train_limit", "test_limit"):
         value = getattr(config, name)

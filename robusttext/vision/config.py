@@ -31,10 +31,10 @@ class TrainConfig(Settings):
     settings)."""
 
     data: str = setting(
-        "fashion-mnist", resume=SAME,
+        "fashion-mnist", resume=SAME, metavar="FOLDER|NAME|HUB_ID",
         help="IDX or CIFAR-10 folder, 'fashion-mnist', or a hub id")
     model: str = setting(
-        "dm-small", resume=SAME, choices=ARCHITECTURES,
+        "dm-small", resume=SAME, choices=ARCHITECTURES, flag="--architecture",
         help="network (Gowal et al. 2018)")
     method: str = setting(
         "crown-ibp", resume=SAME, choices=METHODS,
@@ -49,7 +49,7 @@ class TrainConfig(Settings):
         5, resume=SAME,
         help="epochs over which eps and kappa ramp to their final values")
     schedule: str = setting(
-        "linear", resume=SAME,
+        "linear", resume=SAME, choices=("linear", "smoothed"),
         help="shape of the eps ramp: linear or smoothed (robusttext.train.schedule)")
     kappa_start: float = setting(
         1.0, resume=MAY_CHANGE,
@@ -78,10 +78,10 @@ class TrainConfig(Settings):
         help="check the bounds against the model's own outputs every N steps (0: never)")
     seed: int = setting(0, resume=SAME, help="random seed of the initialisation and the data order")
     train_limit: int | None = setting(
-        None, resume=SAME, old_names=("train_subset",),
+        None, resume=SAME, old_names=("train_subset",), old_flags=("--train-subset",),
         help="train on the first N training images (none: all)")
     test_limit: int | None = setting(
-        None, resume=MAY_CHANGE, old_names=("test_subset",),
+        None, resume=MAY_CHANGE, old_names=("test_subset",), old_flags=("--test-subset",),
         help="evaluate on the first N test images (none: all)")
     epoch_eval_limit: int | None = setting(
         1000, resume=MAY_CHANGE, old_names=("epoch_eval_subset",),
@@ -96,16 +96,16 @@ class TrainConfig(Settings):
     pgd_steps: int = setting(20, resume=MAY_CHANGE, help="PGD steps of the final attack")
     pgd_restarts: int = setting(1, resume=MAY_CHANGE, help="PGD restarts of the final attack")
     final_methods: list[str] = setting(
-        ["ibp", "crown-ibp"], resume=MAY_CHANGE,
+        ["ibp", "crown-ibp"], resume=MAY_CHANGE, choices=ENGINE_METHODS,
         help="bound methods of the final verified accuracy")
     epoch_methods: list[str] = setting(
-        ["ibp"], resume=MAY_CHANGE,
+        ["ibp"], resume=MAY_CHANGE, choices=ENGINE_METHODS,
         help="bound methods of the per-epoch verified accuracy")
     device: str = setting(
-        "auto", resume=MAY_CHANGE,
+        "auto", resume=MAY_CHANGE, metavar="DEVICE",
         help="torch device: auto (CUDA when present), cpu, cuda, cuda:N")
     out: str = setting(
-        "runs/vision", resume=MAY_CHANGE,
+        "runs/vision", resume=MAY_CHANGE, metavar="FOLDER",
         help="checkpoint folder, written every epoch")
     comment: str = setting("", resume=MAY_CHANGE, help="a note kept with the run")
 
