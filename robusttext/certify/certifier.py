@@ -75,21 +75,19 @@ def certify(
     1, 2, 3). ``method``: ``ibp``, ``crown-ibp``, ``crown``, ``alpha-crown``, ``budget-ibp``
     (CNNs and bags of words: IBP that keeps the budget through the pooling layer), ``exact``
     or ``auto`` (``budget-ibp`` where the model supports it, else ``crown-ibp``);
-    ``relaxation``: ``exact`` (None: this), ``box`` or ``simplex``. ``method`` may instead be a
-    ``robusttext.methods.BoundSettings`` carrying the whole choice (method, relaxation,
-    ``alpha_steps``, ``exact_time_limit``; the command line passes one), with none of those
-    three keywords beside it. Sets of at most ``enumerate_limit`` sentences are enumerated (0:
-    never).
-    ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
-    progress bar on stderr, naming the step under way (attack, enumeration, bounds per budget);
-    None: when stderr is a terminal. ``alpha_steps``: alpha-CROWN's optimisation steps (None:
-    the engine's default, ``robusttext.bounds.alpha.ALPHA_STEPS``). ``enumerate_seconds``: a
-    time budget for the whole enumeration (None: none; at least one sentence is enumerated;
-    the others have ``exhaustive`` None unless the search or the clean prediction settles them,
-    counted per budget in ``settings["enumeration_timed_out"]``). ``method="exact"``: ``auto``'s
-    bounds, then branch and bound (``robusttext.certify.exact``) decides every sentence they
-    leave open within ``exact_time_limit`` seconds per sentence and budget (``exact``; None:
-    10).
+    ``relaxation``: ``exact`` (None: this), ``box`` or ``simplex``; ``alpha_steps``:
+    alpha-CROWN's optimisation steps (None: ``robusttext.methods.ALPHA_STEPS``). ``method`` may
+    instead be a ``robusttext.methods.BoundSettings`` carrying the whole choice (the command line
+    passes one), with none of those keywords beside it. Sets of at most ``enumerate_limit``
+    sentences are enumerated (0: never). ``beam_width``/``proposals`` set the search (see
+    ``beam_attack``). ``progress``: show a progress bar on stderr, naming the step under way
+    (attack, enumeration, bounds per budget); None: when stderr is a terminal.
+    ``enumerate_seconds``: a time budget for the whole enumeration (None: none; at least one
+    sentence is enumerated; the others have ``exhaustive`` None unless the search or the clean
+    prediction settles them, counted per budget in ``settings["enumeration_timed_out"]``).
+    ``method="exact"``: ``auto``'s bounds, then branch and bound (``robusttext.certify.exact``)
+    decides every sentence they leave open within ``exact_time_limit`` seconds per sentence and
+    budget (``exact``; None: 10).
 
     Every result passes the soundness invariant (``certify.soundness``; a contradiction raises
     SoundnessViolation naming the sentence), every sentence the reading invariant
@@ -104,7 +102,7 @@ def certify(
     if exact:
         check_time_limit(bound.exact_time_limit)
     bound = bound.resolved(check_method(pick_method(AUTO if exact else bound.method,
-                                                    model.body)))
+                                                    model.body)))  # exact: auto's bounds first
     _check_options(bound.relaxation, batch_size, enumerate_limit, enumerate_seconds)
     if budgets is None:
         budgets = [space.budget] if space.budget is not None else list(DEFAULT_BUDGETS)
@@ -126,16 +124,7 @@ def certify(
     results = sorted(run.results, key=lambda r: (budgets.index(r.budget), r.index))
     summaries = [summarize([r for r in results if r.budget == b], b, run.seconds[b])
                  for b in budgets]
-    settings = {"method": bound.method, "relaxation": bound.relaxation, "budgets": budgets,
-                "enumerate_limit": enumerate_limit, "enumerate_seconds": enumerate_seconds,
-                "enumeration_timed_out": {str(b): run.timed_out[b] for b in budgets},
-                "beam_width": beam_width,
-                "proposals": proposals, "space": space.describe(), "device": str(device),
-                **({"alpha_steps": bound.alpha_steps} if bound.method == "alpha-crown"
-                   else {}),
-                **({"exact": {"bounds": bound.method, "time_limit": bound.exact_time_limit}}
-                   if exact else {}),
-                "setup_seconds": round(run.setup_seconds, 4)}
+    settings = run.settings(exact, device)
     _reading_settings(settings, space, vocab, examples, tokens, rows)
     return Certification(summaries, results, settings)
 
@@ -224,6 +213,22 @@ class _Run:
         self.timed_out = {b: 0 for b in budgets}  # sentences the time budget left out
         self.encode = None  # sentence indices -> their EncodedBatch on the device (certify's)
         self.compare_logits = compare_logits  # the reading invariant compares the clean logits
+
+    def settings(self, exact: bool, device: torch.device) -> dict:
+        """What the report records of how the run certified (``exact``: ``method="exact"``;
+        ``device``: as the caller named it)."""
+        bound, budgets = self.bound, self.budgets
+        return {"method": bound.method, "relaxation": bound.relaxation, "budgets": budgets,
+                "enumerate_limit": self.enumerate_limit,
+                "enumerate_seconds": self.enumerate_seconds,
+                "enumeration_timed_out": {str(b): self.timed_out[b] for b in budgets},
+                "beam_width": self.beam_width, "proposals": self.proposals,
+                "space": self.space.describe(), "device": str(device),
+                **({"alpha_steps": bound.alpha_steps} if bound.method == "alpha-crown"
+                   else {}),
+                **({"exact": {"bounds": bound.method, "time_limit": bound.exact_time_limit}}
+                   if exact else {}),
+                "setup_seconds": round(self.setup_seconds, 4)}
 
     def num_classes(self) -> int:
         """The model's class count, read from its logits on the first sentence; also traces
