@@ -178,3 +178,25 @@ def test_the_saved_folder_is_read_by_transformers_and_certified_through_its_toke
         "input_ids", "token_type_ids", "attention_mask"])
     with pytest.raises(RobustTextError, match="token_type_ids"):
         certify_transformers(hf, typed, data, space, budgets=[1])
+
+
+def test_an_xlm_run_exports_as_a_plain_transformers_folder(tmp_path):
+    """``export_transformers_folder`` writes the xlm run's ``transformers`` files alone, which
+    robusttext then reads as a ``transformers`` folder with the run's logits."""
+    from robusttext.perturb import PerturbationSpace, SynonymTable
+    from robusttext.text.hf.export import export_transformers_folder
+    from robusttext.text.hf.folders import load_transformers_bundle
+
+    model, vocab = _trained_like(4)
+    space = PerturbationSpace(SynonymTable(TABLE), budget=2)
+    save_text_model(tmp_path / "run", model, vocab, space)
+    target = export_transformers_folder(tmp_path / "run", tmp_path / "shipped")
+    assert not (target / "weights.safetensors").exists()
+    bundle = load_transformers_bundle(target)
+    assert bundle.meta["architecture"] == "XLMForSequenceClassification"
+    text = "the plot is bad and the film is good"
+    ours = space.encode([text], vocab)
+    theirs = torch.tensor([bundle.space.reference_ids(text)])
+    with torch.no_grad():
+        torch.testing.assert_close(bundle.model(theirs, torch.ones(theirs.shape)),
+                                   model(ours.token_ids, ours.mask))

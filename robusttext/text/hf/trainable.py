@@ -163,6 +163,15 @@ class BertClassifier(TextClassifier):
             extra["query_init"] = self.query_init
         return {**super().config(), **extra}
 
+    def exported_transformers_model(self):
+        """The ``transformers`` model of this classifier (``exported_transformers_model``)."""
+        return exported_transformers_model(self)
+
+    @staticmethod
+    def transformers_tokenizer(vocab: Vocabulary):
+        """The tokenizer of the exported folder (``word_tokenizer``)."""
+        return word_tokenizer(vocab)
+
     def write_extra_files(self, directory, vocab, space, training_config, metrics) -> None:
         """Also a ``from_pretrained`` / ``pipeline`` folder (``write_transformers_files``)."""
         write_transformers_files(directory, self, vocab, space, training_config, metrics)
@@ -206,20 +215,22 @@ def exported_transformers_model(model: BertClassifier):
     return hf.eval()
 
 
-def write_transformers_files(directory: str | Path, model: BertClassifier, vocab: Vocabulary,
-                             space, training_config: dict | None, metrics: dict | None) -> None:
+def write_transformers_files(directory: str | Path, model, vocab: Vocabulary, space,
+                             training_config: dict | None, metrics: dict | None) -> None:
     """``save_pretrained`` files, the word tokenizer and ``robusttext.json`` in ``directory``
-    (beside robusttext's own checkpoint files)."""
+    (beside robusttext's own checkpoint files), for a model with ``exported_transformers_model``
+    and ``transformers_tokenizer`` (bert, xlm)."""
     from robusttext.text.hf.folders import FORMAT, ROBUSTTEXT_FILE
 
     if space is not None and space.tokenizer != "glue":
-        raise RobustTextError(f"a bert model saves a whitespace tokenizer for transformers; "
-                              f"its space must use the 'glue' tokenizer, not {space.tokenizer!r}")
+        raise RobustTextError(f"a {model.kind} model saves a whitespace tokenizer for "
+                              f"transformers; its space must use the 'glue' tokenizer, not "
+                              f"{space.tokenizer!r}")
     directory = Path(directory)
-    exported_transformers_model(model).save_pretrained(directory)
-    word_tokenizer(vocab).save_pretrained(directory)
-    extra = {"format": FORMAT, "version": 1, "architecture": "BertForSequenceClassification",
+    hf = model.exported_transformers_model()
+    hf.save_pretrained(directory)
+    model.transformers_tokenizer(vocab).save_pretrained(directory)
+    extra = {"format": FORMAT, "version": 1, "architecture": hf.config.architectures[0],
              "perturbation_space": space.to_json() if space is not None else None,
              "training_config": training_config or {}, "metrics": metrics or {}}
     (directory / ROBUSTTEXT_FILE).write_text(json.dumps(extra, indent=1) + "\n")
-

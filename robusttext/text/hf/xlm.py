@@ -24,8 +24,6 @@ read alone, as ``pipeline`` reads one).
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 from robusttext.errors import RobustTextError
@@ -36,6 +34,7 @@ from robusttext.text.hf.trainable import (
     DEFAULT_LAYER_NORM_EPS,
     check_encoder_settings,
     start_queries,
+    write_transformers_files,
 )
 
 XLM_ACTIVATIONS = ("relu", "gelu")
@@ -94,22 +93,14 @@ class XlmClassifier(TextClassifier):
         hf.config.architectures = ["XLMForSequenceClassification"]
         return hf.eval()
 
-    def write_extra_files(self, directory, vocab, space, training_config, metrics) -> None:
-        """Also a ``from_pretrained`` / ``pipeline`` folder: ``save_pretrained`` files, the
-        word tokenizer and ``robusttext.json`` in ``directory``."""
-        from robusttext.text.hf.folders import FORMAT, ROBUSTTEXT_FILE
+    @staticmethod
+    def transformers_tokenizer(vocab: Vocabulary):
+        """The tokenizer of the exported folder (``plain_word_tokenizer``)."""
+        return plain_word_tokenizer(vocab)
 
-        if space is not None and space.tokenizer != "glue":
-            raise RobustTextError(f"an xlm model saves a whitespace tokenizer for transformers; "
-                                  f"its space must use the 'glue' tokenizer, not "
-                                  f"{space.tokenizer!r}")
-        directory = Path(directory)
-        self.exported_transformers_model().save_pretrained(directory)
-        plain_word_tokenizer(vocab).save_pretrained(directory)
-        extra = {"format": FORMAT, "version": 1, "architecture": "XLMForSequenceClassification",
-                 "perturbation_space": space.to_json() if space is not None else None,
-                 "training_config": training_config or {}, "metrics": metrics or {}}
-        (directory / ROBUSTTEXT_FILE).write_text(json.dumps(extra, indent=1) + "\n")
+    def write_extra_files(self, directory, vocab, space, training_config, metrics) -> None:
+        """Also a ``from_pretrained`` / ``pipeline`` folder (``write_transformers_files``)."""
+        write_transformers_files(directory, self, vocab, space, training_config, metrics)
 
 
 def plain_word_tokenizer(vocab: Vocabulary):
