@@ -74,16 +74,16 @@ class TrainConfig(Settings):
         help="Transformer normalisation (default: the architecture's)")
     layers: int | None = setting(
         None, resume=SAME, model=True,
-        help="encoder layers of the bert model (default: the architecture's)")
+        help="encoder layers of the bert and xlm models (default: the architecture's)")
     layer_norm_eps: float | None = setting(
         None, resume=SAME, model=True,
-        help="bert: the LayerNorms' eps; large against the hidden states' variance it is close to"
-             " a centring norm, far easier to certify (default: 1e-12)")
+        help="bert, xlm: the LayerNorms' eps; large against the hidden states' variance it is "
+             "close to a centring norm, far easier to certify (default: 1e-12)")
     query_init: str | None = setting(
         None, resume=SAME, choices=("normal", "zero", "fixed-zero"), model=True,
-        help="bert: attention queries start at zero (attention starts as a mean, whose bounds are"
-             " tight), stay at zero (fixed-zero: attention is always the mean) or normal "
-             "(default: normal)")
+        help="bert, xlm: attention queries start at zero (attention starts as a mean, whose "
+             "bounds are tight), stay at zero (fixed-zero: attention is always the mean) or "
+             "normal (default: normal)")
     pretrained: str | None = setting(
         None, resume=SAME, metavar="HUB_ID|FOLDER",
         help="hub id or folder whose input embeddings initialise the table")
