@@ -48,7 +48,7 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--sources", nargs="+", metavar="NAME",
                         help="substitution sources, as in robusttext train: qwerty (keyboard "
-                             "character flips; always on at --level char), wordnet, "
+                             "character flips; the default at --level char), wordnet, "
                              "counterfitted (the neighbours from the cache), or JSON files (a "
                              "word -> list table, or a keyboard map)")
     parser.add_argument("--synonyms", action=Deprecated, metavar="counterfitted|wordnet|PATH",
