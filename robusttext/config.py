@@ -47,7 +47,7 @@ def setting(default: Any = dataclasses.MISSING, *, help: str, resume: str,  # no
     ``RESUME``), the allowed values (``choices``), the flag where it is not the field's name
     (``flag``), the metavar of a text value (``metavar``), ``model`` (passed to the model's
     constructor when given), ``none`` (how the command line spells None for a field that may
-    be None: ``none``, or ``any`` for a budget; ``none`` then still reads, with a warning) and
+    be None: ``none``, or ``any`` for a budget; ``none`` then still reads, with a warning),
     ``old_names`` (earlier names of the setting: read from files with a warning) and
     ``old_flags`` (its earlier flags, kept as ``options.Deprecated`` ones)."""
     if resume not in RESUME:
