@@ -15,6 +15,7 @@ from robusttext.vision.config import ARCHITECTURES, TrainConfig
 
 DEFAULT_MODEL = "fmnist-dm-small"
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``train`` and ``certify`` sub-commands on ``parser``."""
     from robusttext.options import Deprecated
