@@ -126,6 +126,20 @@ class Settings:
                      if (resume is None or f.metadata["resume"] == resume)
                      and (model is None or f.metadata["model"] == model))
 
+    def refuse_changes(self, saved: dict[str, Any], names, out: str) -> None:
+        """RobustTextError naming, by flag, each setting among ``names`` whose value differs
+        from ``saved`` (the run in ``out`` recorded it; a setting it did not record is not
+        compared): a run resumes with the settings it began with."""
+        now = self.to_json()
+        differs = [k for k in names if k in saved and saved[k] != now[k]]
+        if differs:
+            raise RobustTextError(
+                f"--out {out} holds a run with other settings ("
+                + "; ".join(f"{self.flag_of(k)} was {saved[k]!r}, now {now[k]!r}"
+                            for k in differs)
+                + "); a run resumes with the settings it began with: give those, or another "
+                  "--out")
+
     @classmethod
     def flag_of(cls, name: str) -> str:
         """The command-line flag of setting ``name`` (``model`` -> ``--architecture``)."""

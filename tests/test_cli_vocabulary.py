@@ -196,7 +196,8 @@ def test_vision_train_resumes_like_text_train(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "already trained for 1 epochs" in captured.err and "clean_accuracy" in captured.out
     assert main([*argv, "--seed", "5"]) == 2
-    assert "holds a run with other settings (seed was 0, now 5)" in capsys.readouterr().err
+    err = capsys.readouterr().err  # worded as text's train words it
+    assert "holds a run with other settings (--seed was 0, now 5); a run resumes with" in err
     assert main([*common, "--warmup-epochs", "1", "--out", str(tmp_path / "other")]) == 0
     assert "no step perturbs the inputs" in capsys.readouterr().err
 

@@ -87,7 +87,7 @@ def test_a_run_recorded_under_the_old_names_resumes_only_with_the_same_limit(tmp
     out.mkdir()
     (out / META_FILE).write_text(json.dumps({"training": {"config": {"train_subset": 100},
                                                           "epochs_done": 1}}))
-    with pytest.raises(RobustTextError, match="train_limit was 100, now 50"):
+    with pytest.raises(RobustTextError, match="--train-limit was 100, now 50"):
         check_resume(out, VisionConfig(train_limit=50, epochs=2))
     assert check_resume(out, VisionConfig(train_limit=100, epochs=2)) is None
 

@@ -80,15 +80,8 @@ def check_same_settings(config: TrainConfig) -> None:
         return  # the trainer reads the checkpoint and names what is wrong with it
     if not isinstance(saved, dict):
         return
-    now = config.to_json()
-    differs = [k for k in now if k not in MAY_CHANGE_ON_RESUME and k in saved
-               and saved[k] != now[k]]
-    if differs:
-        raise RobustTextError(
-            f"--out {config.out} holds a run with other settings ("
-            + "; ".join(f"{TrainConfig.flag_of(k)} was {saved[k]!r}, now {now[k]!r}"
-                        for k in differs)
-            + "); a run resumes with the settings it began with: give those, or another --out")
+    config.refuse_changes(saved, [k for k in TrainConfig.names()
+                                  if k not in MAY_CHANGE_ON_RESUME], config.out)
 
 
 def interrupted(args: argparse.Namespace) -> str:

@@ -166,12 +166,7 @@ def check_resume(out: Path, config) -> dict | None:
     meta = read_json_file(out / META_FILE, "checkpoint")
     training = meta.get("training", {}) if isinstance(meta, dict) else {}
     saved = TrainConfig.current_names(training.get("config", {}), str(out))  # old names too
-    differs = [k for k in SAME_ON_RESUME if k in saved and saved[k] != getattr(config, k)]
-    if differs:
-        raise RobustTextError(
-            f"{out} holds a run with other settings ("
-            + "; ".join(f"{k} was {saved[k]!r}, now {getattr(config, k)!r}" for k in differs)
-            + "); use another --out")
+    config.refuse_changes(saved, SAME_ON_RESUME, str(out))  # as text's train words it
     done = int(training.get("epochs_done", 0))
     if done >= config.epochs and "metrics" in meta:
         print(f"{out}: already trained for {done} epochs; nothing to do (raise --epochs to "
