@@ -200,3 +200,16 @@ def test_an_xlm_run_exports_as_a_plain_transformers_folder(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(bundle.model(theirs, torch.ones(theirs.shape)),
                                    model(ours.token_ids, ours.mask))
+
+
+def test_a_large_eps_starts_every_layer_norm_as_a_centring_norm():
+    """With eps 1e4 the LayerNorms start at weight sqrt(eps): (x - mean) scaled by
+    sqrt(eps / (var + eps)), which for states of variance about 1 is x - mean within 1e-4."""
+    model = build_model("xlm", vocab_size=10, embed_dim=8, heads=2, layer_norm_eps=1e4)
+    norm = model.hf.transformer.layer_norm_emb
+    x = torch.randn(5, 8)
+    centred = x - x.mean(-1, keepdim=True)
+    with torch.no_grad():
+        torch.testing.assert_close(norm(x) - norm.bias, centred, atol=1e-3, rtol=1e-3)
+    small = build_model("xlm", vocab_size=10, embed_dim=8, heads=2, layer_norm_eps=1e-5)
+    assert torch.equal(small.hf.transformer.layer_norm_emb.weight, torch.ones(8))
