@@ -47,8 +47,8 @@ bias), so every score is exactly 0 and attention starts as the mean of the value
 ``[CLS]`` state reads the words only through attention, and interval bounds of softmax
 attention with wide scores add up every key's value; with exact scores they are the mean's
 bounds, so certified training starts from tight bounds. Measured on SST-2
-(``bench/hf_results.md``, third round): the queries regrew to BERT's size within one epoch, so
-this alone does not keep the bounds tight."""
+(``bench/archive/hf_results.md``, third round): the queries regrew to BERT's size within one
+epoch, so this alone does not keep the bounds tight."""
 
 CLS_TOKEN = "[CLS]"
 """The token the saved tokenizer prepends; its id is the vocabulary's size (the last row)."""
