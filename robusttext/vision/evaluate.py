@@ -50,11 +50,11 @@ class Evaluation:
             "pgd_steps": self.pgd_steps,
             "pgd_restarts": self.pgd_restarts,
             "pgd_attacked": self.pgd_attacked,
-            "clean_accuracy": _mean(self.correct),
-            "pgd_accuracy": _mean(self.pgd_robust),
+            "clean_accuracy": share(self.correct),
+            "pgd_accuracy": share(self.pgd_robust),
         }
         for method, mask in self.verified.items():
-            out[f"{method.replace('-', '_')}_verified_accuracy"] = _mean(mask)
+            out[f"{method.replace('-', '_')}_verified_accuracy"] = share(mask)
         out["soundness_violations"] = self.soundness_violations()
         return out
 
@@ -168,6 +168,7 @@ def _batch(model, x, y, eps, methods, pgd_steps, pgd_restarts, generator,
     return out
 
 
-def _mean(mask: torch.Tensor) -> float:
-    """The share of true entries, as the count over the total (a Python division)."""
+def share(mask: torch.Tensor) -> float:
+    """The share of true entries of ``mask`` ``[N]``, as the count over the total (a Python
+    division: no float32 rounding); 0 for an empty mask."""
     return int(mask.sum()) / mask.numel() if mask.numel() else 0.0

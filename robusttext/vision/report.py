@@ -30,7 +30,7 @@ from robusttext.certify.html import (
     write_page,
 )
 from robusttext.certify.report import aligned_table, pct, save_figure, use_agg
-from robusttext.vision.evaluate import Evaluation
+from robusttext.vision.evaluate import Evaluation, share
 
 LEGEND = ("legend: verified by a method (proven for every image in the L-infinity ball, "
           "clipped to [0, 1], by that bound method) <= under attack (correct on the image and "
@@ -78,7 +78,7 @@ def table(result: Evaluation, seconds: float | None = None) -> tuple[list, list,
     success = attack_success(result)
     row = [f"{result.eps:g}", str(metrics["n"]), pct(metrics["clean_accuracy"]),
            pct(metrics["pgd_accuracy"]), "-" if success is None else pct(success),
-           *(pct(_share(result.verified[m])) for m in methods)]
+           *(pct(share(result.verified[m])) for m in methods)]
     if seconds is not None:
         header.append("seconds")
         row.append(f"{seconds:.1f}")
@@ -231,8 +231,8 @@ def plot(path: str | Path, result: Evaluation) -> Path:
     import matplotlib.pyplot as plt
 
     names = ["clean", "under attack", *(f"verified\n{m}" for m in result.verified)]
-    values = [_share(result.correct), _share(result.pgd_robust),
-              *(_share(v) for v in result.verified.values())]
+    values = [share(result.correct), share(result.pgd_robust),
+              *(share(v) for v in result.verified.values())]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names) + 1.5), 3.5))
     ax.bar(range(len(names)), [100 * v for v in values],
            color=["C7", "C1", *(f"C{i % 10}" for i in range(len(result.verified)))])
@@ -245,9 +245,6 @@ def plot(path: str | Path, result: Evaluation) -> Path:
     fig.tight_layout()
     return save_figure(fig, path)
 
-
-def _share(mask: torch.Tensor) -> float:
-    return int(mask.sum()) / mask.numel() if mask.numel() else 0.0
 
 
 _STYLE = "td img { width: 84px; image-rendering: pixelated; }\n"
