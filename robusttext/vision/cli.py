@@ -231,7 +231,6 @@ def resolve_checkpoint(name: str) -> Path:
 
 
 def _certify(args) -> int:
-
     directory_name, architecture = certify_names(args)
     check_report_paths(args)
     import torch

@@ -246,5 +246,4 @@ def plot(path: str | Path, result: Evaluation) -> Path:
     return save_figure(fig, path)
 
 
-
 _STYLE = "td img { width: 84px; image-rendering: pixelated; }\n"
