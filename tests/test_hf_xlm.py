@@ -104,9 +104,10 @@ def test_bounds_are_sound_against_every_rewrite_through_transformers(method, que
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.certify.margins import margins
     from robusttext.perturb import PerturbationSpace, SynonymTable
-    from robusttext.text.bounds import text_margin_lower
+    from robusttext.text.bounds import body_problem
 
     model, vocab = _trained_like(7, query_init)
     space = PerturbationSpace(SynonymTable(TABLE), budget=2, stop_words=[])
@@ -120,8 +121,8 @@ def test_bounds_are_sound_against_every_rewrite_through_transformers(method, que
         subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                     enc.candidate_mask, budget, "exact")
         with torch.no_grad():
-            lower = text_margin_lower(model.body, subs, margin_matrix(labels, 2), enc.mask,
-                                      method).amin(1)
+            lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
+                                                     enc.mask), method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
             rewrites = word_rewrites(words, [TABLE.get(w, []) for w in words], budget)
