@@ -47,12 +47,12 @@ def test_the_flags_reach_the_engine_as_one_value(word_model, data, monkeypatch, 
                                                   sentence):
     """--method, --relaxation and --alpha-steps arrive at certify as one BoundSettings, and
     its steps at ``compute_bounds`` (the engine), for --data and for one SENTENCE alike."""
-    import robusttext.bounds.engine as engine
+    import robusttext.bounds.specs as specs
     import robusttext.certify.certifier as certifier
     from robusttext.cli import main
 
     given, steps = [], set()
-    real_certify, real_bounds = certifier.certify, engine.compute_bounds
+    real_certify, real_bounds = certifier.certify, specs.compute_bounds
 
     def spy_certify(*args, **kwargs):
         given.append(kwargs["method"])
@@ -63,7 +63,8 @@ def test_the_flags_reach_the_engine_as_one_value(word_model, data, monkeypatch, 
         return real_bounds(*args, **kwargs)
 
     monkeypatch.setattr(certifier, "certify", spy_certify)
-    monkeypatch.setattr(engine, "compute_bounds", spy_bounds)
+    monkeypatch.setattr(specs, "compute_bounds", spy_bounds)  # the engine, as the one margins
+    # function (bounds.specs.margin_lower_bounds) calls it
     where = ["a good movie"] if sentence else ["--data", str(data), "--limit", "2"]
     assert main(["certify", "--model", str(word_model), *where, "--budget", "1", "--method",
                  "alpha-crown", "--relaxation", "box", "--alpha-steps", "3", "--json", "-",
@@ -81,7 +82,7 @@ def test_vision_carries_the_flags_to_the_engine_as_one_value(monkeypatch, capsys
     evaluate bounds with its steps and keys the results by method name."""
     import torch
 
-    import robusttext.bounds.engine as engine
+    import robusttext.bounds.specs as specs
     from robusttext.cli import main
     from robusttext.vision.cli import bound_methods
     from robusttext.vision.data import ImageDataset
@@ -97,13 +98,13 @@ def test_vision_carries_the_flags_to_the_engine_as_one_value(monkeypatch, capsys
     assert "--alpha-steps 2 goes with --method alpha-crown" in capsys.readouterr().err
 
     steps = []
-    real = engine.compute_bounds
+    real = specs.compute_bounds
 
     def spy(*args, **kwargs):
         steps.append((args[2], kwargs.get("alpha_steps")))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "compute_bounds", spy)
+    monkeypatch.setattr(specs, "compute_bounds", spy)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 5), torch.nn.ReLU(),
                                 torch.nn.Linear(5, 3))

@@ -79,9 +79,10 @@ def test_bounds_with_a_large_eps_are_sound_against_enumeration(method, query_ini
     """With eps 4 (close to a centring norm), every rewrite's margin, computed by the exported
     transformers model on the saved tokenizer's ids, stays above the certified lower bound."""
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.certify.margins import margins
     from robusttext.perturb import PerturbationSpace, SynonymTable
-    from robusttext.text.bounds import text_margin_lower
+    from robusttext.text.bounds import body_problem
     from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
 
     vocab = Vocabulary(WORDS)
@@ -99,8 +100,8 @@ def test_bounds_with_a_large_eps_are_sound_against_enumeration(method, query_ini
         subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                     enc.candidate_mask, budget, "exact")
         with torch.no_grad():
-            lower = text_margin_lower(model.body, subs, margin_matrix(labels, 2), enc.mask,
-                                      method).amin(1)
+            lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
+                                                     enc.mask), method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
             rewrites = word_rewrites(words, [TABLE.get(w, []) for w in words], budget)

@@ -104,9 +104,10 @@ def test_bounds_are_sound_against_every_rewrite_through_transformers(method, que
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.certify.margins import margins
     from robusttext.perturb import PerturbationSpace, SynonymTable
-    from robusttext.text.bounds import text_margin_lower
+    from robusttext.text.bounds import body_problem
 
     model, vocab = _trained_like(7, query_init)
     space = PerturbationSpace(SynonymTable(TABLE), budget=2, stop_words=[])
@@ -120,8 +121,8 @@ def test_bounds_are_sound_against_every_rewrite_through_transformers(method, que
         subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                     enc.candidate_mask, budget, "exact")
         with torch.no_grad():
-            lower = text_margin_lower(model.body, subs, margin_matrix(labels, 2), enc.mask,
-                                      method).amin(1)
+            lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
+                                                     enc.mask), method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
             rewrites = word_rewrites(words, [TABLE.get(w, []) for w in words], budget)
@@ -200,3 +201,16 @@ def test_an_xlm_run_exports_as_a_plain_transformers_folder(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(bundle.model(theirs, torch.ones(theirs.shape)),
                                    model(ours.token_ids, ours.mask))
+
+
+def test_a_large_eps_starts_every_layer_norm_as_a_centring_norm():
+    """With eps 1e4 the LayerNorms start at weight sqrt(eps): (x - mean) scaled by
+    sqrt(eps / (var + eps)), which for states of variance about 1 is x - mean within 1e-4."""
+    model = build_model("xlm", vocab_size=10, embed_dim=8, heads=2, layer_norm_eps=1e4)
+    norm = model.hf.transformer.layer_norm_emb
+    x = torch.randn(5, 8)
+    centred = x - x.mean(-1, keepdim=True)
+    with torch.no_grad():
+        torch.testing.assert_close(norm(x) - norm.bias, centred, atol=1e-3, rtol=1e-3)
+    small = build_model("xlm", vocab_size=10, embed_dim=8, heads=2, layer_norm_eps=1e-5)
+    assert torch.equal(small.hf.transformer.layer_norm_emb.weight, torch.ones(8))

@@ -11,6 +11,7 @@ from torch import nn
 
 from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.alpha import ALPHA_LR, check_alpha_settings
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.certify.attack import beam_attack
 from robusttext.certify.defaults import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.certify.exact import check_time_limit, settle
@@ -27,8 +28,8 @@ from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace
 from robusttext.perturb.vocabulary import Vocabulary
 from robusttext.text.bounds import (
+    batch_problem,
     check_method,
-    margin_lower_bounds,
     pick_method,
     substitution_set,
 )
@@ -239,7 +240,9 @@ class _Run:
         self.classes = predict(self.model, batch.token_ids, batch.mask).shape[1]
         labels = torch.zeros(1, dtype=torch.long, device=self.device)
         with torch.no_grad():
-            margin_lower_bounds(self.model, batch, labels, 0, self.bound, classes=self.classes)
+            margin_lower_bounds(batch_problem(self.model, batch, labels, 0,
+                                              self.bound.relaxation, classes=self.classes),
+                                self.bound)
         self.setup_seconds = time.perf_counter() - start
         return self.classes
 
@@ -278,8 +281,9 @@ class _Run:
                        f"{'any' if budget is None else budget}")
             start = time.perf_counter()
             with torch.no_grad():
-                lower = margin_lower_bounds(self.model, enc, labels, budget, self.bound,
-                                            classes=self.classes, subs=subs).amin(1).cpu()
+                problem = batch_problem(self.model, enc, labels, budget, self.bound.relaxation,
+                                        classes=self.classes, subs=subs)
+                lower = margin_lower_bounds(problem, self.bound).amin(1).cpu()
             self.seconds[budget]["bounds"] += time.perf_counter() - start
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit

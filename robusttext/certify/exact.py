@@ -44,13 +44,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.certify.margins import margins, predict
 from robusttext.certify.window_dp import supports_window_dp, window_minima
 from robusttext.errors import RobustTextError
 from robusttext.methods import EXACT_TIME_LIMIT, BoundSettings, bound_settings
 from robusttext.perturb.counting import enumerate_edits
 from robusttext.perturb.encoded import EncodedBatch
-from robusttext.text.bounds import check_method, margin_lower_bounds
+from robusttext.text.bounds import batch_problem, check_method
 
 CERTIFIED, COUNTEREXAMPLE, TIMEOUT = "certified", "counterexample", "timeout"
 DEFAULT_TIME_LIMIT = EXACT_TIME_LIMIT  # declared with the method names (robusttext.methods)
@@ -244,9 +245,9 @@ class _Search:
             at = (budget == b).nonzero().flatten()
             sub = EncodedBatch(ids[at], mask[at], candidates[at], allowed[at], tokens=[])
             with torch.no_grad():
-                lower[at] = margin_lower_bounds(
-                    self.model, sub, labels[at], int(b), self.bound,
-                    classes=logits.shape[1]).amin(1).to(lower)
+                problem = batch_problem(self.model, sub, labels[at], int(b),
+                                        self.bound.relaxation, classes=logits.shape[1])
+                lower[at] = margin_lower_bounds(problem, self.bound).amin(1).to(lower)
         for q, c in enumerate(torch.bincount(owner, minlength=len(self.nodes)).tolist()):
             self.nodes[q] += c
         decided = torch.tensor([s is not None for s in self.status], device=self.device)

@@ -50,9 +50,9 @@ are zero. The pooled
 ``[CLS]`` state reads the words only through attention, and interval bounds of softmax
 attention with wide scores add up every key's value; with exact scores they are the mean's
 bounds, so certified training starts from tight bounds. Measured on SST-2
-(``bench/hf_results.md``, third round): the queries regrew to BERT's size within one epoch, so
-this alone does not keep the bounds tight; ``"fixed-zero"`` is the measured alternative
-(fourth round)."""
+(``bench/archive/hf_results.md``, third round): the queries regrew to BERT's size within one
+epoch, so this alone does not keep the bounds tight; ``"fixed-zero"`` is the measured
+alternative (``bench/hf_results.md``)."""
 
 CLS_TOKEN = "[CLS]"
 """The token the saved tokenizer prepends; its id is the vocabulary's size (the last row)."""

@@ -7,7 +7,10 @@ the logits are a linear layer of the mean, over the sentence's tokens, of the en
 states. That is how robusttext's own Transformer reads a sentence, and it certifies; BERT reads
 its ``[CLS]`` state, which sees the words only through attention and then its pooler's tanh,
 and its bounds saturate (``bench/hf_results.md``). XLM's feed-forward block is 4 times the
-hidden size (``transformers`` fixes it), so ``ffn`` is not a setting here.
+hidden size (``transformers`` fixes it), so ``ffn`` is not a setting here. With
+``layer_norm_eps`` of 1 or more every LayerNorm's weight starts at ``sqrt(eps)``, so a norm
+whose eps is large against the states' variance starts as a centring norm (``x - mean``), as
+robusttext's Transformer's.
 
 The model works over a robusttext word ``Vocabulary`` (``<pad>`` 0 is XLM's ``pad_index``,
 ``<unk>`` 1 its ``unk_index``, one word per token, no special token added), follows the
@@ -80,6 +83,8 @@ class XlmClassifier(TextClassifier):
         self.layer_norm_eps = float(layer_norm_eps)
         self.query_init = query_init
         start_queries([attention.q_lin for attention in hf.transformer.attentions], query_init)
+        if self.layer_norm_eps >= 1:
+            centring_gains(hf, self.layer_norm_eps)
 
     def config(self) -> dict[str, Any]:
         extra = {"activation": self.activation, "layer_norm_eps": self.layer_norm_eps}
@@ -101,6 +106,19 @@ class XlmClassifier(TextClassifier):
     def write_extra_files(self, directory, vocab, space, training_config, metrics) -> None:
         """Also a ``from_pretrained`` / ``pipeline`` folder (``write_transformers_files``)."""
         write_transformers_files(directory, self, vocab, space, training_config, metrics)
+
+
+def centring_gains(hf, layer_norm_eps: float) -> None:
+    """Start every LayerNorm's weight at ``sqrt(layer_norm_eps)``: with an eps large against
+    the variance, ``LayerNorm(x) = (x - mean) * sqrt(eps / (var + eps))`` then starts as a
+    centring norm, ``x - mean``, rather than one that divides every state by ``sqrt(eps)``."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for module in hf.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.fill_(layer_norm_eps ** 0.5)
 
 
 def plain_word_tokenizer(vocab: Vocabulary):
