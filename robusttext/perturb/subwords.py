@@ -252,8 +252,9 @@ class SubwordSpace:
 
     def encode(self, sentences: str | Sequence[str], vocab: PieceVocabulary | None = None
                ) -> EncodedBatch:
-        """Piece ids ``[batch, length]`` (``[CLS] ... [SEP]``, right-padded), mask and
-        candidate piece ids ``[batch, length, candidates]`` (see EncodedBatch). ``vocab``, if
+        """Piece ids ``[batch, length]`` (framed as the tokenizer frames them, e.g. ``[CLS] ...
+        [SEP]``; right-padded), mask and candidate piece ids ``[batch, length, candidates]``
+        (see EncodedBatch). ``vocab``, if
         given, must be this space's ``vocabulary``. Records each sentence's dropped
         candidates in ``dropped``."""
         rows, tokens = self.rows(sentences, vocab)
@@ -466,18 +467,18 @@ class SubwordSpace:
 
 def check_tokenizer(tokenizer) -> None:
     """RobustTextError naming what robusttext cannot read through ``tokenizer``: a slow
-    (Python) tokenizer (no offsets), no cls/sep tokens, or a pre-tokenizer that does not split
-    at spaces (then a word's pieces could depend on another word's rewrite)."""
+    (Python) tokenizer (no offsets), no declared cls token, or a pre-tokenizer that does not
+    split at spaces (then a word's pieces could depend on another word's rewrite). A sep token
+    is not needed: the sentence is framed by the tokenizer's own call, whatever it adds."""
     name = type(tokenizer).__name__
     if not getattr(tokenizer, "is_fast", False):
         raise RobustTextError(f"the tokenizer {name} is a slow (Python) tokenizer; robusttext "
                               "places the pieces in the text with a fast one's offsets (load it "
                               "with AutoTokenizer.from_pretrained(..., use_fast=True))")
-    for attribute in ("cls_token_id", "sep_token_id"):
-        if getattr(tokenizer, attribute, None) is None:
-            raise RobustTextError(f"the tokenizer {name} has no "
-                                  f"{attribute.removesuffix('_id')}; robusttext frames sentences "
-                                  "with its cls and sep tokens")
+    if getattr(tokenizer, "cls_token_id", None) is None:
+        raise RobustTextError(f"the tokenizer {name} declares no cls_token; the classifiers "
+                              "robusttext reads pool the sentence at its first token, the cls "
+                              "token the tokenizer puts there")
     backend = tokenizer.backend_tokenizer
     probe = "ab cd"
     if backend.normalizer is not None:
