@@ -122,6 +122,8 @@ def check_flags_act(args: argparse.Namespace) -> None:
     from robusttext.perturb.cli import check_space_flags
 
     check_space_flags(args, model_space="which replaces the model's own space")
+    if args.alpha_steps is not None and args.alpha_steps < 0:
+        raise RobustTextError(f"--alpha-steps must be at least 0, got {args.alpha_steps}")
     if args.alpha_steps is not None and args.method != "alpha-crown":
         raise RobustTextError(f"--alpha-steps {args.alpha_steps} goes with --method "
                               f"alpha-crown, not --method {args.method}")
@@ -285,8 +287,6 @@ def _check_args(args: argparse.Namespace, budgets) -> None:
                                       "sentences), not with one SENTENCE")
     elif args.label is not None:
         raise RobustTextError("--label goes with one SENTENCE")
-    check_flags_act(args)
-    check_outputs(args)
     check_flags_act(args)
     check_outputs(args)
     if args.plot and budgets == [None]:

@@ -40,18 +40,18 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
                         help="counter-fitted neighbour file (implies --synonyms counterfitted)")
     parser.add_argument("--typos", action="store_true",
                         help="add keyboard character flips (always on at --level char)")
-    parser.add_argument("--keyboard", default="qwerty", metavar="qwerty|PATH",
+    parser.add_argument("--keyboard", metavar="qwerty|PATH",
                         help="keyboard map for flips (default: the project's QWERTY map)")
-    parser.add_argument("--max-flips-per-word", type=int, default=1, metavar="N",
+    parser.add_argument("--max-flips-per-word", type=int, metavar="N",
                         help="flipped characters per word at the word level (default 1)")
-    parser.add_argument("--level", choices=("word", "char"), default="word",
+    parser.add_argument("--level", choices=("word", "char"),
                         help="substitute words or single characters (default word)")
-    parser.add_argument("--tokenizer", choices=("glue", "raw"), default="glue",
+    parser.add_argument("--tokenizer", choices=("glue", "raw"),
                         help="glue: split on whitespace (SST-2's GLUE format); raw: nltk's "
                              "word tokenizer (default glue)")
     parser.add_argument("--max-candidates", type=int, default=None, metavar="N",
                         help="keep at most N candidates per position (cuts are reported)")
-    parser.add_argument("--wordnet-senses", type=int, default=1, metavar="N",
+    parser.add_argument("--wordnet-senses", type=int, metavar="N",
                         help="WordNet: use each word's N most frequent senses (default 1)")
 
 
@@ -60,24 +60,29 @@ def space_flags_given(args: argparse.Namespace) -> bool:
     return bool(args.synonyms or args.neighbors or args.typos or args.level == "char")
 
 
-# The space flags that refine a source: the default each has, and what it needs to act.
-REFINING = (("tokenizer", "glue", "a source"), ("max_candidates", None, "a source"),
-            ("keyboard", "qwerty", "--typos or --level char"),
-            ("max_flips_per_word", 1, "--typos at the word level"),
-            ("wordnet_senses", 1, "--synonyms wordnet"))
+# The space flags that refine a source, and what each needs to act. Their command-line default
+# is None (so a flag given with its default value is seen); ``SPACE_DEFAULTS`` fills them in.
+REFINING = (("level", "a source"), ("tokenizer", "a source"), ("max_candidates", "a source"),
+            ("keyboard", "--typos or --level char"),
+            ("max_flips_per_word", "--typos at the word level"),
+            ("wordnet_senses", "--synonyms wordnet"))
+SPACE_DEFAULTS = {"level": "word", "tokenizer": "glue", "keyboard": "qwerty",
+                  "max_flips_per_word": 1, "wordnet_senses": 1}
+AT_LEAST_ONE = ("max_candidates", "max_flips_per_word", "wordnet_senses")
 
 
 def check_space_flags(args: argparse.Namespace, model_space: str = "") -> None:
-    """Refuse, in one line, a space flag that would change nothing: one without the source it
-    refines. ``model_space``: what a source does where there is another space (certify: it
-    replaces the model's own), said in the message."""
+    """Refuse, in one line, a space flag out of range or that would change nothing: one without
+    the source it refines, ``--neighbors`` beside another synonym source. ``model_space``: what
+    a source does where there is another space (certify: it replaces the model's own), said in
+    the message. Then fills in the defaults of the flags not given (``SPACE_DEFAULTS``)."""
     typos = args.typos or args.level == "char"
     acts = {"a source": space_flags_given(args), "--typos or --level char": typos,
-            "--typos at the word level": args.typos and args.level == "word",
+            "--typos at the word level": args.typos and args.level != "char",
             "--synonyms wordnet": args.synonyms == "wordnet"}
-    for name, default, needs in REFINING:
+    for name, needs in REFINING:
         value = getattr(args, name)
-        if value == default or acts[needs]:
+        if value is None or acts[needs]:
             continue
         shown = f"--{name.replace('_', '-')} {value}"
         if needs == "a source":
@@ -87,8 +92,16 @@ def check_space_flags(args: argparse.Namespace, model_space: str = "") -> None:
                 "); give one, or leave the flag out")
         raise RobustTextError(f"{shown} changes nothing without {needs}; give it, or leave "
                               "the flag out")
-    if args.max_candidates is not None and args.max_candidates < 1:
-        raise RobustTextError(f"--max-candidates must be at least 1, got {args.max_candidates}")
+    for name in AT_LEAST_ONE:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.neighbors and args.synonyms not in (None, "counterfitted"):
+        raise RobustTextError(f"--neighbors goes with --synonyms counterfitted only, not with "
+                              f"--synonyms {args.synonyms}")
+    for name, default in SPACE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 
 
 def build_space(args: argparse.Namespace) -> PerturbationSpace:
@@ -124,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--budget", args.budget), ("--show", args.show)):
         if value is not None and value < 0:
             raise RobustTextError(f"{flag} must be >= 0, got {value}")
-    if space_flags_given(args):
-        check_space_flags(args)
+    check_space_flags(args)
     space = build_space(args)
     tokens, protected = space.split(args.text)
     strings = [space.token_candidates(t, p) for t, p in zip(tokens, protected, strict=True)]
