@@ -86,6 +86,17 @@ REFUSED = [
                                       "crown-ibp"),
     (TRAIN + ["--lr-decay", "0.5"], "--lr-decay 0.5 changes nothing without --lr-decay-epochs"),
     (TRAIN + ["--amp"], "--amp changes nothing without a CUDA device"),
+    # vision: PGD settings without the attack, radii overridden or unused
+    (["vision", "certify", "--pgd-steps", "0", "--pgd-restarts", "3"],
+     "--pgd-restarts 3 changes nothing with --pgd-steps 0"),
+    (["vision", "certify", "--pgd-steps", "0", "--attack-verified-fraction", "0.5"],
+     "--attack-verified-fraction 0.5 changes nothing with --pgd-steps 0"),
+    (["vision", "train", "--eps", "0.3", "--eps-train", "0.2", "--eps-eval", "0.1", "--out",
+      "v"], "--eps changes nothing beside both --eps-train and --eps-eval"),
+    (["vision", "train", "--method", "natural", "--eps-train", "0.2", "--out", "v"],
+     "--eps-train changes nothing with --method natural"),
+    (["vision", "train", "--pgd-steps", "0", "--pgd-restarts", "2", "--out", "v"],
+     "--pgd-restarts 2 changes nothing with --pgd-steps 0"),
     (TRAIN + ["--robust-weight", "0", "--method", "crown-ibp"], "--method crown-ibp changes "
                                                                "nothing without a robust loss"),
 ]
