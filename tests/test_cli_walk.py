@@ -110,7 +110,11 @@ ACCEPTED = [
     (TRAIN + ["--hidden", "8", "--dev", "d.tsv", "--eval-budgets", "1", "--eval-method",
               "ibp", "--lr-decay-epochs", "1", "--lr-decay", "0.5", "--select-by", "clean",
               "--validation-fraction", "0.25", "--out", "run-ok"], "final:"),
+    (["train", "--train", "d.tsv", "--architecture", "bert", "--layers", "1", "--heads", "2",
+      "--embed-dim", "8", "--ffn", "16", "--sources", "t.json", "--epochs", "1", "--quiet",
+      "--device", "cpu", "--out", "bert"], "trained"),
 ]
+QUIET = ACCEPTED[-1][0]
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +150,10 @@ def test_the_same_flags_act_where_they_apply(walked, argv, expected):
     found = walked[json.dumps(argv)]
     assert found["status"] == 0, found
     assert expected in found["out"], found["out"][-2000:]
+
+
+def test_quiet_training_shows_no_progress_bar(walked):
+    """``train --quiet`` of a bert (whose folder transformers writes): no bar on stderr, not
+    even the Hugging Face libraries' own."""
+    err = walked[json.dumps(QUIET)]["err"]
+    assert "%|" not in err and "it/s" not in err, err

@@ -114,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_ranges(config)
     check_settings_act(config)
+    if not config.progress:
+        from robusttext.certify.cli import quiet_libraries
+
+        quiet_libraries()  # transformers' own bars (loading, saving a bert folder) too
     check_out_folder(config.out)
     check_same_settings(config)
     from robusttext import distributed

@@ -102,6 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to ``train`` or ``certify``; returns the exit status."""
+    if getattr(args, "quiet", False):
+        from robusttext.certify.cli import quiet_libraries
+
+        quiet_libraries()  # a hub data set's download and preparation bars too
     if args.vision_command == "train":
         return _train(args)
     if args.vision_command == "certify":
