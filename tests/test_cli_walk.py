@@ -105,6 +105,8 @@ ACCEPTED = [
     # the same flags where they act
     (["perturb", "a fine film", "--typos", "--level", "word", "--tokenizer", "glue",
       "--keyboard", "qwerty", "--max-flips-per-word", "1"], "sentences in the set: "),
+    (["perturb", "a good film", "--synonyms", "t.json"], "sources: t.json"),  # not
+    # "counterfitted": a user's own table is named by its file
     (["certify", "--model", "char-flips", "--budget", "0", "a fine film"],
      "1 sentence in the set"),
     (TRAIN + ["--hidden", "8", "--dev", "d.tsv", "--eval-budgets", "1", "--eval-method",
