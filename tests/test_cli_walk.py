@@ -107,6 +107,9 @@ ACCEPTED = [
       "--keyboard", "qwerty", "--max-flips-per-word", "1"], "sentences in the set: "),
     (["perturb", "a good film", "--synonyms", "t.json"], "sources: t.json"),  # not
     # "counterfitted": a user's own table is named by its file
+    # a space from the flags is not called "the model's own" in the header
+    (["certify", "--model", "char-flips", "--level", "char", "--budget", "1,2", "a fine film"],
+     "char level, glue tokens; sources: char_flips(qwerty); budget-ibp bounds"),
     (["certify", "--model", "char-flips", "--budget", "0", "a fine film"],
      "1 sentence in the set"),
     (TRAIN + ["--hidden", "8", "--dev", "d.tsv", "--eval-budgets", "1", "--eval-method",

@@ -113,7 +113,9 @@ def _flag_space(args: argparse.Namespace, budgets: list[int | None] | None):
         return None
     limited = [b for b in budgets or [] if b is not None]
     budget = None if not limited or None in (budgets or []) else max(limited)
-    return build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
+    space = build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
+    space.from_flags = True  # not the model's own space (see report.describe_space)
+    return space
 
 
 def check_flags_act(args: argparse.Namespace) -> None:
