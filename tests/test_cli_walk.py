@@ -86,6 +86,7 @@ REFUSED = [
                                       "crown-ibp"),
     (TRAIN + ["--lr-decay", "0.5"], "--lr-decay 0.5 changes nothing without --lr-decay-epochs"),
     (TRAIN + ["--amp"], "--amp changes nothing without a CUDA device"),
+    (TRAIN + ["--space-file", "t.json"], "--sources changes nothing beside --space-file"),
     # vision: PGD settings without the attack, radii overridden or unused
     (["vision", "certify", "--pgd-steps", "0", "--pgd-restarts", "3"],
      "--pgd-restarts 3 changes nothing with --pgd-steps 0"),

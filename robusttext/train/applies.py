@@ -114,6 +114,11 @@ def check_settings_act(config: TrainConfig) -> None:
     """RobustTextError naming a setting given another value than its default where it would
     change nothing."""
     _architecture_settings(config)
+    if config.space_file is not None:  # the file's space is used, with --budget
+        for name in ("sources", "max_candidates", "stop_words"):
+            if getattr(config, name) != _default(name):
+                raise RobustTextError(f"{flag(name)} changes nothing beside --space-file (the "
+                                      "file's space is used, with --budget); leave it out")
     for name, present, needs in _needs(config):
         value = getattr(config, name)
         if value == _default(name) or present:
