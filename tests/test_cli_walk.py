@@ -86,6 +86,8 @@ REFUSED = [
                                       "crown-ibp"),
     (TRAIN + ["--lr-decay", "0.5"], "--lr-decay 0.5 changes nothing without --lr-decay-epochs"),
     (TRAIN + ["--amp"], "--amp changes nothing without a CUDA device"),
+    (["train", "--model", "folder", "--hidden", "8", "--train", "d.tsv"],
+     "--hidden changes nothing with --model folder (the continued model keeps its"),
     (TRAIN + ["--space-file", "t.json"], "--sources changes nothing beside --space-file"),
     # vision: PGD settings without the attack, radii overridden or unused
     (["vision", "certify", "--pgd-steps", "0", "--pgd-restarts", "3"],

@@ -61,8 +61,15 @@ def _architecture_settings(config: TrainConfig) -> None:
     """A model setting the architecture does not take (``--filters`` for a bag of words)."""
     from robusttext.train.trainer import MODEL_SETTINGS
 
-    if config.start_from is not None:
-        return  # validate() refuses the settings that would build a new model
+    if config.start_from is not None:  # the continued model keeps its own architecture
+        given = [k for k in MODEL_SETTINGS if getattr(config, k) is not None]
+        named = (["--architecture"] if config.model != _default("model") else []) + [
+            flag(k) for k in given]
+        if named:
+            raise RobustTextError(f"{', '.join(named)} changes nothing with --model "
+                                  f"{config.start_from} (the continued model keeps its "
+                                  "architecture and sizes); leave it out")
+        return
     from robusttext.text.kinds import MODEL_KINDS
 
     takes = set(inspect.signature(MODEL_KINDS[config.model].__init__).parameters)
