@@ -49,6 +49,8 @@ REFUSED = [
       "a fine film"], "--alpha-steps must be at least 0, got -1"),
     (["certify", "--model", "word-wordnet", "--synonyms", "wordnet", "--wordnet-senses", "0",
       "a fine film"], "--wordnet-senses must be at least 1, got 0"),
+    (["certify", "--model", "char-flips", "--enumerate-seconds", "5", "a fine film"],
+     "--enumerate-seconds goes with --data (many sentences), not with one SENTENCE"),
     # perturb
     (["perturb", "a fine film", "--neighbors", "t.json", "--synonyms", "wordnet"],
      "--neighbors goes with --synonyms counterfitted only, not with --synonyms wordnet"),

@@ -283,7 +283,8 @@ def _check_args(args: argparse.Namespace, budgets) -> None:
     if args.text is not None:
         if args.data is not None:
             raise RobustTextError("give one SENTENCE or --data, not both")
-        for flag in ("split", "text_column", "label_column", "limit", "html", "plot"):
+        for flag in ("split", "text_column", "label_column", "limit", "html", "plot",
+                     "enumerate_seconds"):
             if getattr(args, flag) is not None:
                 raise RobustTextError(f"--{flag.replace('_', '-')} goes with --data (many "
                                       "sentences), not with one SENTENCE")
