@@ -51,6 +51,8 @@ REFUSED = [
       "a fine film"], "--wordnet-senses must be at least 1, got 0"),
     (["certify", "--model", "char-flips", "--enumerate-seconds", "5", "a fine film"],
      "--enumerate-seconds goes with --data (many sentences), not with one SENTENCE"),
+    (["certify", "--model", "char-flips", "--batch-size", "3", "a fine film"],
+     "--batch-size goes with --data (many sentences), not with one SENTENCE"),
     # perturb
     (["perturb", "a fine film", "--neighbors", "t.json", "--synonyms", "wordnet"],
      "--neighbors goes with --synonyms counterfitted only, not with --synonyms wordnet"),
