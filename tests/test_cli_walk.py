@@ -104,6 +104,8 @@ REFUSED = [
      "--eps-train changes nothing with --method natural"),
     (["vision", "train", "--pgd-steps", "0", "--pgd-restarts", "2", "--out", "v"],
      "--pgd-restarts 2 changes nothing with --pgd-steps 0"),
+    (TRAIN + ["--robust-weight", "0", "--oracle-every", "2"], "--oracle-every 2 changes "
+                                                              "nothing without a robust loss"),
     (TRAIN + ["--robust-weight", "0", "--method", "crown-ibp"], "--method crown-ibp changes "
                                                                "nothing without a robust loss"),
 ]

@@ -100,6 +100,7 @@ def _needs(config: TrainConfig) -> list[tuple[str, bool, str]]:
         ("method", config.robust, "a robust loss (--robust-weight above 0)"),
         ("warmup_epochs", config.robust, "a robust loss (--robust-weight above 0)"),
         ("ramp_epochs", config.robust, "a robust loss (--robust-weight above 0)"),
+        ("oracle_every", config.robust, "a robust loss (--robust-weight above 0)"),
         ("beta_start", config.method == "crown-ibp", "--method crown-ibp"),
         ("beta_final", config.method == "crown-ibp", "--method crown-ibp"),
         ("lr_decay", bool(config.lr_decay_epochs), "--lr-decay-epochs"),
