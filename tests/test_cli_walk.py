@@ -71,6 +71,10 @@ REFUSED = [
     (TRAIN + ["--lr-decay-epochs", "5"], "--lr-decay-epochs 5: after the last epoch "
                                          "(--epochs 1)"),
     # train: settings that would change nothing
+    (TRAIN + ["--alias-candidates", "--sources", "t.json", "qwerty"],
+     "--alias-candidates needs a word-level space with exactly one source"),
+    (TRAIN + ["--architecture", "bert", "--embed-dim", "10", "--heads", "4"],
+     "--embed-dim 10 must be a multiple of --heads 4"),
     (TRAIN + ["--filters", "8"], "--filters does not apply to a bow model (its settings: "
                                  "--embed-dim, --hidden, --dropout)"),
     (TRAIN + ["--train-split", "x"], "--train-split x changes nothing without a hub --train"),

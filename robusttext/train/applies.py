@@ -72,6 +72,10 @@ def _architecture_settings(config: TrainConfig) -> None:
         return
     from robusttext.text.kinds import MODEL_KINDS
 
+    if config.model in ("bert", "xlm") and config.embed_dim and config.heads and \
+            config.embed_dim % config.heads:  # their hidden size is --embed-dim
+        raise RobustTextError(f"--embed-dim {config.embed_dim} must be a multiple of --heads "
+                              f"{config.heads}")
     takes = set(inspect.signature(MODEL_KINDS[config.model].__init__).parameters)
     given = [k for k in MODEL_SETTINGS if getattr(config, k) is not None]
     foreign = [k for k in given if k not in takes]
