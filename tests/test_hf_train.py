@@ -169,10 +169,11 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
     ``transformers`` model gives on every rewrite, each tokenised by the saved tokenizer."""
 
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.certify.margins import margins
     from robusttext.perturb import PerturbationSpace, SynonymTable
     from robusttext.perturb.vocabulary import Vocabulary
-    from robusttext.text.bounds import text_margin_lower
+    from robusttext.text.bounds import body_problem
     from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
 
     table = {"good": ["great", "fine"], "bad": ["awful", "poor"], "film": ["movie"],
@@ -191,8 +192,8 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
         subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                     enc.candidate_mask, budget, "exact")
         with torch.no_grad():
-            lower = text_margin_lower(model.body, subs, margin_matrix(labels, 2), enc.mask,
-                                      method).amin(1)
+            lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
+                                                     enc.mask), method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
             options = [table.get(w, []) for w in words]
@@ -214,23 +215,19 @@ def test_a_bert_state_without_cls_is_refused_by_name():
     model.load_state_dict(model.state_dict())
 
 
-def test_a_tokenizer_that_declares_no_cls_token_is_refused_by_name():
-    """The tokenizer the bert run saved before it declared [CLS] (its template prepends the
-    token undeclared) is refused in one line; declaring it, without any [SEP], is enough."""
-    from transformers import PreTrainedTokenizerFast
-
+def test_the_word_tokenizer_declares_cls_and_reads_without_sep():
+    """The bert run's word tokenizer declares its [CLS] (``cls_token``, marked special in the
+    reading), has no [SEP], and robusttext reads a sentence through it as [CLS] then the words,
+    with the candidates of the space."""
     from robusttext.perturb import PerturbationSpace, SynonymTable
     from robusttext.perturb.subwords import SubwordSpace
-    from robusttext.perturb.vocabulary import PAD, UNK, Vocabulary
+    from robusttext.perturb.vocabulary import Vocabulary
     from robusttext.text.hf.trainable import word_tokenizer
 
     declared = word_tokenizer(Vocabulary(["the", "film", "is", "good", "great"]))
-    undeclared = PreTrainedTokenizerFast(tokenizer_object=declared.backend_tokenizer,
-                                         unk_token=UNK, pad_token=PAD)
+    assert declared.cls_token == "[CLS]" and declared.sep_token is None
     space = PerturbationSpace(SynonymTable({"good": ["great"]}), budget=1)
-    with pytest.raises(RobustTextError, match="declares no cls_token"):
-        SubwordSpace(space, undeclared)
-    assert declared.sep_token is None
     reading = SubwordSpace(space, declared).read("the film is good")
     assert reading.pieces == ("[CLS]", "the", "film", "is", "good")
+    assert reading.entries[0][1] == ()  # [CLS] never changes
     assert reading.entries[4][1] == (declared.convert_tokens_to_ids("great"),)

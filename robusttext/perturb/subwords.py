@@ -467,18 +467,14 @@ class SubwordSpace:
 
 def check_tokenizer(tokenizer) -> None:
     """RobustTextError naming what robusttext cannot read through ``tokenizer``: a slow
-    (Python) tokenizer (no offsets), no declared cls token, or a pre-tokenizer that does not
-    split at spaces (then a word's pieces could depend on another word's rewrite). A sep token
-    is not needed: the sentence is framed by the tokenizer's own call, whatever it adds."""
+    (Python) tokenizer (no offsets) or a pre-tokenizer that does not split at spaces (then a
+    word's pieces could depend on another word's rewrite). The special tokens are whatever the
+    tokenizer's own call adds (none, ``[CLS]`` alone, or a cls and a sep), kept as read."""
     name = type(tokenizer).__name__
     if not getattr(tokenizer, "is_fast", False):
         raise RobustTextError(f"the tokenizer {name} is a slow (Python) tokenizer; robusttext "
                               "places the pieces in the text with a fast one's offsets (load it "
                               "with AutoTokenizer.from_pretrained(..., use_fast=True))")
-    if getattr(tokenizer, "cls_token_id", None) is None:
-        raise RobustTextError(f"the tokenizer {name} declares no cls_token; the classifiers "
-                              "robusttext reads pool the sentence at its first token, the cls "
-                              "token the tokenizer puts there")
     backend = tokenizer.backend_tokenizer
     probe = "ab cd"
     if backend.normalizer is not None:
