@@ -143,4 +143,4 @@ def test_alpha_crown_certifies_at_least_what_crown_does(word_model, data, tmp_pa
     code = main(["certify", "--model", str(word_model), "--data", str(data), "--method",
                  "alpha-crown", "--alpha-steps", "-1"])
     assert code == 2
-    assert "alpha_steps must be an integer >= 0, got -1" in capsys.readouterr().err
+    assert "--alpha-steps must be at least 0, got -1" in capsys.readouterr().err

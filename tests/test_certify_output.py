@@ -162,8 +162,9 @@ def test_one_sentence_seen_whole(word_model, capsys):
              if line.startswith("budget ")}
     assert set(lines) == {"budget 0 positions", "budget 1 position", "budget 2 positions"}
     assert "CERTIFIED" in lines["budget 0 positions"]  # the prediction is the label
+    assert "; 1 sentence in the set;" in lines["budget 0 positions"]  # the sentence alone
     for line in lines.values():
-        assert "certified margin (lower bound)" in line and "sentences in the set" in line
+        assert "certified margin (lower bound)" in line and " in the set" in line
         if "flips it: " in line:
             rewrite = line.split("flips it: ")[1].split(";")[0]
             assert misclassified(word_model, rewrite, label_of(word_model, "good good good "

@@ -25,7 +25,11 @@ from robusttext.errors import RobustTextError
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DOCS = [ROOT / "README.md", ROOT / "docs" / "distributed.md", ROOT / "docs" / "ARCHITECTURE.md",
-        ROOT / "docs" / "CONTRACTS.md", ROOT / "examples" / "vision" / "README.md"]
+        ROOT / "docs" / "CONTRACTS.md", ROOT / "docs" / "transformers.md",
+        ROOT / "examples" / "vision" / "README.md"]
+USER_MODEL = "my-bert-folder"
+"""The folder docs/transformers.md calls the reader's own model; the tests save a tiny random
+BERT with a WordPiece tokenizer under that name in the fresh working directory."""
 # Minutes rather than seconds on a shared 2-core machine: run with -m slow.
 SLOW = {"certify", "vision certify --model fmnist-dm-small --limit 1000",
         "vision certify --model fmnist-dm-small --eps 0.1 --limit 1000"}
@@ -71,6 +75,28 @@ def clone(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def user_model(clone) -> Path:
+    """``clone / USER_MODEL``: a tiny random ``BertForSequenceClassification`` and its fast
+    WordPiece tokenizer, saved as a user's ``save_pretrained`` folder."""
+    pytest.importorskip("transformers")
+    import torch
+    import transformers
+
+    from tests.hf_tiny import SPECIALS, WORDS, bert_tokenizer
+
+    folder = clone / USER_MODEL
+    tokenizer = bert_tokenizer(folder)
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=len(SPECIALS) + len(WORDS), hidden_size=16,
+                                     num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=128,
+                                     hidden_act="relu")
+    transformers.BertForSequenceClassification(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def kind(argv: list[str]) -> str:
     """``run``, or why the command is only checked."""
     joined = " ".join(argv)
@@ -112,8 +138,10 @@ def test_every_command_is_found():
     pytest.param(w, a, id=f"{w}: robusttext {' '.join(a)}",
                  marks=[pytest.mark.slow] if " ".join(a) in SLOW else [])
     for w, a in COMMANDS])
-def test_runs_as_written(where, argv, clone, monkeypatch, capsys):
+def test_runs_as_written(where, argv, clone, monkeypatch, capsys, request):
     monkeypatch.chdir(clone)
+    if USER_MODEL in argv:
+        request.getfixturevalue("user_model")
     why = kind(argv)
     missing = needs(argv)
     if why == "run":
@@ -152,3 +180,23 @@ def test_runs_as_written(where, argv, clone, monkeypatch, capsys):
 
         build_parser(argv).parse_args(argv)
     assert "deprecated" not in capsys.readouterr().err
+
+
+def test_the_transformers_python_block_runs(clone, user_model):
+    """docs/transformers.md's Python block, run as written in a fresh Python from the fresh
+    working directory (the user's model saved there), with no network."""
+    import os
+    import sys
+
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is not present")
+    text = (ROOT / "docs" / "transformers.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(clone.parent / "datasets"),
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=clone, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    verified, dropped = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert 0 <= float(verified) <= 1 and "'total'" in dropped

@@ -21,6 +21,9 @@ from robusttext.methods import ALPHA_STEPS, AUTO, EXACT_METHOD, RELAXATIONS
 from robusttext.methods import TEXT_METHODS as METHODS
 from robusttext.shipped import shipped_models
 
+BATCH_SIZE = 32
+"""Sentences per batch when --batch-size is not given (it is refused with one SENTENCE)."""
+
 SHIPPED_MODELS = shipped_models("text")
 
 DEMO_SENTENCES = Path(robusttext.__file__).parent / "assets" / "demo_sentences.tsv"
@@ -75,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              ".png, .pdf, .svg or .jpg)")
     parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
                         help="torch device (default auto: CUDA when present, else CPU)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N",
-                        help="sentences per batch (default 32)")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help=f"sentences per batch (default {BATCH_SIZE})")
     parser.add_argument("--enumerate-limit", type=int, default=DEFAULT_ENUMERATE_LIMIT,
                         metavar="N", help="enumerate sets of at most N sentences (default "
                                           f"{DEFAULT_ENUMERATE_LIMIT:,}; 0: never)")
@@ -113,7 +116,9 @@ def _flag_space(args: argparse.Namespace, budgets: list[int | None] | None):
         return None
     limited = [b for b in budgets or [] if b is not None]
     budget = None if not limited or None in (budgets or []) else max(limited)
-    return build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
+    space = build_space(argparse.Namespace(**{**vars(args), "budget": budget}))
+    space.from_flags = True  # not the model's own space (see report.describe_space)
+    return space
 
 
 def check_flags_act(args: argparse.Namespace) -> None:
@@ -122,6 +127,8 @@ def check_flags_act(args: argparse.Namespace) -> None:
     from robusttext.perturb.cli import check_space_flags
 
     check_space_flags(args, model_space="which replaces the model's own space")
+    if args.alpha_steps is not None and args.alpha_steps < 0:
+        raise RobustTextError(f"--alpha-steps must be at least 0, got {args.alpha_steps}")
     if args.alpha_steps is not None and args.method != "alpha-crown":
         raise RobustTextError(f"--alpha-steps {args.alpha_steps} goes with --method "
                               f"alpha-crown, not --method {args.method}")
@@ -286,6 +293,11 @@ def _check_args(args: argparse.Namespace, budgets) -> None:
                                   f"--method exact, not --method {args.method}")
     if args.limit is not None and args.limit < 1:
         raise RobustTextError(f"--limit must be at least 1, got {args.limit}")
+    if args.text is not None and args.batch_size is not None:
+        raise RobustTextError("--batch-size goes with --data (many sentences), not with one "
+                              "SENTENCE")
+    if args.batch_size is None:
+        args.batch_size = BATCH_SIZE
     for flag, value, least in (("--batch-size", args.batch_size, 1),
                                ("--enumerate-limit", args.enumerate_limit, 0),
                                ("--beam-width", args.beam_width, 1),
@@ -295,14 +307,13 @@ def _check_args(args: argparse.Namespace, budgets) -> None:
     if args.text is not None:
         if args.data is not None:
             raise RobustTextError("give one SENTENCE or --data, not both")
-        for flag in ("split", "text_column", "label_column", "limit", "html", "plot"):
+        for flag in ("split", "text_column", "label_column", "limit", "html", "plot",
+                     "enumerate_seconds"):
             if getattr(args, flag) is not None:
                 raise RobustTextError(f"--{flag.replace('_', '-')} goes with --data (many "
                                       "sentences), not with one SENTENCE")
     elif args.label is not None:
         raise RobustTextError("--label goes with one SENTENCE")
-    check_flags_act(args)
-    check_outputs(args)
     check_flags_act(args)
     check_outputs(args)
     if args.plot and budgets == [None]:

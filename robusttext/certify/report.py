@@ -22,16 +22,20 @@ LEGEND = ("legend: verified (proven for every rewrite in the budget) <= exhausti
 
 
 def describe_space(space, budgets: list[int | None]) -> str:
-    """The space's level, tokens and sources, and the budget it was built for only when that
-    is the one budget certified (the rows name their own budget)."""
+    """The space's level, tokens and sources, and the budget the model's own space was built
+    for only when that is not the one budget certified (the rows name their own budget). A
+    space made from certify's flags (``from_flags`` set on it, or on the word-level space a
+    ``SubwordSpace`` wraps) is not the model's: its budget is the largest certified."""
     text = space.describe()
     if list(budgets) == [space.budget]:
         return text
     trained = "no limit" if space.budget is None else f"at most {space.budget}"
     names = ", ".join(s.name for s in space.sources) or "no sources"
     cut = "" if space.max_candidates is None else f", max {space.max_candidates} candidates"
-    return (f"{space.level} level, {space.tokenizer} tokens; sources: {names}{cut} "
-            f"(the model's own budget: {trained})")
+    text = f"{space.level} level, {space.tokenizer} tokens; sources: {names}{cut}"
+    if getattr(getattr(space, "space", space), "from_flags", False):
+        return text
+    return f"{text} (the model's own budget: {trained})"
 
 
 def format_table(result: Certification) -> str:

@@ -120,7 +120,7 @@ def describe_result(r, enumerate_limit: int, shown: Callable[[str], str] = str) 
         f"{r.budget} position{'' if r.budget == 1 else 's'}")
     head = f"budget {budget}: " + ("CERTIFIED" if r.certified else "not certified")
     parts = [f"certified margin (lower bound) {r.margin_lower:.3f}",
-             f"{r.set_size:,} sentences in the set"]
+             f"{r.set_size:,} sentence{'' if r.set_size == 1 else 's'} in the set"]
     if r.exhaustive is True:
         parts.append("enumerated: every one keeps the label")
     elif r.exhaustive is None:

@@ -57,18 +57,18 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
                         replacement="--sources PATH")
     parser.add_argument("--typos", action=Deprecated, nargs=0, const=True, default=False,
                         replacement="--sources qwerty")
-    parser.add_argument("--keyboard", action=Deprecated, default="qwerty", metavar="PATH",
+    parser.add_argument("--keyboard", action=Deprecated, metavar="PATH",
                         replacement="--sources PATH (a keyboard map)")
-    parser.add_argument("--max-flips-per-word", type=int, default=1, metavar="N",
+    parser.add_argument("--max-flips-per-word", type=int, metavar="N",
                         help="flipped characters per word at the word level (default 1)")
-    parser.add_argument("--level", choices=("word", "char"), default="word",
+    parser.add_argument("--level", choices=("word", "char"),
                         help="substitute words or single characters (default word)")
-    parser.add_argument("--tokenizer", choices=("glue", "raw"), default="glue",
+    parser.add_argument("--tokenizer", choices=("glue", "raw"),
                         help="glue: split on whitespace (SST-2's GLUE format); raw: nltk's "
                              "word tokenizer (default glue)")
     parser.add_argument("--max-candidates", type=int, default=None, metavar="N",
                         help="keep at most N candidates per position (cuts are reported)")
-    parser.add_argument("--wordnet-senses", type=int, default=1, metavar="N",
+    parser.add_argument("--wordnet-senses", type=int, metavar="N",
                         help="WordNet: use each word's N most frequent senses (default 1)")
 
 
@@ -85,26 +85,32 @@ def _flip_names(args: argparse.Namespace) -> bool:
                for n in args.sources or [])
 
 
-# The space flags that refine a source: the default each has, and what it needs to act.
-REFINING = (("tokenizer", "glue", "a source"), ("max_candidates", None, "a source"),
-            ("keyboard", "qwerty", "--typos or --level char"),
-            ("max_flips_per_word", 1, "keyboard flips (--sources qwerty) at the word level"),
-            ("wordnet_senses", 1, "--sources wordnet"))
+# The space flags that refine a source, and what each needs to act. Their command-line default
+# is None (so a flag given with its default value is seen); ``SPACE_DEFAULTS`` fills them in.
+REFINING = (("level", "a source"), ("tokenizer", "a source"), ("max_candidates", "a source"),
+            ("keyboard", "--typos or --level char"),
+            ("max_flips_per_word", "keyboard flips (--sources qwerty) at the word level"),
+            ("wordnet_senses", "--sources wordnet"))
+SPACE_DEFAULTS = {"level": "word", "tokenizer": "glue", "keyboard": "qwerty",
+                  "max_flips_per_word": 1, "wordnet_senses": 1}
+AT_LEAST_ONE = ("max_candidates", "max_flips_per_word", "wordnet_senses")
 
 
 def check_space_flags(args: argparse.Namespace, model_space: str = "") -> None:
-    """Refuse, in one line, a space flag that would change nothing: one without the source it
-    refines. ``model_space``: what a source does where there is another space (certify: it
-    replaces the model's own), said in the message."""
-    default_flips = args.level == "char" and not args.sources  # the flips --level char adds
+    """Refuse, in one line, a space flag out of range or that would change nothing: one without
+    the source it refines, ``--neighbors`` beside another synonym source. ``model_space``: what
+    a source does where there is another space (certify: it replaces the model's own), said in
+    the message. Then fills in the defaults of the flags not given (``SPACE_DEFAULTS``)."""
+    level = args.level or SPACE_DEFAULTS["level"]
+    default_flips = level == "char" and not args.sources  # the flips --level char adds
     acts = {"a source": space_flags_given(args),
             "--typos or --level char": args.typos or default_flips,
-            "keyboard flips (--sources qwerty) at the word level": args.level == "word" and (
+            "keyboard flips (--sources qwerty) at the word level": level == "word" and (
                 args.typos or _flip_names(args)),
             "--sources wordnet": args.synonyms == "wordnet" or "wordnet" in (args.sources or [])}
-    for name, default, needs in REFINING:
+    for name, needs in REFINING:
         value = getattr(args, name)
-        if value == default or acts[needs]:
+        if value is None or acts[needs]:
             continue
         shown = f"--{name.replace('_', '-')} {value}"
         if needs == "a source":
@@ -114,8 +120,16 @@ def check_space_flags(args: argparse.Namespace, model_space: str = "") -> None:
                 "the flag out")
         raise RobustTextError(f"{shown} changes nothing without {needs}; give it, or leave "
                               "the flag out")
-    if args.max_candidates is not None and args.max_candidates < 1:
-        raise RobustTextError(f"--max-candidates must be at least 1, got {args.max_candidates}")
+    for name in AT_LEAST_ONE:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.neighbors and args.synonyms not in (None, "counterfitted"):
+        raise RobustTextError(f"--neighbors goes with --synonyms counterfitted only, not with "
+                              f"--synonyms {args.synonyms}")
+    for name, default in SPACE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 
 
 def build_space(args: argparse.Namespace) -> PerturbationSpace:
@@ -158,8 +172,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--budget", args.budget), ("--show", args.show)):
         if value is not None and value < 0:
             raise RobustTextError(f"{flag} must be >= 0, got {value}")
-    if space_flags_given(args):
-        check_space_flags(args)
+    check_space_flags(args)
     space = build_space(args)
     tokens, protected = space.split(args.text)
     strings = [space.token_candidates(t, p) for t, p in zip(tokens, protected, strict=True)]

@@ -30,7 +30,10 @@ class CounterFittedSynonyms(SynonymTable):
     kind = "counterfitted"
 
     def __init__(self, table, path: str | Path, sha256: str, url: str | None = None):
-        super().__init__(table, label="counterfitted")
+        # The published neighbour file is "counterfitted"; any other word -> list file (a
+        # user's own table) goes by its file name, so descriptions say which table it is.
+        label = "counterfitted" if sha256 == DEFAULT_SHA256 else Path(path).name
+        super().__init__(table, label=label)
         self.path = Path(path)
         self.sha256 = sha256
         self.url = url

@@ -252,8 +252,9 @@ class SubwordSpace:
 
     def encode(self, sentences: str | Sequence[str], vocab: PieceVocabulary | None = None
                ) -> EncodedBatch:
-        """Piece ids ``[batch, length]`` (``[CLS] ... [SEP]``, right-padded), mask and
-        candidate piece ids ``[batch, length, candidates]`` (see EncodedBatch). ``vocab``, if
+        """Piece ids ``[batch, length]`` (framed as the tokenizer frames them, e.g. ``[CLS] ...
+        [SEP]``; right-padded), mask and candidate piece ids ``[batch, length, candidates]``
+        (see EncodedBatch). ``vocab``, if
         given, must be this space's ``vocabulary``. Records each sentence's dropped
         candidates in ``dropped``."""
         rows, tokens = self.rows(sentences, vocab)

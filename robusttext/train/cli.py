@@ -100,7 +100,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_json(), indent=1))
         return 0
     from robusttext.options import check_out_folder
+    from robusttext.train.applies import check_ranges, check_settings_act
 
+    check_ranges(config)
+    check_settings_act(config)
+    if not config.progress:
+        from robusttext.certify.cli import quiet_libraries
+
+        quiet_libraries()  # transformers' own bars (loading, saving a bert folder) too
     check_out_folder(config.out)
     check_same_settings(config)
     from robusttext import distributed

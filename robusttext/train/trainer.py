@@ -106,7 +106,7 @@ def build_vocabulary(examples: list[Example], space: PerturbationSpace,
     if not config.alias_candidates:
         return vocab
     if len(space.sources) != 1 or space.level != "word":
-        raise RobustTextError("alias_candidates needs a word-level space with exactly one "
+        raise RobustTextError("--alias-candidates needs a word-level space with exactly one "
                               f"source, not {space.describe()}")
     vocab = Vocabulary(vocab.tokens, alias_source=space.sources[0])
     distributed.current().say(f"vocabulary: {len(vocab.aliases)} candidates of "

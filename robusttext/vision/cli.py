@@ -105,6 +105,10 @@ def add_report_flags(certify: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to ``train`` or ``certify``; returns the exit status."""
+    if getattr(args, "quiet", False):
+        from robusttext.certify.cli import quiet_libraries
+
+        quiet_libraries()  # a hub data set's download and preparation bars too
     if args.vision_command == "train":
         return _train(args)
     if args.vision_command == "certify":
@@ -136,6 +140,7 @@ def _train(args) -> int:
     for key, value in given.items():
         setattr(config, key, value)
     config.validate()
+    check_train_flags_act(args, config)
     for name in ("train_limit", "test_limit"):
         value = getattr(config, name)
         if value is not None and value < 1:
@@ -184,6 +189,32 @@ def check_resume(out: Path, config) -> dict | None:
               "train longer, or use another --out)", file=sys.stderr)
         return meta["metrics"]
     return None
+
+
+def check_attack_flags_act(pgd_steps: int, refining: dict) -> None:
+    """Refuse a PGD setting (``flag: (value, default)``) given while ``--pgd-steps 0`` turns
+    the attack off."""
+    for name, (value, default) in refining.items():
+        if pgd_steps == 0 and value != default:
+            raise RobustTextError(f"{name} {value:g} changes nothing with --pgd-steps 0 (no "
+                                  "attack); leave it out")
+
+
+def check_train_flags_act(args, config) -> None:
+    """Refuse a training flag that would change nothing: ``--eps`` beside both
+    ``--eps-train`` and ``--eps-eval``; a training radius or its schedule under ``--method
+    natural`` given as a flag; a PGD setting without the attack."""
+    if args.eps is not None and args.eps_train is not None and args.eps_eval is not None:
+        raise RobustTextError("--eps changes nothing beside both --eps-train and --eps-eval; "
+                              "leave it out")
+    if config.method == "natural":  # flags only: a config file may share a robust schedule
+        given = [f"--{name.replace('_', '-')}" for name in ("eps_train", "warmup_epochs",
+                                                           "ramp_epochs")
+                 if getattr(args, name, None) is not None]
+        if given:
+            raise RobustTextError(f"{', '.join(given)} changes nothing with --method natural "
+                                  "(no perturbed training); leave it out")
+    check_attack_flags_act(config.pgd_steps, {"--pgd-restarts": (config.pgd_restarts, 1)})
 
 
 def warn_if_never_perturbed(robust: bool, epochs: float, warmup_epochs: float) -> None:
@@ -247,6 +278,9 @@ def _certify(args) -> int:
         raise RobustTextError(f"--limit must be at least 1, got {args.limit}")
     if args.pgd_steps < 0 or args.pgd_restarts < 1 or args.batch_size < 1:
         raise RobustTextError("--pgd-steps must be >= 0, --pgd-restarts and --batch-size >= 1")
+    check_attack_flags_act(args.pgd_steps, {"--pgd-restarts": (args.pgd_restarts, 1),
+                                            "--attack-verified-fraction":
+                                                (args.attack_verified_fraction, 1.0)})
     model, _, meta = load_model(directory, expected=architecture)
     eps = args.eps
     if eps is None:

@@ -12,7 +12,8 @@ at position 0 and the pooler reads its final state. ReLU feed-forward (``activat
 
 Its checkpoint folder also holds the ``save_pretrained`` files, whose word-embedding table is
 the vocabulary's plus one last row, ``[CLS]`` (``CLS_TOKEN``), and a word-level tokenizer of the
-vocabulary (lower-casing, split on whitespace as the ``glue`` style does, ``[CLS]`` prepended),
+vocabulary (lower-casing, split on whitespace as the ``glue`` style does, ``[CLS]`` prepended
+and declared as its ``cls_token``),
 so ``AutoModelForSequenceClassification.from_pretrained(folder)`` and
 ``pipeline("text-classification", model=folder)`` give robusttext's logits
 (``write_transformers_files``).
@@ -187,20 +188,26 @@ class BertClassifier(TextClassifier):
 def word_tokenizer(vocab: Vocabulary):
     """A ``transformers`` fast tokenizer that maps text to ``[CLS]`` (id ``len(vocab)``) and
     then exactly robusttext's ids for the ``glue`` style: lower-case, split on whitespace,
-    unknown words to ``<unk>``. ``[CLS]`` is not an added token, so a sentence that contains
-    the text ``[CLS]`` reads it as a word (lower-cased), as robusttext does."""
+    unknown words to ``<unk>``. It declares its special tokens (``cls_token`` ``[CLS]``,
+    ``pad_token``, ``unk_token``; no ``[SEP]``: the model reads ``[CLS] w1 .. wn``), so
+    ``AutoTokenizer`` and ``pipeline`` know its ``cls_token``, and they and robusttext's
+    reading of a ``transformers`` folder (``robusttext.perturb.subwords``) read the sentence as
+    the model was trained. As in every BERT tokenizer, the text ``[CLS]`` written in a
+    sentence (exactly so, upper-case) is read as that token; robusttext's own checkpoint reads
+    it as a word."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     table = {token: i for i, token in enumerate(vocab.tokens)}
     cls_id = len(table)
-    table[CLS_TOKEN] = cls_id  # never matched by lower-cased text
+    table[CLS_TOKEN] = cls_id
     raw = Tokenizer(models.WordLevel(table, unk_token=UNK))
     raw.normalizer = normalizers.Lowercase()
     raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     raw.post_processor = processors.TemplateProcessing(
         single=f"{CLS_TOKEN} $A", pair=f"{CLS_TOKEN} $A $B:1", special_tokens=[(CLS_TOKEN, cls_id)])
-    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token=UNK, pad_token=PAD)
+    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token=UNK, pad_token=PAD,
+                                   cls_token=CLS_TOKEN)
 
 
 def exported_transformers_model(model: BertClassifier):
