@@ -204,7 +204,8 @@ def check_train_flags_act(args, config) -> None:
     """Refuse a training flag that would change nothing: ``--eps`` beside both
     ``--eps-train`` and ``--eps-eval``; a training radius or its schedule under ``--method
     natural`` given as a flag; a PGD setting without the attack."""
-    if args.eps is not None and args.eps_train is not None and args.eps_eval is not None:
+    if args.eps is not None and getattr(args, "eps_train", None) is not None and \
+            getattr(args, "eps_eval", None) is not None:  # flags not given are not in args
         raise RobustTextError("--eps changes nothing beside both --eps-train and --eps-eval; "
                               "leave it out")
     if config.method == "natural":  # flags only: a config file may share a robust schedule
