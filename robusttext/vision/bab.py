@@ -7,9 +7,10 @@ image:
 1. the clean image is run through the model (misclassified: a counterexample);
 2. the pre-activation bounds of every ReLU over ``B`` are CROWN's (as the engine's ``crown``)
    intersected with the engine's interval bounds, and are fixed from then on;
-3. every margin is bounded with alpha optimised (``robusttext.vision.split_bounds``); the
-   margins whose bound is not positive are *open*, and PGD (``robusttext.vision.pgd``) looks for
-   a misclassified point of ``B``;
+3. every margin is bounded with alpha optimised (``robusttext.vision.split_bounds``), or by
+   the engine's IBP where that is higher; the margins whose bound is not positive are *open*;
+   the box point where each linear bound is lowest is run through the model, and PGD
+   (``robusttext.vision.pgd``) looks for a misclassified point of ``B``;
 4. each open margin is searched by branch and bound over ReLU splits, the lowest-bounded
    domains first, up to ``round_size`` of them per round: each is split on the unstable neuron
    with the largest ``|coefficient| * (-l u / (u - l))`` (the area its triangle relaxation
@@ -123,6 +124,7 @@ def _one_image(network, image, label, eps, time_limit, settings, pgd, generator)
         root = root_domains(network, lowers, uppers, spec.shape[1])
         bound, lowest = optimise_bound(network, x_lower, x_upper, lowers, uppers, spec, root,
                                        ROOT_STEPS)
+        bound = torch.maximum(bound, _interval_bound(model, ball, labels, spec.shape[2]))
         search.bounded += 1
     found = _misclassified(search, lowest[0])
     open_specs = (bound[0] <= 0).nonzero().squeeze(1).tolist()
@@ -157,6 +159,14 @@ def relu_bounds(network: Network, ball):
             modules.append(nn.ReLU())
         x_lower, x_upper = ball.interval()
         return crown_relu_bounds(network, x_lower, x_upper, ibp)
+
+
+def _interval_bound(model, ball, labels, classes: int) -> torch.Tensor:
+    """The engine's IBP lower bounds ``[1, classes - 1]`` on the margins (sound as well: the
+    root takes the larger of the two per margin, so bab verifies whatever IBP does)."""
+    from robusttext.bounds.specs import margin_lower_bounds
+
+    return margin_lower_bounds(model, ball, labels, classes, "ibp")
 
 
 def _classes(network: Network) -> int:

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from robusttext.errors import RobustTextError
-from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
+from robusttext.methods import BAB_METHOD
+from robusttext.methods import VISION_CERTIFY_METHODS as BOUND_METHODS
 from robusttext.methods import VISION_TRAINING_METHODS as TRAIN_METHODS
 from robusttext.vision.config import ARCHITECTURES, TrainConfig
 
@@ -84,7 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="PGD restarts (default 1)")
     certify.add_argument("--methods", default="ibp,crown-ibp", metavar="M[,M...]",
                          help=f"bound methods, a comma list of {', '.join(BOUND_METHODS)} "
-                              "(default ibp,crown-ibp)")
+                              "(default ibp,crown-ibp); bab: branch and bound over ReLU "
+                              "splits, verified, counterexample or timeout per image")
+    certify.add_argument("--bab-time-limit", type=float, metavar="SECONDS",
+                         help="with --methods bab: seconds of branch and bound per image "
+                              "(default 10)")
     certify.add_argument("--attack-verified-fraction", type=float, default=1.0, metavar="X",
                          help="attack only this fraction of certified examples, [0, 1] "
                               "(default 1: all)")
@@ -241,6 +246,7 @@ def _certify(args) -> int:
         if method not in BOUND_METHODS:
             raise RobustTextError(f"--methods: unknown method {method!r}; choose from "
                                   f"{', '.join(BOUND_METHODS)}")
+    bab_time_limit = check_bab_time_limit(args.bab_time_limit, methods)
     if not 0.0 <= args.attack_verified_fraction <= 1.0:
         raise RobustTextError("--attack-verified-fraction must lie in [0, 1]")
     if args.limit is not None and args.limit < 1:
@@ -268,6 +274,7 @@ def _certify(args) -> int:
         methods=methods,
         batch_size=args.batch_size,
         attack_verified_fraction=args.attack_verified_fraction,
+        bab_time_limit=bab_time_limit,
         device=device,
         progress=not args.quiet,
     )
@@ -282,6 +289,20 @@ def _certify(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(metrics, indent=1) + "\n")
     return 1 if metrics["soundness_violations"] else 0
+
+
+def check_bab_time_limit(limit: float | None, methods) -> float:
+    """``--bab-time-limit``: above 0 seconds, and only with ``--methods`` naming bab."""
+    from robusttext.vision.bab import DEFAULT_TIME_LIMIT
+
+    if limit is None:
+        return DEFAULT_TIME_LIMIT
+    if not limit > 0:
+        raise RobustTextError(f"--bab-time-limit must be above 0 seconds, got {limit:g}")
+    if BAB_METHOD not in methods:
+        raise RobustTextError(f"--bab-time-limit {limit:g} goes with --methods {BAB_METHOD}, "
+                              f"not --methods {','.join(methods)}")
+    return limit
 
 
 IMAGE_ALTERNATIVES = ("give a local folder instead: IDX files (MNIST, Fashion-MNIST) or CIFAR-10 "

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from robusttext.methods import BAB_METHOD
+from robusttext.vision.bab import DEFAULT_TIME_LIMIT
 from robusttext.vision.data import ImageDataset
 from robusttext.vision.pgd import pgd_attack
 from robusttext.vision.verify import check_eps, verified
@@ -20,7 +22,9 @@ class Evaluation:
 
     ``correct``: clean prediction right; ``pgd_robust``: right and PGD found no flip (examples
     left unattacked, see :func:`evaluate`, count as robust); ``pgd_attacked``: how many PGD ran on;
-    ``verified[method]``: every margin lower bound of ``method`` positive.
+    ``verified[method]``: every margin lower bound of ``method`` positive (for ``bab``: the
+    branch and bound's answer is ``verified``); ``bab``: the branch and bound's counts
+    (counterexamples, timeouts, seconds, time limit), when it ran.
     """
 
     eps: float
@@ -30,6 +34,7 @@ class Evaluation:
     pgd_steps: int = 20
     pgd_restarts: int = 1
     pgd_attacked: int = -1
+    bab: dict = field(default_factory=dict)
 
     def metrics(self) -> dict:
         """Accuracies in [0, 1] plus counts, JSON-serialisable."""
@@ -45,6 +50,7 @@ class Evaluation:
         }
         for method, mask in self.verified.items():
             out[f"{method.replace('-', '_')}_verified_accuracy"] = _mean(mask)
+        out.update({f"bab_{key}": value for key, value in self.bab.items()})
         out["soundness_violations"] = self.soundness_violations()
         return out
 
@@ -69,6 +75,7 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     attack_verified_fraction: float = 1.0,
+    bab_time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> Evaluation:
     """Evaluate ``model`` on every example of ``data`` at radius ``eps`` (pixel units).
 
@@ -81,6 +88,8 @@ def evaluate(
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     correct, robust, attacked = [], [], 0
+    bab_counts = {"counterexamples": 0, "timeouts": 0, "seconds": 0.0,
+                  "time_limit": bab_time_limit} if BAB_METHOD in methods else {}
     certified: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
     starts = range(0, len(data), batch_size)
     for start in tqdm(starts, desc=f"evaluate eps={eps:g}", disable=None if progress else True,
@@ -91,7 +100,8 @@ def evaluate(
             right = model(x).argmax(1) == y
         any_certified = torch.zeros_like(right)
         for method in methods:
-            mask = verified(model, x, y, eps, method)
+            mask = (run_bab(model, x, y, eps, bab_time_limit, bab_counts) if method == BAB_METHOD
+                    else verified(model, x, y, eps, method))
             certified[method].append(mask.cpu())
             any_certified |= mask
         attack = right.clone()
@@ -115,6 +125,7 @@ def evaluate(
         pgd_steps,
         pgd_restarts,
         attacked,
+        bab_counts,
     )
     violations = result.soundness_violations()
     if violations:
@@ -124,6 +135,18 @@ def evaluate(
             file=sys.stderr,
         )
     return result
+
+
+def run_bab(model, images, labels, eps, time_limit, counts) -> torch.Tensor:
+    """``[batch]`` bool: the branch and bound verified the image; ``counts`` adds up its
+    counterexamples, timeouts and seconds."""
+    from robusttext.vision.bab import COUNTEREXAMPLE, TIMEOUT, VERIFIED, bab_verify
+
+    outcomes = bab_verify(model, images, labels, eps, time_limit=time_limit)
+    counts["counterexamples"] += sum(o.status == COUNTEREXAMPLE for o in outcomes)
+    counts["timeouts"] += sum(o.status == TIMEOUT for o in outcomes)
+    counts["seconds"] = round(counts["seconds"] + sum(o.seconds for o in outcomes), 2)
+    return torch.tensor([o.status == VERIFIED for o in outcomes], device=images.device)
 
 
 def _mean(mask: torch.Tensor) -> float:
