@@ -204,7 +204,8 @@ def _search_margin(search: Search, spec, root: Domains, root_bound):
         with torch.no_grad():
             child_bounds, lowest = optimise_bound(
                 search.network, search.x_lower, search.x_upper, search.lowers, search.uppers,
-                spec.expand(len(children), -1, -1), children, search.steps)
+                spec.expand(len(children), -1, -1), children, search.steps,
+                deadline=search.deadline)
         search.bounded += len(children)
         found = _misclassified(search, lowest[:, 0])
         if found is not None:

@@ -24,6 +24,7 @@ projected gradient ascent, and the best bound seen is kept (each one is sound).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -298,10 +299,12 @@ def _image_relu_bounds(network: Network, x_lower, x_upper, ibp, rows: int):
 
 
 def optimise_bound(network: Network, x_lower, x_upper, lowers, uppers, spec, domains: Domains,
-                   steps: int, lr_alpha: float = 0.1, lr_beta: float = 0.05):
+                   steps: int, lr_alpha: float = 0.1, lr_beta: float = 0.05,
+                   deadline: float = math.inf):
     """The best lower bounds ``[D, S]`` over ``steps`` projected Adam steps on the domains'
     alphas and betas (updated in place to the best ones seen, and the domains' coefficients
-    to those of the pass at them), and the lowest box points of that pass ``[D, S, *image]``."""
+    to those of the pass at them), and the lowest box points of that pass ``[D, S, *image]``.
+    The steps stop early once ``time.monotonic()`` passes ``deadline`` (every bound is sound)."""
     alphas = [a.clone().requires_grad_() for a in domains.alphas]
     betas = [b.clone().requires_grad_() for b in domains.betas]
     trial = Domains(domains.signs, alphas, betas, domains.coefficients)
@@ -320,6 +323,8 @@ def optimise_bound(network: Network, x_lower, x_upper, lowers, uppers, spec, dom
             for mine, tried in zip(domains.alphas + domains.betas, alphas + betas):
                 keep = better.view(*better.shape, *([1] * (mine.dim() - 2)))
                 mine.copy_(torch.where(keep, tried, mine))
+            if time.monotonic() > deadline:
+                break
             if step < steps - 1:
                 optimiser.step()
                 for a in alphas:
