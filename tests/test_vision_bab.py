@@ -365,3 +365,22 @@ def test_dm_networks_bounds_and_answers(name, size, eps):
             assert bool(((point >= x_lower[b] - 1e-6) & (point <= x_upper[b] + 1e-6)).all())
             with torch.no_grad():
                 assert int(model(point[None]).argmax(1)) != int(labels[b])
+
+
+def test_a_nan_bound_proves_nothing(monkeypatch):
+    import robusttext.vision.bab as bab
+
+    real = bab.optimise_bound
+
+    def nan_bounds(*args, **kwargs):
+        bound, lowest = real(*args, **kwargs)
+        return torch.full_like(bound, float("nan")), lowest
+
+    monkeypatch.setattr(bab, "optimise_bound", nan_bounds)
+    monkeypatch.setattr(bab, "_interval_bound", lambda *a: torch.tensor(float("nan")))
+    model = tiny(2)  # verified at the root with real bounds (case (2, 0.2) above)
+    center = torch.rand(2, generator=torch.Generator().manual_seed(102))
+    label = int(model(center[None]).argmax(1))
+    (outcome,) = bab_verify(model, center[None], torch.tensor([label]), 0.05, time_limit=0.5,
+                            pgd_steps=0)
+    assert outcome.status == TIMEOUT

@@ -127,7 +127,7 @@ def _one_image(network, image, label, eps, time_limit, settings, pgd, generator)
         bound = torch.maximum(bound, _interval_bound(model, ball, labels, spec.shape[2]))
         search.bounded += 1
     found = _misclassified(search, lowest[0])
-    open_specs = (bound[0] <= 0).nonzero().squeeze(1).tolist()
+    open_specs = (~(bound[0] > 0)).nonzero().squeeze(1).tolist()  # NaN stays open
     if found is None and open_specs and pgd[0] > 0:
         adversarial, flipped = pgd_attack(model, image, labels, eps, pgd[0], pgd[1],
                                           generator=generator)
@@ -210,7 +210,7 @@ def _search_margin(search: Search, spec, root: Domains, root_bound):
         found = _misclassified(search, lowest[:, 0])
         if found is not None:
             return COUNTEREXAMPLE, found
-        still = (child_bounds[:, 0] <= 0).nonzero().squeeze(1)
+        still = (~(child_bounds[:, 0] > 0)).nonzero().squeeze(1)  # NaN stays open
         open_domains = Domains.cat([open_domains.take(rest), children.take(still)])
         bounds = torch.cat([bounds[rest], child_bounds[still, 0]])
     return VERIFIED, None
