@@ -384,3 +384,21 @@ def test_a_nan_bound_proves_nothing(monkeypatch):
     (outcome,) = bab_verify(model, center[None], torch.tensor([label]), 0.05, time_limit=0.5,
                             pgd_steps=0)
     assert outcome.status == TIMEOUT
+
+
+def test_a_domain_whose_coefficients_are_zero_is_still_split():
+    from robusttext.vision.bab import Search
+
+    model, eps = tiny(3, hidden=(6, 4)), 0.3
+    network, x_lower, x_upper, lowers, uppers, _ = _setting(model, torch.tensor([0.5, 0.5]),
+                                                            eps, 0)
+    unstable = sum(int(((lo < 0) & (hi > 0)).sum()) for lo, hi in zip(lowers, uppers))
+    assert unstable > 0
+    domains = root_domains(network, lowers, uppers, 1)  # coefficients: zeros until bounded
+    search = Search(network, x_lower, x_upper, lowers, uppers, 0, time.monotonic() + 60, 4, 5,
+                    1000)
+    children = split(search, domains)
+    assert len(children) == 2
+    flat = torch.cat([s.flatten(1) for s in children.signs], 1).long()  # [2, neurons]
+    assert int((flat[0] != 0).sum()) == 1 and int(flat[0].sum()) == 1
+    assert torch.equal(flat[1], -flat[0])

@@ -239,13 +239,14 @@ def split(search: Search, domains: Domains) -> Domains:
 
 
 def split_scores(search: Search, domains: Domains):
-    """Per ReLU ``[D, *shape]``: ``|coefficient| * (-l u / (u - l))`` on unstable neurons (the
-    area of the triangle relaxation the bound pays for), 0 elsewhere. The coefficients are those
+    """Per ReLU ``[D, *shape]``: ``(|coefficient| + 1e-6) * (-l u / (u - l))`` on unstable
+    neurons (what the triangle relaxation costs the bound; the small term keeps a neuron whose
+    coefficient is 0 splittable), 0 elsewhere. The coefficients are those
     of the domain's own bound (kept from its last pass)."""
     cut_l, cut_u = cut_bounds(search.lowers, search.uppers, domains.signs)
     scores = []
     for lo, hi, coefficient in zip(cut_l, cut_u, domains.coefficients):
         unstable = (lo < 0) & (hi > 0)
         gap = torch.where(unstable, -lo * hi / torch.where(unstable, hi - lo, 1), 0)
-        scores.append(coefficient.abs().sum(1) * gap)
+        scores.append((coefficient.abs().sum(1) + 1e-6) * gap)  # every unstable one > 0
     return scores
