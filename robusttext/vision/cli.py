@@ -85,11 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="PGD restarts (default 1)")
     certify.add_argument("--methods", default="ibp,crown-ibp", metavar="M[,M...]",
                          help=f"bound methods, a comma list of {', '.join(BOUND_METHODS)} "
-                              "(default ibp,crown-ibp); bab: branch and bound over ReLU "
-                              "splits, verified, counterexample or timeout per image")
-    certify.add_argument("--bab-time-limit", type=float, metavar="SECONDS",
-                         help="with --methods bab: seconds of branch and bound per image "
-                              "(default 10)")
+                              "(default ibp,crown-ibp; bab: branch and bound)")
+    add_bab_flag(certify)
     certify.add_argument("--attack-verified-fraction", type=float, default=1.0, metavar="X",
                          help="attack only this fraction of certified examples, [0, 1] "
                               "(default 1: all)")
@@ -103,6 +100,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     certify.add_argument("--quiet", action="store_true", help="no progress bars")
     certify.add_argument("--no-progress", dest="quiet", action=Deprecated, nargs=0, const=True,
                          replacement="--quiet")
+
+
+def add_bab_flag(certify: argparse.ArgumentParser) -> None:
+    """``--bab-time-limit``: the branch and bound's seconds per image."""
+    certify.add_argument("--bab-time-limit", type=float, metavar="SECONDS",
+                         help="with --methods bab (branch and bound over ReLU splits: verified, "
+                              "counterexample or timeout per image): seconds per image "
+                              "(default 10)")
 
 
 def run(args: argparse.Namespace) -> int:
