@@ -35,8 +35,9 @@ from pathlib import Path
 import torch
 
 from robusttext.bounds import LinfBall, TokenSubstitutionSet, compute_bounds, margin_matrix
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.data import load_examples
-from robusttext.text.bounds import pick_method, text_margin_lower
+from robusttext.text.bounds import body_problem, pick_method
 
 TEXT_MODELS = ("char-flips", "word-wordnet", "word-counterfitted")
 VISION_MODELS = ("fmnist-dm-small",)
@@ -74,8 +75,8 @@ def text_rows(name: str, limit: int, batch_size: int, steps: list[int], data: Pa
                                             batch.candidate_mask, budget)
                 C = margin_matrix(labels, 2).to(subs.center)
                 began = time.process_time()
-                lower = text_margin_lower(model.body, subs, C, batch.mask.to(subs.center),
-                                          method, alpha_steps=alpha_steps)
+                problem = body_problem(model.body, subs, C, batch.mask.to(subs.center))
+                lower = margin_lower_bounds(problem, method, alpha_steps)
                 totals[row]["seconds"] += time.process_time() - began
             totals[row]["verified"] += int((right & (lower > 0).all(1)).sum())
             totals[row]["margins"].append(lower.min(1).values)
@@ -131,7 +132,8 @@ def transformer_rows(limit: int, length: int, steps: list[int]):
     for row, method, alpha_steps in rows:
         with torch.no_grad():
             began = time.process_time()
-            lower = text_margin_lower(model.body, subs, C, mask, method, alpha_steps=alpha_steps)
+            lower = margin_lower_bounds(body_problem(model.body, subs, C, mask), method,
+                                        alpha_steps)
             seconds = time.process_time() - began
         totals[row] = {"verified": int((right & (lower > 0).all(1)).sum()), "seconds": seconds,
                        "margins": [lower.min(1).values]}

@@ -22,9 +22,9 @@ Cases:
   16, 32, 64 (every token real), batch ``--text-batch``, over a seeded synthetic substitution set:
   8 candidate slots per position, each real with probability 0.25, the candidates moved to
   ``e + text_eps (e_k - e)`` (as a training ramp does), at most ``--budget`` positions changed.
-  robusttext runs ``text_margin_lower`` (the entry point of certify and training); auto_LiRPA
-  gets the same set through a small ``PerturbationSynonym`` adapter (its dynamic programme over
-  positions is the same exact top-budget concretization).
+  robusttext runs ``margin_lower_bounds`` of ``body_problem`` (as certify and training do);
+  auto_LiRPA gets the same set through a small ``PerturbationSynonym`` adapter (its dynamic
+  programme over positions is the same exact top-budget concretization).
   auto_LiRPA cannot parse robusttext's BiLSTM body (an unrolled loop with masks and reversed
   indexing), so the LSTM is compared on ``GateLSTM``: the same function (the same weights) with
   each direction's gates written out as Linear + sigmoid/tanh, which both libraries bound; the
@@ -54,8 +54,9 @@ import torch
 from torch import nn
 
 from robusttext.bounds import LinfBall, SubstitutionSet, compute_bounds, margin_matrix
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.text import BiLSTM, TransformerClassifier
-from robusttext.text.bounds import text_margin_lower
+from robusttext.text.bounds import body_problem
 from robusttext.vision.models import INPUT_SHAPES, build_model
 
 VISION_MODELS = ("dm-small", "dm-medium", "dm-large")
@@ -313,7 +314,7 @@ def text_operations(peer, kind: str, length: int, batch: int, budget: int, eps: 
     def own_body(method):
         def setup():
             own = copy.deepcopy(body)
-            return lambda: text_margin_lower(own, subs, C, mask, method)
+            return lambda: margin_lower_bounds(body_problem(own, subs, C, mask), method)
         return setup
 
     for method in methods:

@@ -2,9 +2,10 @@
 
 For each model it times, at batch 32 and sentences of 20 tokens (SST-2 dev sentences average
 19.5 words): a forward pass ``model(ids, mask)``, IBP and CROWN-IBP lower bounds on the
-2-class margin over a budget-3 substitution set (``text_margin_lower``, as certification and
-training call it: the LSTM is unrolled over the batch length), and one certified-training step
-(IBP bound + clean forward + backward). Medians of ``--repeats`` runs after a warm-up (tracing).
+2-class margin over a budget-3 substitution set (``margin_lower_bounds`` of ``body_problem``,
+as certification and training call it: the LSTM is unrolled over the batch length), and one
+certified-training step (IBP bound + clean forward + backward). Medians of ``--repeats`` runs
+after a warm-up (tracing).
 
 The substitution set is synthetic and seeded: 8 candidate slots per position, each real with
 probability 0.25 (about 2 candidates per token; counter-fitted neighbours give 1.8 on SST-2).
@@ -22,8 +23,9 @@ import time
 import torch
 
 from robusttext.bounds import SubstitutionSet, margin_matrix
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.text import BiLSTM, TransformerClassifier
-from robusttext.text.bounds import text_margin_lower
+from robusttext.text.bounds import body_problem
 
 VOCAB = 15_000
 CANDIDATES = 8
@@ -65,7 +67,7 @@ def measure(model: torch.nn.Module, batch: int, length: int, budget: int,
 
     def bound(method):
         subs = SubstitutionSet(emb(ids), emb(cand_ids), cand_mask, budget)
-        return text_margin_lower(model.body, subs, C, mask, method)
+        return margin_lower_bounds(body_problem(model.body, subs, C, mask), method)
 
     def no_grad(fn):
         def run():

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.certify import certify
 from robusttext.perturb import CharacterFlips, PerturbationSpace, SynonymTable, Vocabulary
 from robusttext.text import CharCNN, WordCNN
-from robusttext.text.bounds import margin_lower_bounds
+from robusttext.text.bounds import batch_problem
 from robusttext.train import robust_loss
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -98,7 +99,7 @@ def cell(model, vocab, space, optimizer, texts, device, min_seconds, certify_bat
 
     def bounds():
         with torch.no_grad():
-            margin_lower_bounds(model.eval(), enc, labels, 1, "ibp", classes=2)
+            margin_lower_bounds(batch_problem(model.eval(), enc, labels, 1, classes=2), "ibp")
 
     def certify_all():
         certify(model, vocab, space, many, budgets=[1], batch_size=n, enumerate_limit=0,

@@ -266,8 +266,8 @@ def test_a_false_certificate_is_caught(monkeypatch):
 
     model, vocab, space, examples = random_setup(0, spread=1.0)
 
-    def overconfident(*args, **kwargs):
-        return torch.full((len(args[1]), 1), 5.0)
+    def overconfident(problem, *args, **kwargs):
+        return torch.full((problem.C.shape[0], 1), 5.0)
 
     monkeypatch.setattr(certifier, "margin_lower_bounds", overconfident)
     with pytest.raises(SoundnessViolation, match="sentence 'w"):
@@ -345,12 +345,13 @@ def test_token_set_matches_substitution_set(budget, relaxation, differentiable):
 def test_margin_bounds_are_differentiable():
     """The token-aware bounds give the engine's gradients (they can serve as a training loss)."""
     from robusttext.bounds import SubstitutionSet, compute_bounds, margin_matrix
-    from robusttext.certify import margin_lower_bounds
+    from robusttext.certify import batch_problem, margin_lower_bounds
 
     model, vocab, space, examples = random_setup(2)
     batch, labels = encoded(model, vocab, space, examples)
     for budget in (1, 2):
-        lower = margin_lower_bounds(model, batch, labels, budget, "crown-ibp", classes=2)
+        lower = margin_lower_bounds(batch_problem(model, batch, labels, budget, classes=2),
+                                    "crown-ibp")
         ours = torch.autograd.grad(lower.sum(), list(model.parameters()))
         table = model.embedding.weight
         subs = SubstitutionSet(table[batch.token_ids], table[batch.candidate_ids],

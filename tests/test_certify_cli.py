@@ -111,7 +111,7 @@ def test_soundness_violation_exit_code(word_model, data, monkeypatch, capsys):
     import robusttext.certify.certifier as certifier
 
     monkeypatch.setattr(certifier, "margin_lower_bounds",
-                        lambda model, batch, *a, **k: torch.full((len(batch), 1), 9.0))
+                        lambda problem, *a, **k: torch.full((problem.C.shape[0], 1), 9.0))
     assert main(["certify", "--model", str(word_model), "--data", str(data), "--budget",
                  "1"]) == 3
     assert "SOUNDNESS VIOLATION" in capsys.readouterr().err

@@ -79,9 +79,10 @@ def test_bounds_with_a_large_eps_are_sound_against_enumeration(method, query_ini
     """With eps 4 (close to a centring norm), every rewrite's margin, computed by the exported
     transformers model on the saved tokenizer's ids, stays above the certified lower bound."""
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.certify.margins import margins
     from robusttext.perturb import PerturbationSpace, SynonymTable
-    from robusttext.text.bounds import text_margin_lower
+    from robusttext.text.bounds import body_problem
     from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
 
     vocab = Vocabulary(WORDS)
@@ -99,8 +100,8 @@ def test_bounds_with_a_large_eps_are_sound_against_enumeration(method, query_ini
         subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                     enc.candidate_mask, budget, "exact")
         with torch.no_grad():
-            lower = text_margin_lower(model.body, subs, margin_matrix(labels, 2), enc.mask,
-                                      method).amin(1)
+            lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
+                                                     enc.mask), method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
             rewrites = word_rewrites(words, [TABLE.get(w, []) for w in words], budget)
@@ -197,3 +198,35 @@ def test_zero_queries_make_attention_a_mean_with_exact_weights():
     torch.testing.assert_close(out[1, :2], by_hand[1, :2])
     with pytest.raises(RobustTextError, match="query_init"):
         build_model("bert", vocab_size=10, embed_dim=8, heads=2, query_init="ones")
+
+
+def test_fixed_zero_queries_stay_zero_through_training_and_the_checkpoint(tmp_path):
+    """``query_init="fixed-zero"``: the queries start at zero and no optimiser step moves them
+    (they take no gradient), while the values do move (the keys get none either: every score
+    is 0 whatever they are); a checkpoint rebuilds them fixed."""
+    vocab = Vocabulary(WORDS)
+    torch.manual_seed(6)
+    model = build_model("bert", vocab_size=len(vocab), embed_dim=8, heads=2, ffn=16, layers=1,
+                        max_length=12, query_init="fixed-zero")
+    query = model.hf.bert.encoder.layer[0].attention.self.query
+    value = model.hf.bert.encoder.layer[0].attention.self.value
+    value_before = value.weight.detach().clone()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    ids = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]])
+    mask = (ids != 0).float()
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(ids, mask), torch.tensor([0, 1]))
+        loss.backward()
+        optimizer.step()
+    assert not query.weight.any() and not query.bias.any()
+    assert not query.weight.requires_grad and not query.bias.requires_grad
+    assert not torch.equal(value.weight, value_before)  # the rest trains
+    from robusttext.perturb import PerturbationSpace, SynonymTable
+
+    save_text_model(tmp_path / "m", model, vocab, PerturbationSpace(SynonymTable(TABLE), budget=1))
+    loaded = load_text_model(tmp_path / "m").model
+    reloaded_query = loaded.hf.bert.encoder.layer[0].attention.self.query
+    assert loaded.config()["query_init"] == "fixed-zero"
+    assert not reloaded_query.weight.any() and not reloaded_query.weight.requires_grad
+    assert TrainConfig.CHOICES["query_init"] == ("normal", "zero", "fixed-zero")

@@ -13,11 +13,12 @@ import torch
 pytest.importorskip("transformers")
 
 from robusttext.bounds import TokenSubstitutionSet, margin_matrix  # noqa: E402
+from robusttext.bounds.specs import margin_lower_bounds  # noqa: E402
 from robusttext.certify.margins import margins  # noqa: E402
 from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.perturb import PerturbationSpace, SynonymTable  # noqa: E402
 from robusttext.perturb.subwords import SubwordSpace  # noqa: E402
-from robusttext.text.bounds import text_margin_lower  # noqa: E402
+from robusttext.text.bounds import body_problem  # noqa: E402
 from robusttext.text.hf import SUPPORTED_ARCHITECTURES, from_transformers  # noqa: E402
 from tests.hf_tiny import SENTENCES, TABLE, bert_tokenizer, tiny_model  # noqa: E402
 from tests.oracles import word_rewrites  # noqa: E402
@@ -111,8 +112,9 @@ def test_bounds_are_sound_against_enumeration_through_the_transformers_model(
         subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                     enc.candidate_mask, budget, "exact")
         with torch.no_grad():
-            lower = text_margin_lower(model.body, subs, margin_matrix(labels, 2).to(subs.center),
-                                      enc.mask, method).amin(1)
+            problem = body_problem(model.body, subs, margin_matrix(labels, 2).to(subs.center),
+                                   enc.mask)
+            lower = margin_lower_bounds(problem, method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
             options = [_kept_words(space, w) for w in words]
@@ -154,5 +156,5 @@ def test_exact_gelu_is_refused_by_name_until_the_engine_bounds_it(tokenizer):
     subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                 enc.candidate_mask, 1, "exact")
     with pytest.raises(RobustTextError, match="gelu"):
-        text_margin_lower(model.body, subs, margin_matrix(torch.tensor([1]), 2).to(subs.center),
-                          enc.mask, "ibp")
+        margin_lower_bounds(body_problem(model.body, subs, margin_matrix(torch.tensor([1]), 2)
+                                         .to(subs.center), enc.mask), "ibp")

@@ -105,10 +105,11 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
     ``transformers`` model gives on every rewrite, each tokenised by the saved tokenizer."""
 
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.certify.margins import margins
     from robusttext.perturb import PerturbationSpace, SynonymTable
     from robusttext.perturb.vocabulary import Vocabulary
-    from robusttext.text.bounds import text_margin_lower
+    from robusttext.text.bounds import body_problem
     from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
 
     table = {"good": ["great", "fine"], "bad": ["awful", "poor"], "film": ["movie"],
@@ -127,8 +128,8 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
         subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                     enc.candidate_mask, budget, "exact")
         with torch.no_grad():
-            lower = text_margin_lower(model.body, subs, margin_matrix(labels, 2), enc.mask,
-                                      method).amin(1)
+            lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
+                                                     enc.mask), method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
             options = [table.get(w, []) for w in words]

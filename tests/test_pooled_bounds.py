@@ -5,9 +5,10 @@ import torch
 
 from robusttext.bounds import SubstitutionSet, TokenSubstitutionSet, compute_bounds, margin_matrix
 from robusttext.bounds.pooling import pooled_interval, pooled_margin_lower
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.errors import RobustTextError
 from robusttext.text import BagOfWords, BiLSTM, CharCNN, WordCNN
-from robusttext.text.bounds import text_margin_lower
+from robusttext.text.bounds import body_problem
 from robusttext.text.models import masked_mean
 from tests.builders import char_setup, word_setup
 from tests.oracles import enumerate_rewrites
@@ -119,11 +120,13 @@ def test_models_without_pooled_features_are_refused_by_name():
     input_set = SubstitutionSet(emb(batch.token_ids), emb(batch.candidate_ids),
                                 batch.candidate_mask, 1)
     with pytest.raises(RobustTextError, match="budget-ibp bounds need a body that pools"):
-        text_margin_lower(model.body, input_set, margin_matrix(torch.tensor([0]), 2),
-                          batch.mask, "budget-ibp")
+        margin_lower_bounds(body_problem(model.body, input_set,
+                                         margin_matrix(torch.tensor([0]), 2), batch.mask),
+                            "budget-ibp")
     with pytest.raises(RobustTextError, match="unknown method 'bogus'"):
-        text_margin_lower(model.body, input_set, margin_matrix(torch.tensor([0]), 2),
-                          batch.mask, "bogus")
+        margin_lower_bounds(body_problem(model.body, input_set,
+                                         margin_matrix(torch.tensor([0]), 2), batch.mask),
+                            "bogus")
 
 
 def test_certify_picks_budget_ibp_for_pooling_models_and_crown_ibp_otherwise():

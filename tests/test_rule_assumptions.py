@@ -154,8 +154,9 @@ class Pooled(nn.Module):
 @pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown"])
 @pytest.mark.parametrize("max_norm, norm_type", [(1.0, 2.0), (0.5, 1.0)])
 def test_embedding_max_norm_is_bounded_as_the_model_reads_it(max_norm, norm_type, method):
+    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.text import wrap_text_model
-    from robusttext.text.bounds import margin_lower_bounds
+    from robusttext.text.bounds import batch_problem
     from tests.builders import word_setup
     from tests.oracles import enumerate_rewrites
 
@@ -167,7 +168,7 @@ def test_embedding_max_norm_is_bounded_as_the_model_reads_it(max_norm, norm_type
         labels = torch.full((3,), label)
         table = model.embedding.weight.clone()
         with torch.no_grad():  # before any forward pass: the model renormalises in place
-            lower = margin_lower_bounds(model, batch, labels, 1, method, classes=2)
+            lower = margin_lower_bounds(batch_problem(model, batch, labels, 1, classes=2), method)
             model.embedding.weight.copy_(table)
         for b in range(3):
             n = int(batch.mask[b].sum())
@@ -182,8 +183,9 @@ def test_embedding_max_norm_is_bounded_as_the_model_reads_it(max_norm, norm_type
 
 
 def test_an_embedding_with_its_own_forward_is_refused_by_name():
+    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.text import wrap_text_model
-    from robusttext.text.bounds import margin_lower_bounds
+    from robusttext.text.bounds import batch_problem
     from tests.builders import word_setup
 
     vocab, space = word_setup()
@@ -191,4 +193,4 @@ def test_an_embedding_with_its_own_forward_is_refused_by_name():
     model.embedding.register_forward_hook(lambda module, args, out: out * 2)
     batch = space.encode(["a good film"], vocab)
     with pytest.raises(RobustTextError, match="embedding"):
-        margin_lower_bounds(model, batch, torch.tensor([1]), 1, "ibp", classes=2)
+        margin_lower_bounds(batch_problem(model, batch, torch.tensor([1]), 1, classes=2), "ibp")

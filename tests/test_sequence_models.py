@@ -133,7 +133,8 @@ def test_crown_is_at_least_as_tight_as_ibp_on_average(name):
 def test_lstm_bounds_unroll_only_the_batch_length(method):
     """The text bounds trace the LSTM to the batch's length, not max_length: the graph is
     smaller, the bounds equal those of the max_length graph and hold for every rewrite."""
-    from robusttext.text.bounds import text_margin_lower
+    from robusttext.bounds.specs import margin_lower_bounds
+    from robusttext.text.bounds import body_problem
 
     torch.manual_seed(5)
     model = BiLSTM(len(VOCAB), embed_dim=6, hidden=3, max_length=9).eval()
@@ -144,7 +145,7 @@ def test_lstm_bounds_unroll_only_the_batch_length(method):
                                 batch.candidate_mask, SPACE.budget)
     C = margin_matrix(LABELS, 2)
     with torch.no_grad():
-        short = text_margin_lower(model.body, input_set, C, batch.mask, method)
+        short = margin_lower_bounds(body_problem(model.body, input_set, C, batch.mask), method)
         full = compute_bounds(model.body, input_set, method, C=C,
                               extra_inputs=(batch.mask,), bound_upper=False)[0]
     torch.testing.assert_close(short, full, atol=1e-5, rtol=1e-5)

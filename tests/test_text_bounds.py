@@ -5,10 +5,11 @@ import pytest
 import torch
 from torch import nn
 
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.errors import RobustTextError
 from robusttext.methods import AUTO, ENGINE_METHODS, POOLED_METHOD, TEXT_METHODS
 from robusttext.text import CharCNN, wrap_text_model
-from robusttext.text.bounds import margin_lower_bounds, pick_method, substitution_set
+from robusttext.text.bounds import batch_problem, pick_method, substitution_set
 from tests.builders import char_setup, word_setup
 from tests.oracles import enumerate_rewrites
 
@@ -37,7 +38,7 @@ def test_class_count_is_read_from_the_logits_of_a_wrapped_model(method):
     batch = space.encode(SENTENCES, vocab)
     labels = torch.tensor([0, 2, 1])
     with torch.no_grad():
-        lower = margin_lower_bounds(model, batch, labels, 2, method)
+        lower = margin_lower_bounds(batch_problem(model, batch, labels, 2), method)
     assert lower.shape == (3, 2)
     for b in range(len(SENTENCES)):  # below every enumerated rewrite's margins
         n = int(batch.mask[b].sum())
@@ -62,9 +63,10 @@ def test_a_set_built_once_gives_the_bounds_of_a_fresh_set_at_every_budget(method
         for first in (2, 0, None):
             subs = substitution_set(model, batch, first)
             for budget in (0, 1, 2, None):
-                fresh = margin_lower_bounds(model, batch, labels, budget, method, classes=2)
-                reused = margin_lower_bounds(model, batch, labels, budget, method, classes=2,
-                                             subs=subs)
+                fresh = margin_lower_bounds(batch_problem(model, batch, labels, budget,
+                                                          classes=2), method)
+                reused = margin_lower_bounds(batch_problem(model, batch, labels, budget,
+                                                           classes=2, subs=subs), method)
                 assert torch.equal(fresh, reused), (first, budget)
 
 
@@ -87,4 +89,5 @@ def test_method_names_are_declared_once():
     with pytest.raises(RobustTextError, match="unknown method 'exact'"):
         vocab, space = char_setup()
         batch = space.encode(SENTENCES[:1], vocab)
-        margin_lower_bounds(CharCNN(len(vocab)), batch, torch.tensor([0]), 1, "exact")
+        margin_lower_bounds(batch_problem(CharCNN(len(vocab)), batch, torch.tensor([0]), 1),
+                            "exact")

@@ -116,7 +116,10 @@ def test_bab_agrees_with_the_exact_lowest_margin(seed, eps):
     model, center, label, truth, outcome = case(seed, eps)
     if outcome.status == VERIFIED:
         assert float(truth.min()) > 0
-    elif outcome.status == COUNTEREXAMPLE:
+        assert 0 < outcome.margin <= float(truth.min()) + 1e-5  # a lower bound, proven
+    else:
+        assert not outcome.margin > 0
+    if outcome.status == COUNTEREXAMPLE:
         point = outcome.counterexample
         assert float((point - center).abs().max()) <= eps + 1e-6
         assert 0 <= float(point.min()) and float(point.max()) <= 1
@@ -164,7 +167,12 @@ def _cli_json(tmp_path, *extra):
 
 
 def test_cli_reports_bab_beside_the_other_methods(tmp_path):
-    code, metrics = _cli_json(tmp_path, "--methods", "ibp,bab", "--bab-time-limit", "3")
+    code, metrics = _cli_json(tmp_path, "--methods", "ibp,bab", "--bab-time-limit", "3",
+                              "--html", str(tmp_path / "page.html"))
+    assert "bab" in (tmp_path / "page.html").read_text()
+    for example in metrics["examples"]:
+        margin = example["margin_lower"]["bab"]
+        assert example["verified"]["bab"] == (margin is not None and margin > 0)
     assert code == 0 and metrics["n"] == 3
     assert metrics["bab_time_limit"] == 3
     decided = round(metrics["bab_verified_accuracy"] * 3) + metrics["bab_counterexamples"]

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The [CLS] BERT-style results of bench/hf_results.md (second round): a 1-layer encoder (hidden
+# The [CLS] BERT-style results of bench/archive/hf_results.md (second round): a 1-layer encoder (hidden
 # 64, 4 heads, ReLU, [CLS] pooled) trained certifiably on SST-2 with counter-fitted synonyms at
 # budget 3 (model selection on 5% of the training roots), and a normally trained one; each
 # certified on all 872 dev sentences (CROWN-IBP with attack and enumeration, then IBP).

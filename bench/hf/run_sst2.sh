@@ -1,5 +1,5 @@
 #!/bin/sh
-# The BERT-style results of bench/hf_results.md: a normally trained and a certifiably trained
+# The BERT-style results of bench/archive/hf_results.md: a normally trained and a certifiably trained
 # 1-layer BERT-style encoder (hidden 64, 4 heads, ReLU) on SST-2 with counter-fitted synonyms,
 # each certified on the first 200 dev sentences (CROWN-IBP, attack, enumeration).
 # Run from the repository root: sh bench/hf/run_sst2.sh > runs/hf/log.txt 2>&1

@@ -5,7 +5,7 @@ a small ``BertForSequenceClassification`` from a plain ``BertConfig`` (BERT's de
 LayerNorm eps 1e-12; only the sizes are small) and trains it with ``transformers.Trainer``
 (normal cross-entropy, no robusttext code), then saves model and tokenizer with
 ``save_pretrained`` and prints its dev accuracy. ``robusttext train --model FOLDER`` then
-continues it with the certified loss (``bench/hf_results.md``, certified fine-tuning).
+continues it with the certified loss (``bench/archive/hf_results.md``, certified fine-tuning).
 
     OMP_NUM_THREADS=1 python bench/hf/trainer_user_model.py --out runs/hf/user-bert \
         [--data ../shared/data] [--pieces 16000] [--epochs 2] [--limit N]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train all eight SST-2 models of bench/sentiment_results.md at once on one GPU.
+# Train all eight SST-2 models of bench/archive/sentiment_results.md at once on one GPU.
 #
 #   examples/sentiment/gpu_all.sh DATA RUNS MINUTES [extra train flags]
 #

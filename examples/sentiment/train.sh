@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce one SST-2 result of bench/sentiment_results.md with one command.
+# Reproduce one SST-2 result of bench/archive/sentiment_results.md with one command.
 #
 #   examples/sentiment/train.sh NAME [--device cuda|cpu] [more `robusttext train` flags]
 #

@@ -1,10 +1,19 @@
-"""Specification matrices: which linear functions of the logits a certificate bounds."""
+"""What a certificate bounds: the margin specification of the logits, the task-neutral bound
+problem (``BoundProblem``) and the one margins function (``margin_lower_bounds``) that text and
+vision both call."""
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
 
+import torch
+from torch import nn
+
+from robusttext.bounds.engine import compute_bounds
+from robusttext.bounds.input_sets import InputSet
+from robusttext.bounds.pooling import pooled_margin_lower
 from robusttext.errors import RobustTextError
+from robusttext.methods import ENGINE_METHODS, POOLED_METHOD, TEXT_METHODS
 
 
 def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -36,13 +45,55 @@ def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return eye[labels][:, None, :] - eye[other_ids]
 
 
-def margin_lower_bounds(module, input_set, labels: torch.Tensor, num_classes: int, method: str,
-                        extra_inputs=()) -> torch.Tensor:
-    """Lower bounds ``[batch, num_classes - 1]`` on the margins ``z_y - z_j`` (``j != y``) of
-    ``z = module(x, *extra_inputs)`` over ``input_set``, by one of the engine's methods, with
-    ``margin_matrix(labels, num_classes)`` folded into the last layer. Differentiable."""
-    from robusttext.bounds.engine import compute_bounds
+@dataclass(frozen=True)
+class BoundProblem:
+    """What the engine bounds, task-neutral: ``C @ module(x, *extra_inputs)`` for every ``x``
+    in ``input_set``.
 
-    C = margin_matrix(labels, num_classes)
-    return compute_bounds(module, input_set, method, C=C, extra_inputs=extra_inputs,
-                          bound_upper=False)[0]
+    A task turns a batch into one: text (``robusttext.text.bounds.batch_problem``): the body
+    of the model (unrolled to the batch's length), the substitution set of its embeddings and
+    the padding mask; vision (``robusttext.vision.verify.image_problem``): the network, the
+    clipped L-infinity ball and no extra inputs.
+
+    Attributes:
+        module: the ``nn.Module`` bounded; its first positional input is the perturbed one.
+        input_set: the set of its first input (``InputSet``: ``LinfBall``, ``Box``,
+            ``SubstitutionSet``), batch ``batch``.
+        C: the margin specification ``[batch, specs, classes]`` (``margin_matrix``: ``specs =
+            classes - 1`` rows ``e_y - e_j``).
+        extra_inputs: the module's further positional inputs, constants (a padding mask
+            ``[batch, length]``).
+    """
+
+    module: nn.Module
+    input_set: InputSet
+    C: torch.Tensor
+    extra_inputs: tuple = ()
+
+
+def margin_problem(module: nn.Module, input_set: InputSet, labels: torch.Tensor,
+                   num_classes: int, extra_inputs: tuple = ()) -> BoundProblem:
+    """The problem of the margins ``z_y - z_j`` (``j != y``) of ``z = module(x,
+    *extra_inputs)`` over ``input_set``, for ``labels`` ``[batch]`` of ``num_classes``
+    classes."""
+    return BoundProblem(module, input_set, margin_matrix(labels, num_classes), tuple(extra_inputs))
+
+
+def margin_lower_bounds(problem: BoundProblem, method: str,
+                        alpha_steps: int | None = None) -> torch.Tensor:
+    """The one margins function: lower bounds ``[batch, specs]`` on ``problem.C @
+    problem.module(x, *problem.extra_inputs)`` over ``problem.input_set``. Differentiable.
+
+    ``method``: an engine method (``ENGINE_METHODS``: the specification folded into the last
+    layer by ``compute_bounds``) or ``budget-ibp`` (``robusttext.bounds.pooling``: a body that
+    pools per-window features, its one extra input the mask). ``alpha_steps``: alpha-CROWN's
+    optimisation steps (None: the engine's default).
+    """
+    if method == POOLED_METHOD:
+        return pooled_margin_lower(problem.module, problem.input_set, problem.C,
+                                   *problem.extra_inputs)
+    if method not in ENGINE_METHODS:
+        raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(TEXT_METHODS)}")
+    steps = {} if alpha_steps is None else {"alpha_steps": alpha_steps}
+    return compute_bounds(problem.module, problem.input_set, method, C=problem.C,
+                          extra_inputs=problem.extra_inputs, bound_upper=False, **steps)[0]

@@ -25,7 +25,8 @@ _LAZY = {
     "margins": "robusttext.certify.margins",
     "predict": "robusttext.certify.margins",
     "SoundnessViolation": "robusttext.certify.soundness",
-    "margin_lower_bounds": "robusttext.text.bounds",
+    "margin_lower_bounds": "robusttext.bounds.specs",
+    "batch_problem": "robusttext.text.bounds",
 }
 
 lazy_exports(__name__, _LAZY)
@@ -38,6 +39,7 @@ __all__ = [
     "Certification",
     "ExampleResult",
     "SoundnessViolation",
+    "batch_problem",
     "beam_attack",
     "certify",
     "check_budgets",

@@ -11,6 +11,7 @@ from torch import nn
 
 from robusttext.bounds import RELAXATIONS
 from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.certify.attack import beam_attack
 from robusttext.certify.defaults import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.certify.exact import check_time_limit, settle
@@ -27,8 +28,8 @@ from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace
 from robusttext.perturb.vocabulary import Vocabulary
 from robusttext.text.bounds import (
+    batch_problem,
     check_method,
-    margin_lower_bounds,
     pick_method,
     substitution_set,
 )
@@ -229,8 +230,9 @@ class _Run:
         self.classes = predict(self.model, batch.token_ids, batch.mask).shape[1]
         labels = torch.zeros(1, dtype=torch.long, device=self.device)
         with torch.no_grad():
-            margin_lower_bounds(self.model, batch, labels, 0, self.method, self.relaxation,
-                                classes=self.classes, alpha_steps=self.alpha_steps)
+            margin_lower_bounds(batch_problem(self.model, batch, labels, 0, self.relaxation,
+                                              classes=self.classes),
+                                self.method, self.alpha_steps)
         self.setup_seconds = time.perf_counter() - start
         return self.classes
 
@@ -268,9 +270,10 @@ class _Run:
             self.stage(f"{self.method} bounds, budget {'any' if budget is None else budget}")
             start = time.perf_counter()
             with torch.no_grad():
-                lower = margin_lower_bounds(self.model, enc, labels, budget, self.method,
-                                            self.relaxation, classes=self.classes, subs=subs,
-                                            alpha_steps=self.alpha_steps).amin(1).cpu()
+                problem = batch_problem(self.model, enc, labels, budget, self.relaxation,
+                                        classes=self.classes, subs=subs)
+                lower = margin_lower_bounds(problem, self.method,
+                                            self.alpha_steps).amin(1).cpu()
             self.seconds[budget]["bounds"] += time.perf_counter() - start
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit

@@ -44,12 +44,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.certify.margins import margins, predict
 from robusttext.certify.window_dp import supports_window_dp, window_minima
 from robusttext.errors import RobustTextError
 from robusttext.perturb.counting import enumerate_edits
 from robusttext.perturb.encoded import EncodedBatch
-from robusttext.text.bounds import check_method, margin_lower_bounds
+from robusttext.text.bounds import batch_problem, check_method
 
 CERTIFIED, COUNTEREXAMPLE, TIMEOUT = "certified", "counterexample", "timeout"
 DEFAULT_TIME_LIMIT = 10.0
@@ -242,9 +243,10 @@ class _Search:
             at = (budget == b).nonzero().flatten()
             sub = EncodedBatch(ids[at], mask[at], candidates[at], allowed[at], tokens=[])
             with torch.no_grad():
-                lower[at] = margin_lower_bounds(
-                    self.model, sub, labels[at], int(b), self.method, self.relaxation,
-                    classes=logits.shape[1], alpha_steps=self.alpha_steps).amin(1).to(lower)
+                problem = batch_problem(self.model, sub, labels[at], int(b), self.relaxation,
+                                        classes=logits.shape[1])
+                lower[at] = margin_lower_bounds(problem, self.method,
+                                                self.alpha_steps).amin(1).to(lower)
         for q, c in enumerate(torch.bincount(owner, minlength=len(self.nodes)).tolist()):
             self.nodes[q] += c
         decided = torch.tensor([s is not None for s in self.status], device=self.device)

@@ -53,7 +53,7 @@ def default_chunk(device: torch.device | str) -> int:
 
     On the CPU, larger chunks spend their time allocating memory: enumerating the 102,288
     rewrites of the demo sentences with the shipped BiLSTM took 15 s of user and 14 s of system
-    time at 4096 rows, 13 s and 0.4 s at 256 (``bench/certify_main_results.md``).
+    time at 4096 rows, 13 s and 0.4 s at 256 (``bench/archive/certify_main_results.md``).
     """
     return 256 if torch.device(device).type == "cpu" else 4096
 

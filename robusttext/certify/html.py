@@ -6,6 +6,10 @@ tokens, those that may change marked (their candidates in the tooltip), the outc
 budget (certified, robust by enumeration only, flipped, or open: neither proven nor broken),
 the certified margin, and the flipping rewrite when one was found. Two selectors filter the
 rows by outcome at a budget. No file, font or script is fetched from elsewhere.
+
+The page's frame (``page_head``, ``glossary``, ``page_foot``, ``write_page``, the outcome filter
+``FILTER_SCRIPT``) is also the page of ``robusttext vision certify --html``
+(``robusttext.vision.report``).
 """
 
 from __future__ import annotations
@@ -81,7 +85,11 @@ def write_html(path: str | Path, results: dict[str, Certification], bundles: dic
     """Write the page for ``results`` (model name -> certification; ``bundles`` the loaded
     models of the same names, for their tokens and candidates) certified on ``source``;
     ``command``: the command line, shown with the version at the foot of the page."""
-    page = render(results, bundles, source, command)
+    return write_page(path, render(results, bundles, source, command))
+
+
+def write_page(path: str | Path, page: str) -> Path:
+    """Write the page ``page`` to ``path`` (its folder made); a failure in one line."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,23 +99,39 @@ def write_html(path: str | Path, results: dict[str, Certification], bundles: dic
     return path
 
 
+def page_head(title: str, style: str = "") -> str:
+    """The page's start: its ``title`` (escaped here) and the shared style, then ``style``."""
+    head = _HEAD.format(title=html.escape(title))
+    return head.replace("</style>", style + "</style>") if style else head
+
+
+def glossary(entries: list[str]) -> str:
+    """The "How to read this page" box: ``entries``, each a sentence (escaped here)."""
+    return ('<details class="glossary" open><summary>How to read this page</summary><ul>'
+            + "".join(f"<li>{html.escape(e)}</li>" for e in entries) + "</ul></details>")
+
+
+def page_foot(command: str | None) -> str:
+    """The version and, when given, the command line; then the end of the page."""
+    from robusttext import __version__
+
+    foot = f"robusttext {__version__}" + (f"; command: <code>{html.escape(command)}</code>"
+                                          if command else "")
+    return f'<p class="foot">{foot}</p>\n</body></html>\n'
+
+
 def render(results: dict[str, Certification], bundles: dict, source: str,
            command: str | None = None) -> str:
     """The page as a string."""
-    from robusttext import __version__
-
     keys = list(dict.fromkeys(budget_key(b) for r in results.values()
                               for b in r.settings["budgets"]))
-    parts = [_HEAD.format(title=html.escape(f"robusttext certify: {source}"))]
+    parts = [page_head(f"robusttext certify: {source}")]
     parts.append(f"<h1>robusttext certify</h1><p>data: <code>{html.escape(source)}</code></p>")
     used = ["margin"] + list(dict.fromkeys(
         word for name, r in results.items()
         for word in (bundles[name].space.tokenizer, r.settings["method"],
                      r.settings["relaxation"])))
-    parts.append('<details class="glossary" open><summary>How to read this page</summary><ul>'
-                 + "".join(f"<li>{html.escape(GLOSSARY[w])}</li>" for w in used
-                           if w in GLOSSARY)
-                 + "</ul></details>")
+    parts.append(glossary([GLOSSARY[w] for w in used if w in GLOSSARY]))
     for name, result in results.items():
         parts.append(_summary(name, result, bundles[name].space))
     budget_options = "".join(f'<option value="{k}">{k}</option>' for k in keys)
@@ -124,11 +148,8 @@ def render(results: dict[str, Certification], bundles: dict, source: str,
     for name, result in results.items():
         parts += _sentence_rows(name, result, bundles[name])
     parts.append("</tbody></table>")
-    parts.append(_SCRIPT)
-    foot = f"robusttext {__version__}" + (f"; command: <code>{html.escape(command)}</code>"
-                                          if command else "")
-    parts.append(f'<p class="foot">{foot}</p>')
-    parts.append("</body></html>\n")
+    parts.append(FILTER_SCRIPT)
+    parts.append(page_foot(command))
     return "\n".join(parts)
 
 
@@ -287,7 +308,9 @@ svg.plot polyline.verified {{ fill: none; }}
 .plotkey .attack {{ color: #b01c1c; }}
 </style></head><body>"""
 
-_SCRIPT = """<script>
+# Shows the rows whose data-b<key> attribute (the select "budget" picks the key) is the
+# outcome the select "outcome" picks.
+FILTER_SCRIPT = """<script>
 function filterRows() {
   var outcome = document.getElementById("outcome").value;
   var budget = document.getElementById("budget").value;

@@ -1,5 +1,5 @@
 """Margins of a text model on given sentences (its lower bounds over a substitution set are
-``robusttext.text.bounds.margin_lower_bounds``).
+``robusttext.bounds.specs.margin_lower_bounds`` of ``robusttext.text.bounds.batch_problem``).
 
 The margin of class ``y`` is ``min_{j != y} (z_y - z_j)`` over the logits ``z``; it is positive
 exactly when ``y`` wins outright. A lower bound above zero over a set certifies ``y`` on every

@@ -7,9 +7,9 @@ soundness invariant (``robusttext.certify.soundness``), every run checks, per se
   ``transformers`` model ``tokenizer(text)["input_ids"]``; for robusttext's own models the GLUE
   words of ``robusttext.perturb.tokenizers.tokenize`` looked up in the vocabulary;
 - the clean logits robusttext computes (padded batches, its own body) are the model's own
-  forward on those ids: ``transformers``' ``model(input_ids, attention_mask).logits`` (the
-  scores ``pipeline("text-classification")`` turns into probabilities), or a robusttext
-  model's ``forward`` on the sentence alone, unpadded.
+  forward on those ids, the sentence alone, unpadded: ``transformers``'
+  ``model(input_ids, attention_mask).logits`` (the scores ``pipeline("text-classification")``
+  turns into probabilities), or a robusttext model's ``forward``.
 
 A mismatch is a bug (in robusttext's reading or its copy of the model), never bad input: it
 raises ``ReadingMismatch`` naming the sentence, so no certificate of another reading is given.
@@ -37,32 +37,27 @@ def reference_ids(space, vocab, text: str) -> list[int]:
 
 
 def own_logits(model, rows: list[list[int]], device) -> torch.Tensor:
-    """``[n, classes]``: the model's own forward on each id list of ``rows`` (a
-    ``transformers`` model through its own ``forward`` with an attention mask; any other
-    model sentence by sentence, grouped by length so nothing is padded)."""
+    """``[n, classes]``: the model's own forward on each id list of ``rows``, sentence by
+    sentence, grouped by length so nothing is padded (a ``transformers`` model through its own
+    ``forward`` with an all-ones attention mask: what ``pipeline`` computes for one sentence;
+    XLM's mean summary counts padded positions, so a padded batch would give other logits)."""
     from robusttext.text.hf.model import HFTextModel
 
+    out: list[torch.Tensor | None] = [None] * len(rows)
+    by_length: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_length.setdefault(len(r), []).append(i)
     with torch.no_grad():
-        if isinstance(model, HFTextModel):
-            hf = model.hf
-            length = max(len(r) for r in rows)
-            pad = int(getattr(hf.config, "pad_token_id", None) or 0)
-            ids = torch.full((len(rows), length), pad, dtype=torch.long, device=device)
-            mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)
-            for i, r in enumerate(rows):
-                ids[i, :len(r)] = torch.tensor(r, device=device)
-                mask[i, :len(r)] = 1
-            return hf(input_ids=ids, attention_mask=mask).logits.float()
-        out: list[torch.Tensor | None] = [None] * len(rows)
-        by_length: dict[int, list[int]] = {}
-        for i, r in enumerate(rows):
-            by_length.setdefault(len(r), []).append(i)
         for length, chosen in by_length.items():
             ids = torch.tensor([rows[i] for i in chosen], dtype=torch.long, device=device)
-            logits = model(ids, torch.ones(len(chosen), length, device=device)).float()
+            if isinstance(model, HFTextModel):
+                ones = torch.ones(len(chosen), length, dtype=torch.long, device=device)
+                logits = model.hf(input_ids=ids, attention_mask=ones).logits.float()
+            else:
+                logits = model(ids, torch.ones(len(chosen), length, device=device)).float()
             for k, i in enumerate(chosen):
                 out[i] = logits[k]
-        return torch.stack(out)
+    return torch.stack(out)
 
 
 def check_reading(model, space, vocab, texts: list[str], token_ids: torch.Tensor,

@@ -1,4 +1,8 @@
-"""Reports of a certification: a text table, a JSON file and a plot of accuracy per budget."""
+"""Reports of a certification: a text table, a JSON file and a plot of accuracy per budget.
+
+The pieces that do not depend on sentences (``aligned_table``, ``write_json``,
+``check_matplotlib``, ``save_figure``, ``pct``) are also the report of ``robusttext vision
+certify`` (``robusttext.vision.report``)."""
 
 from __future__ import annotations
 
@@ -141,6 +145,15 @@ def write_json(path: str | Path, report: dict) -> Path | str:
     return path
 
 
+def aligned_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The header, a rule as wide as it, and the rows: every cell right-aligned to its
+    column's widest entry, columns one space apart."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = [" ".join(f"{str(cell):>{width}}" for cell, width in zip(row, widths, strict=True))
+             for row in [header, *rows]]
+    return [lines[0], "-" * len(lines[0]), *lines[1:]]
+
+
 def check_matplotlib() -> None:
     """RobustTextError unless matplotlib can be imported (plots are an optional extra)."""
     try:
@@ -158,13 +171,23 @@ def plot_accuracy(path: str | Path, results: dict[str, Certification]) -> Path:
     data). With one budget per model (the shipped models, each at its own): a bar per model
     and figure, the budget named under each model.
     """
+    use_agg()
+    return save_figure(accuracy_figure(results), path)
+
+
+def use_agg() -> None:
+    """matplotlib, checked (``check_matplotlib``), drawing to files (no window)."""
     check_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write the matplotlib figure ``fig`` to ``path`` (its folder made), then close it; a
+    failure in one line."""
     import matplotlib.pyplot as plt
 
-    fig = accuracy_figure(results)
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,8 +254,12 @@ def robust_cell(s) -> str:
     return _pct(low) if _pct(low) == _pct(high) else f"{_pct(low)}-{_pct(high)}"
 
 
-def _pct(value: float) -> str:
+def pct(value: float) -> str:
+    """An accuracy in [0, 1] as a percentage to one decimal, as every report shows it."""
     return f"{100 * value:.1f}%"
+
+
+_pct = pct
 
 
 def _positions(budget: int | None) -> str:

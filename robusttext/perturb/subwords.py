@@ -466,18 +466,14 @@ class SubwordSpace:
 
 def check_tokenizer(tokenizer) -> None:
     """RobustTextError naming what robusttext cannot read through ``tokenizer``: a slow
-    (Python) tokenizer (no offsets), no cls/sep tokens, or a pre-tokenizer that does not split
-    at spaces (then a word's pieces could depend on another word's rewrite)."""
+    (Python) tokenizer (no offsets) or a pre-tokenizer that does not split at spaces (then a
+    word's pieces could depend on another word's rewrite). The special tokens are whatever the
+    tokenizer's own call adds (none, ``[CLS]`` alone, or a cls and a sep), kept as read."""
     name = type(tokenizer).__name__
     if not getattr(tokenizer, "is_fast", False):
         raise RobustTextError(f"the tokenizer {name} is a slow (Python) tokenizer; robusttext "
                               "places the pieces in the text with a fast one's offsets (load it "
                               "with AutoTokenizer.from_pretrained(..., use_fast=True))")
-    for attribute in ("cls_token_id", "sep_token_id"):
-        if getattr(tokenizer, attribute, None) is None:
-            raise RobustTextError(f"the tokenizer {name} has no "
-                                  f"{attribute.removesuffix('_id')}; robusttext frames sentences "
-                                  "with its cls and sep tokens")
     backend = tokenizer.backend_tokenizer
     probe = "ab cd"
     if backend.normalizer is not None:

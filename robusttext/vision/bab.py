@@ -29,6 +29,7 @@ from the image's start, the engine's bounds and PGD included) pass first, or mor
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -57,12 +58,16 @@ MAX_DOMAINS = 20000
 @dataclass
 class Outcome:
     """One image's answer: ``status`` (``verified``, ``counterexample`` or ``timeout``), the
-    seconds it took, the domains bounded, and the misclassified point ``[C, H, W]`` (or None)."""
+    seconds it took, the domains bounded, the misclassified point ``[C, H, W]`` (or None), and
+    ``margin``, a lower bound on the image's lowest margin over the ball: when verified the
+    lowest bound the search proved (positive), else the root's lowest bound (not positive;
+    ``-inf`` for a misclassified image)."""
 
     status: str
     seconds: float
     domains: int = 0
     counterexample: torch.Tensor | None = None
+    margin: float = float("-inf")
 
 
 @dataclass
@@ -124,7 +129,7 @@ def _one_image(network, image, label, eps, time_limit, settings, pgd, generator)
         root = root_domains(network, lowers, uppers, spec.shape[1])
         bound, lowest = optimise_bound(network, x_lower, x_upper, lowers, uppers, spec, root,
                                        ROOT_STEPS)
-        bound = torch.maximum(bound, _interval_bound(model, ball, labels, spec.shape[2]))
+        bound = torch.maximum(bound, _interval_bound(model, image, labels, eps))
         search.bounded += 1
     found = _misclassified(search, lowest[0])
     open_specs = (~(bound[0] > 0)).nonzero().squeeze(1).tolist()  # NaN stays open
@@ -132,16 +137,22 @@ def _one_image(network, image, label, eps, time_limit, settings, pgd, generator)
         adversarial, flipped = pgd_attack(model, image, labels, eps, pgd[0], pgd[1],
                                           generator=generator)
         found = adversarial[0] if bool(flipped[0]) else None
+    root_margin = min(float(bound.min()), 0.0)  # NaN stays NaN: not positive
     if found is not None:
-        return Outcome(COUNTEREXAMPLE, time.monotonic() - started, search.bounded, found)
+        return Outcome(COUNTEREXAMPLE, time.monotonic() - started, search.bounded, found,
+                       root_margin)
     status, found = VERIFIED, None
+    proven = [float(bound[0, j]) for j in range(bound.shape[1]) if j not in open_specs]
     for j in sorted(open_specs, key=lambda j: float(bound[0, j])):  # the hardest first
         start = Domains(root.signs, *[[t[:, j:j + 1].clone() for t in getattr(root, f)]
                                       for f in Domains.FIELDS[1:]])
-        status, found = _search_margin(search, spec[:, j:j + 1], start, bound[:, j])
+        status, found, lowest_proven = _search_margin(search, spec[:, j:j + 1], start,
+                                                      bound[:, j])
+        proven.append(lowest_proven)
         if status != VERIFIED:
             break
-    return Outcome(status, time.monotonic() - started, search.bounded, found)
+    margin = min(proven) if status == VERIFIED else root_margin
+    return Outcome(status, time.monotonic() - started, search.bounded, found, margin)
 
 
 def relu_bounds(network: Network, ball):
@@ -161,12 +172,12 @@ def relu_bounds(network: Network, ball):
         return crown_relu_bounds(network, x_lower, x_upper, ibp)
 
 
-def _interval_bound(model, ball, labels, classes: int) -> torch.Tensor:
+def _interval_bound(model, image, labels, eps: float) -> torch.Tensor:
     """The engine's IBP lower bounds ``[1, classes - 1]`` on the margins (sound as well: the
     root takes the larger of the two per margin, so bab verifies whatever IBP does)."""
-    from robusttext.bounds.specs import margin_lower_bounds
+    from robusttext.vision.verify import image_margin_bound
 
-    return margin_lower_bounds(model, ball, labels, classes, "ibp")
+    return image_margin_bound(model, image, labels, eps)("ibp")
 
 
 def _classes(network: Network) -> int:
@@ -193,11 +204,13 @@ def _misclassified(search: Search, points: torch.Tensor) -> torch.Tensor | None:
 
 
 def _search_margin(search: Search, spec, root: Domains, root_bound):
-    """Branch and bound on one margin (``spec`` ``[1, 1, classes]``): ``(status, point)``."""
+    """Branch and bound on one margin (``spec`` ``[1, 1, classes]``): ``(status, point, the
+    lowest bound of the domains it proved)``."""
     open_domains, bounds = root, root_bound.reshape(1)
+    lowest_proven = math.inf
     while len(open_domains):
         if time.monotonic() > search.deadline or len(open_domains) > search.max_domains:
-            return TIMEOUT, None
+            return TIMEOUT, None, lowest_proven
         order = torch.argsort(bounds)
         chosen, rest = order[:search.round_size], order[search.round_size:]
         children = split(search, open_domains.take(chosen))
@@ -209,11 +222,14 @@ def _search_margin(search: Search, spec, root: Domains, root_bound):
         search.bounded += len(children)
         found = _misclassified(search, lowest[:, 0])
         if found is not None:
-            return COUNTEREXAMPLE, found
-        still = (~(child_bounds[:, 0] > 0)).nonzero().squeeze(1)  # NaN stays open
+            return COUNTEREXAMPLE, found, lowest_proven
+        proven = child_bounds[:, 0] > 0
+        if proven.any():
+            lowest_proven = min(lowest_proven, float(child_bounds[proven, 0].min()))
+        still = (~proven).nonzero().squeeze(1)  # NaN stays open
         open_domains = Domains.cat([open_domains.take(rest), children.take(still)])
         bounds = torch.cat([bounds[rest], child_bounds[still, 0]])
-    return VERIFIED, None
+    return VERIFIED, None, lowest_proven
 
 
 def split(search: Search, domains: Domains) -> Domains:

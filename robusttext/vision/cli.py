@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -83,10 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="PGD steps (0: no attack; default 20)")
     certify.add_argument("--pgd-restarts", type=int, default=1, metavar="N",
                          help="PGD restarts (default 1)")
-    certify.add_argument("--methods", default="ibp,crown-ibp", metavar="M[,M...]",
-                         help=f"bound methods, a comma list of {', '.join(BOUND_METHODS)} "
-                              "(default ibp,crown-ibp; bab: branch and bound)")
-    add_bab_flag(certify)
+    add_method_flags(certify)
     certify.add_argument("--attack-verified-fraction", type=float, default=1.0, metavar="X",
                          help="attack only this fraction of certified examples, [0, 1] "
                               "(default 1: all)")
@@ -97,17 +93,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     certify.add_argument("--json", metavar="OUT.json|-",
                          help="write the metrics as JSON ('-': to standard output, the table "
                               "then goes to standard error)")
+    add_report_flags(certify)
     certify.add_argument("--quiet", action="store_true", help="no progress bars")
     certify.add_argument("--no-progress", dest="quiet", action=Deprecated, nargs=0, const=True,
                          replacement="--quiet")
 
 
-def add_bab_flag(certify: argparse.ArgumentParser) -> None:
-    """``--bab-time-limit``: the branch and bound's seconds per image."""
+def add_method_flags(certify: argparse.ArgumentParser) -> None:
+    """``--methods`` and ``--bab-time-limit`` (the branch and bound's seconds per image)."""
+    certify.add_argument("--methods", default="ibp,crown-ibp", metavar="M[,M...]",
+                         help=f"bound methods, a comma list of {', '.join(BOUND_METHODS)} "
+                              "(default ibp,crown-ibp; bab: branch and bound)")
     certify.add_argument("--bab-time-limit", type=float, metavar="SECONDS",
                          help="with --methods bab (branch and bound over ReLU splits: verified, "
                               "counterexample or timeout per image): seconds per image "
                               "(default 10)")
+
+
+def add_report_flags(certify: argparse.ArgumentParser) -> None:
+    """``--html`` and ``--plot`` of ``vision certify`` (the report of text's certify)."""
+    certify.add_argument("--html", metavar="OUT.html",
+                         help="write a page with every image beside PGD's counterexample and "
+                              "its outcome per method")
+    certify.add_argument("--plot", metavar="OUT.png",
+                         help="plot clean, under-attack and verified accuracy (needs "
+                              "matplotlib; .png, .pdf, .svg or .jpg)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -231,13 +241,8 @@ def resolve_checkpoint(name: str) -> Path:
 
 
 def _certify(args) -> int:
-    import sys
-
     directory_name, architecture = certify_names(args)
-    if args.json:
-        from robusttext.options import check_output
-
-        check_output(args.json, "--json")
+    check_report_paths(args)
     import torch
 
     from robusttext.vision.evaluate import evaluate
@@ -282,18 +287,55 @@ def _certify(args) -> int:
         bab_time_limit=bab_time_limit,
         device=device,
         progress=not args.quiet,
+        keep_counterexamples=bool(args.html),
     )
-    metrics = result.metrics()
-    metrics["seconds"] = round(time.time() - started, 1)
-    metrics["checkpoint"] = str(directory)
+    write_reports(args, result, data, directory_name, round(time.time() - started, 1),
+                  str(directory))
+    return 1 if result.soundness_violations() else 0
+
+
+def check_report_paths(args) -> None:
+    """Before any work: --json, --html and --plot name files that can be written, different
+    ones, and --plot has matplotlib (as text's certify checks them)."""
+    from robusttext.certify.report import HTML_FORMATS, PLOT_FORMATS, check_matplotlib
+    from robusttext.options import check_output
+
+    if args.json:
+        check_output(args.json, "--json")
+    for flag, path, formats in (("--html", args.html, HTML_FORMATS),
+                                ("--plot", args.plot, PLOT_FORMATS)):
+        if path == "-":
+            raise RobustTextError(f"{flag} -: it goes to a file; name one")
+        if path:
+            check_output(path, flag, formats)
+    if args.plot:
+        check_matplotlib()
+    named = [p for p in (args.json, args.html, args.plot) if p and p != "-"]
+    if len({Path(p).resolve() for p in named}) < len(named):
+        raise RobustTextError("--json, --html and --plot must name different files")
+
+
+def write_reports(args, result, data, model: str, seconds: float, checkpoint: str) -> None:
+    """The table (to standard error with --json -), then --json, --html and --plot."""
+    import sys
+
+    from robusttext.certify.report import write_json
+    from robusttext.vision.report import format_table, plot, report_json, write_html
+
     to_stdout = args.json == "-"
-    print(format_metrics(metrics), file=sys.stderr if to_stdout else sys.stdout)
-    if to_stdout:
-        print(json.dumps(metrics, indent=1))
-    elif args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(metrics, indent=1) + "\n")
-    return 1 if metrics["soundness_violations"] else 0
+    out = sys.stderr if to_stdout else sys.stdout
+    print(format_table(result, seconds), file=out)
+    if args.json:
+        where = write_json(args.json, report_json(result, {"seconds": seconds,
+                                                           "checkpoint": checkpoint}))
+        if not to_stdout:
+            print(f"report: {where}", file=out)
+    if args.html:
+        page = write_html(args.html, result, data.images, args.data, model,
+                          getattr(args, "command_line", None), seconds)
+        print(f"page: {page}", file=out)
+    if args.plot:
+        print(f"plot: {plot(args.plot, result)}", file=out)
 
 
 def check_bab_time_limit(limit: float | None, methods) -> float:

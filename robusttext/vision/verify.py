@@ -19,19 +19,30 @@ def image_ball(images: torch.Tensor, eps: float):
     return LinfBall(images, eps, lower=0.0, upper=1.0)
 
 
+def image_problem(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  eps: float):
+    """The vision task's bound problem of a batch (``robusttext.bounds.specs.BoundProblem``):
+    the margins ``z_y - z_j`` (``j != y``) of ``model`` over the clipped ball of radius ``eps``
+    around ``images`` ``[batch, C, H, W]``, labels ``[batch]``; no extra inputs."""
+    from robusttext.bounds.specs import margin_problem
+
+    return margin_problem(model, image_ball(images, eps), labels, num_classes(model))
+
+
 def image_margin_bound(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                        eps: float):
     """``bound(method)``: lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` (``j != y``)
-    over the ball, by an engine method (``robusttext.bounds.specs.margin_lower_bounds``).
-    Differentiable; the ball and the class count are built once for every method asked."""
+    over the ball, by an engine method, through the one margins function
+    (``robusttext.bounds.specs.margin_lower_bounds``). Differentiable; the problem (ball,
+    specification) is built once for every method asked."""
     from robusttext.bounds.specs import margin_lower_bounds
 
-    ball, classes = image_ball(images, eps), num_classes(model)
+    problem = image_problem(model, images, labels, eps)
 
     def bound(method: str) -> torch.Tensor:
         if method not in BOUND_METHODS:
             raise RobustTextError(f"bound method must be one of {BOUND_METHODS}, got {method!r}")
-        return margin_lower_bounds(model, ball, labels, classes, method)
+        return margin_lower_bounds(problem, method)
 
     return bound
 

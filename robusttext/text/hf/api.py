@@ -27,7 +27,7 @@ def examples_from_dataset(data, text_column: str | None = None, label_column: st
     ``Example``). With ``num_labels``, RobustTextError when the data's labels do not fit a model
     of that many labels: a label out of range, or a ``ClassLabel`` column of another size."""
     if isinstance(data, Sequence) and not isinstance(data, str):
-        examples = [e if isinstance(e, Example) else Example(*e) for e in data]
+        examples = [_example(e, i) for i, e in enumerate(data)]
         where = "the examples"
     else:
         columns = getattr(data, "column_names", None)
@@ -52,6 +52,17 @@ def examples_from_dataset(data, text_column: str | None = None, label_column: st
             raise RobustTextError(f"{where} has label {top} but the model has {num_labels} "
                                   f"labels (0..{num_labels - 1})")
     return examples
+
+
+def _example(item, index: int) -> Example:
+    """An ``Example`` from one item of a list: an ``Example`` or a ``(text, label)`` pair."""
+    if isinstance(item, Example):
+        return item
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise RobustTextError(f"example {index}: expected a (text, label) pair or an Example, "
+                              f"got {type(item).__name__} {str(item)[:60]!r}")
+    where = f"example {index}"
+    return Example(parse_text(item[0], where), parse_label(item[1], where), where)
 
 
 def certify_transformers(model: nn.Module | str | Path, tokenizer, data,

@@ -1,8 +1,9 @@
-"""A bert run exported as a plain ``transformers`` folder (what robusttext ships).
+"""A bert or xlm run exported as a plain ``transformers`` folder (what robusttext ships).
 
 ``export_transformers_folder(run, target, float16=True)`` writes only the ``transformers``
-files of a ``robusttext train --architecture bert`` checkpoint, so that robusttext reads the
-target as the ``transformers`` folder it is, through its tokenizer, like any user's model.
+files of a ``robusttext train --architecture bert`` (or ``xlm``) checkpoint, so that robusttext
+reads the target as the ``transformers`` folder it is, through its tokenizer, like any user's
+model.
 """
 
 from __future__ import annotations
@@ -11,16 +12,11 @@ import json
 from pathlib import Path
 
 from robusttext.errors import RobustTextError
-from robusttext.text.hf.trainable import (
-    BertClassifier,
-    exported_transformers_model,
-    word_tokenizer,
-)
 
 
 def export_transformers_folder(checkpoint: str | Path, target: str | Path,
                                float16: bool = False, note: str = "") -> Path:
-    """Write the ``transformers`` files of the bert checkpoint ``checkpoint`` (its
+    """Write the ``transformers`` files of the bert or xlm checkpoint ``checkpoint`` (its
     ``save_pretrained`` model, word tokenizer and ``robusttext.json``) into ``target``, without
     robusttext's own checkpoint files, so that robusttext reads ``target`` as the
     ``transformers`` folder it is (through its tokenizer). ``float16`` stores the weights in
@@ -31,12 +27,12 @@ def export_transformers_folder(checkpoint: str | Path, target: str | Path,
     from robusttext.text.io import load_text_model
 
     bundle = load_text_model(checkpoint)
-    if not isinstance(bundle.model, BertClassifier):
-        raise RobustTextError(f"{checkpoint} is a {bundle.kind} checkpoint; only a bert "
+    if not hasattr(bundle.model, "exported_transformers_model"):
+        raise RobustTextError(f"{checkpoint} is a {bundle.kind} checkpoint; only a bert or xlm "
                               "checkpoint has transformers files to export")
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    hf = exported_transformers_model(bundle.model)
+    hf = bundle.model.exported_transformers_model()
     if float16:
         hf = hf.half()
     hf.save_pretrained(target)
@@ -44,7 +40,7 @@ def export_transformers_folder(checkpoint: str | Path, target: str | Path,
     config = json.loads(config_file.read_text())
     config["dtype"] = "float32"
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    word_tokenizer(bundle.vocab).save_pretrained(target)
+    bundle.model.transformers_tokenizer(bundle.vocab).save_pretrained(target)
     saved = json.loads((Path(checkpoint) / ROBUSTTEXT_FILE).read_text())
     saved["perturbation_space"] = _without_stop_words(saved["perturbation_space"])
     saved["weights"] = "float16, computed in float32" if float16 else "float32"

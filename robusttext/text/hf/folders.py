@@ -21,7 +21,12 @@ from typing import Any
 from robusttext.errors import RobustTextError
 from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace
-from robusttext.text.hf.model import SUPPORTED_ARCHITECTURES, HFTextModel, from_transformers
+from robusttext.text.hf.model import (
+    SUPPORTED_ARCHITECTURES,
+    HFTextModel,
+    check_tokenizer_inputs,
+    from_transformers,
+)
 
 ROBUSTTEXT_FILE = "robusttext.json"
 FORMAT = "robusttext.transformers_folder"
@@ -172,6 +177,7 @@ def saved_space(saved: dict, tokenizer, model: HFTextModel) -> SubwordSpace | No
 
 def subword_space(space: PerturbationSpace, tokenizer, model: HFTextModel) -> SubwordSpace:
     """``space`` through ``tokenizer``, limited to the model's positions."""
+    check_tokenizer_inputs(model, tokenizer)
     return SubwordSpace(space, tokenizer, max_length=model.body.max_length)
 
 
@@ -228,6 +234,7 @@ def _bundle(model, tokenizer, saved, name, path):
     from robusttext.perturb.subwords import PieceVocabulary
     from robusttext.text.bundle import TextModelBundle
 
+    check_tokenizer_inputs(model, tokenizer)
     space = saved_space(saved, tokenizer, model)
     meta = {"kind": "transformers", "architecture": model.architecture,
             "model_config": model.hf.config.to_dict(),

@@ -1,8 +1,9 @@
 """Hugging Face ``transformers`` sequence classifiers as robusttext text models.
 
 ``from_transformers(model)`` turns a ``BertForSequenceClassification``,
-``DistilBertForSequenceClassification`` or ``RobertaForSequenceClassification`` into a model
-that follows the text-model contract (``robusttext.text.contract``):
+``DistilBertForSequenceClassification``, ``RobertaForSequenceClassification`` or
+``XLMForSequenceClassification`` into a model that follows the text-model contract
+(``robusttext.text.contract``):
 
 - ``embedding`` is the model's own word-embedding table (``nn.Embedding``, shared, not copied):
   the perturbed input;
@@ -10,13 +11,17 @@ that follows the text-model contract (``robusttext.text.contract``):
   labels]`` is everything after it: position and token-type embeddings, the embedding
   LayerNorm, the encoder layers (self-attention with the mask's padded keys removed, the
   feed-forward block, post-norm residuals), and the classification head (BERT's pooler and
-  classifier, RoBERTa's two-layer head, DistilBERT's pre-classifier and classifier).
+  classifier, RoBERTa's two-layer head, DistilBERT's pre-classifier and classifier, XLM's
+  sequence summary: the first token's state or the mean of the real tokens' states, then its
+  projection to the labels).
 
 The body is written here with plain modules that reuse the ``transformers`` model's layers
 (``nn.Linear``, ``nn.LayerNorm``, ``nn.Embedding``), so the bound engine traces exactly the
 operations it has rules for, instead of ``transformers``' own code. It computes the same
 logits as ``model(input_ids, attention_mask=mask).logits`` in eval mode for right-padded
-batches (dropout is never applied). Activations: ``relu``; ``gelu_new`` /
+batches (dropout is never applied); for XLM with ``summary_type="mean"``, whose own mean runs
+over padded positions too, the logits are those of each sentence unpadded (what ``pipeline``
+computes for one sentence). Activations: ``relu``; ``gelu_new`` /
 ``gelu_pytorch_tanh`` (the tanh approximation), written with tanh and products, which the engine
 bounds exactly on a single point (its F.gelu rule widens a point by a rounding margin, which
 two layers of interval attention amplify); ``gelu`` (the exact erf form) as ``F.gelu``, bounded
@@ -36,14 +41,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from robusttext.errors import RobustTextError
-from robusttext.text.sequence_models import MASKED_SCORE, checked_length
+from robusttext.text.sequence_models import MASKED_SCORE, checked_length, masked_mean_over_tokens
 
 SUPPORTED_ARCHITECTURES = (
     "BertForSequenceClassification",
     "DistilBertForSequenceClassification",
     "RobertaForSequenceClassification",
+    "XLMForSequenceClassification",
 )
 """The ``transformers`` classes robusttext certifies, attacks and trains."""
+
+POOLS = ("first", "mean")
+"""How ``EncoderBody`` reads the sentence's state: the first token's (BERT's ``[CLS]``), or the
+mean over the real tokens (XLM's ``summary_type="mean"``)."""
 
 ACTIVATIONS = ("relu", "gelu", "gelu_new", "gelu_pytorch_tanh")
 """``hidden_act`` (BERT, RoBERTa) / ``activation`` (DistilBERT) values the body implements."""
@@ -114,19 +124,23 @@ class EncoderLayer(nn.Module):
 
 
 class EncoderBody(nn.Module):
-    """Embeddings after the word table, encoder layers, classification head on the first token.
+    """Embeddings after the word table, encoder layers, classification head.
 
     ``forward(x [batch, length, hidden], mask [batch, length] float) -> [batch, labels]``:
     ``h = norm(x + position(p) + token_type)`` with ``p = position_offset + 0, 1, ...`` counted
     over the real tokens (RoBERTa's offset is its padding index + 1), ``h = layer(h)`` for each
-    layer, ``logits = head(h[:, 0])``. Sentences are right-padded; at most ``max_length``
-    tokens.
+    layer, ``logits = head(h[:, 0])`` (``pool="first"``) or ``head(mean of h over the real
+    tokens)`` (``pool="mean"``). Sentences are right-padded; at most ``max_length`` tokens.
     """
 
     def __init__(self, position: nn.Embedding, token_type: nn.Embedding | None,
                  norm: nn.LayerNorm, layers: list[EncoderLayer], head: nn.Module,
-                 position_offset: int, max_length: int):
+                 position_offset: int, max_length: int, pool: str = "first"):
         super().__init__()
+        if pool not in POOLS:
+            raise RobustTextError(f"EncoderBody: pool must be one of {', '.join(POOLS)}, got "
+                                  f"{pool!r}")
+        self.pool = pool
         self.position = position
         self.token_type = token_type
         self.norm = norm
@@ -136,8 +150,9 @@ class EncoderBody(nn.Module):
 
     @property
     def out(self) -> nn.Linear:
-        """The classifier layer (the head's last), where training reads the class count."""
-        return self.head[-1]
+        """The classifier layer (the head's last linear layer), where training reads the class
+        count."""
+        return [m for m in self.head if isinstance(m, nn.Linear)][-1]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         checked_length(x.shape[1], self.max_length)
@@ -150,6 +165,8 @@ class EncoderBody(nn.Module):
         padded_keys = ((1 - mask) * MASKED_SCORE)[:, None, None, :]  # [batch, 1, 1, length]
         for layer in self.layers:
             h = layer(h, padded_keys)
+        if self.pool == "mean":
+            return self.head(masked_mean_over_tokens(h, mask))
         return self.head(h[:, 0])
 
 
@@ -177,6 +194,17 @@ class HFTextModel(nn.Module):
 
     def forward(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.body(self.embedding(token_ids), mask)
+
+
+def check_tokenizer_inputs(model: HFTextModel, tokenizer) -> None:
+    """RobustTextError when ``tokenizer`` gives ``model`` an input its body does not compute:
+    XLM adds ``token_type_ids`` as word vectors, so robusttext reads XLM models only through a
+    tokenizer that does not return them (``model_input_names``)."""
+    names = getattr(tokenizer, "model_input_names", ())
+    if model.architecture == "XLMForSequenceClassification" and "token_type_ids" in names:
+        raise RobustTextError("XLMForSequenceClassification adds token_type_ids as word "
+                              "vectors; robusttext reads XLM models through a tokenizer whose "
+                              "model_input_names leave them out (input_ids, attention_mask)")
 
 
 def check_architecture(hf: object) -> str:
@@ -247,10 +275,50 @@ def _build_distilbert(hf):
     return emb.word_embeddings, body
 
 
+XLM_SUMMARY_ACTIVATIONS = {None: None, "linear": None, "tanh": nn.Tanh, "relu": nn.ReLU}
+"""XLM's ``summary_activation`` values the head implements (none and ``linear`` are the
+identity)."""
+
+
+def _check_xlm(config) -> None:
+    """Refuse, by name, the XLM settings the body does not compute."""
+    where = "XLMForSequenceClassification"
+    if config.summary_type not in POOLS:
+        raise RobustTextError(f"{where}: summary_type {config.summary_type!r} is not supported "
+                              f"(robusttext supports {', '.join(POOLS)})")
+    if not (config.summary_use_proj and config.summary_proj_to_labels):
+        raise RobustTextError(f"{where}: robusttext certifies the summary projected to the "
+                              "labels (summary_use_proj and summary_proj_to_labels true)")
+    if config.summary_activation not in XLM_SUMMARY_ACTIVATIONS:
+        raise RobustTextError(f"{where}: summary_activation {config.summary_activation!r} is "
+                              "not supported (robusttext supports none, linear, tanh, relu)")
+    if config.causal or not config.is_encoder:
+        raise RobustTextError(f"{where}: causal or decoder configurations are not supported")
+
+
+def build_xlm(hf):
+    config, xlm = hf.config, hf.transformer
+    _check_xlm(config)
+    activation = _activation("gelu" if config.gelu_activation else "relu",
+                             "XLMForSequenceClassification")
+    layers = [EncoderLayer(xlm.attentions[i].q_lin, xlm.attentions[i].k_lin,
+                           xlm.attentions[i].v_lin, xlm.attentions[i].out_lin,
+                           xlm.layer_norm1[i], xlm.ffns[i].lin1, xlm.ffns[i].lin2,
+                           xlm.layer_norm2[i], config.n_heads, activation)
+              for i in range(config.n_layers)]
+    summary_activation = XLM_SUMMARY_ACTIVATIONS[config.summary_activation]
+    head = nn.Sequential(hf.sequence_summary.summary,
+                         *([summary_activation()] if summary_activation else []))
+    body = EncoderBody(xlm.position_embeddings, None, xlm.layer_norm_emb, layers, head, 0,
+                       config.max_position_embeddings, pool=config.summary_type)
+    return xlm.embeddings, body
+
+
 _BUILDERS = {
     "BertForSequenceClassification": _build_bert,
     "DistilBertForSequenceClassification": _build_distilbert,
     "RobertaForSequenceClassification": _build_roberta,
+    "XLMForSequenceClassification": build_xlm,
 }
 
 
