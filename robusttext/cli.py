@@ -40,8 +40,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def suggestion(parser: argparse.ArgumentParser, message: str) -> str:
-    """``"; did you mean X?"`` for an invalid choice or an unknown option close to a real one,
-    else ``""``."""
+    """``"; did you mean X?"`` for an invalid choice or an unknown option close to a real one
+    (never a deprecated spelling), else ``""``."""
     choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
     if choice:
         wanted = choice.group(1)
@@ -52,7 +52,10 @@ def suggestion(parser: argparse.ArgumentParser, message: str) -> str:
         if not unknown:
             return ""
         wanted = unknown.group(1).split("=")[0]
-        options = [o for action in parser._actions for o in action.option_strings]
+        from robusttext.options import Deprecated
+
+        options = [o for action in parser._actions if not isinstance(action, Deprecated)
+                   for o in action.option_strings]  # the current spellings only
     close = difflib.get_close_matches(wanted, options, n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
 

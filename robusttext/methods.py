@@ -15,11 +15,19 @@ Torch-free, so that the command line can list them without loading torch.
 - ``TRAINING_METHODS``: the engine methods a certified-training loss differentiates (IBP and
   CROWN-IBP); text training adds ``POOLED_METHOD``, vision training adds natural training.
 - ``RELAXATIONS`` of a substitution set and ``ALPHA_STEPS``, alpha-CROWN's default steps.
+- ``BoundSettings``: the method choice as one frozen value (method, relaxation, alpha steps,
+  the exact search's time limit), built once from the flags (``robusttext certify``) and
+  carried unchanged to the engine; ``bound_settings`` reads a method name and the loose
+  keywords of the Python API into one.
 
 A method added to the engine appears in ``TEXT_METHODS`` (certify and its CLIs) by itself.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from robusttext.errors import RobustTextError
 
 ENGINE_METHODS = ("ibp", "crown", "crown-ibp", "alpha-crown")
 POOLED_METHOD = "budget-ibp"
@@ -37,6 +45,43 @@ RELAXATIONS = ("exact", "box", "simplex")
 # alpha-CROWN's default number of optimisation steps (``robusttext.bounds.alpha``).
 ALPHA_STEPS = 20
 
-__all__ = ["ALPHA_STEPS", "AUTO", "BAB_METHOD", "CERTIFY_METHODS", "ENGINE_METHODS",
-           "EXACT_METHOD", "POOLED_METHOD", "RELAXATIONS", "TEXT_METHODS", "TEXT_TRAINING_METHODS",
+# The exact search's default seconds per sentence and budget (``robusttext.certify.exact``).
+EXACT_TIME_LIMIT = 10.0
+
+
+@dataclass(frozen=True)
+class BoundSettings:
+    """How margins are bounded: ``method`` (one of ``CERTIFY_METHODS``, or ``AUTO``),
+    ``relaxation`` of a substitution set (one of ``RELAXATIONS``), ``alpha_steps``
+    (alpha-CROWN's optimisation steps; 0: CROWN's bound) and ``exact_time_limit`` (seconds of
+    the exact search per sentence and budget, with ``method="exact"``). Frozen: a step that
+    settles a choice (``auto`` resolved per model) makes a new value with ``resolved``. Checked
+    where it is used, with the messages of the flags it came from."""
+
+    method: str = AUTO
+    relaxation: str = "exact"
+    alpha_steps: int = ALPHA_STEPS
+    exact_time_limit: float = EXACT_TIME_LIMIT
+
+    def resolved(self, method: str) -> BoundSettings:
+        """The same settings with ``method`` (e.g. ``auto`` resolved for a model)."""
+        return replace(self, method=method)
+
+
+def bound_settings(method: str | BoundSettings, **given) -> BoundSettings:
+    """One ``BoundSettings`` from a method name and the keywords given (``relaxation``,
+    ``alpha_steps``, ``exact_time_limit``; None: the default), or ``method`` itself when it
+    is one (then no keyword may be given: the value carries the whole choice)."""
+    given = {k: v for k, v in given.items() if v is not None}
+    if isinstance(method, BoundSettings):
+        if given:
+            raise RobustTextError(f"give {', '.join(sorted(given))} inside the BoundSettings, "
+                                  "not beside it")
+        return method
+    return BoundSettings(method, **given)
+
+
+__all__ = ["ALPHA_STEPS", "AUTO", "BAB_METHOD", "BoundSettings", "CERTIFY_METHODS",
+           "ENGINE_METHODS", "EXACT_METHOD", "EXACT_TIME_LIMIT",
+           "POOLED_METHOD", "RELAXATIONS", "TEXT_METHODS", "TEXT_TRAINING_METHODS",
            "TRAINING_METHODS", "VISION_CERTIFY_METHODS", "VISION_TRAINING_METHODS"]

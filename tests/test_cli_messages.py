@@ -32,7 +32,7 @@ def parse_error(argv, capsys) -> str:
     (["certify", "--method", "crwn"], "did you mean crown?"),
     (["certify", "--jsn", "x.json"], "did you mean --json?"),
     (["train", "--epoks", "3"], "did you mean --epochs? (see robusttext train --help)"),
-    (["vision", "certify", "--methds", "ibp"], "did you mean --methods?"),
+    (["vision", "certify", "--methds", "ibp"], "did you mean --method?"),
     (["certify", "--limit", "many"], "--limit: invalid int value"),
 ])
 def test_command_line_mistakes_are_one_line(argv, expected, capsys):
@@ -42,15 +42,14 @@ def test_command_line_mistakes_are_one_line(argv, expected, capsys):
 @pytest.mark.parametrize("extra,named", [
     (["--tokenizer", "raw"], "--tokenizer raw changes nothing without a source"),
     (["--max-candidates", "1"], "--max-candidates 1 changes nothing without a source"),
-    (["--keyboard", "nothere.json"], "--keyboard nothere.json changes nothing without "
-                                     "--typos or --level char"),
-    (["--synonyms", "wordnet", "--keyboard", "nothere.json"],
-     "--keyboard nothere.json changes nothing without --typos or --level char"),
-    (["--typos", "--wordnet-senses", "2"], "--wordnet-senses 2 changes nothing without "
-                                           "--synonyms wordnet"),
+    (["--sources", "wordnet", "--max-flips-per-word", "2"],
+     "--max-flips-per-word 2 changes nothing without keyboard flips (--sources qwerty) at the "
+     "word level"),
+    (["--sources", "qwerty", "--wordnet-senses", "2"], "--wordnet-senses 2 changes nothing "
+                                                       "without --sources wordnet"),
     (["--alpha-steps", "5"], "--alpha-steps 5 goes with --method alpha-crown, not --method "
                              "auto"),
-    (["--typos", "--max-candidates", "0"], "--max-candidates must be at least 1"),
+    (["--sources", "qwerty", "--max-candidates", "0"], "--max-candidates must be at least 1"),
 ])
 def test_flags_that_would_change_nothing_are_refused(word_model, extra, named, capsys):
     err = one_line_error(["certify", "--model", str(word_model), "a good movie", *extra],
@@ -86,8 +85,8 @@ def test_one_sentence_is_singular(word_model, tmp_path, capsys):
 def test_vision_limits_name_their_flag(capsys):
     assert "--limit must be at least 1" in one_line_error(
         ["vision", "certify", "--limit", "0"], capsys)
-    assert "--train-subset must be at least 1" in one_line_error(
-        ["vision", "train", "--train-subset", "0"], capsys)
+    assert "--train-limit must be at least 1" in one_line_error(
+        ["vision", "train", "--train-limit", "0"], capsys)
 
 
 def test_train_refuses_to_resume_with_another_lr(tmp_path, capsys):
@@ -106,14 +105,13 @@ def test_train_refuses_to_resume_with_another_lr(tmp_path, capsys):
 
 @pytest.mark.parametrize("extra,named", [
     (["--level", "char", "--wordnet-senses", "2"],
-     "--wordnet-senses 2 changes nothing without --synonyms wordnet"),
-    (["--synonyms", "wordnet", "--keyboard", "nothere.json"],
-     "--keyboard nothere.json changes nothing without --typos or --level char"),
+     "--wordnet-senses 2 changes nothing without --sources wordnet"),
     (["--level", "char", "--max-flips-per-word", "2"],
-     "--max-flips-per-word 2 changes nothing without --typos at the word level"),
-    (["--typos", "--max-candidates", "0"], "--max-candidates must be at least 1"),
-    (["--typos", "--show", "-1"], "--show must be >= 0, got -1"),
-    (["--typos", "--budget", "-1"], "--budget must be >= 0, got -1"),
+     "--max-flips-per-word 2 changes nothing without keyboard flips (--sources qwerty) at the "
+     "word level"),
+    (["--sources", "qwerty", "--max-candidates", "0"], "--max-candidates must be at least 1"),
+    (["--sources", "qwerty", "--show", "-1"], "--show must be >= 0, got -1"),
+    (["--sources", "qwerty", "--budget", "-1"], "--budget must be >= 0, got -1"),
 ])
 def test_perturb_refuses_flags_that_would_change_nothing(extra, named, capsys):
     assert named in one_line_error(["perturb", "a charming film", *extra], capsys)

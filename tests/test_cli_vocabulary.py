@@ -45,10 +45,12 @@ def test_fixed_values_are_choices():
     """Options whose values form a fixed set list them (shown by --help, checked by argparse)."""
     from robusttext.methods import BAB_METHOD
     from robusttext.text.kinds import MODEL_KINDS
-    from robusttext.train.config import CHOICES, HELP, TrainConfig
+    from robusttext.train.config import TrainConfig
     from robusttext.vision.cli import ARCHITECTURES, BOUND_METHODS
     from robusttext.vision.models import ARCHITECTURES as VISION_ARCHITECTURES
     from robusttext.vision.verify import BOUND_METHODS as VISION_METHODS
+
+    HELP, CHOICES = TrainConfig.HELP, TrainConfig.CHOICES  # read from the fields' metadata
 
     assert set(HELP) == {f.name for f in TrainConfig.__dataclass_fields__.values()}
     assert set(ARCHITECTURES) == set(VISION_ARCHITECTURES)
@@ -62,7 +64,7 @@ def test_fixed_values_are_choices():
     assert set(choices("train", "model")) == set(MODEL_KINDS)
     for dest in ("method", "eval_method", "tokenizer", "norm"):
         assert choices("train", dest)
-    assert set(choices("vision train", "architecture")) == set(VISION_ARCHITECTURES)
+    assert set(choices("vision train", "model")) == set(VISION_ARCHITECTURES)  # --architecture
     assert choices("certify", "method") and choices("certify", "relaxation")
 
 
@@ -124,7 +126,7 @@ def test_train_old_model_flag_still_works(tmp_path, capsys):
 
 def test_messages_name_flags(capsys):
     assert main(["train", "--budget", "-1", "--print-config"]) == 2
-    assert "--budget must be >= 0, or none" in capsys.readouterr().err
+    assert "--budget must be >= 0, or any" in capsys.readouterr().err
     assert main(["train", "--epochs", "0", "--print-config"]) == 2
     assert "--epochs must be at least 1" in capsys.readouterr().err
 
@@ -174,7 +176,7 @@ def test_vision_vocabulary(tmp_path, capsys):
     assert "--checkpoint is deprecated" in err and "names an architecture" in err
     args = COMMAND_PARSERS["vision train"].parse_args(["--model", "dm-large", "--resume",
                                                        "--no-progress"])
-    assert (args.architecture, args.quiet) == ("dm-large", True)
+    assert (args.model, args.quiet) == ("dm-large", True)  # the model setting: --architecture
     err = capsys.readouterr().err
     assert "--model is deprecated" in err and "--resume is deprecated" in err
 
@@ -195,7 +197,8 @@ def test_vision_train_resumes_like_text_train(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "already trained for 1 epochs" in captured.err and "clean_accuracy" in captured.out
     assert main([*argv, "--seed", "5"]) == 2
-    assert "holds a run with other settings (seed was 0, now 5)" in capsys.readouterr().err
+    err = capsys.readouterr().err  # worded as text's train words it
+    assert "holds a run with other settings (--seed was 0, now 5); a run resumes with" in err
     assert main([*common, "--warmup-epochs", "1", "--out", str(tmp_path / "other")]) == 0
     assert "no step perturbs the inputs" in capsys.readouterr().err
 
@@ -204,7 +207,7 @@ def test_vision_train_resumes_like_text_train(tmp_path, capsys):
                     reason="needs Debian's dataset-fashion-mnist")
 def test_vision_certify_json_to_standard_output(capsys):
     assert main(["vision", "certify", "--model", "fmnist-dm-small", "--limit", "20",
-                 "--pgd-steps", "1", "--methods", "ibp", "--json", "-", "--quiet"]) == 0
+                 "--pgd-steps", "1", "--method", "ibp", "--json", "-", "--quiet"]) == 0
     captured = capsys.readouterr()
     metrics = json.loads(captured.out)
     assert metrics["n"] == 20 and "verified ibp" in captured.err  # the table

@@ -138,7 +138,7 @@ def test_certify_cli_takes_the_space_from_flags(tmp_path, tokenizer, capsys):
     assert main(["certify", "--model", str(folder), "--data", str(data)]) == 2
     assert "carries no perturbation space" in capsys.readouterr().err
     report = tmp_path / "report.json"
-    assert main(["certify", "--model", str(folder), "--data", str(data), "--synonyms",
+    assert main(["certify", "--model", str(folder), "--data", str(data), "--sources",
                  str(table), "--budget", "1", "--json", str(report)]) == 0
     out = capsys.readouterr().out
     assert "sub-word candidates dropped: 6 (piece count 4, several pieces 1, other slot 1)" in out
@@ -169,7 +169,7 @@ def test_the_one_sentence_view_says_the_dropped_candidates(tmp_path, tokenizer, 
     table = tmp_path / "table.json"
     table.write_text(json.dumps(TABLE))
     assert main(["certify", "--model", str(folder), "the playing is bad and the film is bad",
-                 "--synonyms", str(table), "--budget", "1"]) == 0
+                 "--sources", str(table), "--budget", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
     start = next(i for i, line in enumerate(out) if line.startswith("sub-word candidates"))
     assert out[start] == ("sub-word candidates dropped: 5 (piece count 3, several pieces 1, "
@@ -180,6 +180,6 @@ def test_the_one_sentence_view_says_the_dropped_candidates(tmp_path, tokenizer, 
         "film -> films (piece count)",
     ]
     assert out[start + 4].startswith("budget 1 position:")
-    assert main(["certify", "--model", str(folder), "a good plot", "--synonyms", str(table),
+    assert main(["certify", "--model", str(folder), "a good plot", "--sources", str(table),
                  "--budget", "1"]) == 0
     assert "sub-word candidates dropped: 0" in capsys.readouterr().out.splitlines()

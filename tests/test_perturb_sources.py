@@ -208,7 +208,7 @@ def test_download_is_cached_and_checksummed(tmp_path, monkeypatch):
 
 
 def test_counterfitted_absent_from_cache_says_how_to_get_it(tmp_path):
-    with pytest.raises(RobustTextError, match="--neighbors PATH"):
+    with pytest.raises(RobustTextError, match="--sources PATH"):
         CounterFittedSynonyms.from_cache(tmp_path)
     with pytest.raises(RobustTextError, match="not in the cache"):
         load_source("counterfitted", cache_dir=tmp_path)

@@ -76,7 +76,7 @@ def test_method_names_are_declared_once():
     from robusttext.train.config import EVAL_METHODS
     from robusttext.train.config import METHODS as TRAIN_METHODS
     from robusttext.vision.cli import BOUND_METHODS
-    from robusttext.vision.cli import TRAIN_METHODS as VISION_TRAIN
+    from robusttext.vision.config import METHODS as VISION_TRAIN
 
     assert METHODS is ENGINE_METHODS and BOUND_METHODS is ENGINE_METHODS
     assert CERTIFY_METHODS is TEXT_METHODS and set(TEXT_METHODS) == {*ENGINE_METHODS,

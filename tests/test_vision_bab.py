@@ -167,7 +167,7 @@ def _cli_json(tmp_path, *extra):
 
 
 def test_cli_reports_bab_beside_the_other_methods(tmp_path):
-    code, metrics = _cli_json(tmp_path, "--methods", "ibp,bab", "--bab-time-limit", "3",
+    code, metrics = _cli_json(tmp_path, "--method", "ibp,bab", "--bab-time-limit", "3",
                               "--html", str(tmp_path / "page.html"))
     assert "bab" in (tmp_path / "page.html").read_text()
     for example in metrics["examples"]:
@@ -182,9 +182,9 @@ def test_cli_reports_bab_beside_the_other_methods(tmp_path):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--methods", "ibp", "--bab-time-limit", "3"], "--bab-time-limit 3 goes with --methods bab"),
-    (["--methods", "bab", "--bab-time-limit", "0"], "--bab-time-limit must be above 0 seconds"),
-    (["--methods", "ibp,babb"], "unknown method 'babb'"),
+    (["--method", "ibp", "--bab-time-limit", "3"], "--bab-time-limit 3 goes with --method bab"),
+    (["--method", "bab", "--bab-time-limit", "0"], "--bab-time-limit must be above 0 seconds"),
+    (["--method", "ibp,babb"], "unknown method 'babb'"),
 ])
 def test_cli_refuses_bad_bab_flags(tmp_path, capsys, extra, message):
     code, _ = _cli_json(tmp_path, *extra)

@@ -107,7 +107,7 @@ def test_cli_json_html_and_plot(run, tmp_path, capsys):
     folder, checkpoint = run
     report, page, figure = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.png"
     status = main(["vision", "certify", "--model", str(checkpoint), "--data", str(folder),
-                   "--eps", "0.3", "--limit", "12", "--pgd-steps", "3", "--methods",
+                   "--eps", "0.3", "--limit", "12", "--pgd-steps", "3", "--method",
                    "ibp,crown-ibp", "--json", str(report), "--html", str(page), "--plot",
                    str(figure), "--quiet"])
     out = capsys.readouterr().out

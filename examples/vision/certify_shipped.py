@@ -3,12 +3,12 @@
     python examples/vision/certify_shipped.py [--data DIR] [--eps 0.1] [--limit N] [--pgd-steps 20]
 
 Prints clean accuracy, PGD-20 accuracy and IBP-verified accuracy on the 10,000 test images
-(``--methods ibp,crown-ibp`` adds CROWN-IBP, several times slower on a CPU), then the figures
+(``--method ibp,crown-ibp`` adds CROWN-IBP, several times slower on a CPU), then the figures
 recorded in the checkpoint when it was shipped, for the same methods, labelled with the engine
 version they were measured with (its CROWN-IBP figure predates an engine fix: rerun with
-``--methods ibp,crown-ibp`` for the current one). To stay fast on a CPU, PGD attacks every correctly
-classified image that no method certified and a 5% sample of the certified ones (a cross-check
-of the certificates); ``--attack-verified-fraction 1`` attacks all. It runs
+``--method ibp,crown-ibp`` for the current one). To stay fast on a CPU, PGD attacks every
+correctly classified image that no method certified and a 5% sample of the certified ones (a
+cross-check of the certificates); ``--attack-verified-fraction 1`` attacks all. It runs
 ``robusttext vision certify`` with these defaults; any of its flags given here win.
 """
 
@@ -21,7 +21,7 @@ from robusttext.vision.cli import certify_names, format_metrics, resolve_checkpo
 from robusttext.vision.io import load_model
 
 DEFAULTS = ["vision", "certify", "--model", "fmnist-dm-small", "--eps", "0.1",
-            "--methods", "ibp", "--attack-verified-fraction", "0.05", "--batch-size", "1000"]
+            "--method", "ibp", "--attack-verified-fraction", "0.05", "--batch-size", "1000"]
 
 
 def certify_shipped(flags: list[str]) -> int:
@@ -36,7 +36,7 @@ def certify_shipped(flags: list[str]) -> int:
     recorded = meta.get("metrics", {}).get("test_pgd20")
     if (status == 0 and recorded and args.limit is None and args.eps == recorded["eps"]
             and args.pgd_steps == 20):
-        methods = [m.strip().replace("-", "_") for m in args.methods.split(",")]
+        methods = [m.strip().replace("-", "_") for m in args.method.split(",")]
         shown = {k: v for k, v in recorded.items() if k in ("clean_accuracy", "pgd_accuracy")
                  or any(k == f"{m}_verified_accuracy" for m in methods)}
         note = meta.get("provenance", {}).get("engine_note", "no note of the engine")

@@ -19,5 +19,5 @@ for method in crown-ibp ibp natural; do
     --quiet --json "$OUT/$method/certify-pgd20.json" > /dev/null
 done
 $PY -m robusttext.cli vision certify --model "$OUT/crown-ibp" --data "$DATA" --eps 0.1 \
-  --pgd-steps 200 --pgd-restarts 5 --methods ibp,crown-ibp --quiet \
+  --pgd-steps 200 --pgd-restarts 5 --method ibp,crown-ibp --quiet \
   --json "$OUT/crown-ibp/certify-pgd200x5.json" > /dev/null

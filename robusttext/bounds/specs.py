@@ -13,7 +13,13 @@ from robusttext.bounds.engine import compute_bounds
 from robusttext.bounds.input_sets import InputSet
 from robusttext.bounds.pooling import pooled_margin_lower
 from robusttext.errors import RobustTextError
-from robusttext.methods import ENGINE_METHODS, POOLED_METHOD, TEXT_METHODS
+from robusttext.methods import (
+    ENGINE_METHODS,
+    POOLED_METHOD,
+    TEXT_METHODS,
+    BoundSettings,
+    bound_settings,
+)
 
 
 def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -79,21 +85,25 @@ def margin_problem(module: nn.Module, input_set: InputSet, labels: torch.Tensor,
     return BoundProblem(module, input_set, margin_matrix(labels, num_classes), tuple(extra_inputs))
 
 
-def margin_lower_bounds(problem: BoundProblem, method: str,
+def margin_lower_bounds(problem: BoundProblem, method: str | BoundSettings,
                         alpha_steps: int | None = None) -> torch.Tensor:
     """The one margins function: lower bounds ``[batch, specs]`` on ``problem.C @
     problem.module(x, *problem.extra_inputs)`` over ``problem.input_set``. Differentiable.
 
     ``method``: an engine method (``ENGINE_METHODS``: the specification folded into the last
     layer by ``compute_bounds``) or ``budget-ibp`` (``robusttext.bounds.pooling``: a body that
-    pools per-window features, its one extra input the mask). ``alpha_steps``: alpha-CROWN's
-    optimisation steps (None: the engine's default).
+    pools per-window features, its one extra input the mask); a name with ``alpha_steps``
+    beside it (alpha-CROWN's optimisation steps; None: the engine's default), or a
+    ``robusttext.methods.BoundSettings`` carried from the flags (its method and alpha steps
+    are used here; its relaxation is the input set's).
     """
+    bound = bound_settings(method, alpha_steps=alpha_steps)
+    method = bound.method
     if method == POOLED_METHOD:
         return pooled_margin_lower(problem.module, problem.input_set, problem.C,
                                    *problem.extra_inputs)
     if method not in ENGINE_METHODS:
         raise RobustTextError(f"unknown method {method!r}; choose one of {', '.join(TEXT_METHODS)}")
-    steps = {} if alpha_steps is None else {"alpha_steps": alpha_steps}
     return compute_bounds(problem.module, problem.input_set, method, C=problem.C,
-                          extra_inputs=problem.extra_inputs, bound_upper=False, **steps)[0]
+                          extra_inputs=problem.extra_inputs, bound_upper=False,
+                          alpha_steps=bound.alpha_steps)[0]

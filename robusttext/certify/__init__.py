@@ -3,6 +3,7 @@ set, exhaustive enumeration of small sets, and the soundness invariant tying the
 
 >>> from robusttext.certify import certify
 >>> result = certify(model, vocab, space, examples, budgets=[1, 2], method="ibp")
+>>> certify(model, vocab, space, examples, method=BoundSettings("alpha-crown", alpha_steps=5))
 >>> result.summary(1).verified_accuracy
 >>> result.to_json()            # {"summary": [...], "examples": [...], "settings": {...}}
 
@@ -11,6 +12,7 @@ set, exhaustive enumeration of small sets, and the soundness invariant tying the
 
 from robusttext.certify.results import BudgetSummary, Certification, ExampleResult
 from robusttext.lazy import lazy_exports
+from robusttext.methods import BoundSettings
 
 # Imported on first use: they load torch, which the command line's --help does without.
 _LAZY = {
@@ -35,6 +37,7 @@ lazy_exports(__name__, _LAZY)
 __all__ = [
     "DEFAULT_ENUMERATE_LIMIT",
     "AttackResult",
+    "BoundSettings",
     "BudgetSummary",
     "Certification",
     "ExampleResult",

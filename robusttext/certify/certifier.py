@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from robusttext.bounds import RELAXATIONS
-from robusttext.bounds.alpha import ALPHA_LR, ALPHA_STEPS, check_alpha_settings
+from robusttext.bounds.alpha import ALPHA_LR, check_alpha_settings
 from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.certify.attack import beam_attack
 from robusttext.certify.defaults import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
@@ -22,7 +22,7 @@ from robusttext.certify.results import Certification, ExampleResult, summarize
 from robusttext.certify.soundness import check_example
 from robusttext.data import Example, check_labels
 from robusttext.errors import RobustTextError
-from robusttext.methods import AUTO, EXACT_METHOD
+from robusttext.methods import AUTO, EXACT_METHOD, BoundSettings, bound_settings
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.perturb.space import PerturbationSpace
 from robusttext.perturb.subwords import SubwordSpace
@@ -57,8 +57,8 @@ def certify(
     space: PerturbationSpace,
     examples: Sequence[Example | tuple[str, int]],
     budgets: Sequence[int | None] | None = None,
-    method: str = "auto",
-    relaxation: str = "exact",
+    method: str | BoundSettings = "auto",
+    relaxation: str | None = None,
     batch_size: int = 32,
     enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT,
     beam_width: int = 4,
@@ -67,25 +67,28 @@ def certify(
     progress: bool | None = False,
     alpha_steps: int | None = None,
     enumerate_seconds: float | None = None,
-    exact_time_limit: float = 10.0,
+    exact_time_limit: float | None = None,
 ) -> Certification:
     """Certify, attack and (for small sets) enumerate each sentence at each budget.
 
     ``model`` follows the text-model contract (see ``robusttext.text.contract``); ``space``
     gives the candidates of every position (its own budget is the default for ``budgets``, else
-    1, 2, 3). ``method``: ``ibp``, ``crown-ibp``, ``crown``, ``budget-ibp`` (CNNs and bags of
-    words: IBP that keeps the budget through the pooling layer) or ``auto`` (``budget-ibp``
-    where the model supports it, else ``ibp``); ``relaxation``: ``exact``, ``box``
-    or ``simplex``. Sets of at most ``enumerate_limit`` sentences are enumerated (0: never).
-    ``beam_width``/``proposals`` set the search (see ``beam_attack``). ``progress``: show a
-    progress bar on stderr, naming the step under way (attack, enumeration, bounds per budget);
-    None: when stderr is a terminal. ``alpha_steps``: alpha-CROWN's optimisation steps (None:
-    the engine's default, ``robusttext.bounds.alpha.ALPHA_STEPS``). ``enumerate_seconds``: a
-    time budget for the whole enumeration (None: none; at least one sentence is enumerated;
-    the others have ``exhaustive`` None unless the search or the clean prediction settles them,
-    counted per budget in ``settings["enumeration_timed_out"]``). ``method="exact"``: ``auto``'s
-    bounds, then branch and bound (``robusttext.certify.exact``) decides every sentence they
-    leave open within ``exact_time_limit`` seconds per sentence and budget (``exact``).
+    1, 2, 3). ``method``: ``ibp``, ``crown-ibp``, ``crown``, ``alpha-crown``, ``budget-ibp``
+    (CNNs and bags of words: IBP that keeps the budget through the pooling layer), ``exact``
+    or ``auto`` (``budget-ibp`` where the model supports it, else ``crown-ibp``);
+    ``relaxation``: ``exact`` (None: this), ``box`` or ``simplex``; ``alpha_steps``:
+    alpha-CROWN's optimisation steps (None: ``robusttext.methods.ALPHA_STEPS``). ``method`` may
+    instead be a ``robusttext.methods.BoundSettings`` carrying the whole choice (the command line
+    passes one), with none of those keywords beside it. Sets of at most ``enumerate_limit``
+    sentences are enumerated (0: never). ``beam_width``/``proposals`` set the search (see
+    ``beam_attack``). ``progress``: show a progress bar on stderr, naming the step under way
+    (attack, enumeration, bounds per budget); None: when stderr is a terminal.
+    ``enumerate_seconds``: a time budget for the whole enumeration (None: none; at least one
+    sentence is enumerated; the others have ``exhaustive`` None unless the search or the clean
+    prediction settles them, counted per budget in ``settings["enumeration_timed_out"]``).
+    ``method="exact"``: ``auto``'s bounds, then branch and bound (``robusttext.certify.exact``)
+    decides every sentence they leave open within ``exact_time_limit`` seconds per sentence and
+    budget (``exact``; None: 10).
 
     Every result passes the soundness invariant (``certify.soundness``; a contradiction raises
     SoundnessViolation naming the sentence), every sentence the reading invariant
@@ -94,11 +97,14 @@ def certify(
     are text: the sentence with the changed words replaced.
     """
     check_text_model(model)
-    exact = method == EXACT_METHOD
+    bound = bound_settings(method, relaxation=relaxation, alpha_steps=alpha_steps,
+                           exact_time_limit=exact_time_limit)
+    exact = bound.method == EXACT_METHOD
     if exact:
-        check_time_limit(exact_time_limit)
-    method = check_method(pick_method(AUTO if exact else method, model.body))
-    _check_options(relaxation, batch_size, enumerate_limit, enumerate_seconds)
+        check_time_limit(bound.exact_time_limit)
+    bound = bound.resolved(check_method(pick_method(AUTO if exact else bound.method,
+                                                    model.body)))  # exact: auto's bounds first
+    _check_options(bound.relaxation, batch_size, enumerate_limit, enumerate_seconds)
     if budgets is None:
         budgets = [space.budget] if space.budget is not None else list(DEFAULT_BUDGETS)
     budgets = check_budgets(budgets)
@@ -106,8 +112,8 @@ def certify(
     if not examples:
         raise RobustTextError("no sentences to certify")
     device = torch.device(device) if device is not None else model.embedding.weight.device
-    run = _new_run(model.to(device).eval(), vocab, space, budgets, method, relaxation,
-                   enumerate_limit, beam_width, proposals, enumerate_seconds, alpha_steps)
+    run = _new_run(model.to(device).eval(), vocab, space, budgets, bound, enumerate_limit,
+                   beam_width, proposals, enumerate_seconds)
     # Every sentence is tokenised once, here: its row (per position, token and candidate ids)
     # serves the sort by length, the warm-up and its batch.
     rows, tokens = space.rows([e.text for e in examples], vocab)
@@ -115,29 +121,20 @@ def certify(
         [rows[i] for i in chosen], vocab.pad_id, [tokens[i] for i in chosen]).to(run.device)
     check_labels(examples, run.num_classes())
     order = sorted(range(len(examples)), key=lambda i: len(rows[i]))
-    _run_batches(run, examples, order, batch_size, progress,
-                 exact_time_limit if exact else None)
+    _run_batches(run, examples, order, batch_size, progress, exact)
     results = sorted(run.results, key=lambda r: (budgets.index(r.budget), r.index))
     summaries = [summarize([r for r in results if r.budget == b], b, run.seconds[b])
                  for b in budgets]
-    settings = {"method": method, "relaxation": relaxation, "budgets": budgets,
-                "enumerate_limit": enumerate_limit, "enumerate_seconds": enumerate_seconds,
-                "enumeration_timed_out": {str(b): run.timed_out[b] for b in budgets},
-                "beam_width": beam_width,
-                "proposals": proposals, "space": space.describe(), "device": str(device),
-                **({"alpha_steps": run.alpha_steps} if method == "alpha-crown" else {}),
-                **({"exact": {"bounds": method, "time_limit": exact_time_limit}} if exact
-                   else {}),
-                "setup_seconds": round(run.setup_seconds, 4)}
+    settings = run.settings(exact, device)
     _reading_settings(settings, space, vocab, examples, tokens, rows)
     return Certification(summaries, results, settings)
 
 
 def _run_batches(run: _Run, examples, order: list[int], batch_size: int,
-                 progress: bool | None, exact_time_limit: float | None) -> None:
+                 progress: bool | None, exact: bool) -> None:
     """Certify ``examples`` in batches of ``batch_size`` taken in ``order`` (a progress bar
-    naming the step under way); with ``exact_time_limit``, branch and bound then decides the
-    sentences the bounds left open."""
+    naming the step under way); with ``exact``, branch and bound then decides the sentences
+    the bounds left open (within the settings' ``exact_time_limit``)."""
     from tqdm import tqdm
 
     hide = None if progress is None else not progress
@@ -148,16 +145,17 @@ def _run_batches(run: _Run, examples, order: list[int], batch_size: int,
             chosen = order[start:start + batch_size]
             run.batch([examples[i] for i in chosen], chosen, run.encode(chosen))
             bar.update(len(chosen))
-        if exact_time_limit is not None:
+        if exact:
             settle(run, [order[s:s + batch_size] for s in range(0, len(order), batch_size)],
-                   examples, exact_time_limit)
+                   examples)
 
 
-def _new_run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
-             proposals, enumerate_seconds, alpha_steps) -> _Run:
+def _new_run(model, vocab, space, budgets, bound: BoundSettings, enumerate_limit, beam_width,
+             proposals, enumerate_seconds) -> _Run:
     """The run of ``certify`` on ``model`` (on its device, in eval mode): float32 or float64
     only; a padding row that is not zero is warned of (the padded batches' logits are then the
-    results, not compared with a forward of each sentence alone)."""
+    results, not compared with a forward of each sentence alone); alpha-CROWN's steps are
+    checked whatever the method (the default passes)."""
     if model.embedding.weight.dtype not in (torch.float32, torch.float64):
         raise RobustTextError("certify in float32 or float64, not "
                               f"{model.embedding.weight.dtype}")
@@ -166,14 +164,10 @@ def _new_run(model, vocab, space, budgets, method, relaxation, enumerate_limit, 
         warnings.warn("the embedding of the padding token is not zero, so a sentence's logits may "
                       "depend on the length of the others in its batch; results are those of "
                       "the padded batches", RuntimeWarning, stacklevel=3)
-    run = _Run(model, vocab, space, budgets, method, relaxation, enumerate_limit, beam_width,
-               proposals)
-    run.enumerate_seconds = enumerate_seconds
-    run.compare_logits = padded_alike  # else the padded batches' logits are the results
-    if alpha_steps is not None:
-        check_alpha_settings(alpha_steps, ALPHA_LR)
-        run.alpha_steps = alpha_steps
-    return run
+    check_alpha_settings(bound.alpha_steps, ALPHA_LR)
+    # compare_logits: else the padded batches' logits are the results
+    return _Run(model, vocab, space, budgets, bound, enumerate_limit, beam_width, proposals,
+                enumerate_seconds, compare_logits=padded_alike)
 
 
 def _check_options(relaxation: str, batch_size, enumerate_limit, enumerate_seconds) -> None:
@@ -202,10 +196,11 @@ def _reading_settings(settings: dict, space, vocab, examples, tokens, rows) -> N
 class _Run:
     """State of one certification: settings, timings per budget and results so far."""
 
-    def __init__(self, model, vocab, space, budgets, method, relaxation, enumerate_limit,
-                 beam_width, proposals):
+    def __init__(self, model, vocab, space, budgets, bound: BoundSettings, enumerate_limit,
+                 beam_width, proposals, enumerate_seconds: float | None, compare_logits: bool):
         self.model, self.vocab, self.space = model, vocab, space
-        self.budgets, self.method, self.relaxation = budgets, method, relaxation
+        self.budgets = budgets
+        self.bound = bound  # the method choice, ``auto`` resolved for this model
         self.enumerate_limit = enumerate_limit
         self.beam_width, self.proposals = beam_width, proposals
         self.device = model.embedding.weight.device
@@ -213,13 +208,28 @@ class _Run:
         self.results: list[ExampleResult] = []
         self.classes: int | None = None
         self.setup_seconds = 0.0
-        self.alpha_steps = ALPHA_STEPS
         self.stage = lambda text: None  # shows the step under way (the progress bar)
-        self.enumerate_seconds: float | None = None
+        self.enumerate_seconds = enumerate_seconds
         self.deadline: float | None = None  # set when the enumeration starts
         self.timed_out = {b: 0 for b in budgets}  # sentences the time budget left out
         self.encode = None  # sentence indices -> their EncodedBatch on the device (certify's)
-        self.compare_logits = True  # the reading invariant compares the clean logits
+        self.compare_logits = compare_logits  # the reading invariant compares the clean logits
+
+    def settings(self, exact: bool, device: torch.device) -> dict:
+        """What the report records of how the run certified (``exact``: ``method="exact"``;
+        ``device``: as the caller named it)."""
+        bound, budgets = self.bound, self.budgets
+        return {"method": bound.method, "relaxation": bound.relaxation, "budgets": budgets,
+                "enumerate_limit": self.enumerate_limit,
+                "enumerate_seconds": self.enumerate_seconds,
+                "enumeration_timed_out": {str(b): self.timed_out[b] for b in budgets},
+                "beam_width": self.beam_width, "proposals": self.proposals,
+                "space": self.space.describe(), "device": str(device),
+                **({"alpha_steps": bound.alpha_steps} if bound.method == "alpha-crown"
+                   else {}),
+                **({"exact": {"bounds": bound.method, "time_limit": bound.exact_time_limit}}
+                   if exact else {}),
+                "setup_seconds": round(self.setup_seconds, 4)}
 
     def num_classes(self) -> int:
         """The model's class count, read from its logits on the first sentence; also traces
@@ -230,9 +240,9 @@ class _Run:
         self.classes = predict(self.model, batch.token_ids, batch.mask).shape[1]
         labels = torch.zeros(1, dtype=torch.long, device=self.device)
         with torch.no_grad():
-            margin_lower_bounds(batch_problem(self.model, batch, labels, 0, self.relaxation,
-                                              classes=self.classes),
-                                self.method, self.alpha_steps)
+            margin_lower_bounds(batch_problem(self.model, batch, labels, 0,
+                                              self.bound.relaxation, classes=self.classes),
+                                self.bound)
         self.setup_seconds = time.perf_counter() - start
         return self.classes
 
@@ -263,17 +273,17 @@ class _Run:
         prediction, exhaustive_margin = prediction.cpu(), exhaustive_margin.cpu()
         exhaustive_flip = exhaustive_flip.cpu()
         attack_margins, attack_flipped = attack.margins.cpu(), attack.flipped.cpu()
-        subs = substitution_set(self.model, enc, self.budgets[0], self.relaxation)
+        subs = substitution_set(self.model, enc, self.budgets[0], self.bound.relaxation)
         for budget in self.budgets:
             d = depth[budget]
             self.seconds[budget]["attack"] += sum(attack.seconds[:d + 1])
-            self.stage(f"{self.method} bounds, budget {'any' if budget is None else budget}")
+            self.stage(f"{self.bound.method} bounds, budget "
+                       f"{'any' if budget is None else budget}")
             start = time.perf_counter()
             with torch.no_grad():
-                problem = batch_problem(self.model, enc, labels, budget, self.relaxation,
+                problem = batch_problem(self.model, enc, labels, budget, self.bound.relaxation,
                                         classes=self.classes, subs=subs)
-                lower = margin_lower_bounds(problem, self.method,
-                                            self.alpha_steps).amin(1).cpu()
+                lower = margin_lower_bounds(problem, self.bound).amin(1).cpu()
             self.seconds[budget]["bounds"] += time.perf_counter() - start
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit

@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_space_flags(parser: argparse.ArgumentParser) -> None:
-    """The perturbation-space flags of ``robusttext perturb`` (--synonyms, --typos, --level,
+    """The perturbation-space flags of ``robusttext perturb`` (--sources, --level,
     ...): they replace the space a model carries, and give one to a model that has none."""
     from robusttext.perturb.cli import add_space_arguments
 
@@ -253,9 +253,25 @@ def run(args: argparse.Namespace) -> int:
     load = _loader(args.model)
     names = _models(args.model)
     flag_space = _flag_space(args, budgets)
+    options = certify_options(args, enumerate_seconds)
     if args.text is not None:
-        return _run_sentence(args, names, flag_space, budgets, load, say, created)
-    return _run_data(args, names, flag_space, budgets, enumerate_seconds, load, say, created)
+        return _run_sentence(args, names, flag_space, budgets, options, load, say, created)
+    return _run_data(args, names, flag_space, budgets, options, load, say, created)
+
+
+def certify_options(args: argparse.Namespace, enumerate_seconds: float | None) -> dict:
+    """The keyword arguments of ``certify`` that the flags set, read once: the method choice
+    as one ``BoundSettings`` (``--method``, ``--relaxation``, ``--alpha-steps``,
+    ``--exact-time-limit``; a flag not given: its default), the batch size, the enumeration
+    and the attack settings, and the progress bar."""
+    from robusttext.methods import bound_settings
+
+    bound = bound_settings(args.method, relaxation=args.relaxation, alpha_steps=args.alpha_steps,
+                           exact_time_limit=args.exact_time_limit)
+    return {"method": bound, "batch_size": args.batch_size,
+            "enumerate_limit": args.enumerate_limit, "enumerate_seconds": enumerate_seconds,
+            "beam_width": args.beam_width, "proposals": args.proposals,
+            "progress": False if args.quiet else None}
 
 
 def _check_args(args: argparse.Namespace, budgets) -> None:
@@ -313,7 +329,7 @@ def _loader(model: str | None):
     return load
 
 
-def _run_sentence(args, names, flag_space, budgets, load, say, created) -> int:
+def _run_sentence(args, names, flag_space, budgets, options, load, say, created) -> int:
     """One SENTENCE, shown whole for each model; 3 on a soundness violation."""
     from robusttext.certify.report import write_json
     from robusttext.certify.sentence import show_sentence
@@ -329,7 +345,7 @@ def _run_sentence(args, names, flag_space, budgets, load, say, created) -> int:
     report = {"summary": [], "examples": [], "models": {}, "data": "SENTENCE"}
     try:
         for bundle in bundles:
-            result = show_sentence(bundle, args.text, args.label, budgets, args, say)
+            result = show_sentence(bundle, args.text, args.label, budgets, options, say)
             _add_to_report(report, bundle, result)
     except SoundnessViolation as error:
         print(f"robusttext certify: SOUNDNESS VIOLATION: {error}", file=sys.stderr)
@@ -339,7 +355,7 @@ def _run_sentence(args, names, flag_space, budgets, load, say, created) -> int:
     return 0
 
 
-def _run_data(args, names, flag_space, budgets, enumerate_seconds, load, say, created) -> int:
+def _run_data(args, names, flag_space, budgets, options, load, say, created) -> int:
     """The sentences of --data (or the demo) for each model: a table per model, then the
     JSON, HTML and plot; 3 on a soundness violation."""
     from robusttext import distributed
@@ -367,15 +383,8 @@ def _run_data(args, names, flag_space, budgets, enumerate_seconds, load, say, cr
         model_budgets = budgets or ([space.budget] if space.budget is not None
                                     else list(DEFAULT_BUDGETS))
         try:
-            result = certify_sharded(
-                bundle.model, bundle.vocab, space, examples, budgets=model_budgets,
-                method=args.method, relaxation=args.relaxation, batch_size=args.batch_size,
-                enumerate_limit=args.enumerate_limit, beam_width=args.beam_width,
-                proposals=args.proposals, device=args.device,
-                progress=False if args.quiet else None, alpha_steps=args.alpha_steps,
-                enumerate_seconds=enumerate_seconds,
-                **({} if args.exact_time_limit is None else
-                   {"exact_time_limit": args.exact_time_limit}))
+            result = certify_sharded(bundle.model, bundle.vocab, space, examples,
+                                     budgets=model_budgets, device=args.device, **options)
         except SoundnessViolation as error:
             print(f"robusttext certify: SOUNDNESS VIOLATION ({bundle.name}): {error}",
                   file=sys.stderr)

@@ -48,12 +48,13 @@ from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.certify.margins import margins, predict
 from robusttext.certify.window_dp import supports_window_dp, window_minima
 from robusttext.errors import RobustTextError
+from robusttext.methods import EXACT_TIME_LIMIT, BoundSettings, bound_settings
 from robusttext.perturb.counting import enumerate_edits
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.text.bounds import batch_problem, check_method
 
 CERTIFIED, COUNTEREXAMPLE, TIMEOUT = "certified", "counterexample", "timeout"
-DEFAULT_TIME_LIMIT = 10.0
+DEFAULT_TIME_LIMIT = EXACT_TIME_LIMIT  # declared with the method names (robusttext.methods)
 DEFAULT_LEAF_SIZE = 16
 DEFAULT_ROUND_SIZE = 256
 DP_MARGIN = 1e-4  # a CNN's exact lowest margin above this certifies (float rounding below it)
@@ -82,8 +83,8 @@ def exact_search(
     batch: EncodedBatch,
     labels: torch.Tensor,
     roots: list[tuple[int, int | None]],
-    method: str,
-    relaxation: str = "exact",
+    method: str | BoundSettings,
+    relaxation: str | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
     leaf_size: int = DEFAULT_LEAF_SIZE,
     round_size: int = DEFAULT_ROUND_SIZE,
@@ -93,18 +94,20 @@ def exact_search(
     """Decide each root exactly (see the module docstring); one answer per root, in order.
 
     ``roots``: ``(row of batch, budget)`` pairs (None: any number of changes); ``labels``
-    ``[len(batch)]``; ``method``: the incomplete bound (one of ``TEXT_METHODS``, resolved);
-    ``time_limit``: seconds per root (its share of the batched rounds); ``leaf_size``:
-    sub-problems with at most this many sentences are run through the model instead of bounded;
-    ``round_size``: sub-problems per batched round.
+    ``[len(batch)]``; ``method``: the incomplete bound, a ``BoundSettings`` (its method one of
+    ``TEXT_METHODS``, resolved; its relaxation and alpha steps) or a method name with
+    ``relaxation`` (None: ``exact``) and ``alpha_steps`` beside it; ``time_limit``: seconds
+    per root (its share of the batched rounds; not the settings' ``exact_time_limit``, which is
+    certify's to pass); ``leaf_size``: sub-problems with at most this many sentences are run
+    through the model instead of bounded; ``round_size``: sub-problems per batched round.
     """
-    check_method(method)
+    bound = bound_settings(method, relaxation=relaxation, alpha_steps=alpha_steps)
+    check_method(bound.method)
     for name, value, least in (("leaf_size", leaf_size, 1), ("round_size", round_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise RobustTextError(f"{name} must be an integer >= {least}, got {value!r}")
     check_time_limit(time_limit)
-    search = _Search(model, batch, labels, roots, method, relaxation, leaf_size, round_size,
-                     alpha_steps, classes)
+    search = _Search(model, batch, labels, roots, bound, leaf_size, round_size, classes)
     return search.run(float(time_limit))
 
 
@@ -120,11 +123,10 @@ class _Search:
     """The frontier of every root's open sub-problems, as a stack of tensors: ``owner [n]``
     (root index), ``ids [n, length]``, ``allowed [n, length, candidates]``, ``budget [n]``."""
 
-    def __init__(self, model, batch, labels, roots, method, relaxation, leaf_size, round_size,
-                 alpha_steps, classes):
-        self.model, self.batch, self.method = model, batch, method
-        self.relaxation, self.leaf_size, self.round_size = relaxation, leaf_size, round_size
-        self.alpha_steps = alpha_steps
+    def __init__(self, model, batch, labels, roots, bound: BoundSettings, leaf_size,
+                 round_size, classes):
+        self.model, self.batch, self.bound = model, batch, bound
+        self.leaf_size, self.round_size = leaf_size, round_size
         device = batch.token_ids.device
         self.device = device
         self.row = torch.tensor([r for r, _ in roots], dtype=torch.long, device=device)
@@ -243,10 +245,9 @@ class _Search:
             at = (budget == b).nonzero().flatten()
             sub = EncodedBatch(ids[at], mask[at], candidates[at], allowed[at], tokens=[])
             with torch.no_grad():
-                problem = batch_problem(self.model, sub, labels[at], int(b), self.relaxation,
-                                        classes=logits.shape[1])
-                lower[at] = margin_lower_bounds(problem, self.method,
-                                                self.alpha_steps).amin(1).to(lower)
+                problem = batch_problem(self.model, sub, labels[at], int(b),
+                                        self.bound.relaxation, classes=logits.shape[1])
+                lower[at] = margin_lower_bounds(problem, self.bound).amin(1).to(lower)
         for q, c in enumerate(torch.bincount(owner, minlength=len(self.nodes)).tolist()):
             self.nodes[q] += c
         decided = torch.tensor([s is not None for s in self.status], device=self.device)
@@ -347,12 +348,13 @@ def _split(owner, ids, allowed, budget, candidates, scores):
     return tuple(torch.cat(t) for t in (out_owner, out_ids, out_allowed, out_budget))
 
 
-def settle(run, batches: list[list[int]], examples, time_limit: float,
-           leaf_size: int = DEFAULT_LEAF_SIZE, round_size: int = DEFAULT_ROUND_SIZE) -> None:
+def settle(run, batches: list[list[int]], examples, leaf_size: int = DEFAULT_LEAF_SIZE,
+           round_size: int = DEFAULT_ROUND_SIZE) -> None:
     """Give each of certify's results its exact answer, batch by batch (``batches``: the
     sentence indices of certify's batches, so each sentence keeps its padding).
 
-    ``run``: certify's run (model, method, results so far). A certified result is certified, a
+    ``run``: certify's run (model, bound settings, results so far; the search's time limit
+    is the settings' ``exact_time_limit``). A certified result is certified, a
     flipped one (the attack, or the sentence itself) has its counterexample, and the search
     decides the rest, every budget of the batch in one search (a counterexample found at one
     budget serves the higher ones). Every answer passes ``check_exact``."""
@@ -374,9 +376,9 @@ def settle(run, batches: list[list[int]], examples, time_limit: float,
                     roots.append((j, budget))
         if roots:
             run.stage(f"exact search, {len(roots)} sentences and budgets")
-            answers = exact_search(run.model, enc, labels, roots, run.method, run.relaxation,
-                                   time_limit, leaf_size, round_size, run.alpha_steps,
-                                   run.classes)
+            answers = exact_search(run.model, enc, labels, roots, run.bound,
+                                   time_limit=run.bound.exact_time_limit, leaf_size=leaf_size,
+                                   round_size=round_size, classes=run.classes)
             for (j, budget), answer in zip(roots, answers):
                 r = by_key[(chosen[j], budget)]
                 r.exact, r.exact_seconds = answer.status, answer.seconds

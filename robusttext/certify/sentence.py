@@ -10,7 +10,6 @@ rewrite that flips it when one was found.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 
 from robusttext.errors import RobustTextError
@@ -39,11 +38,12 @@ def changeable_positions(space, vocab, text: str) -> list[tuple[int, str, list[s
 
 
 def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None] | None,
-                  args: argparse.Namespace, say: Callable[..., None] = print):
+                  options: dict, say: Callable[..., None] = print):
     """Certify ``text`` with ``bundle`` (a loaded text model) and print it whole (see the
-    module docstring). ``label`` None: the prediction is the label. Returns the
-    ``Certification`` (for ``--json``)."""
-    from robusttext.certify.certifier import DEFAULT_BUDGETS, certify
+    module docstring). ``label`` None: the prediction is the label. ``options``: keyword
+    arguments of ``certify`` (the command's, ``robusttext.certify.cli.certify_options``).
+    Returns the ``Certification`` (for ``--json``)."""
+    from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT, certify
     from robusttext.certify.margins import margins, predict
     from robusttext.certify.report import describe_space
 
@@ -58,11 +58,7 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
     chosen = prediction if label is None else label
     if budgets is None:
         budgets = [space.budget] if space.budget is not None else list(DEFAULT_BUDGETS)
-    result = certify(model, vocab, space, [(text, chosen)], budgets=budgets, method=args.method,
-                     relaxation=args.relaxation, enumerate_limit=args.enumerate_limit,
-                     beam_width=args.beam_width, proposals=args.proposals,
-                     progress=False if args.quiet else None, alpha_steps=args.alpha_steps,
-                     exact_time_limit=getattr(args, "exact_time_limit", None) or 10.0)
+    result = certify(model, vocab, space, [(text, chosen)], budgets=budgets, **options)
     margin = float(margins(logits, logits.new_tensor([chosen]).long()))
     shown = repr if space.level == "char" else str
 
@@ -86,7 +82,7 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
         for line in space.dropped_lines(text):
             say(line)
     for r in result.examples:
-        say(describe_result(r, args.enumerate_limit, shown))
+        say(describe_result(r, options.get("enumerate_limit", DEFAULT_ENUMERATE_LIMIT), shown))
     return result
 
 

@@ -13,7 +13,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from robusttext.errors import RobustTextError
-from robusttext.perturb.flips import CharacterFlips
+from robusttext.perturb.flips import BUILTIN_KEYBOARDS, CharacterFlips
 from robusttext.perturb.loading import load_source
 from robusttext.perturb.vocabulary import Vocabulary
 
@@ -24,24 +24,41 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="the sentence")
     add_space_arguments(parser)
-    parser.add_argument("--budget", type=int, default=None, metavar="N",
-                        help="at most N positions change (default: any number)")
+    parser.add_argument("--budget", type=_budget, default=None, metavar="N|any",
+                        help="at most N positions change (default any: any number, as in "
+                             "certify and train)")
     parser.add_argument("--show", type=int, default=0, metavar="N",
                         help="also print the first N sentences of the set")
 
 
+def _budget(text: str) -> int | None:
+    """``--budget``: an integer, or ``any`` (no limit; None)."""
+    if text.strip().lower() == "any":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'any', got {text!r}") from None
+
+
 def add_space_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that describe a perturbation space (all but the budget), shared with
-    ``robusttext certify``."""
-    parser.add_argument("--synonyms", metavar="counterfitted|wordnet|PATH",
-                        help="synonym source: counter-fitted neighbours (from --neighbors or "
-                             "the cache), WordNet, or a JSON word -> list file")
-    parser.add_argument("--neighbors", metavar="PATH",
-                        help="counter-fitted neighbour file (implies --synonyms counterfitted)")
-    parser.add_argument("--typos", action="store_true",
-                        help="add keyboard character flips (always on at --level char)")
-    parser.add_argument("--keyboard", default="qwerty", metavar="qwerty|PATH",
-                        help="keyboard map for flips (default: the project's QWERTY map)")
+    ``robusttext certify``; ``--sources`` names the sources as ``robusttext train`` does."""
+    from robusttext.options import Deprecated
+
+    parser.add_argument("--sources", nargs="+", metavar="NAME",
+                        help="substitution sources, as in robusttext train: qwerty (keyboard "
+                             "character flips; the default at --level char), wordnet, "
+                             "counterfitted (the neighbours from the cache), or JSON files (a "
+                             "word -> list table, or a keyboard map)")
+    parser.add_argument("--synonyms", action=Deprecated, metavar="counterfitted|wordnet|PATH",
+                        replacement="--sources counterfitted|wordnet|PATH")
+    parser.add_argument("--neighbors", action=Deprecated, metavar="PATH",
+                        replacement="--sources PATH")
+    parser.add_argument("--typos", action=Deprecated, nargs=0, const=True, default=False,
+                        replacement="--sources qwerty")
+    parser.add_argument("--keyboard", action=Deprecated, default="qwerty", metavar="PATH",
+                        replacement="--sources PATH (a keyboard map)")
     parser.add_argument("--max-flips-per-word", type=int, default=1, metavar="N",
                         help="flipped characters per word at the word level (default 1)")
     parser.add_argument("--level", choices=("word", "char"), default="word",
@@ -57,24 +74,34 @@ def add_space_arguments(parser: argparse.ArgumentParser) -> None:
 
 def space_flags_given(args: argparse.Namespace) -> bool:
     """True when the flags choose substitutions (so they describe a space of their own)."""
-    return bool(args.synonyms or args.neighbors or args.typos or args.level == "char")
+    return bool(args.sources or args.synonyms or args.neighbors or args.typos
+                or args.level == "char")
+
+
+def _flip_names(args: argparse.Namespace) -> bool:
+    """Whether ``--sources`` may name keyboard flips (a built-in keyboard or a JSON file, which
+    may be a keyboard map)."""
+    return any(n in ("typos", *BUILTIN_KEYBOARDS) or n.lower().endswith(".json")
+               for n in args.sources or [])
 
 
 # The space flags that refine a source: the default each has, and what it needs to act.
 REFINING = (("tokenizer", "glue", "a source"), ("max_candidates", None, "a source"),
             ("keyboard", "qwerty", "--typos or --level char"),
-            ("max_flips_per_word", 1, "--typos at the word level"),
-            ("wordnet_senses", 1, "--synonyms wordnet"))
+            ("max_flips_per_word", 1, "keyboard flips (--sources qwerty) at the word level"),
+            ("wordnet_senses", 1, "--sources wordnet"))
 
 
 def check_space_flags(args: argparse.Namespace, model_space: str = "") -> None:
     """Refuse, in one line, a space flag that would change nothing: one without the source it
     refines. ``model_space``: what a source does where there is another space (certify: it
     replaces the model's own), said in the message."""
-    typos = args.typos or args.level == "char"
-    acts = {"a source": space_flags_given(args), "--typos or --level char": typos,
-            "--typos at the word level": args.typos and args.level == "word",
-            "--synonyms wordnet": args.synonyms == "wordnet"}
+    default_flips = args.level == "char" and not args.sources  # the flips --level char adds
+    acts = {"a source": space_flags_given(args),
+            "--typos or --level char": args.typos or default_flips,
+            "keyboard flips (--sources qwerty) at the word level": args.level == "word" and (
+                args.typos or _flip_names(args)),
+            "--sources wordnet": args.synonyms == "wordnet" or "wordnet" in (args.sources or [])}
     for name, default, needs in REFINING:
         value = getattr(args, name)
         if value == default or acts[needs]:
@@ -82,9 +109,9 @@ def check_space_flags(args: argparse.Namespace, model_space: str = "") -> None:
         shown = f"--{name.replace('_', '-')} {value}"
         if needs == "a source":
             raise RobustTextError(
-                f"{shown} changes nothing without a source of substitutions (--synonyms, "
-                f"--neighbors, --typos or --level char{', ' + model_space if model_space else ''}"
-                "); give one, or leave the flag out")
+                f"{shown} changes nothing without a source of substitutions (--sources or "
+                f"--level char{', ' + model_space if model_space else ''}); give one, or leave "
+                "the flag out")
         raise RobustTextError(f"{shown} changes nothing without {needs}; give it, or leave "
                               "the flag out")
     if args.max_candidates is not None and args.max_candidates < 1:
@@ -92,10 +119,16 @@ def check_space_flags(args: argparse.Namespace, model_space: str = "") -> None:
 
 
 def build_space(args: argparse.Namespace) -> PerturbationSpace:
-    """The PerturbationSpace that the command-line options describe."""
+    """The PerturbationSpace that the command-line options describe: the ``--sources`` (each
+    through ``load_source``, as ``robusttext train`` reads them), then those of the deprecated
+    spellings, then keyboard flips at the character level when no source is named."""
     from robusttext.perturb.space import PerturbationSpace  # loads torch: not for --help
 
     sources = []
+    for name in args.sources or []:
+        options = ({"max_senses": args.wordnet_senses} if name == "wordnet" else {}
+                   if name == "counterfitted" else {"max_flips_per_word": args.max_flips_per_word})
+        sources.append(load_source(name, **options))
     synonyms = args.synonyms or ("counterfitted" if args.neighbors else None)
     if args.level == "char":
         if synonyms:
@@ -108,10 +141,11 @@ def build_space(args: argparse.Namespace) -> PerturbationSpace:
         if args.neighbors:
             raise RobustTextError("--neighbors goes with --synonyms counterfitted only")
         sources.append(load_source(synonyms))
-    if args.typos or args.level == "char":
+    if args.typos or (args.level == "char" and not args.sources):
         sources.append(CharacterFlips(args.keyboard, max_flips_per_word=args.max_flips_per_word))
     if not sources:
-        raise RobustTextError("no substitutions chosen: give --synonyms, --neighbors or --typos")
+        raise RobustTextError("no substitutions chosen: give --sources (qwerty, wordnet, "
+                              "counterfitted or a JSON file)")
     return PerturbationSpace(sources, budget=args.budget, level=args.level,
                              tokenizer=args.tokenizer, max_candidates=args.max_candidates)
 

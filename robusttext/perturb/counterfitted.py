@@ -73,7 +73,7 @@ class CounterFittedSynonyms(SynonymTable):
         if not path.is_file():
             raise RobustTextError(
                 f"the counter-fitted neighbour file is not in the cache ({path}); give its path "
-                "(--neighbors PATH, or CounterFittedSynonyms.from_path) or download it once with "
+                "(--sources PATH, or CounterFittedSynonyms.from_path) or download it once with "
                 "`python -c \"from robusttext.perturb import CounterFittedSynonyms as C; "
                 "C.from_url()\"`"
             )

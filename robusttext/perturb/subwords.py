@@ -135,8 +135,8 @@ class SubwordSpace:
                                   f"{type(space).__name__}")
         if space.level != "word":
             raise RobustTextError("a sub-word model takes word-level substitutions; this space is "
-                                  f"at the {space.level} level (use --typos for word-level "
-                                  "keyboard flips)")
+                                  f"at the {space.level} level (use --sources qwerty for "
+                                  "word-level keyboard flips)")
         check_tokenizer(tokenizer)
         self.space = space
         self.subword_tokenizer = tokenizer

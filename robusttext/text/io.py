@@ -180,7 +180,7 @@ def bundle_space(bundle: TextModelBundle, space: PerturbationSpace | None = None
             return subword_space(space, bundle.vocab.tokenizer, bundle.model)
         if bundle.space is None:
             raise RobustTextError(f"model {bundle.name} carries no perturbation space; choose "
-                                  "one with --synonyms, --neighbors or --typos (and --budget)")
+                                  "one with --sources (and --budget)")
         return bundle.space
     if space is None:
         return bundle.space

@@ -1,11 +1,10 @@
 """``robusttext train``: train a (certifiably robust) sentiment classifier.
 
 Every setting of ``TrainConfig`` is a flag (``--robust-weight 0.5``, ``--sources wordnet``,
-``--budget none``; the ``model`` setting is ``--architecture``), with its help text and choices
-from ``robusttext.train.config.HELP`` / ``CHOICES`` (``robusttext.config.Settings.add_flags``);
-``--config FILE`` reads a JSON object of settings first and flags given on the command line
-override it. The run resumes when
-``--out`` holds an unfinished run of the same settings.
+``--budget any``; the ``model`` setting is ``--architecture``), with the help text and choices
+of its field (``robusttext.config.setting``, ``Settings.add_flags``); ``--config FILE`` reads a
+JSON object of settings first and flags given on the command line override it. The run resumes
+when ``--out`` holds an unfinished run of the same settings.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import argparse
 import json
 import sys
 
+from robusttext.config import MAY_CHANGE
 from robusttext.errors import RobustTextError
 from robusttext.train.config import TrainConfig
 
@@ -57,13 +57,11 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig.from_dict(settings, where=args.config or "command line")
 
 
-# Settings a run in --out may continue with other values: how long it trains, where, how it is
-# shown and how its dev set is evaluated. Any other setting that differs is refused (the
-# trainer refuses those that shape the model, the data or the space; this covers the rest,
-# such as --lr, which a resumed run would otherwise take silently).
-MAY_CHANGE_ON_RESUME = ("epochs", "device", "amp", "out", "progress", "dev", "dev_split",
-                        "dev_limit", "eval_budgets", "eval_method", "eval_all_words",
-                        "enumerate_limit", "time_limit_minutes")
+# Settings a run in --out may continue with other values (``resume=MAY_CHANGE``): how long it
+# trains, where, how it is shown and how its dev set is evaluated. Any other setting that
+# differs is refused (the trainer refuses those that shape the model, the data or the space;
+# this covers the rest, such as --lr, which a resumed run would otherwise take silently).
+MAY_CHANGE_ON_RESUME = TrainConfig.names(resume=MAY_CHANGE)
 
 
 def check_same_settings(config: TrainConfig) -> None:
@@ -72,7 +70,6 @@ def check_same_settings(config: TrainConfig) -> None:
     from pathlib import Path
 
     from robusttext.checkpoint import META_FILE
-    from robusttext.config import flag
 
     meta_path = Path(config.out) / META_FILE
     if not meta_path.is_file():
@@ -83,15 +80,8 @@ def check_same_settings(config: TrainConfig) -> None:
         return  # the trainer reads the checkpoint and names what is wrong with it
     if not isinstance(saved, dict):
         return
-    now = config.to_json()
-    differs = [k for k in now if k not in MAY_CHANGE_ON_RESUME and k in saved
-               and saved[k] != now[k]]
-    if differs:
-        raise RobustTextError(
-            f"--out {config.out} holds a run with other settings ("
-            + "; ".join(f"{'--architecture' if k == 'model' else flag(k)} was {saved[k]!r}, "
-                        f"now {now[k]!r}" for k in differs)
-            + "); a run resumes with the settings it began with: give those, or another --out")
+    config.refuse_changes(saved, [k for k in TrainConfig.names()
+                                  if k not in MAY_CHANGE_ON_RESUME], config.out)
 
 
 def interrupted(args: argparse.Namespace) -> str:

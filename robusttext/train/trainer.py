@@ -28,7 +28,7 @@ from tqdm import tqdm
 from robusttext import distributed
 from robusttext.bounds.oracle import checking
 from robusttext.checkpoint import META_FILE, optimizer_tensors, restore_optimizer
-from robusttext.config import changed_settings
+from robusttext.config import SAME, changed_settings
 from robusttext.errors import RobustTextError
 from robusttext.perturb import PerturbationSpace, Vocabulary, load_source
 from robusttext.text.base import TextClassifier
@@ -58,16 +58,10 @@ BEST_DIR = "best"
 """The sub-folder of a run holding the checkpoint of the epoch chosen on the validation split."""
 
 # Settings passed to the model's constructor when given (each model takes its own subset).
-MODEL_SETTINGS = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "max_length", "norm",
-                  "layers", "projection", "dropout", "layer_norm_eps",
-                  "query_init")
-# Settings a resumed run must share with the checkpoint it continues.
-SAME_ON_RESUME = ("model", *MODEL_SETTINGS, "pretrained", "vectors", "vocab_from_space",
-                  "alias_candidates",
-                  "validation_fraction", "select_by", "train",
-                  "train_split", "train_limit", "min_count", "max_vocab", "sources", "space_file",
-                  "budget", "tokenizer", "max_candidates", "stop_words", "wordnet_senses", "seed",
-                  "batch_size")
+MODEL_SETTINGS = TrainConfig.names(model=True)
+# Settings a resumed run must share with the checkpoint it continues (its data, space or model
+# depend on them).
+SAME_ON_RESUME = TrainConfig.names(resume=SAME)
 
 
 def build_space(config: TrainConfig) -> PerturbationSpace:

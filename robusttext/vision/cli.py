@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
+from robusttext.config import SAME
 from robusttext.errors import RobustTextError
-from robusttext.methods import BAB_METHOD
+from robusttext.methods import ALPHA_STEPS, BAB_METHOD
 from robusttext.methods import VISION_CERTIFY_METHODS as BOUND_METHODS
-from robusttext.methods import VISION_TRAINING_METHODS as TRAIN_METHODS
 from robusttext.vision.config import ARCHITECTURES, TrainConfig
 
 DEFAULT_MODEL = "fmnist-dm-small"
-
-# Training flags that set the TrainConfig field of the same name, generated from its HELP.
-TRAIN_FIELDS = ("epochs", "warmup_epochs", "ramp_epochs", "batch_size", "lr", "seed",
-                "train_subset", "test_subset", "pgd_steps", "pgd_restarts", "grad_clip")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,30 +24,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train = sub.add_parser("train", help="train a DM-small/medium/large classifier",
                            description="Train an image classifier (natural, IBP or CROWN-IBP); "
                                        "a run resumes when --out holds an unfinished run of "
-                                       "the same settings.")
+                                       "the same settings. Every setting is a flag, as in "
+                                       "robusttext train.")
     train.add_argument("--config", metavar="FILE",
                        help="JSON file of training settings (flags override it)")
-    train.add_argument("--data", metavar="FOLDER|NAME|HUB_ID",
-                       help="IDX or CIFAR-10 folder, 'fashion-mnist', or a hub id (default "
-                            "fashion-mnist)")
-    train.add_argument("--architecture", choices=ARCHITECTURES,
-                       help="network (Gowal et al. 2018; default dm-small)")
-    train.add_argument("--model", dest="architecture", action=Deprecated,
-                       replacement="--architecture (--model names a checkpoint, as in certify)")
-    train.add_argument("--method", choices=TRAIN_METHODS,
-                       help="training loss: natural, IBP or CROWN-IBP (default crown-ibp)")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved settings as JSON and exit")
+    TrainConfig.add_flags(train)  # every setting (robusttext.vision.config), as text's train
     train.add_argument("--eps", type=float, metavar="X",
-                       help="training and evaluation radius in pixel units, [0, 1] (default "
-                            "0.1)")
-    train.add_argument("--eps-train", type=float, metavar="X",
-                       help="training radius (default: --eps)")
-    train.add_argument("--eps-eval", type=float, metavar="X",
-                       help="evaluation radius (default: --eps)")
-    TrainConfig.add_flags(train, TRAIN_FIELDS)
-    train.add_argument("--device", metavar="auto|cpu|cuda|cuda:N",
-                       help="torch device (default auto: CUDA when present, else CPU)")
-    train.add_argument("--out", metavar="FOLDER",
-                       help="checkpoint folder, written every epoch (default runs/vision)")
+                       help="training and evaluation radius in pixel units, [0, 1] (sets "
+                            "--eps-train and --eps-eval where they are not given)")
+    train.add_argument("--model", dest="model", action=Deprecated, default=argparse.SUPPRESS,
+                       metavar="ARCHITECTURE",
+                       replacement="--architecture (--model names a checkpoint, as in certify)")
     train.add_argument("--resume", dest="resume_flag", action=Deprecated, nargs=0, const=True,
                        replacement="nothing: a run in --out resumes by itself, as in "
                                    "robusttext train")
@@ -82,7 +68,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="PGD steps (0: no attack; default 20)")
     certify.add_argument("--pgd-restarts", type=int, default=1, metavar="N",
                          help="PGD restarts (default 1)")
-    add_method_flags(certify)
+    certify.add_argument("--method", default="ibp,crown-ibp", metavar="M[,M...]",
+                         help=f"bound method, or a comma list of them: {', '.join(BOUND_METHODS)} "
+                              "(default ibp,crown-ibp)")
+    certify.add_argument("--methods", dest="method", action=Deprecated, metavar="M[,M...]",
+                         replacement="--method")
+    certify.add_argument("--alpha-steps", type=int, metavar="N",
+                         help="with alpha-crown in --method: gradient steps on the relaxation "
+                              f"slopes (0: CROWN's bound; default {ALPHA_STEPS}), as in "
+                              "robusttext certify")
+    add_bab_flag(certify)
     certify.add_argument("--attack-verified-fraction", type=float, default=1.0, metavar="X",
                          help="attack only this fraction of certified examples, [0, 1] "
                               "(default 1: all)")
@@ -99,13 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          replacement="--quiet")
 
 
-def add_method_flags(certify: argparse.ArgumentParser) -> None:
-    """``--methods`` and ``--bab-time-limit`` (the branch and bound's seconds per image)."""
-    certify.add_argument("--methods", default="ibp,crown-ibp", metavar="M[,M...]",
-                         help=f"bound methods, a comma list of {', '.join(BOUND_METHODS)} "
-                              "(default ibp,crown-ibp; bab: branch and bound)")
+def add_bab_flag(certify: argparse.ArgumentParser) -> None:
+    """``--bab-time-limit``: the branch and bound's seconds per image."""
     certify.add_argument("--bab-time-limit", type=float, metavar="SECONDS",
-                         help="with --methods bab (branch and bound over ReLU splits: verified, "
+                         help="with --method bab (branch and bound over ReLU splits: verified, "
                               "counterexample or timeout per image): seconds per image "
                               "(default 10)")
 
@@ -133,7 +125,7 @@ def interrupted(args: argparse.Namespace) -> str | None:
     """What Ctrl-C leaves behind (``robusttext.cli`` prints it): a training run resumes."""
     if args.vision_command != "train":
         return None
-    out = args.out
+    out = getattr(args, "out", None)
     if out is None:
         try:
             out = (TrainConfig.from_file(args.config) if args.config else TrainConfig()).out
@@ -147,26 +139,19 @@ def _train(args) -> int:
     from robusttext.vision.train import train
 
     config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
-    overrides = {  # the hand-written flags: None means not given
-        "data": args.data,
-        "model": args.architecture,
-        "method": args.method,
-        "eps_train": args.eps_train if args.eps_train is not None else args.eps,
-        "eps_eval": args.eps_eval if args.eps_eval is not None else args.eps,
-        "device": args.device,
-        "out": args.out,
-    }
-    for key, value in TrainConfig.flag_values(args).items():
-        if key not in overrides:  # a generated flag, given: "none" clears the file's value
-            setattr(config, key, value)
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(config, key, value)
+    given = TrainConfig.flag_values(args)  # the flags given ("none" clears the file's value)
+    if args.eps is not None:  # both radii, where their own flags are not given
+        given = {"eps_train": args.eps, "eps_eval": args.eps, **given}
+    for key, value in given.items():
+        setattr(config, key, value)
     config.validate()
-    for name in ("train_subset", "test_subset"):
+    for name in ("train_limit", "test_limit"):
         value = getattr(config, name)
         if value is not None and value < 1:
             raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.print_config:
+        print(json.dumps(config.to_json(), indent=1))
+        return 0
     from robusttext.options import check_out_folder
 
     check_out_folder(config.out)
@@ -186,8 +171,7 @@ def _train(args) -> int:
 
 
 # Settings a resumed vision run must share with the checkpoint it continues.
-SAME_ON_RESUME = ("data", "model", "method", "eps_train", "seed", "batch_size", "train_subset",
-                  "warmup_epochs", "ramp_epochs", "schedule", "augment")
+SAME_ON_RESUME = TrainConfig.names(resume=SAME)
 
 
 def check_resume(out: Path, config) -> dict | None:
@@ -201,13 +185,8 @@ def check_resume(out: Path, config) -> dict | None:
         return None
     meta = read_json_file(out / META_FILE, "checkpoint")
     training = meta.get("training", {}) if isinstance(meta, dict) else {}
-    saved = training.get("config", {})
-    differs = [k for k in SAME_ON_RESUME if k in saved and saved[k] != getattr(config, k)]
-    if differs:
-        raise RobustTextError(
-            f"{out} holds a run with other settings ("
-            + "; ".join(f"{k} was {saved[k]!r}, now {getattr(config, k)!r}" for k in differs)
-            + "); use another --out")
+    saved = TrainConfig.current_names(training.get("config", {}), str(out))  # old names too
+    config.refuse_changes(saved, SAME_ON_RESUME, str(out))  # as text's train words it
     done = int(training.get("epochs_done", 0))
     if done >= config.epochs and "metrics" in meta:
         print(f"{out}: already trained for {done} epochs; nothing to do (raise --epochs to "
@@ -225,6 +204,25 @@ def warn_if_never_perturbed(robust: bool, epochs: float, warmup_epochs: float) -
         print(f"warning: --epochs {epochs} ends within the warm-up (--warmup-epochs "
               f"{warmup_epochs:g}), so no step perturbs the inputs and this trains a normal "
               "model; lower --warmup-epochs or raise --epochs", file=sys.stderr)
+
+
+def bound_methods(text: str, alpha_steps: int | None) -> tuple:
+    """``--method M[,M...]`` and ``--alpha-steps``: one ``BoundSettings`` per method, carried
+    to the engine unchanged; an unknown method, or steps without alpha-crown, refused."""
+    from robusttext.bounds.alpha import ALPHA_LR, check_alpha_settings
+    from robusttext.methods import bound_settings
+
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    for method in methods:
+        if method not in BOUND_METHODS:
+            raise RobustTextError(f"--method: unknown method {method!r}; choose from "
+                                  f"{', '.join(BOUND_METHODS)}")
+    if alpha_steps is not None:
+        if "alpha-crown" not in methods:
+            raise RobustTextError(f"--alpha-steps {alpha_steps} goes with --method alpha-crown, "
+                                  f"not --method {text}")
+        check_alpha_settings(alpha_steps, ALPHA_LR)
+    return tuple(bound_settings(m, alpha_steps=alpha_steps) for m in methods)
 
 
 def resolve_checkpoint(name: str) -> Path:
@@ -251,12 +249,8 @@ def _certify(args) -> int:
     from robusttext.vision.verify import check_eps
 
     directory = resolve_checkpoint(directory_name)
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    for method in methods:
-        if method not in BOUND_METHODS:
-            raise RobustTextError(f"--methods: unknown method {method!r}; choose from "
-                                  f"{', '.join(BOUND_METHODS)}")
-    bab_time_limit = check_bab_time_limit(args.bab_time_limit, methods)
+    methods = bound_methods(args.method, args.alpha_steps)
+    bab_time_limit = check_bab_time_limit(args.bab_time_limit, [b.method for b in methods])
     if not 0.0 <= args.attack_verified_fraction <= 1.0:
         raise RobustTextError("--attack-verified-fraction must lie in [0, 1]")
     if args.limit is not None and args.limit < 1:
@@ -339,7 +333,7 @@ def write_reports(args, result, data, model: str, seconds: float, checkpoint: st
 
 
 def check_bab_time_limit(limit: float | None, methods) -> float:
-    """``--bab-time-limit``: above 0 seconds, and only with ``--methods`` naming bab."""
+    """``--bab-time-limit``: above 0 seconds, and only with ``--method`` naming bab."""
     from robusttext.vision.bab import DEFAULT_TIME_LIMIT
 
     if limit is None:
@@ -347,8 +341,8 @@ def check_bab_time_limit(limit: float | None, methods) -> float:
     if not limit > 0:
         raise RobustTextError(f"--bab-time-limit must be above 0 seconds, got {limit:g}")
     if BAB_METHOD not in methods:
-        raise RobustTextError(f"--bab-time-limit {limit:g} goes with --methods {BAB_METHOD}, "
-                              f"not --methods {','.join(methods)}")
+        raise RobustTextError(f"--bab-time-limit {limit:g} goes with --method {BAB_METHOD}, "
+                              f"not --method {','.join(methods)}")
     return limit
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from robusttext.methods import BAB_METHOD
+from robusttext.methods import BAB_METHOD, BoundSettings, bound_settings
 from robusttext.vision.bab import DEFAULT_TIME_LIMIT
 from robusttext.vision.data import ImageDataset
 from robusttext.vision.pgd import pgd_attack
@@ -79,7 +79,7 @@ def evaluate(
     *,
     pgd_steps: int = 20,
     pgd_restarts: int = 1,
-    methods: tuple[str, ...] = ("ibp", "crown-ibp"),
+    methods: tuple[str | BoundSettings, ...] = ("ibp", "crown-ibp"),
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     seed: int = 0,
@@ -95,9 +95,12 @@ def evaluate(
     sample): a sound certificate already proves no attack can flip them, and the sample still
     cross-checks that claim. With the default 1.0 every correct example is attacked.
     ``keep_counterexamples``: keep PGD's misclassified point of every flipped example (for a
-    report that shows them). ``bab`` (in ``methods``) runs the branch and bound with
-    ``bab_time_limit`` seconds per image.
+    report that shows them). ``methods``: names, or ``BoundSettings`` carried from the flags
+    (alpha-CROWN's steps); the results are keyed by method name. ``bab`` (in ``methods``) runs
+    the branch and bound with ``bab_time_limit`` seconds per image.
     """
+    bounds = tuple(bound_settings(m) for m in methods)
+    methods = tuple(b.method for b in bounds)
     eps = check_eps(eps)
     model.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -111,7 +114,7 @@ def evaluate(
                       leave=False):
         x = data.images[start : start + batch_size].to(device)
         y = data.labels[start : start + batch_size].to(device)
-        batch = _batch(model, x, y, eps, methods, pgd_steps, pgd_restarts, generator,
+        batch = _batch(model, x, y, eps, bounds, pgd_steps, pgd_restarts, generator,
                        attack_verified_fraction, bab)
         for key, value in batch.items():
             if key in parts:
@@ -145,26 +148,27 @@ def evaluate(
     return result
 
 
-def _batch(model, x, y, eps, methods, pgd_steps, pgd_restarts, generator,
+def _batch(model, x, y, eps, bounds, pgd_steps, pgd_restarts, generator,
            attack_verified_fraction, bab=None) -> dict:
     """One batch ``x`` ``[batch, C, H, W]``, ``y`` ``[batch]``: on the CPU, ``correct``,
-    ``robust`` (bool), ``prediction`` and per method its lowest margin lower bound
-    (``[batch]`` each); ``attacked`` (how many PGD ran on); ``counterexamples`` (row ->
-    PGD's misclassified point ``[C, H, W]``). ``bab``: the branch and bound's settings and
-    counts (``run_bab``), when it runs."""
+    ``robust`` (bool), ``prediction`` and per method of ``bounds`` (``BoundSettings``) its
+    lowest margin lower bound (``[batch]`` each, keyed by the method's name); ``attacked``
+    (how many PGD ran on); ``counterexamples`` (row -> PGD's misclassified point
+    ``[C, H, W]``). ``bab``: the branch and bound's settings and counts (``run_bab``), when
+    it runs."""
     with torch.no_grad():
         prediction = model(x).argmax(1)
         right = prediction == y
     out = {"prediction": prediction.cpu()}
     any_certified = torch.zeros_like(right)
     bound = image_margin_bound(model, x, y, eps)
-    for method in methods:
-        if method == BAB_METHOD:
+    for setting in bounds:
+        if setting.method == BAB_METHOD:
             lowest = run_bab(model, x, y, eps, bab)
         else:
             with torch.no_grad():  # the lowest margin; verified: it is positive
-                lowest = bound(method).amin(1)
-        out[method] = lowest.cpu()
+                lowest = bound(setting).amin(1)
+        out[setting.method] = lowest.cpu()
         any_certified |= lowest > 0
     attack = right.clone()
     if attack_verified_fraction < 1.0:

@@ -63,8 +63,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     config.validate()
     device = pick_device(config.device)
     out = Path(config.out)
-    train_data = load_images(config.data, "train").subset(config.train_subset)
-    test_data = load_images(config.data, "test").subset(config.test_subset)
+    train_data = load_images(config.data, "train").subset(config.train_limit)
+    test_data = load_images(config.data, "test").subset(config.test_limit)
     channels, size = train_data.images.shape[1], train_data.images.shape[2]
     if config.mean is None or config.std is None:
         mean, std = channel_stats(train_data.images)
@@ -89,7 +89,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         stats = _train_epoch(
             model, optimizer, train_data, schedule, config, epoch, device, progress
         )
-        check = test_data.subset(config.epoch_eval_subset)
+        check = test_data.subset(config.epoch_eval_limit)
         quick = evaluate(
             model,
             check,
@@ -130,7 +130,7 @@ def _train_epoch(model, optimizer, data: ImageDataset, schedule, config, epoch, 
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     order = torch.randperm(len(data), generator=generator)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
-    lr = config.lr * config.lr_decay ** sum(1 for m in config.lr_milestones if epoch >= m)
+    lr = config.lr * config.lr_decay ** sum(1 for m in config.lr_decay_epochs if epoch >= m)
     for group in optimizer.param_groups:
         group["lr"] = lr
     model.eval()  # the DM models have no dropout or batch norm; the bound engine wants eval mode

@@ -8,6 +8,7 @@ from torch import nn
 
 from robusttext.errors import RobustTextError
 from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
+from robusttext.methods import BoundSettings, bound_settings
 from robusttext.vision.config import check_eps  # noqa: F401  (re-exported: the eps check)
 
 
@@ -32,23 +33,25 @@ def image_problem(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 def image_margin_bound(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                        eps: float):
     """``bound(method)``: lower bounds ``[batch, classes - 1]`` on ``z_y - z_j`` (``j != y``)
-    over the ball, by an engine method, through the one margins function
-    (``robusttext.bounds.specs.margin_lower_bounds``). Differentiable; the problem (ball,
-    specification) is built once for every method asked."""
+    over the ball, by an engine method (a name, or a ``BoundSettings`` carried from the flags),
+    through the one margins function (``robusttext.bounds.specs.margin_lower_bounds``).
+    Differentiable; the problem (ball, specification) is built once for every method asked."""
     from robusttext.bounds.specs import margin_lower_bounds
 
     problem = image_problem(model, images, labels, eps)
 
-    def bound(method: str) -> torch.Tensor:
-        if method not in BOUND_METHODS:
-            raise RobustTextError(f"bound method must be one of {BOUND_METHODS}, got {method!r}")
+    def bound(method: str | BoundSettings) -> torch.Tensor:
+        name = bound_settings(method).method
+        if name not in BOUND_METHODS:
+            raise RobustTextError(f"bound method must be one of {BOUND_METHODS}, got {name!r}")
         return margin_lower_bounds(problem, method)
 
     return bound
 
 
 def verified(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, method: str
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
+    method: str | BoundSettings,
 ) -> torch.Tensor:
     """``[batch]`` bool: every margin lower bound is positive (the label is certified)."""
     with torch.no_grad():
