@@ -10,6 +10,8 @@ Torch-free, so that the command line can list them without loading torch.
 - ``EXACT_METHOD``: ``exact``, certify's complete verification (``robusttext.certify.exact``:
   branch and bound over the set with the tightest of ``TEXT_METHODS`` inside); certify alone
   offers it (``CERTIFY_METHODS``).
+- ``BAB_METHOD``: ``bab``, vision certify's branch and bound over ReLU splits
+  (``robusttext.vision.bab``); ``VISION_CERTIFY_METHODS`` are the engine's and it.
 - ``TRAINING_METHODS``: the engine methods a certified-training loss differentiates (IBP and
   CROWN-IBP); text training adds ``POOLED_METHOD``, vision training adds natural training.
 - ``RELAXATIONS`` of a substitution set and ``ALPHA_STEPS``, alpha-CROWN's default steps.
@@ -33,6 +35,8 @@ AUTO = "auto"
 TEXT_METHODS = (*ENGINE_METHODS, POOLED_METHOD)
 EXACT_METHOD = "exact"
 CERTIFY_METHODS = (*TEXT_METHODS, EXACT_METHOD)
+BAB_METHOD = "bab"
+VISION_CERTIFY_METHODS = (*ENGINE_METHODS, BAB_METHOD)
 TRAINING_METHODS = ("ibp", "crown-ibp")
 TEXT_TRAINING_METHODS = (*TRAINING_METHODS, POOLED_METHOD)
 VISION_TRAINING_METHODS = ("natural", *TRAINING_METHODS)  # natural: clean training alone
@@ -77,7 +81,7 @@ def bound_settings(method: str | BoundSettings, **given) -> BoundSettings:
     return BoundSettings(method, **given)
 
 
-__all__ = ["ALPHA_STEPS", "AUTO", "BoundSettings", "CERTIFY_METHODS", "ENGINE_METHODS",
-           "EXACT_METHOD", "EXACT_TIME_LIMIT",
+__all__ = ["ALPHA_STEPS", "AUTO", "BAB_METHOD", "BoundSettings", "CERTIFY_METHODS",
+           "ENGINE_METHODS", "EXACT_METHOD", "EXACT_TIME_LIMIT",
            "POOLED_METHOD", "RELAXATIONS", "TEXT_METHODS", "TEXT_TRAINING_METHODS",
-           "TRAINING_METHODS", "VISION_TRAINING_METHODS"]
+           "TRAINING_METHODS", "VISION_CERTIFY_METHODS", "VISION_TRAINING_METHODS"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from robusttext.config import SAME
 from robusttext.errors import RobustTextError
-from robusttext.methods import ALPHA_STEPS
-from robusttext.methods import ENGINE_METHODS as BOUND_METHODS
+from robusttext.methods import ALPHA_STEPS, BAB_METHOD
+from robusttext.methods import VISION_CERTIFY_METHODS as BOUND_METHODS
 from robusttext.vision.config import ARCHITECTURES, TrainConfig
 
 DEFAULT_MODEL = "fmnist-dm-small"
@@ -77,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="with alpha-crown in --method: gradient steps on the relaxation "
                               f"slopes (0: CROWN's bound; default {ALPHA_STEPS}), as in "
                               "robusttext certify")
+    add_bab_flag(certify)
     certify.add_argument("--attack-verified-fraction", type=float, default=1.0, metavar="X",
                          help="attack only this fraction of certified examples, [0, 1] "
                               "(default 1: all)")
@@ -91,6 +92,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     certify.add_argument("--quiet", action="store_true", help="no progress bars")
     certify.add_argument("--no-progress", dest="quiet", action=Deprecated, nargs=0, const=True,
                          replacement="--quiet")
+
+
+def add_bab_flag(certify: argparse.ArgumentParser) -> None:
+    """``--bab-time-limit``: the branch and bound's seconds per image."""
+    certify.add_argument("--bab-time-limit", type=float, metavar="SECONDS",
+                         help="with --method bab (branch and bound over ReLU splits: verified, "
+                              "counterexample or timeout per image): seconds per image "
+                              "(default 10)")
 
 
 def add_report_flags(certify: argparse.ArgumentParser) -> None:
@@ -273,6 +282,7 @@ def _certify(args) -> int:
 
     directory = resolve_checkpoint(directory_name)
     methods = bound_methods(args.method, args.alpha_steps)
+    bab_time_limit = check_bab_time_limit(args.bab_time_limit, [b.method for b in methods])
     if not 0.0 <= args.attack_verified_fraction <= 1.0:
         raise RobustTextError("--attack-verified-fraction must lie in [0, 1]")
     if args.limit is not None and args.limit < 1:
@@ -303,6 +313,7 @@ def _certify(args) -> int:
         methods=methods,
         batch_size=args.batch_size,
         attack_verified_fraction=args.attack_verified_fraction,
+        bab_time_limit=bab_time_limit,
         device=device,
         progress=not args.quiet,
         keep_counterexamples=bool(args.html),
@@ -354,6 +365,20 @@ def write_reports(args, result, data, model: str, seconds: float, checkpoint: st
         print(f"page: {page}", file=out)
     if args.plot:
         print(f"plot: {plot(args.plot, result)}", file=out)
+
+
+def check_bab_time_limit(limit: float | None, methods) -> float:
+    """``--bab-time-limit``: above 0 seconds, and only with ``--method`` naming bab."""
+    from robusttext.vision.bab import DEFAULT_TIME_LIMIT
+
+    if limit is None:
+        return DEFAULT_TIME_LIMIT
+    if not limit > 0:
+        raise RobustTextError(f"--bab-time-limit must be above 0 seconds, got {limit:g}")
+    if BAB_METHOD not in methods:
+        raise RobustTextError(f"--bab-time-limit {limit:g} goes with --method {BAB_METHOD}, "
+                              f"not --method {','.join(methods)}")
+    return limit
 
 
 IMAGE_ALTERNATIVES = ("give a local folder instead: IDX files (MNIST, Fashion-MNIST) or CIFAR-10 "

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from robusttext.methods import BoundSettings, bound_settings
+from robusttext.methods import BAB_METHOD, BoundSettings, bound_settings
+from robusttext.vision.bab import DEFAULT_TIME_LIMIT
 from robusttext.vision.data import ImageDataset
 from robusttext.vision.pgd import pgd_attack
 from robusttext.vision.verify import check_eps, image_margin_bound
@@ -26,7 +27,9 @@ class Evaluation:
     margin lower bound ``min_j (z_y - z_j)`` of ``method`` over the ball (``verified`` is it
     being positive); ``counterexamples``: example index -> the misclassified point PGD found
     in its ball ``[C, H, W]`` (kept when :func:`evaluate` is asked to); ``labels``: the true
-    labels.
+    labels. For ``bab`` the margin is the lowest bound its search proved (positive: verified)
+    or its root's (not positive: a counterexample or a timeout); ``bab``: its counts
+    (counterexamples, timeouts, seconds, time limit), when it ran.
     """
 
     eps: float
@@ -40,6 +43,7 @@ class Evaluation:
     margins: dict[str, torch.Tensor] = field(default_factory=dict)
     counterexamples: dict[int, torch.Tensor] = field(default_factory=dict)
     labels: torch.Tensor | None = None
+    bab: dict = field(default_factory=dict)
 
     def metrics(self) -> dict:
         """Accuracies in [0, 1] (counts over ``n``, as text's report gives them: no float32
@@ -56,6 +60,7 @@ class Evaluation:
         }
         for method, mask in self.verified.items():
             out[f"{method.replace('-', '_')}_verified_accuracy"] = share(mask)
+        out.update({f"bab_{key}": value for key, value in self.bab.items()})
         out["soundness_violations"] = self.soundness_violations()
         return out
 
@@ -81,6 +86,7 @@ def evaluate(
     progress: bool = True,
     attack_verified_fraction: float = 1.0,
     keep_counterexamples: bool = False,
+    bab_time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> Evaluation:
     """Evaluate ``model`` on every example of ``data`` at radius ``eps`` (pixel units).
 
@@ -90,7 +96,8 @@ def evaluate(
     cross-checks that claim. With the default 1.0 every correct example is attacked.
     ``keep_counterexamples``: keep PGD's misclassified point of every flipped example (for a
     report that shows them). ``methods``: names, or ``BoundSettings`` carried from the flags
-    (alpha-CROWN's steps); the results are keyed by method name.
+    (alpha-CROWN's steps); the results are keyed by method name. ``bab`` (in ``methods``) runs
+    the branch and bound with ``bab_time_limit`` seconds per image.
     """
     bounds = tuple(bound_settings(m) for m in methods)
     methods = tuple(b.method for b in bounds)
@@ -100,13 +107,15 @@ def evaluate(
     parts: dict[str, list] = {"correct": [], "robust": [], "prediction": [],
                               **{m: [] for m in methods}}
     attacked, counterexamples = 0, {}
+    bab = {"counterexamples": 0, "timeouts": 0, "seconds": 0.0,
+           "time_limit": bab_time_limit} if BAB_METHOD in methods else None
     starts = range(0, len(data), batch_size)
     for start in tqdm(starts, desc=f"evaluate eps={eps:g}", disable=None if progress else True,
                       leave=False):
         x = data.images[start : start + batch_size].to(device)
         y = data.labels[start : start + batch_size].to(device)
         batch = _batch(model, x, y, eps, bounds, pgd_steps, pgd_restarts, generator,
-                       attack_verified_fraction)
+                       attack_verified_fraction, bab)
         for key, value in batch.items():
             if key in parts:
                 parts[key].append(value)
@@ -127,6 +136,7 @@ def evaluate(
         margins,
         counterexamples,
         data.labels[:len(data)].cpu(),
+        bab or {},
     )
     violations = result.soundness_violations()
     if violations:
@@ -139,12 +149,13 @@ def evaluate(
 
 
 def _batch(model, x, y, eps, bounds, pgd_steps, pgd_restarts, generator,
-           attack_verified_fraction) -> dict:
+           attack_verified_fraction, bab=None) -> dict:
     """One batch ``x`` ``[batch, C, H, W]``, ``y`` ``[batch]``: on the CPU, ``correct``,
     ``robust`` (bool), ``prediction`` and per method of ``bounds`` (``BoundSettings``) its
     lowest margin lower bound (``[batch]`` each, keyed by the method's name); ``attacked``
     (how many PGD ran on); ``counterexamples`` (row -> PGD's misclassified point
-    ``[C, H, W]``)."""
+    ``[C, H, W]``). ``bab``: the branch and bound's settings and counts (``run_bab``), when
+    it runs."""
     with torch.no_grad():
         prediction = model(x).argmax(1)
         right = prediction == y
@@ -152,8 +163,11 @@ def _batch(model, x, y, eps, bounds, pgd_steps, pgd_restarts, generator,
     any_certified = torch.zeros_like(right)
     bound = image_margin_bound(model, x, y, eps)
     for setting in bounds:
-        with torch.no_grad():  # the lowest margin; verified: it is positive
-            lowest = bound(setting).amin(1)
+        if setting.method == BAB_METHOD:
+            lowest = run_bab(model, x, y, eps, bab)
+        else:
+            with torch.no_grad():  # the lowest margin; verified: it is positive
+                lowest = bound(setting).amin(1)
         out[setting.method] = lowest.cpu()
         any_certified |= lowest > 0
     attack = right.clone()
@@ -171,6 +185,18 @@ def _batch(model, x, y, eps, bounds, pgd_steps, pgd_restarts, generator,
                                   for k, i in enumerate(index.tolist()) if flipped[i]}
     out.update(attacked=int(index.numel()), correct=right.cpu(), robust=(right & ~flipped).cpu())
     return out
+
+
+def run_bab(model, images, labels, eps, counts: dict) -> torch.Tensor:
+    """``[batch]``: the branch and bound's margin per image (positive: verified); ``counts``
+    (its ``time_limit``) adds up its counterexamples, timeouts and seconds."""
+    from robusttext.vision.bab import COUNTEREXAMPLE, TIMEOUT, bab_verify
+
+    outcomes = bab_verify(model, images, labels, eps, time_limit=counts["time_limit"])
+    counts["counterexamples"] += sum(o.status == COUNTEREXAMPLE for o in outcomes)
+    counts["timeouts"] += sum(o.status == TIMEOUT for o in outcomes)
+    counts["seconds"] = round(counts["seconds"] + sum(o.seconds for o in outcomes), 2)
+    return torch.tensor([o.margin for o in outcomes], device=images.device)
 
 
 def share(mask: torch.Tensor) -> float:
