@@ -1,6 +1,6 @@
-"""Ship a trained bert checkpoint as a plain ``transformers`` folder inside the package.
+"""Ship a trained bert or xlm checkpoint as a plain ``transformers`` folder inside the package.
 
-    python bench/hf/ship_bert.py RUN/best bert-counterfitted --float16 \
+    python bench/hf/ship_transformers.py RUN/best xlm-counterfitted --float16 \
         --notice examples/sentiment/NOTICE-counterfitted-glove.md --note "..."
 
 Writes ``robusttext/assets/models/NAME``: ``config.json``, ``model.safetensors``, the word
