@@ -42,6 +42,10 @@ REGISTRY: dict[str, ShippedModel] = {
     "word-counterfitted-lstm": ShippedModel(
         "text", "BiLSTM on GloVe 6B 50-d vectors (fine-tuned) trained to be robust to up to 3 "
                 "counter-fitted synonym substitutions"),
+    "xlm-counterfitted": ShippedModel(
+        "text", "XLM-style transformers model (XLMForSequenceClassification, mean summary) on "
+                "GloVe 6B 50-d vectors (fine-tuned) trained to be robust to up to 3 "
+                "counter-fitted synonym substitutions; a standard transformers folder"),
     "fmnist-dm-small": ShippedModel(
         "vision", "DM-small trained with CROWN-IBP at eps 0.1 on Fashion-MNIST"),
 }

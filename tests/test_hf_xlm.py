@@ -214,3 +214,27 @@ def test_a_large_eps_starts_every_layer_norm_as_a_centring_norm():
         torch.testing.assert_close(norm(x) - norm.bias, centred, atol=1e-3, rtol=1e-3)
     small = build_model("xlm", vocab_size=10, embed_dim=8, heads=2, layer_norm_eps=1e-5)
     assert torch.equal(small.hf.transformer.layer_norm_emb.weight, torch.ones(8))
+
+
+def test_the_shipped_xlm_model_is_certified_as_the_pipeline_reads_it():
+    """``xlm-counterfitted`` is a plain ``transformers`` folder: ``pipeline`` loads it with no
+    robusttext code, and on the demo sentences robusttext certify's prediction and clean margin
+    are the pipeline's (its raw scores, the two labels' difference)."""
+    from transformers import pipeline
+
+    from robusttext.data import load_examples
+    from robusttext.shipped import shipped_model_path
+    from robusttext.text.hf import certify_transformers
+
+    folder = shipped_model_path("xlm-counterfitted")
+    examples = load_examples(str(folder.parents[1] / "demo_sentences.tsv"))
+    result = certify_transformers(str(folder), None, examples, None, budgets=[0],
+                                  enumerate_limit=0)
+    classify = pipeline("text-classification", model=str(folder), device="cpu")
+    for example, outcome in zip(examples, result.examples, strict=True):
+        scores = {s["label"]: s["score"] for s in classify(example.text, top_k=None,
+                                                            function_to_apply="none")}
+        theirs = torch.tensor([scores["LABEL_0"], scores["LABEL_1"]])
+        assert outcome.prediction == int(theirs.argmax())
+        margin = float(theirs[example.label] - theirs[1 - example.label])
+        assert abs(outcome.margin_lower - margin) < 1e-4 * max(1.0, abs(margin))
