@@ -62,6 +62,7 @@ def test_no_arguments_certifies_the_shipped_models(tmp_path, monkeypatch, capsys
     models = tmp_path / "models"
     save_text_model(models / "char-flips", CharCNN(len(vocab), embed_dim=6, filters=4), vocab,
                     space)
+    (models / "xlm-counterfitted").mkdir()  # a transformers folder: named, never loaded
     monkeypatch.setattr(shipped, "MODELS_DIR", models)
     monkeypatch.setattr(certify_cli, "DEMO_SENTENCES",
                         write_tsv(tmp_path / "demo.tsv", SENTENCES[:3]))
@@ -69,6 +70,9 @@ def test_no_arguments_certifies_the_shipped_models(tmp_path, monkeypatch, capsys
     printed = capsys.readouterr().out
     assert "char-flips: 3 sentences" in printed
     assert "exhaustive" in printed
+    assert ("not in the default run (transformers folders; importing transformers takes "
+            "seconds): xlm-counterfitted; certify with --model xlm-counterfitted") in printed
+    assert "xlm-counterfitted: " not in printed
 
 
 def test_no_shipped_models(tmp_path, monkeypatch, capsys):

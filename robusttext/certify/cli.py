@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "so the question is whether the prediction can change)")
     parser.add_argument("--model", metavar="PATH|NAME",
                         help="checkpoint folder or shipped model name: "
-                             f"{', '.join(SHIPPED_MODELS)} (default: every shipped model)")
+                             f"{', '.join(SHIPPED_MODELS)} (default: every shipped model but the "
+                             "transformers folders)")
     parser.add_argument("--data", metavar="HUB_ID|PATH",
                         help="hub data set (stanfordnlp/sst2, imdb) or a .tsv/.csv/.jsonl file "
                              "(default: the demo sentences)")
@@ -199,11 +200,12 @@ def check_model_name(name: str) -> str | None:
 
 
 def _models(name: str | None) -> list[str]:
-    from robusttext.text import SHIPPED_MODELS, shipped_model_path
+    """``[name]``, or the shipped models a run with no ``--model`` certifies."""
+    from robusttext.shipped import default_models, shipped_model_path
 
     if name is not None:
         return [name]
-    present = [n for n in SHIPPED_MODELS if shipped_model_path(n).is_dir()]
+    present = [n for n in default_models("text") if shipped_model_path(n).is_dir()]
     if not present:
         raise RobustTextError("no shipped models are installed (looked for "
                               f"{', '.join(SHIPPED_MODELS)}); pass --model PATH")
@@ -257,8 +259,16 @@ def run(args: argparse.Namespace) -> int:
         quiet_libraries()
     # With --json -, standard output holds the JSON only; everything else goes to stderr.
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
+    from robusttext.shipped import default_models, shipped_model_path
+
     load = _loader(args.model)
     names = _models(args.model)
+    if args.model is None:
+        others = [n for n in SHIPPED_MODELS if n not in default_models("text")
+                  and shipped_model_path(n).is_dir()]
+        if others:
+            say(f"not in the default run (transformers folders; importing transformers takes "
+                f"seconds): {', '.join(others)}; certify with --model {others[0]}")
     flag_space = _flag_space(args, budgets)
     options = certify_options(args, enumerate_seconds)
     if args.text is not None:
