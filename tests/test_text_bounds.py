@@ -78,7 +78,10 @@ def test_method_names_are_declared_once():
     from robusttext.vision.cli import BOUND_METHODS
     from robusttext.vision.config import METHODS as VISION_TRAIN
 
-    assert METHODS is ENGINE_METHODS and BOUND_METHODS is ENGINE_METHODS
+    from robusttext.methods import BAB_METHOD, VISION_CERTIFY_METHODS
+
+    assert METHODS is ENGINE_METHODS and BOUND_METHODS is VISION_CERTIFY_METHODS
+    assert set(VISION_CERTIFY_METHODS) == {*ENGINE_METHODS, BAB_METHOD}
     assert CERTIFY_METHODS is TEXT_METHODS and set(TEXT_METHODS) == {*ENGINE_METHODS,
                                                                      POOLED_METHOD}
     assert set(TRAIN_METHODS) <= set(TEXT_METHODS) and EVAL_METHODS == (AUTO, *TRAIN_METHODS)
