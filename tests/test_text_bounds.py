@@ -73,12 +73,11 @@ def test_a_set_built_once_gives_the_bounds_of_a_fresh_set_at_every_budget(method
 def test_method_names_are_declared_once():
     from robusttext.bounds import METHODS
     from robusttext.certify.cli import METHODS as CERTIFY_METHODS
+    from robusttext.methods import BAB_METHOD, VISION_CERTIFY_METHODS
     from robusttext.train.config import EVAL_METHODS
     from robusttext.train.config import METHODS as TRAIN_METHODS
     from robusttext.vision.cli import BOUND_METHODS
     from robusttext.vision.config import METHODS as VISION_TRAIN
-
-    from robusttext.methods import BAB_METHOD, VISION_CERTIFY_METHODS
 
     assert METHODS is ENGINE_METHODS and BOUND_METHODS is VISION_CERTIFY_METHODS
     assert set(VISION_CERTIFY_METHODS) == {*ENGINE_METHODS, BAB_METHOD}
