@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.perturb.vocabulary import Vocabulary  # noqa: E402
 from robusttext.text import build_model, load_text_model, save_text_model  # noqa: E402
-from tests.oracles import word_rewrites  # noqa: E402
+from tests.oracles import rewrite_margins  # noqa: E402
 
 WORDS = ["the", "film", "movie", "is", "good", "great", "fine", "a", "bad", "awful", "poor",
          "plot", "story", "and"]
@@ -105,7 +105,6 @@ def test_bounds_are_sound_against_every_rewrite_through_transformers(method, que
 
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
     from robusttext.bounds.specs import margin_lower_bounds
-    from robusttext.certify.margins import margins
     from robusttext.perturb import PerturbationSpace, SynonymTable
     from robusttext.text.bounds import body_problem
 
@@ -125,10 +124,8 @@ def test_bounds_are_sound_against_every_rewrite_through_transformers(method, que
                                                      enc.mask), method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
-            rewrites = word_rewrites(words, [TABLE.get(w, []) for w in words], budget)
-            batch = tokenizer(rewrites, return_tensors="pt")
-            with torch.no_grad():
-                true = margins(hf(**batch).logits, torch.full((len(rewrites),), int(labels[i])))
+            true = rewrite_margins(hf, tokenizer, words, [TABLE.get(w, []) for w in words],
+                                   budget, int(labels[i]))
             assert lower[i] <= true.min() + 1e-5, (text, budget, method)
 
 
@@ -179,6 +176,10 @@ def test_the_saved_folder_is_read_by_transformers_and_certified_through_its_toke
         "input_ids", "token_type_ids", "attention_mask"])
     with pytest.raises(RobustTextError, match="token_type_ids"):
         certify_transformers(hf, typed, data, space, budgets=[1])
+    from robusttext.perturb.subwords import SubwordSpace
+
+    with pytest.raises(RobustTextError, match="token_type_ids"):  # a space read through it
+        certify_transformers(hf, tokenizer, data, SubwordSpace(space, typed), budgets=[1])
 
 
 def test_an_xlm_run_exports_as_a_plain_transformers_folder(tmp_path):

@@ -19,7 +19,7 @@ from robusttext.certify.defaults import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT
 from robusttext.errors import RobustTextError
 from robusttext.methods import ALPHA_STEPS, AUTO, EXACT_METHOD, RELAXATIONS
 from robusttext.methods import TEXT_METHODS as METHODS
-from robusttext.shipped import shipped_models
+from robusttext.shipped import default_models, shipped_model_path, shipped_models
 
 BATCH_SIZE = 32
 """Sentences per batch when --batch-size is not given (it is refused with one SENTENCE)."""
@@ -201,8 +201,6 @@ def check_model_name(name: str) -> str | None:
 
 def _models(name: str | None) -> list[str]:
     """``[name]``, or the shipped models a run with no ``--model`` certifies."""
-    from robusttext.shipped import default_models, shipped_model_path
-
     if name is not None:
         return [name]
     present = [n for n in default_models("text") if shipped_model_path(n).is_dir()]
@@ -259,12 +257,11 @@ def run(args: argparse.Namespace) -> int:
         quiet_libraries()
     # With --json -, standard output holds the JSON only; everything else goes to stderr.
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json == "-" else print
-    from robusttext.shipped import default_models, shipped_model_path
-
     load = _loader(args.model)
     names = _models(args.model)
     if args.model is None:
-        others = [n for n in SHIPPED_MODELS if n not in default_models("text")
+        defaults = default_models("text")
+        others = [n for n in SHIPPED_MODELS if n not in defaults
                   and shipped_model_path(n).is_dir()]
         if others:
             say(f"not in the default run (transformers folders; importing transformers takes "

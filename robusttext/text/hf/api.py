@@ -18,7 +18,7 @@ from robusttext.text.hf.folders import (
     saved_space,
     subword_space,
 )
-from robusttext.text.hf.model import HFTextModel, from_transformers
+from robusttext.text.hf.model import HFTextModel, check_tokenizer_inputs, from_transformers
 
 
 def examples_from_dataset(data, text_column: str | None = None, label_column: str = "label",
@@ -97,7 +97,9 @@ def certify_transformers(model: nn.Module | str | Path, tokenizer, data,
             raise RobustTextError("certify_transformers: the model carries no perturbation "
                                   "space; give one (e.g. PerturbationSpace(['counterfitted'], "
                                   "budget=3))")
-    if not isinstance(space, SubwordSpace):
+    if isinstance(space, SubwordSpace):
+        check_tokenizer_inputs(text_model, space.subword_tokenizer)
+    else:
         space = subword_space(space, tokenizer, text_model)
     examples = examples_from_dataset(data, text_column, label_column, text_model.num_labels)
     return certify(text_model, space.vocabulary, space, examples, budgets, **options)

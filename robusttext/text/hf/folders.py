@@ -234,7 +234,6 @@ def _bundle(model, tokenizer, saved, name, path):
     from robusttext.perturb.subwords import PieceVocabulary
     from robusttext.text.bundle import TextModelBundle
 
-    check_tokenizer_inputs(model, tokenizer)
     space = saved_space(saved, tokenizer, model)
     meta = {"kind": "transformers", "architecture": model.architecture,
             "model_config": model.hf.config.to_dict(),

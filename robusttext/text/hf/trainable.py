@@ -185,25 +185,31 @@ class BertClassifier(TextClassifier):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-def word_tokenizer(vocab: Vocabulary):
-    """A ``transformers`` fast tokenizer that maps text to ``[CLS]`` (id ``len(vocab)``) and
-    then exactly robusttext's ids for the ``glue`` style: lower-case, split on whitespace,
-    unknown words to ``<unk>``. It declares its special tokens (``cls_token`` ``[CLS]``,
-    ``pad_token``, ``unk_token``; no ``[SEP]``: the model reads ``[CLS] w1 .. wn``), so
-    ``AutoTokenizer`` and ``pipeline`` know its ``cls_token``, and they and robusttext's
-    reading of a ``transformers`` folder (``robusttext.perturb.subwords``) read the sentence as
-    the model was trained. As in every BERT tokenizer, the text ``[CLS]`` written in a
-    sentence (exactly so, upper-case) is read as that token; robusttext's own checkpoint reads
-    it as a word."""
+def word_tokenizer(vocab: Vocabulary, cls: bool = True):
+    """A ``transformers`` fast tokenizer that maps text to exactly robusttext's ids for the
+    ``glue`` style: lower-case, split on whitespace, unknown words to ``<unk>``.
+
+    With ``cls`` (bert's), ``[CLS]`` (id ``len(vocab)``) comes first. It declares its special
+    tokens (``cls_token`` ``[CLS]``, ``pad_token``, ``unk_token``; no ``[SEP]``: the model reads
+    ``[CLS] w1 .. wn``), so ``AutoTokenizer`` and ``pipeline`` know its ``cls_token``, and they
+    and robusttext's reading of a ``transformers`` folder (``robusttext.perturb.subwords``)
+    read the sentence as the model was trained. As in every BERT tokenizer, the text ``[CLS]``
+    written in a sentence (exactly so, upper-case) is read as that token; robusttext's own
+    checkpoint reads it as a word. Without ``cls`` (xlm's), no special token is added and no
+    ``token_type_ids`` are returned (XLM adds those as word vectors)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     table = {token: i for i, token in enumerate(vocab.tokens)}
-    cls_id = len(table)
-    table[CLS_TOKEN] = cls_id
+    if cls:
+        cls_id = len(table)
+        table[CLS_TOKEN] = cls_id
     raw = Tokenizer(models.WordLevel(table, unk_token=UNK))
     raw.normalizer = normalizers.Lowercase()
     raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    if not cls:
+        return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token=UNK, pad_token=PAD,
+                                       model_input_names=["input_ids", "attention_mask"])
     raw.post_processor = processors.TemplateProcessing(
         single=f"{CLS_TOKEN} $A", pair=f"{CLS_TOKEN} $A $B:1", special_tokens=[(CLS_TOKEN, cls_id)])
     return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token=UNK, pad_token=PAD,

@@ -30,13 +30,14 @@ import copy
 from typing import Any
 
 from robusttext.errors import RobustTextError
-from robusttext.perturb.vocabulary import PAD, UNK, Vocabulary
+from robusttext.perturb.vocabulary import Vocabulary
 from robusttext.text.base import TextClassifier
 from robusttext.text.hf.model import build_xlm
 from robusttext.text.hf.trainable import (
     DEFAULT_LAYER_NORM_EPS,
     check_encoder_settings,
     start_queries,
+    word_tokenizer,
     write_transformers_files,
 )
 
@@ -100,8 +101,8 @@ class XlmClassifier(TextClassifier):
 
     @staticmethod
     def transformers_tokenizer(vocab: Vocabulary):
-        """The tokenizer of the exported folder (``plain_word_tokenizer``)."""
-        return plain_word_tokenizer(vocab)
+        """The tokenizer of the exported folder: ``word_tokenizer`` without ``[CLS]``."""
+        return word_tokenizer(vocab, cls=False)
 
     def write_extra_files(self, directory, vocab, space, training_config, metrics) -> None:
         """Also a ``from_pretrained`` / ``pipeline`` folder (``write_transformers_files``)."""
@@ -119,18 +120,3 @@ def centring_gains(hf, layer_norm_eps: float) -> None:
         for module in hf.modules():
             if isinstance(module, nn.LayerNorm):
                 module.weight.fill_(layer_norm_eps ** 0.5)
-
-
-def plain_word_tokenizer(vocab: Vocabulary):
-    """A ``transformers`` fast tokenizer that maps text to exactly robusttext's ids for the
-    ``glue`` style (lower-case, split on whitespace, unknown words to ``<unk>``), with no special
-    token added and no ``token_type_ids`` (XLM adds those as word vectors)."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    raw = Tokenizer(models.WordLevel({token: i for i, token in enumerate(vocab.tokens)},
-                                     unk_token=UNK))
-    raw.normalizer = normalizers.Lowercase()
-    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token=UNK, pad_token=PAD,
-                                   model_input_names=["input_ids", "attention_mask"])
