@@ -60,3 +60,16 @@ def word_rewrites(words, options, budget):
                     rewrite[p] = w
                 texts.append(" ".join(rewrite))
     return texts
+
+
+def rewrite_margins(hf, tokenizer, words, options, budget, label):
+    """``[n]``: the margin ``z_label - max other z`` of every rewrite of ``words``
+    (``word_rewrites``, the original first), each read by ``tokenizer`` and run through the
+    ``transformers`` model ``hf``: enumeration through the model's own tokenizer and forward."""
+    rewrites = word_rewrites(words, options, budget)
+    batch = tokenizer(rewrites, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = hf(**batch).logits
+    others = logits.clone()
+    others[:, label] = float("-inf")
+    return logits[:, label] - others.amax(1)

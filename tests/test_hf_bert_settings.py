@@ -13,7 +13,7 @@ from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.perturb.vocabulary import Vocabulary  # noqa: E402
 from robusttext.text import build_model, load_text_model, save_text_model  # noqa: E402
 from robusttext.train.config import TrainConfig  # noqa: E402
-from tests.oracles import word_rewrites  # noqa: E402
+from tests.oracles import rewrite_margins  # noqa: E402
 
 WORDS = ["the", "film", "movie", "is", "good", "great", "fine", "a", "bad", "awful", "poor",
          "plot", "story", "and"]
@@ -80,7 +80,6 @@ def test_bounds_with_a_large_eps_are_sound_against_enumeration(method, query_ini
     transformers model on the saved tokenizer's ids, stays above the certified lower bound."""
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
     from robusttext.bounds.specs import margin_lower_bounds
-    from robusttext.certify.margins import margins
     from robusttext.perturb import PerturbationSpace, SynonymTable
     from robusttext.text.bounds import body_problem
     from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
@@ -104,10 +103,8 @@ def test_bounds_with_a_large_eps_are_sound_against_enumeration(method, query_ini
                                                      enc.mask), method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
-            rewrites = word_rewrites(words, [TABLE.get(w, []) for w in words], budget)
-            batch = tokenizer(rewrites, return_tensors="pt", padding=True)
-            with torch.no_grad():
-                true = margins(hf(**batch).logits, torch.full((len(rewrites),), int(labels[i])))
+            true = rewrite_margins(hf, tokenizer, words, [TABLE.get(w, []) for w in words],
+                                   budget, int(labels[i]))
             assert lower[i] <= true.min() + 1e-5, (text, budget, method)
 
 

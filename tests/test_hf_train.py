@@ -13,7 +13,7 @@ from robusttext.cli import main  # noqa: E402
 from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.text import build_model, load_text_model  # noqa: E402
 from robusttext.text.hf import ROBUSTTEXT_FILE  # noqa: E402
-from tests.oracles import word_rewrites  # noqa: E402
+from tests.oracles import rewrite_margins  # noqa: E402
 
 ROWS = [("the film is good", 1), ("a bad plot", 0), ("the story is great", 1),
         ("an awful film", 0)] * 4
@@ -170,7 +170,6 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
 
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
     from robusttext.bounds.specs import margin_lower_bounds
-    from robusttext.certify.margins import margins
     from robusttext.perturb import PerturbationSpace, SynonymTable
     from robusttext.perturb.vocabulary import Vocabulary
     from robusttext.text.bounds import body_problem
@@ -196,11 +195,8 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
                                                      enc.mask), method).amin(1)
         for i, text in enumerate(texts):
             words = text.split()
-            options = [table.get(w, []) for w in words]
-            rewrites = word_rewrites(words, options, budget)
-            batch = tokenizer(rewrites, return_tensors="pt", padding=True)
-            with torch.no_grad():
-                true = margins(hf(**batch).logits, torch.full((len(rewrites),), int(labels[i])))
+            true = rewrite_margins(hf, tokenizer, words, [table.get(w, []) for w in words],
+                                   budget, int(labels[i]))
             assert lower[i] <= true.min() + 1e-5, (text, budget, method)
             if budget == 0:  # one sentence: the bound is its margin
                 torch.testing.assert_close(lower[i], true[0], atol=1e-4, rtol=1e-4)
