@@ -32,7 +32,14 @@ COMMANDS = {
 
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line (two with a "did you mean"), naming the
-    command and pointing to its ``--help``, instead of the whole usage."""
+    command and pointing to its ``--help``, instead of the whole usage; list flags shown in
+    the one style (``options.HelpFormatter``)."""
+
+    def __init__(self, *args, **kwargs):
+        from robusttext.options import HelpFormatter
+
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         hint = suggestion(self, message)

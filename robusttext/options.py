@@ -1,6 +1,7 @@
 """Command-line pieces every command shares: ``Deprecated`` (an old spelling of an option,
-kept for a release), ``check_output`` (an output path refused before any work starts) and
-``check_out_folder`` (the same for a run's folder)."""
+kept for a release), ``ListOf`` and ``add_list_flag`` (the one list type: every flag that takes
+several values reads ``1,2,3`` and ``1 2 3`` alike), ``check_output`` (an output path refused
+before any work starts) and ``check_out_folder`` (the same for a run's folder)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,114 @@ from robusttext.errors import RobustTextError
 
 class Deprecated(argparse.Action):
     """An old spelling of an option, kept for one release: it stores into the new option's
-    ``dest`` (``const`` for a flag without a value) and says what replaces it, on stderr."""
+    ``dest`` (``const`` for a flag without a value; else the values, through ``convert`` when
+    given: a ``ListOf`` for a list, or the old meaning turned into the new one) and says what
+    replaces it, in one line on stderr."""
 
     def __init__(self, option_strings, dest, replacement: str, nargs=None, const=None,
-                 **kwargs):
+                 convert=None, **kwargs):
         self.replacement = replacement
+        self.convert = convert
         kwargs.setdefault("help", f"deprecated: use {replacement}")
         super().__init__(option_strings, dest, nargs=nargs, const=const, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"{parser.prog}: {option_string} is deprecated and will be removed in the next "
               f"release; use {self.replacement}", file=sys.stderr)
-        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        if self.nargs == 0:
+            values = self.const
+        elif self.convert is not None:
+            try:
+                values = self.convert(values)
+            except (argparse.ArgumentTypeError, ValueError) as error:
+                raise argparse.ArgumentError(self, str(error)) from None
+        setattr(namespace, self.dest, values)
+
+
+class ListOf:
+    """The one list type of the command line: ``ListOf(item)`` turns the words a list flag
+    received (``["1,2,3"]``, ``["1", "2", "3"]`` or a mix) into the list of its items, each
+    read by ``item`` (an argparse ``type``: it raises ``ArgumentTypeError`` or ``ValueError``
+    on a bad one) and checked against ``choices``; a bad item raises ``ArgumentTypeError``
+    naming it. ``metavar`` is the one style every list flag shows: ``N[,N...]``."""
+
+    def __init__(self, item=str, choices: tuple | None = None, metavar: str = "NAME"):
+        self.item, self.choices = item, choices
+        self.metavar = f"{metavar}[,{metavar}...]"
+
+    def __call__(self, words) -> list:
+        if isinstance(words, str):
+            words = [words]
+        parts = [part.strip() for word in words for part in str(word).split(",")]
+        values = []
+        for part in parts:
+            if not part:
+                continue
+            if self.choices is not None and part not in self.choices:
+                raise argparse.ArgumentTypeError(
+                    f"{part!r} is not one of {', '.join(map(str, self.choices))}")
+            try:
+                values.append(self.item(part))
+            except (argparse.ArgumentTypeError, ValueError) as error:
+                raise argparse.ArgumentTypeError(f"bad item {part!r}: {error}") from None
+        return values
+
+
+class ListAction(argparse.Action):
+    """A list flag (``add_list_flag``): its words split on commas, each item read by the
+    ``ListOf`` given as ``of``; a bad item is refused naming the flag
+    (``argument --budget: bad item 'x': ...``)."""
+
+    def __init__(self, option_strings, dest, of: ListOf, nargs="+", **kwargs):
+        self.of = of
+        kwargs.setdefault("metavar", of.metavar)
+        super().__init__(option_strings, dest, nargs=nargs, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            setattr(namespace, self.dest, self.of(values))
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentError(self, str(error)) from None
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with a list flag shown in the one style, ``--budget N[,N...]`` (it
+    also reads ``1 2 3``)."""
+
+    def _format_args(self, action, default_metavar):
+        if isinstance(action, ListAction) or (isinstance(action, Deprecated)
+                                              and isinstance(action.convert, ListOf)):
+            return action.metavar
+        return super()._format_args(action, default_metavar)
+
+
+def add_list_flag(parser, name: str, of: ListOf, *, old: tuple[str, ...] = (),
+                  empty: bool = False, **kwargs) -> None:
+    """Add the list flag ``name`` (``ListAction`` reading ``of``; ``empty``: the flag alone
+    gives ``[]``) and its earlier spellings ``old`` (deprecated, read the same way)."""
+    nargs = "*" if empty else "+"
+    dest = kwargs.pop("dest", None) or name.lstrip("-").replace("-", "_")
+    parser.add_argument(name, action=ListAction, of=of, nargs=nargs, dest=dest, **kwargs)
+    for spelling in old:
+        parser.add_argument(spelling, action=Deprecated, replacement=name, convert=of,
+                            nargs=nargs, metavar=of.metavar, dest=dest,
+                            default=kwargs.get("default", argparse.SUPPRESS))
+
+
+def add_quiet_flag(parser: argparse.ArgumentParser, dest: str = "quiet", quiet: bool = True,
+                   default=False) -> None:
+    """``--quiet`` (no progress bars) of every command, storing ``quiet`` into ``dest`` (text
+    train's ``progress`` setting: False, default ``argparse.SUPPRESS``); ``--no-progress`` and
+    ``--progress`` are its old spellings, kept for a release with one line each."""
+    parser.add_argument("--quiet", dest=dest, action="store_const", const=quiet,
+                        default=default,
+                        help="no progress bars (they are also off when standard error is not a "
+                             "terminal)")
+    parser.add_argument("--no-progress", dest=dest, action=Deprecated, nargs=0, const=quiet,
+                        default=argparse.SUPPRESS, replacement="--quiet")
+    parser.add_argument("--progress", dest=dest, action=Deprecated, nargs=0, const=not quiet,
+                        default=argparse.SUPPRESS,
+                        replacement="nothing (progress bars are on unless --quiet)")
 
 
 def check_output(path: str, flag: str, formats: tuple[str, ...] | None = None) -> None:

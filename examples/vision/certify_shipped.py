@@ -36,7 +36,7 @@ def certify_shipped(flags: list[str]) -> int:
     recorded = meta.get("metrics", {}).get("test_pgd20")
     if (status == 0 and recorded and args.limit is None and args.eps == recorded["eps"]
             and args.pgd_steps == 20):
-        methods = [m.strip().replace("-", "_") for m in args.method.split(",")]
+        methods = [m.replace("-", "_") for m in args.method]
         shown = {k: v for k, v in recorded.items() if k in ("clean_accuracy", "pgd_accuracy")
                  or any(k == f"{m}_verified_accuracy" for m in methods)}
         note = meta.get("provenance", {}).get("engine_note", "no note of the engine")

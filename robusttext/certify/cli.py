@@ -52,9 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="column of the text (default: sentence or text)")
     parser.add_argument("--label-column", metavar="NAME",
                         help="column of the label (default: label)")
-    parser.add_argument("--budget", metavar="N[,N...]",
-                        help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: "
-                             "the model's budget, else 1,2,3)")
+    from robusttext.options import ListOf, add_list_flag
+
+    add_list_flag(parser, "--budget", ListOf(budget_item, metavar="N"),
+                  help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: the "
+                       "model's budget, else 1,2,3)")
     parser.add_argument("--method", choices=(AUTO, *METHODS, EXACT_METHOD), default=AUTO,
                         help="bound method (default auto: budget-ibp for the CNNs and bags of "
                              "words, crown-ibp for other models; exact: auto's bounds, then "
@@ -94,9 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proposals", type=int, default=16, metavar="N",
                         help="substitutions the attack evaluates per sentence and step, ranked "
                              "by gradient (default 16)")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar (it is also off when standard error is not a "
-                             "terminal)")
+    from robusttext.options import add_quiet_flag
+
+    add_quiet_flag(parser)  # as in train and vision
     _add_space_flags(parser)
 
 
@@ -152,25 +154,31 @@ def parse_seconds(text: str | None, demo: bool) -> float | None:
     return value
 
 
-def parse_budgets(text: str | None) -> list[int | None] | None:
-    """``"1,2,3"`` -> ``[1, 2, 3]``; ``"any"`` -> ``[None]``; RobustTextError on anything else."""
-    if text is None:
+def budget_item(text: str) -> int | None:
+    """One budget of ``--budget``: an integer >= 0, or ``any`` (no limit: None)."""
+    if text.strip().lower() == "any":
         return None
-    budgets: list[int | None] = []
-    for part in text.split(","):
-        part = part.strip()
-        if part.lower() == "any":
-            budgets.append(None)
-            continue
-        try:
-            value = int(part)
-        except ValueError:
-            raise RobustTextError(f"--budget: {part!r} is not an integer (e.g. --budget 1,2,3)"
-                                  ) from None
-        if value < 0:
-            raise RobustTextError(f"--budget: a budget is an integer >= 0, got {value}")
-        budgets.append(value)
-    return budgets
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("not an integer or 'any' (e.g. --budget 1,2,3)") from None
+    if value < 0:
+        raise ValueError("a budget is an integer >= 0")
+    return value
+
+
+def parse_budgets(given) -> list[int | None] | None:
+    """``--budget``'s list (``[1, 2, 3]``), or its text (``"1,2,3"``, ``"any"``, read by
+    ``options.ListOf``); None when not given; RobustTextError on a bad item."""
+    if given is None or (isinstance(given, list) and all(
+            b is None or isinstance(b, int) for b in given)):
+        return given
+    from robusttext.options import ListOf
+
+    try:
+        return ListOf(budget_item)(given)
+    except argparse.ArgumentTypeError as error:
+        raise RobustTextError(f"--budget: {error}") from None
 
 
 def check_model_name(name: str) -> str | None:

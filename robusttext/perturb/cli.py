@@ -44,13 +44,13 @@ def _budget(text: str) -> int | None:
 def add_space_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that describe a perturbation space (all but the budget), shared with
     ``robusttext certify``; ``--sources`` names the sources as ``robusttext train`` does."""
-    from robusttext.options import Deprecated
+    from robusttext.options import Deprecated, ListOf, add_list_flag
 
-    parser.add_argument("--sources", nargs="+", metavar="NAME",
-                        help="substitution sources, as in robusttext train: qwerty (keyboard "
-                             "character flips; the default at --level char), wordnet, "
-                             "counterfitted (the neighbours from the cache), or JSON files (a "
-                             "word -> list table, or a keyboard map)")
+    add_list_flag(parser, "--sources", ListOf(metavar="NAME"),
+                  help="substitution sources, as in robusttext train: qwerty (keyboard "
+                       "character flips; the default at --level char), wordnet, "
+                       "counterfitted (the neighbours from the cache), or JSON files (a word -> "
+                       "list table, or a keyboard map)")
     parser.add_argument("--synonyms", action=Deprecated, metavar="counterfitted|wordnet|PATH",
                         replacement="--sources counterfitted|wordnet|PATH")
     parser.add_argument("--neighbors", action=Deprecated, metavar="PATH",

@@ -21,7 +21,7 @@ SIZES = ("embed_dim", "filters", "width", "hidden", "heads", "ffn", "max_length"
          "projection")
 """Integer model settings; each must be at least 1 where it is given."""
 
-AT_LEAST = (("train_limit", 1), ("dev_limit", 1), ("max_vocab", 2), ("max_candidates", 1),
+AT_LEAST = (("train_limit", 1), ("eval_limit", 1), ("max_vocab", 2), ("max_candidates", 1),
             ("wordnet_senses", 1), ("seed", 0), *((name, 1) for name in SIZES))
 
 DEFAULTS = TrainConfig.__dataclass_fields__
@@ -46,7 +46,7 @@ def check_ranges(config: TrainConfig) -> None:
         raise RobustTextError(f"--lr-decay must be positive, got {config.lr_decay:g}")
     late = [e for e in config.lr_decay_epochs if e > config.epochs]
     if late:
-        raise RobustTextError(f"--lr-decay-epochs {' '.join(map(str, late))}: after the last "
+        raise RobustTextError(f"--lr-decay-epochs {','.join(map(str, late))}: after the last "
                               f"epoch (--epochs {config.epochs}), so the learning rate would "
                               "never change there")
 
@@ -94,11 +94,11 @@ def _needs(config: TrainConfig) -> list[tuple[str, bool, str]]:
     return [
         ("train_split", not _is_local(config.train), "a hub --train data set"),
         ("dev_split", dev and not _is_local(config.dev), "a hub --dev data set"),
-        ("dev_limit", dev, "--dev"),
+        ("eval_limit", dev, "--dev"),
         ("eval_budgets", dev, "--dev"),
         ("eval_all_words", dev, "--dev"),
         ("enumerate_limit", dev, "--dev"),
-        ("eval_method", dev or validation, "--dev or --validation-fraction"),
+        ("eval_methods", dev or validation, "--dev or --validation-fraction"),
         ("select_by", validation, "--validation-fraction"),
         ("wordnet_senses", wordnet, "the wordnet source (--sources wordnet)"),
         ("method", config.robust, "a robust loss (--robust-weight above 0)"),
@@ -140,4 +140,4 @@ def check_settings_act(config: TrainConfig) -> None:
 
 
 def _shown(value) -> str:
-    return " ".join(str(v) for v in value) if isinstance(value, list) else f"{value}"
+    return ",".join(str(v) for v in value) if isinstance(value, list) else f"{value}"

@@ -22,11 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="JSON file of settings (flags win)")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved settings as JSON and exit")
-    parser.add_argument("--quiet", dest="progress", action="store_false",
-                        default=argparse.SUPPRESS, help="no progress bars (same as "
-                                                        "--no-progress)")
     TrainConfig.add_flags(parser, [n for n in TrainConfig.__dataclass_fields__
-                                   if n != "start_from"])
+                                   if n not in ("start_from", "progress")])
+    from robusttext.options import add_quiet_flag
+
+    add_quiet_flag(parser, dest="progress", quiet=False, default=argparse.SUPPRESS)
     parser.add_argument("--model", dest="start_from", action=ModelOrArchitecture,
                         default=argparse.SUPPRESS, metavar="FOLDER|HUB_ID",
                         help=TrainConfig.HELP["start_from"] + "; an architecture name here is "
@@ -80,6 +80,7 @@ def check_same_settings(config: TrainConfig) -> None:
         return  # the trainer reads the checkpoint and names what is wrong with it
     if not isinstance(saved, dict):
         return
+    saved = TrainConfig.current_names(saved, config.out)  # a run recorded under old names
     config.refuse_changes(saved, [k for k in TrainConfig.names()
                                   if k not in MAY_CHANGE_ON_RESUME], config.out)
 

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import math
 
-from robusttext.config import COMMAND, MAY_CHANGE, SAME, Settings, flag, setting, settings
+from robusttext.config import (
+    COMMAND,
+    EVAL_METHODS_HELP,
+    MAY_CHANGE,
+    SAME,
+    Old,
+    TrainingSettings,
+    flag,
+    setting,
+    settings,
+)
 from robusttext.errors import RobustTextError
 from robusttext.methods import AUTO
 from robusttext.methods import TEXT_TRAINING_METHODS as METHODS
@@ -19,7 +29,7 @@ SELECT_BY = ("verified", "clean", "last")
 
 
 @settings
-class TrainConfig(Settings):
+class TrainConfig(TrainingSettings):
     """Everything a training run depends on; each setting is a field below with its help text
     (``robusttext train --help``), allowed values and resume behaviour (``robusttext.config``:
     ``SAME`` settings shape the data, the space or the model and the trainer refuses to resume
@@ -30,15 +40,21 @@ class TrainConfig(Settings):
     certified loss (``robusttext.text.hf.finetune``; the architecture and size settings are then
     unused), else ``model`` with its sizes (None: the model's default). Selection: after each
     epoch the model is scored on the ``validation_fraction`` held out of the training sentences
-    (``robusttext.train.holdout``; clean, and verified at ``budget`` with ``eval_method``) and
-    the best by ``select_by`` is kept in ``out/best``; the dev set is then evaluated once, on
-    that model. Robust training: the loss is ``(1-k) CE(clean) + k CE(worst case)`` bounded
-    with ``method``; after ``warmup_epochs`` of clean training, eps (the scale of the candidate
-    displacement ``e + eps (e_k - e)``) and k grow linearly over ``ramp_epochs`` to 1 and
-    ``robust_weight``, and CROWN-IBP's weight against IBP moves from ``beta_start`` to
-    ``beta_final``. ``time_limit_minutes`` stops after the epoch past which another would not
-    fit, then evaluates and saves as if it were the last.
+    (``robusttext.train.holdout``; clean, and verified at ``budget`` with the first of
+    ``eval_methods``) and the best by ``select_by`` is kept in ``out/best``; the dev set is
+    then evaluated once, on that model. Robust training: the loss is ``(1-k) CE(clean) + k
+    CE(worst case)`` bounded with ``method``; after ``warmup_epochs`` of clean training, eps
+    (the scale of the candidate displacement ``e + eps (e_k - e)``) grows linearly over
+    ``ramp_epochs`` to 1, k from ``robust_weight_start`` to ``robust_weight``, and CROWN-IBP's
+    weight against IBP from ``beta_start`` to ``beta_final``. ``time_limit_minutes`` stops
+    after the epoch past which another would not fit, then evaluates and saves as if it were
+    the last.
+
+    The schedule, optimiser and run settings (epochs, lr, robust_weight, ..., eval_limit)
+    are declared once for text and vision in ``robusttext.config.TrainingSettings``.
     """
+
+    DEFAULTS = {"out": "runs/sentiment"}  # the shared settings' defaults where text's differ
 
     model: str = setting(
         "char-cnn", resume=SAME, choices=tuple(MODEL_KINDS), flag="--architecture",
@@ -123,9 +139,6 @@ class TrainConfig(Settings):
     train_limit: int | None = setting(
         None, resume=SAME,
         help="train on N examples drawn by a seeded shuffle (none: all)")
-    dev_limit: int | None = setting(
-        None, resume=MAY_CHANGE,
-        help="evaluate on the first N dev examples (none: all)")
     validation_fraction: float = setting(
         0.0, resume=SAME,
         help="share of the training root sentences held out (seeded by --seed) to choose the "
@@ -161,54 +174,20 @@ class TrainConfig(Settings):
     wordnet_senses: int = setting(
         1, resume=SAME,
         help="WordNet: use each word's N most frequent senses")
-    robust_weight: float = setting(
-        0.5, resume=COMMAND,
-        help="final k of (1-k) CE(clean) + k CE(worst case); 0: normal training")
     method: str = setting(
         "ibp", resume=COMMAND, choices=METHODS,
         help="bound method of the robust loss")
-    beta_start: float = setting(
-        1.0, resume=COMMAND,
-        help="CROWN-IBP weight against IBP at the start of the ramp")
-    beta_final: float = setting(
-        0.0, resume=COMMAND,
-        help="CROWN-IBP weight against IBP at the end of the ramp")
-    warmup_epochs: float = setting(
-        1.0, resume=COMMAND,
-        help="clean epochs before eps and k start to grow")
-    ramp_epochs: float = setting(
-        5.0, resume=COMMAND,
-        help="epochs over which eps and k grow linearly to their final values")
-    lr: float = setting(1e-3, resume=COMMAND, help="Adam learning rate")
     weight_decay: float = setting(0.0, resume=COMMAND, help="Adam weight decay")
-    grad_clip: float = setting(1.0, resume=COMMAND, help="largest gradient norm (0: no clipping)")
-    oracle_every: int = setting(
-        10, resume=COMMAND,
-        help="check the bounds against the model's own outputs every N steps (0: never)")
-    lr_decay_epochs: list[int] = setting(
-        [], resume=COMMAND,
-        help="epochs at which the learning rate is multiplied by --lr-decay")
-    lr_decay: float = setting(
-        0.1, resume=COMMAND,
-        help="learning-rate factor at each of --lr-decay-epochs")
-    epochs: int = setting(10, resume=MAY_CHANGE, help="training epochs")
-    batch_size: int = setting(32, resume=SAME, help="sentences per step")
-    seed: int = setting(0, resume=SAME, help="random seed (initialisation, shuffling)")
-    device: str = setting(
-        "auto", resume=MAY_CHANGE, metavar="DEVICE",
-        help="torch device: auto (CUDA when present), cpu, cuda, cuda:N")
     amp: bool = setting(
         False, resume=MAY_CHANGE,
         help="autocast the clean pass on CUDA (bounds stay float32)")
-    out: str = setting(
-        "runs/sentiment", resume=MAY_CHANGE, metavar="FOLDER",
-        help="checkpoint folder; a run of the same settings there resumes")
     eval_budgets: list[int] = setting(
         [1, 2, 3], resume=MAY_CHANGE,
         help="budgets of the final verified accuracy on --dev")
-    eval_method: str = setting(
-        "auto", resume=MAY_CHANGE, choices=EVAL_METHODS,
-        help="bound method of the dev evaluation (auto: as robusttext certify picks)")
+    eval_methods: list[str] = setting(
+        ["auto"], resume=MAY_CHANGE, choices=EVAL_METHODS, metavar="M",
+        old_names=(Old("eval_method", lambda method: [method]),), old_flags=("--eval-method",),
+        help=EVAL_METHODS_HELP)
     eval_all_words: bool = setting(
         False, resume=MAY_CHANGE,
         help="also evaluate with every position allowed to change")
@@ -220,37 +199,33 @@ class TrainConfig(Settings):
         help="stop after the last epoch that fits in this many minutes (none: no limit)")
     progress: bool = setting(
         True, resume=MAY_CHANGE,
-        help="show progress bars (off when stderr is not a terminal)")
+        help="progress bars (the command line's --quiet: none; they are also off when standard "
+             "error is not a terminal)")
 
     def __post_init__(self):
         self.validate()
 
     @property
     def robust(self) -> bool:
-        return self.robust_weight > 0
+        return self.robust_weight > 0 or self.robust_weight_start > 0
 
     def validate(self) -> None:
         self.check_types()
         if self.model not in MODEL_KINDS:
             raise RobustTextError(f"unknown model {self.model!r}; choose one of "
                                   f"{', '.join(MODEL_KINDS)}")
-        for name, choices in (("method", METHODS), ("eval_method", EVAL_METHODS)):
-            if getattr(self, name) not in choices:
-                raise RobustTextError(f"unknown {flag(name)} {getattr(self, name)!r}; choose "
-                                      f"one of {', '.join(choices)}")
-        for name in ("epochs", "batch_size", "min_count"):
-            if getattr(self, name) < 1:
-                raise RobustTextError(f"{flag(name)} must be at least 1")
-        for name in ("robust_weight", "beta_start", "beta_final"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise RobustTextError(f"{flag(name)} must lie in [0, 1]")
+        if self.method not in METHODS:
+            raise RobustTextError(f"unknown --method {self.method!r}; choose one of "
+                                  f"{', '.join(METHODS)}")
+        unknown = [m for m in self.eval_methods if m not in EVAL_METHODS]
+        if unknown or not self.eval_methods:
+            raise RobustTextError(f"unknown --eval-methods {unknown[0] if unknown else '(none)'!r}"
+                                  f"; choose from {', '.join(EVAL_METHODS)}")
+        self.check_schedule()
+        if self.min_count < 1:
+            raise RobustTextError("--min-count must be at least 1")
         if self.budget is not None and self.budget < 0:
             raise RobustTextError("--budget must be >= 0, or any for no limit")
-        if self.lr <= 0 or self.warmup_epochs < 0 or self.ramp_epochs < 0 or self.grad_clip < 0:
-            raise RobustTextError("--lr must be positive; --warmup-epochs, --ramp-epochs and "
-                                  "--grad-clip >= 0")
-        if self.oracle_every < 0:
-            raise RobustTextError("--oracle-every must be >= 0 (0: never)")
         if self.time_limit_minutes is not None and self.time_limit_minutes <= 0:
             raise RobustTextError("--time-limit-minutes must be positive")
         if self.start_from is not None:

@@ -261,7 +261,8 @@ def _train(config: TrainConfig, job: distributed.Job) -> dict:
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
     schedule = Schedule.from_epochs(
         steps_per_epoch, config.warmup_epochs, config.ramp_epochs,
-        eps_target=1.0 if config.robust else 0.0, robust_final=config.robust_weight,
+        eps_target=1.0 if config.robust else 0.0, robust_start=config.robust_weight_start,
+        robust_final=config.robust_weight,
         beta_start=config.beta_start, beta_final=config.beta_final, lead=1)
     kind = model.architecture if config.start_from else config.model
     job.say(f"training a {kind} ({sum(p.numel() for p in model.parameters())} "
@@ -322,8 +323,8 @@ def _load_data(config: TrainConfig, job: distributed.Job, out: Path) -> _Data:
         perm = torch.randperm(len(examples), generator=torch.Generator().manual_seed(config.seed))
         examples = [examples[i] for i in perm[: config.train_limit].tolist()]
     dev = load_training_examples(config.dev, config.dev_split) if config.dev else []
-    if config.dev_limit is not None:
-        dev = dev[: config.dev_limit]
+    if config.eval_limit is not None:
+        dev = dev[: config.eval_limit]
     validation: list[Example] = []
     if config.validation_fraction > 0:
         held = holdout_split(examples, config.validation_fraction, config.seed,
@@ -459,7 +460,7 @@ def _watch(config, job, model, vocab, space, data: _Data, record: dict, state: _
     if not watched or not job.is_main:
         return False
     quick = evaluate(model, vocab, space, watched, budgets=[config.budget],
-                     method=config.eval_method, batch_size=2 * config.batch_size)
+                     method=config.eval_methods[0], batch_size=2 * config.batch_size)
     record[f"{prefix}_clean"] = round(quick["clean_accuracy"], 4)
     record[f"{prefix}_verified_{config.budget}"] = round(
         quick["verified_accuracy"][str(config.budget)], 4)
@@ -485,8 +486,13 @@ def _final_evaluation(config, job, model, vocab, space, saved_space, data: _Data
                 f"({config.select_by}): epoch {best['epoch']}", flush=True)
     budgets = list(config.eval_budgets) + ([None] if config.eval_all_words else [])
     metrics = evaluate(chosen, vocab, space, data.dev, budgets=budgets,
-                       method=config.eval_method, batch_size=2 * config.batch_size,
+                       method=config.eval_methods[0], batch_size=2 * config.batch_size,
                        enumerate_limit=config.enumerate_limit, progress=config.progress)
+    for method in config.eval_methods[1:]:  # the verified accuracy of each further method
+        more = evaluate(chosen, vocab, space, data.dev, budgets=budgets, method=method,
+                        batch_size=2 * config.batch_size, progress=config.progress)
+        metrics.setdefault("verified_accuracy_by_method", {})[more["method"]] = \
+            more["verified_accuracy"]
     metrics["dev"] = config.dev
     if data.validation and best is not None:
         metrics["selected_epoch"] = best["epoch"]

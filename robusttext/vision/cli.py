@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from robusttext.config import SAME
+from robusttext.config import MAY_CHANGE
 from robusttext.errors import RobustTextError
 from robusttext.methods import ALPHA_STEPS, BAB_METHOD
 from robusttext.methods import VISION_CERTIFY_METHODS as BOUND_METHODS
@@ -18,7 +18,7 @@ DEFAULT_MODEL = "fmnist-dm-small"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``train`` and ``certify`` sub-commands on ``parser``."""
-    from robusttext.options import Deprecated
+    from robusttext.options import Deprecated, ListOf, add_list_flag, add_quiet_flag
 
     sub = parser.add_subparsers(dest="vision_command", metavar="{train,certify}")
     train = sub.add_parser("train", help="train a DM-small/medium/large classifier",
@@ -40,9 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--resume", dest="resume_flag", action=Deprecated, nargs=0, const=True,
                        replacement="nothing: a run in --out resumes by itself, as in "
                                    "robusttext train")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
-    train.add_argument("--no-progress", dest="quiet", action=Deprecated, nargs=0, const=True,
-                       replacement="--quiet")
+    add_quiet_flag(train)
 
     certify = sub.add_parser("certify", help="clean, PGD and verified accuracy of a checkpoint",
                              description="Clean, PGD and verified (IBP, CROWN-IBP, CROWN) "
@@ -68,11 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="PGD steps (0: no attack; default 20)")
     certify.add_argument("--pgd-restarts", type=int, default=1, metavar="N",
                          help="PGD restarts (default 1)")
-    certify.add_argument("--method", default="ibp,crown-ibp", metavar="M[,M...]",
-                         help=f"bound method, or a comma list of them: {', '.join(BOUND_METHODS)} "
-                              "(default ibp,crown-ibp)")
-    certify.add_argument("--methods", dest="method", action=Deprecated, metavar="M[,M...]",
-                         replacement="--method")
+    add_list_flag(certify, "--method", ListOf(metavar="M"), old=("--methods",),
+                  default=["ibp", "crown-ibp"],
+                  help=f"bound methods: {', '.join(BOUND_METHODS)} (default ibp,crown-ibp)")
     certify.add_argument("--alpha-steps", type=int, metavar="N",
                          help="with alpha-crown in --method: gradient steps on the relaxation "
                               f"slopes (0: CROWN's bound; default {ALPHA_STEPS}), as in "
@@ -89,9 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="write the metrics as JSON ('-': to standard output, the table "
                               "then goes to standard error)")
     add_report_flags(certify)
-    certify.add_argument("--quiet", action="store_true", help="no progress bars")
-    certify.add_argument("--no-progress", dest="quiet", action=Deprecated, nargs=0, const=True,
-                         replacement="--quiet")
+    add_quiet_flag(certify)
 
 
 def add_bab_flag(certify: argparse.ArgumentParser) -> None:
@@ -150,10 +144,8 @@ def _train(args) -> int:
         setattr(config, key, value)
     config.validate()
     check_train_flags_act(args, config)
-    for name in ("train_limit", "test_limit"):
-        value = getattr(config, name)
-        if value is not None and value < 1:
-            raise RobustTextError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if config.train_limit is not None and config.train_limit < 1:
+        raise RobustTextError(f"--train-limit must be at least 1, got {config.train_limit}")
     if args.print_config:
         print(json.dumps(config.to_json(), indent=1))
         return 0
@@ -175,8 +167,10 @@ def _train(args) -> int:
     return 0
 
 
-# Settings a resumed vision run must share with the checkpoint it continues.
-SAME_ON_RESUME = TrainConfig.names(resume=SAME)
+# Settings a resumed vision run must share with the checkpoint it continues: all but those
+# declared ``MAY_CHANGE`` (how long, where, how evaluated), as text's command refuses them.
+SAME_ON_RESUME = tuple(n for n in TrainConfig.names() if n not in TrainConfig.names(
+    resume=MAY_CHANGE))
 
 
 def check_resume(out: Path, config) -> dict | None:
@@ -238,13 +232,16 @@ def warn_if_never_perturbed(robust: bool, epochs: float, warmup_epochs: float) -
               "model; lower --warmup-epochs or raise --epochs", file=sys.stderr)
 
 
-def bound_methods(text: str, alpha_steps: int | None) -> tuple:
-    """``--method M[,M...]`` and ``--alpha-steps``: one ``BoundSettings`` per method, carried
-    to the engine unchanged; an unknown method, or steps without alpha-crown, refused."""
+def bound_methods(names, alpha_steps: int | None) -> tuple:
+    """``--method M[,M...]`` (the list, or its text) and ``--alpha-steps``: one
+    ``BoundSettings`` per method, carried to the engine unchanged; an unknown method, or steps
+    without alpha-crown, refused."""
     from robusttext.bounds.alpha import ALPHA_LR, check_alpha_settings
     from robusttext.methods import bound_settings
+    from robusttext.options import ListOf
 
-    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    methods = tuple(ListOf()(names))
+    text = ",".join(methods)
     for method in methods:
         if method not in BOUND_METHODS:
             raise RobustTextError(f"--method: unknown method {method!r}; choose from "

@@ -3,7 +3,8 @@
 Loss per batch: ``kappa * CE(clean) + (1 - kappa) * CE(worst case)``, the worst case and the
 CROWN-IBP/IBP mix from the task-neutral ``robusttext.train.certified`` (text's training uses the
 same two functions). ``eps``, ``kappa`` and ``beta``
-follow :class:`~robusttext.train.schedule.Schedule` (``kappa = 1 - robust``). A checkpoint
+follow :class:`~robusttext.train.schedule.Schedule` (``kappa = 1 - robust``, the robust weight
+going from ``robust_weight_start`` to ``robust_weight`` as in text's training). A checkpoint
 (weights, Adam moments, RNG state, history) is written after every epoch; ``resume`` continues
 from it.
 """
@@ -64,7 +65,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     device = pick_device(config.device)
     out = Path(config.out)
     train_data = load_images(config.data, "train").subset(config.train_limit)
-    test_data = load_images(config.data, "test").subset(config.test_limit)
+    test_data = load_images(config.data, "test").subset(config.eval_limit)
     channels, size = train_data.images.shape[1], train_data.images.shape[2]
     if config.mean is None or config.std is None:
         mean, std = channel_stats(train_data.images)
@@ -78,7 +79,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
     # kappa, the weight of the clean loss, is 1 minus the schedule's robust weight
     schedule = Schedule.from_epochs(
         steps_per_epoch, config.warmup_epochs, config.ramp_epochs, eps_target=config.eps_train,
-        robust_start=1.0 - config.kappa_start, robust_final=1.0 - config.kappa_final,
+        robust_start=config.robust_weight_start, robust_final=config.robust_weight,
         beta_start=config.beta_start, beta_final=config.beta_final, kind=config.schedule)
     start_epoch, history = 0, []
     if resume and (out / "checkpoint.json").is_file():
@@ -95,7 +96,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
             check,
             config.eps_eval,
             pgd_steps=0,
-            methods=tuple(config.epoch_methods),
+            methods=tuple(config.epoch_eval_methods),
             batch_size=config.eval_batch_size,
             device=device,
             progress=False,
@@ -115,7 +116,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True, log=
         config.eps_eval,
         pgd_steps=config.pgd_steps,
         pgd_restarts=config.pgd_restarts,
-        methods=tuple(config.final_methods),
+        methods=tuple(config.eval_methods),
         batch_size=config.eval_batch_size,
         device=device,
         progress=progress,
