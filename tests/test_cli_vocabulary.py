@@ -62,8 +62,9 @@ def test_fixed_values_are_choices():
                     if a.dest == dest and a.help != "deprecated" and a.choices)
 
     assert set(choices("train", "model")) == set(MODEL_KINDS)
-    for dest in ("method", "eval_method", "tokenizer", "norm"):
+    for dest in ("method", "tokenizer", "norm"):
         assert choices("train", dest)
+    assert CHOICES["eval_methods"]  # a list flag: its items are checked by options.ListOf
     assert set(choices("vision train", "model")) == set(VISION_ARCHITECTURES)  # --architecture
     assert choices("certify", "method") and choices("certify", "relaxation")
 
@@ -80,7 +81,7 @@ def test_same_defaults_for_text_and_vision():
     assert defaults("certify")["device"] == defaults("vision certify")["device"] == "auto"
     assert TrainConfig().device == VisionConfig().device == "auto"
     # a training log's dev "verified" is bounded the way certify bounds it by default
-    assert TrainConfig().eval_method == defaults("certify")["method"] == "auto"
+    assert TrainConfig().eval_methods == [defaults("certify")["method"]] == ["auto"]
     assert "auto" not in METHODS  # auto is resolved, per model, by pick_method
 
 

@@ -120,15 +120,35 @@ def test_the_resume_groups_are_those_the_trainers_checked_before():
                                    "max_candidates", "stop_words", "wordnet_senses", "seed",
                                    "batch_size"}
     assert set(MAY_CHANGE_ON_RESUME) == {"epochs", "device", "amp", "out", "progress", "dev",
-                                         "dev_split", "dev_limit", "eval_budgets", "eval_method",
-                                         "eval_all_words", "enumerate_limit",
+                                         "dev_split", "eval_limit", "eval_budgets",
+                                         "eval_methods", "eval_all_words", "enumerate_limit",
                                          "time_limit_minutes"}
+    schedule = {"robust_weight_start", "robust_weight", "beta_start", "beta_final",
+                "warmup_epochs", "ramp_epochs", "lr", "grad_clip", "oracle_every",
+                "lr_decay_epochs", "lr_decay"}
     assert set(TrainConfig.names(resume=COMMAND)) == {
-        "start_from", "freeze_embeddings", "robust_weight", "method", "beta_start",
-        "beta_final", "warmup_epochs", "ramp_epochs", "lr", "weight_decay", "grad_clip",
-        "oracle_every", "lr_decay_epochs", "lr_decay"}
+        "start_from", "freeze_embeddings", "method", "weight_decay", *schedule}
+    # vision's command refuses the same shared settings as text's (the schedule, lr included)
     assert set(VISION_SAME) == {"data", "model", "method", "eps_train", "seed", "batch_size",
-                                "train_limit", "warmup_epochs", "ramp_epochs", "schedule",
-                                "augment"}
+                                "train_limit", "schedule", "augment", *schedule}
     assert set(VisionConfig.names(resume=MAY_CHANGE)) == (
         set(VisionConfig.__dataclass_fields__) - set(VISION_SAME))
+
+
+def test_text_and_vision_declare_their_shared_settings_once():
+    """The schedule, optimiser and run settings are ``TrainingSettings``' fields in both, with
+    the same help, choices and resume behaviour; only a default may differ."""
+    import dataclasses
+
+    from robusttext.config import TrainingSettings
+
+    shared = {f.name: f for f in dataclasses.fields(TrainingSettings)}
+    assert {"epochs", "warmup_epochs", "ramp_epochs", "robust_weight", "beta_start", "lr",
+            "lr_decay_epochs", "lr_decay", "grad_clip", "oracle_every", "seed", "batch_size",
+            "device", "out", "eval_limit"} <= set(shared)
+    for config in (TrainConfig, VisionConfig):
+        fields = {f.name: f for f in dataclasses.fields(config)}
+        for name, field in shared.items():
+            assert fields[name].metadata == field.metadata, (config, name)
+    assert (TrainConfig().lr, VisionConfig().lr) == (1e-3, 5e-4)
+    assert TrainConfig.HELP["eval_methods"] == VisionConfig.HELP["eval_methods"]
