@@ -41,6 +41,13 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args=None, namespace=None):
+        from robusttext.options import settle_trailing
+
+        namespace, extras = super().parse_known_args(args, namespace)
+        left = settle_trailing(namespace)  # certify's SENTENCE after --budget 1,2
+        return namespace, extras + ([left] if left is not None else [])
+
     def error(self, message: str):
         hint = suggestion(self, message)
         self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")

@@ -71,18 +71,49 @@ class ListOf:
 class ListAction(argparse.Action):
     """A list flag (``add_list_flag``): its words split on commas, each item read by the
     ``ListOf`` given as ``of``; a bad item is refused naming the flag
-    (``argument --budget: bad item 'x': ...``)."""
+    (``argument --budget: bad item 'x': ...``). With ``then`` (the dest of a positional that
+    takes one word, such as certify's SENTENCE), a last word that is no item is that
+    positional's, as before the list flag read several words (``--budget 1,2 "a fine film"``);
+    ``settle_trailing`` hands it over once parsing is done."""
 
-    def __init__(self, option_strings, dest, of: ListOf, nargs="+", **kwargs):
-        self.of = of
+    def __init__(self, option_strings, dest, of: ListOf, nargs="+", then: str | None = None,
+                 **kwargs):
+        self.of, self.then = of, then
         kwargs.setdefault("metavar", of.metavar)
         super().__init__(option_strings, dest, nargs=nargs, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
         try:
             setattr(namespace, self.dest, self.of(values))
+            return
         except argparse.ArgumentTypeError as error:
-            raise argparse.ArgumentError(self, str(error)) from None
+            refusal = error
+        if self.then and len(values) > 1:
+            try:
+                items = self.of(values[:-1])
+            except argparse.ArgumentTypeError:
+                pass
+            else:
+                setattr(namespace, self.dest, items)
+                setattr(namespace, TRAILING, (self.then, values[-1]))
+                return
+        raise argparse.ArgumentError(self, str(refusal)) from None
+
+
+TRAILING = "_list_trailing_word"
+
+
+def settle_trailing(namespace: argparse.Namespace) -> str | None:
+    """Give the word a ``ListAction`` left (see ``then``) to its positional when that is still
+    empty; returns the word when it is not (an argument too many), else None."""
+    left = vars(namespace).pop(TRAILING, None)
+    if left is None:
+        return None
+    dest, word = left
+    if getattr(namespace, dest, None) is None:
+        setattr(namespace, dest, word)
+        return None
+    return word
 
 
 class HelpFormatter(argparse.HelpFormatter):

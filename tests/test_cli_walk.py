@@ -80,12 +80,19 @@ REFUSED = [
     (TRAIN + ["--train-split", "x"], "--train-split x changes nothing without a hub --train"),
     (TRAIN + ["--dev", "d.tsv", "--dev-split", "x"], "--dev-split x changes nothing without "
                                                      "a hub --dev"),
-    (TRAIN + ["--dev-limit", "3"], "--dev-limit 3 changes nothing without --dev"),
+    (TRAIN + ["--eval-limit", "3"], "--eval-limit 3 changes nothing without --dev"),
     (TRAIN + ["--eval-budgets", "1"], "--eval-budgets 1 changes nothing without --dev"),
     (TRAIN + ["--eval-all-words"], "--eval-all-words changes nothing without --dev"),
     (TRAIN + ["--enumerate-limit", "10"], "--enumerate-limit 10 changes nothing without --dev"),
-    (TRAIN + ["--eval-method", "crown-ibp"], "--eval-method crown-ibp changes nothing without "
-                                             "--dev or --validation-fraction"),
+    (TRAIN + ["--eval-methods", "crown-ibp"], "--eval-methods crown-ibp changes nothing without "
+                                              "--dev or --validation-fraction"),
+    (TRAIN + ["--eval-budgets", "1,2", "--eval-limit", "0"], "--eval-limit must be at least 1"),
+    (TRAIN + ["--eval-budgets", "1,x"], "argument --eval-budgets: bad item 'x'"),
+    (["vision", "train", "--eval-limit", "0", "--out", "v"], "--eval-limit must be at least 1"),
+    (["vision", "train", "--eval-methods", "ibp,nope", "--out", "v"],
+     "argument --eval-methods: 'nope' is not one of"),
+    (["vision", "train", "--robust-weight", "1.5", "--out", "v"],
+     "--robust-weight must lie in [0, 1]"),
     (TRAIN + ["--select-by", "clean"], "--select-by clean changes nothing without "
                                        "--validation-fraction"),
     (TRAIN + ["--wordnet-senses", "3"], "--wordnet-senses 3 changes nothing without the "
@@ -125,7 +132,7 @@ ACCEPTED = [
      "char level, glue tokens; sources: char_flips(qwerty); budget-ibp bounds"),
     (["certify", "--model", "char-flips", "--budget", "0", "a fine film"],
      "1 sentence in the set"),
-    (TRAIN + ["--hidden", "8", "--dev", "d.tsv", "--eval-budgets", "1", "--eval-method",
+    (TRAIN + ["--hidden", "8", "--dev", "d.tsv", "--eval-budgets", "1", "--eval-methods",
               "ibp", "--lr-decay-epochs", "1", "--lr-decay", "0.5", "--select-by", "clean",
               "--validation-fraction", "0.25", "--out", "run-ok"], "final:"),
     (["train", "--train", "d.tsv", "--architecture", "bert", "--layers", "1", "--heads", "2",

@@ -8,10 +8,10 @@ set -x
 export OMP_NUM_THREADS=1
 date -u
 nice -n 5 python -m robusttext.cli train --config bench/hf/bert-cls-b3.json \
-    --time-limit-minutes 95 --device cpu --no-progress
+    --time-limit-minutes 95 --device cpu --quiet
 date -u
 nice -n 5 python -m robusttext.cli train --config bench/hf/bert-cls-normal.json \
-    --time-limit-minutes 20 --device cpu --no-progress
+    --time-limit-minutes 20 --device cpu --quiet
 for run in bert-cls-b3/best bert-cls-normal; do
     name=$(echo $run | tr / -)
     date -u

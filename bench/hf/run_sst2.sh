@@ -7,13 +7,13 @@ set -x
 export OMP_NUM_THREADS=1
 date -u
 python -m robusttext.cli train --config bench/hf/bert-normal.json --time-limit-minutes 10 \
-    --device cpu --no-progress
+    --device cpu --quiet
 date -u
 python -m robusttext.cli certify --model runs/hf/bert-normal --data ../shared/data/sst2/dev.tsv \
     --budget 1,2,3 --limit 200 --method crown-ibp --json runs/hf/certify-bert-normal.json
 date -u
 python -m robusttext.cli train --config bench/hf/bert-counterfitted-b3.json \
-    --time-limit-minutes 38 --device cpu --no-progress
+    --time-limit-minutes 38 --device cpu --quiet
 date -u
 python -m robusttext.cli certify --model runs/hf/bert-counterfitted-b3 \
     --data ../shared/data/sst2/dev.tsv --budget 1,2,3 --limit 200 --method crown-ibp \

@@ -14,7 +14,7 @@ mkdir -p "$RUNS"
 export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 common=(--device "${DEVICE:-cuda}" --train "$DATA/train.tsv" --dev "$DATA/dev.tsv"
-        --time-limit-minutes "$MINUTES" --no-progress)
+        --time-limit-minutes "$MINUTES" --quiet)
 run() {  # name, extra flags
   local name=$1; shift
   $PY -m robusttext.cli train --config "$HERE/configs/$name.json" "${common[@]}" \

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="column of the label (default: label)")
     from robusttext.options import ListOf, add_list_flag
 
-    add_list_flag(parser, "--budget", ListOf(budget_item, metavar="N"),
+    add_list_flag(parser, "--budget", ListOf(budget_item, metavar="N"), then="text",
                   help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: the "
                        "model's budget, else 1,2,3)")
     parser.add_argument("--method", choices=(AUTO, *METHODS, EXACT_METHOD), default=AUTO,
