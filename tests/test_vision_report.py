@@ -31,7 +31,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "small"
     config = TrainConfig(data=str(folder), model="dm-small", method="natural", eps_train=EPS,
                          eps_eval=EPS, epochs=1, batch_size=16, eval_batch_size=24,
-                         pgd_steps=2, final_methods=[], epoch_methods=[], device="cpu",
+                         pgd_steps=2, eval_methods=[], epoch_eval_methods=[], device="cpu",
                          out=str(out))
     train(config, progress=False, log=lambda *_: None)
     return folder, out

@@ -41,8 +41,8 @@ def _config(folder, out, **changes) -> TrainConfig:
         batch_size=16,
         eval_batch_size=24,
         pgd_steps=3,
-        final_methods=[],
-        epoch_methods=[],
+        eval_methods=[],
+        epoch_eval_methods=[],
         device="cpu",
         out=str(out),
     )
@@ -110,8 +110,8 @@ def test_certified_training_and_metric_order(idx_folder, tmp_path, method):
         idx_folder,
         tmp_path,
         method=method,
-        final_methods=["ibp", "crown-ibp"],
-        epoch_methods=["ibp"],
+        eval_methods=["ibp", "crown-ibp"],
+        epoch_eval_methods=["ibp"],
     )
     metrics = train(config, progress=False, log=lambda *_: None)
     history = load_model(tmp_path)[2]["training"]["history"]
@@ -191,7 +191,7 @@ def test_cli_train_and_certify(idx_folder, tmp_path, capsys):
             str(out),
             "--device",
             "cpu",
-            "--no-progress",
+            "--quiet",
         ]
     )
     assert status == 0
@@ -210,7 +210,7 @@ def test_cli_train_and_certify(idx_folder, tmp_path, capsys):
             "2",
             "--json",
             str(report),
-            "--no-progress",
+            "--quiet",
         ]
     )
     assert status == 0
@@ -276,3 +276,23 @@ def test_cli_train_and_certify(idx_folder, tmp_path, capsys):
         == 2
     )
     assert "neither a folder" in capsys.readouterr().err
+
+
+def test_a_kappa_configuration_trains_the_same_weights_as_its_robust_weight(idx_folder,
+                                                                            tmp_path, capsys):
+    """vision's robust weight is text's (robust_weight_start -> robust_weight); a file that
+    still says kappa (the clean loss's weight, 1 - k) trains the same model bit for bit."""
+    common = {k: v for k, v in _config(idx_folder, tmp_path, method="ibp").to_json().items()
+              if k not in ("out", "robust_weight_start", "robust_weight")}
+    old = TrainConfig.from_dict({**common, "kappa_start": 0.75, "kappa_final": 0.3,
+                                 "out": str(tmp_path / "old")})
+    assert "(= 1 - kappa_final)" in capsys.readouterr().err
+    new = TrainConfig.from_dict({**common, "robust_weight_start": 0.25, "robust_weight": 0.7,
+                                 "out": str(tmp_path / "new")})
+    train(old, progress=False, log=lambda *_: None)
+    train(new, progress=False, log=lambda *_: None)
+    a, _, meta_a = load_model(tmp_path / "old")
+    b, _, _ = load_model(tmp_path / "new")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert meta_a["training"]["history"][-1]["kappa"] == pytest.approx(0.3)
