@@ -32,7 +32,7 @@ def run(tmp_path_factory):
                  "8", "--ffn", "16", "--max-length", "16", "--train", str(data), "--dev",
                  str(data), "--sources", str(table), "--budget", "1", "--epochs", "1",
                  "--warmup-epochs", "0", "--ramp-epochs", "1", "--method", "crown-ibp",
-                 "--eval-budgets", "1", "--out", str(out), "--no-progress",
+                 "--eval-budgets", "1", "--out", str(out), "--quiet",
                  "--device", "cpu"]) == 0
     return out, data
 

@@ -221,7 +221,7 @@ def test_train_command(tmp_path, kind, capsys):
           "--train", str(tmp_path / "train.tsv"), "--dev", str(tmp_path / "train.tsv"),
           "--sources", str(synonyms), "--budget", "1", "--epochs", "1", "--batch-size", "2",
           "--warmup-epochs", "0", "--ramp-epochs", "0", "--device", "cpu",
-          "--eval-budgets", "1", "--out", str(out), "--no-progress"])
+          "--eval-budgets", "1", "--out", str(out), "--quiet"])
     bundle = load_text_model(out)
     assert bundle.kind == kind and bundle.model.config()["hidden"] == 4
     assert "verified" in capsys.readouterr().out.lower()

@@ -177,7 +177,7 @@ def test_command_line(tmp_path, capsys):
     assert main(["train", *sum(([f"--{k.replace('_', '-')}", str(v)] for k, v in {
         "model": "char-cnn", "embed-dim": 8, "filters": 6, "epochs": 1, "batch-size": 4,
         "train": write_tsv(tmp_path / "t.tsv"), "device": "cpu", "out": out,
-        "robust-weight": 0.0}.items()), []), "--no-progress"]) == 0
+        "robust-weight": 0.0}.items()), []), "--quiet"]) == 0
     assert (out / "weights.safetensors").is_file()
 
 
