@@ -85,12 +85,16 @@ def test_no_shipped_models(tmp_path, monkeypatch, capsys):
 
 def test_bad_input(word_model, data, tmp_path, capsys):
     def error(*argv):
-        code = main(["certify", "--model", str(word_model), "--data", str(data), *argv])
+        try:  # refused while parsing (a list item, by options.ListOf), or after
+            code = main(["certify", "--model", str(word_model), "--data", str(data), *argv])
+        except SystemExit as stop:
+            code = stop.code
         assert code == 2
         return capsys.readouterr().err
 
-    assert "budget is an integer >= 0, got -1" in error("--budget", "1,-1")
-    assert "'x' is not an integer" in error("--budget", "x")
+    assert "argument --budget: bad item '-1': a budget is an integer >= 0" in error(
+        "--budget", "1,-1")
+    assert "argument --budget: bad item 'x': not an integer" in error("--budget", "x")
     no_labels = write_tsv(tmp_path / "nolabel.tsv", [("a good movie", "x")],
                           header="sentence\tscore")
     assert "no label column 'label'" in error("--data", str(no_labels))
