@@ -205,3 +205,13 @@ def test_steps_with_a_non_finite_gradient_are_skipped_not_applied(tmp_path, monk
                         lambda *a, **k: (lambda l, p: (l * float("nan"), p))(*real(*a, **k)))
     with pytest.raises(RobustTextError, match="every step of epoch 1 had a non-finite"):
         train(tiny_config(tmp_path, epochs=1, out=str(tmp_path / "run2")))
+
+
+def test_further_eval_methods_add_their_verified_accuracy(tmp_path):
+    """``--eval-methods ibp,crown-ibp``: the first gives the dev figures as before (and scores
+    each epoch), each further one its verified accuracy per budget."""
+    metrics = train(tiny_config(tmp_path, epochs=1, eval_methods=["ibp", "crown-ibp"]))
+    assert metrics["method"] == "ibp"
+    by_method = metrics["verified_accuracy_by_method"]
+    assert set(by_method) == {"crown-ibp"} and set(by_method["crown-ibp"]) == {"1"}
+    assert by_method["crown-ibp"]["1"] <= metrics["clean_accuracy"]
