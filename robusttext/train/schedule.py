@@ -6,8 +6,9 @@ code) to ``eps_target``, then holds; the ramp's progress is ``fraction = eps / e
 With it grow, linearly in the fraction:
 
 - the **robust weight** ``w``, from ``robust_start`` to ``robust_final``: the loss is
-  ``(1 - w) CE(clean) + w CE(worst case)`` (text: 0 -> ``robust_weight``; vision: ``1 - kappa``,
-  Gowal et al. 2018's ``kappa`` being the weight of the clean loss);
+  ``(1 - w) CE(clean) + w CE(worst case)`` (text and vision alike: the settings
+  ``robust_weight_start`` -> ``robust_weight``; Gowal et al. 2018's ``kappa``, the weight of the
+  clean loss, is ``1 - w``);
 - ``beta``, the weight of CROWN-IBP against IBP, from ``beta_start`` to ``beta_final``.
 
 Text ramps the candidate displacement ``e + eps (e_k - e)`` to 1 (Jia et al. 2019) and moves
