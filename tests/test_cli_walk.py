@@ -132,6 +132,11 @@ ACCEPTED = [
      "char level, glue tokens; sources: char_flips(qwerty); budget-ibp bounds"),
     (["certify", "--model", "char-flips", "--budget", "0", "a fine film"],
      "1 sentence in the set"),
+    # a list flag reads spaces as commas; the SENTENCE may still follow it
+    (["certify", "--model", "char-flips", "--budget", "1", "2", "a fine film"],
+     "budget 2 positions: CERTIFIED"),
+    (["vision", "train", "--eval-methods", "ibp", "crown", "--lr-decay-epochs", "2,4",
+      "--epochs", "5", "--eval-limit", "10", "--out", "v", "--print-config"], '"eval_limit": 10'),
     (TRAIN + ["--hidden", "8", "--dev", "d.tsv", "--eval-budgets", "1", "--eval-methods",
               "ibp", "--lr-decay-epochs", "1", "--lr-decay", "0.5", "--select-by", "clean",
               "--validation-fraction", "0.25", "--out", "run-ok"], "final:"),
