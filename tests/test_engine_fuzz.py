@@ -53,8 +53,8 @@ class Graph(nn.Module):
 def _elementwise(draw, layers):
     """An op that keeps the shape: ``(fn(model, x, previous), name)``."""
     kind = draw(st.sampled_from([
-        "relu", "relu_inplace", "leaky", "clamp", "sigmoid", "tanh", "gelu", "exp", "square", "sqrt",
-        "reciprocal", "add_alpha", "sub_alpha", "iadd", "scale", "divide", "product", "neg",
+        "relu", "relu_inplace", "leaky", "clamp", "sigmoid", "tanh", "gelu", "exp", "square",
+        "sqrt", "reciprocal", "add_alpha", "sub_alpha", "iadd", "scale", "divide", "product", "neg",
         "dropout"]))
     if kind == "relu":
         form = draw(st.sampled_from(["module", "F", "torch", "method"]))
