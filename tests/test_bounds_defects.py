@@ -237,6 +237,31 @@ def test_layer_norm_with_small_eps_in_float64(eps, method):
     assert (outs >= lower - 1e-9).all() and (outs <= upper + 1e-9).all()
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_layer_norm_of_a_wide_box_stays_within_its_reach(method):
+    """A normalised entry never leaves [-sqrt(n-1), sqrt(n-1)] (the entries of a centred vector
+    sum to 0): the bounds of a LayerNorm with eps 1e-12 over a box around 0, where the
+    variance's lower bound is 0 and 1/sqrt(var + eps) is 1e6, stay within that reach times the
+    weight, plus the bias, and contain every sampled output, the one-hot corners that reach it
+    included."""
+    import itertools
+
+    layer = nn.LayerNorm(4, eps=1e-12)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([1.0, -2.0, 0.5, 3.0]))
+        layer.bias.copy_(torch.tensor([0.1, 0.0, -1.0, 2.0]))
+    box = Box(-torch.ones(1, 4), torch.ones(1, 4))
+    lower, upper = compute_bounds(layer, box, method)
+    reach = 3 ** 0.5 * layer.weight.detach().abs() * 1.001
+    assert (upper <= layer.bias.detach() + reach + 1e-5).all()
+    assert (lower >= layer.bias.detach() - reach - 1e-5).all()
+    corners = torch.tensor(list(itertools.product([-1.0, 0.0, 1.0], repeat=4)))
+    with torch.no_grad():
+        outs = layer(torch.cat([corners, torch.rand(2000, 4) * 2 - 1]))
+    assert (outs >= lower - 1e-5).all() and (outs <= upper + 1e-5).all()
+    assert (outs.amax(0) > layer.bias + 3 ** 0.5 * layer.weight.abs() - 1e-4).all()
+
+
 # -- 5. randomness --------------------------------------------------------------------------
 def test_dropout_in_training_mode_is_refused():
     model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 2)).train()

@@ -53,8 +53,8 @@ class Graph(nn.Module):
 def _elementwise(draw, layers):
     """An op that keeps the shape: ``(fn(model, x, previous), name)``."""
     kind = draw(st.sampled_from([
-        "relu", "relu_inplace", "leaky", "sigmoid", "tanh", "gelu", "exp", "square", "sqrt",
-        "reciprocal", "add_alpha", "sub_alpha", "iadd", "scale", "divide", "product", "neg",
+        "relu", "relu_inplace", "leaky", "clamp", "sigmoid", "tanh", "gelu", "exp", "square",
+        "sqrt", "reciprocal", "add_alpha", "sub_alpha", "iadd", "scale", "divide", "product", "neg",
         "dropout"]))
     if kind == "relu":
         form = draw(st.sampled_from(["module", "F", "torch", "method"]))
@@ -84,6 +84,9 @@ def _elementwise(draw, layers):
             i = len(layers) - 1
             return (lambda m, x, p: m.layers[i](x)), f"nn.GELU({approximate})"
         return (lambda m, x, p: F.gelu(x, approximate=approximate)), f"F.gelu({approximate})"
+    if kind == "clamp":
+        low, high = draw(st.sampled_from([(-0.5, 0.5), (None, 0.2), (-0.1, None), (0.3, 0.3)]))
+        return (lambda m, x, p: torch.clamp(x, low, high)), f"clamp({low}, {high})"
     if kind == "exp":
         return (lambda m, x, p: torch.exp(x)), "exp"
     if kind == "square":
@@ -409,6 +412,11 @@ FORMS = [
     ("torch.relu_", _plain(lambda x, p: torch.relu_(_fresh(x)))),
     ("x.relu_()", lambda shape: (_inplace("relu_"), [])),
     ("nn.LeakyReLU", _with(lambda s: [nn.LeakyReLU(0.2)], lambda x, p, m: m[0](x))),
+    ("torch.clamp", _plain(lambda x, p: torch.clamp(x, -0.5, 0.25))),
+    ("torch.clamp(min=)", _plain(lambda x, p: torch.clamp(x, min=0.1))),
+    ("x.clamp(max=)", _plain(lambda x, p: x.clamp(max=-0.2))),
+    ("nn.Hardtanh", _with(lambda s: [nn.Hardtanh(-0.3, 0.6)], lambda x, p, m: m[0](x))),
+    ("F.hardtanh(inplace)", _plain(lambda x, p: F.hardtanh(_fresh(x), inplace=True))),
     ("F.leaky_relu(inplace)", _plain(lambda x, p: F.leaky_relu(_fresh(x), 0.1, inplace=True))),
     ("nn.GELU", _with(lambda s: [nn.GELU()], lambda x, p, m: m[0](x))),
     ("F.gelu(tanh)", _plain(lambda x, p: F.gelu(x, approximate="tanh"))),

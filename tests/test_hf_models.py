@@ -18,7 +18,7 @@ from robusttext.certify.margins import margins  # noqa: E402
 from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.perturb import PerturbationSpace, SynonymTable  # noqa: E402
 from robusttext.perturb.subwords import SubwordSpace  # noqa: E402
-from robusttext.text.bounds import body_problem  # noqa: E402
+from robusttext.text.bounds import PositionwiseSet, body_problem  # noqa: E402
 from robusttext.text.hf import SUPPORTED_ARCHITECTURES, from_transformers  # noqa: E402
 from tests.hf_tiny import SENTENCES, TABLE, bert_tokenizer, tiny_model  # noqa: E402
 from tests.oracles import word_rewrites  # noqa: E402
@@ -99,8 +99,11 @@ def _kept_words(space: SubwordSpace, word: str) -> list[str]:
 @pytest.mark.parametrize(("architecture", "activation"), CASES)
 @pytest.mark.parametrize("method", ["crown-ibp", pytest.param("ibp", marks=pytest.mark.slow),
                                     pytest.param("crown", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("positionwise", [False, True], ids=["embeddings", "positionwise"])
 def test_bounds_are_sound_against_enumeration_through_the_transformers_model(
-        architecture, activation, method, tokenizer):
+        architecture, activation, method, positionwise, tokenizer):
+    """Over the word vectors (the body bounded whole) and over their images under the body's
+    position-wise first layers (``PositionwiseSet``: its ``encode`` bounded)."""
     hf = tiny_model(architecture, activation, seed=3)
     model = from_transformers(hf)
     space = SubwordSpace(PerturbationSpace(SynonymTable(TABLE), budget=2, stop_words=[]),
@@ -112,6 +115,8 @@ def test_bounds_are_sound_against_enumeration_through_the_transformers_model(
         subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                     enc.candidate_mask, budget, "exact")
         with torch.no_grad():
+            if positionwise:
+                subs = PositionwiseSet.through(model.body, subs, enc.mask)
             problem = body_problem(model.body, subs, margin_matrix(labels, 2).to(subs.center),
                                    enc.mask)
             lower = margin_lower_bounds(problem, method).amin(1)
@@ -158,3 +163,52 @@ def test_exact_gelu_is_refused_by_name_until_the_engine_bounds_it(tokenizer):
     with pytest.raises(RobustTextError, match="gelu"):
         margin_lower_bounds(body_problem(model.body, subs, margin_matrix(torch.tensor([1]), 2)
                                          .to(subs.center), enc.mask), "ibp")
+
+
+def test_a_positionwise_set_keeps_the_logits_and_tightens_ibp(tokenizer):
+    """``encode(positionwise(x))`` is the body; ``substitution_set`` carries the set through the
+    body's first layers (a ``PositionwiseSet``, reused at another budget as built fresh); IBP
+    over the images is never looser than over the word vectors (each image lies in
+    LayerNorm's interval image of the vectors' box, and interval arithmetic keeps inclusion)
+    and is tighter on a sentence with candidates."""
+    from robusttext.bounds import compute_bounds
+    from robusttext.text.bounds import substitution_set
+
+    model = from_transformers(tiny_model("bert", "relu", seed=3))
+    space = SubwordSpace(PerturbationSpace(SynonymTable(TABLE), budget=2, stop_words=[]),
+                         tokenizer)
+    texts = [s for s, _ in SENTENCES]
+    labels = torch.tensor([y for _, y in SENTENCES])
+    enc = space.encode(texts)
+    with torch.no_grad():
+        x = model.embedding(enc.token_ids)
+        torch.testing.assert_close(model.body.encode(model.body.positionwise(x, enc.mask),
+                                                     enc.mask), model.body(x, enc.mask))
+        C = margin_matrix(labels, 2)
+        for budget in (1, 2):
+            images = substitution_set(model, enc, budget)
+            assert isinstance(images, PositionwiseSet)
+            words = TokenSubstitutionSet(model.embedding.weight, enc.token_ids,
+                                         enc.candidate_ids, enc.candidate_mask, budget, "exact")
+            tight = margin_lower_bounds(body_problem(model.body, images, C, enc.mask), "ibp")
+            loose = margin_lower_bounds(body_problem(model.body, words, C, enc.mask), "ibp")
+            assert (tight >= loose - 1e-5).all()
+            # the first layers' output: the images' box inside (and narrower than) the IBP
+            # box of those layers over the vectors' set
+            low, high = compute_bounds(_Positionwise(model.body), words, "ibp",
+                                       extra_inputs=(enc.mask,))
+            image_low, image_high = images.interval()
+            assert (image_low >= low - 1e-5).all() and (image_high <= high + 1e-5).all()
+            assert ((high - low) - (image_high - image_low)).amax() > 1.0
+            reused = substitution_set(model, enc, 2 if budget == 1 else 1).with_budget(budget)
+            again = margin_lower_bounds(body_problem(model.body, reused, C, enc.mask), "ibp")
+            torch.testing.assert_close(again, tight)
+
+
+class _Positionwise(torch.nn.Module):
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x, mask):
+        return self.body.positionwise(x, mask)

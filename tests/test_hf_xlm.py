@@ -96,17 +96,19 @@ def _trained_like(seed: int, query_init: str = "normal"):
 
 @pytest.mark.parametrize("method", ["ibp", "crown-ibp", "crown"])
 @pytest.mark.parametrize("query_init", ["normal", "fixed-zero"])
+@pytest.mark.parametrize("positionwise", [False, True], ids=["embeddings", "positionwise"])
 def test_bounds_are_sound_against_every_rewrite_through_transformers(method, query_init,
-                                                                     tmp_path):
+                                                                     positionwise, tmp_path):
     """Every rewrite's margin, computed by the saved folder's ``transformers`` model on its
     tokenizer's ids (each sentence's rewrites have its length, so no padding), stays above the
-    certified lower bound."""
+    certified lower bound, over the word vectors and over their images under the body's
+    position-wise first layers."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from robusttext.bounds import TokenSubstitutionSet, margin_matrix
     from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.perturb import PerturbationSpace, SynonymTable
-    from robusttext.text.bounds import body_problem
+    from robusttext.text.bounds import PositionwiseSet, body_problem
 
     model, vocab = _trained_like(7, query_init)
     space = PerturbationSpace(SynonymTable(TABLE), budget=2, stop_words=[])
@@ -119,6 +121,8 @@ def test_bounds_are_sound_against_every_rewrite_through_transformers(method, que
     for budget in (1, 2):
         subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
                                     enc.candidate_mask, budget, "exact")
+        if positionwise:
+            subs = PositionwiseSet.through(model.body, subs, enc.mask)
         with torch.no_grad():
             lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
                                                      enc.mask), method).amin(1)

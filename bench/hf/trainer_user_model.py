@@ -9,6 +9,8 @@ continues it with the certified loss (``bench/archive/hf_results.md``, certified
 
     OMP_NUM_THREADS=1 python bench/hf/trainer_user_model.py --out runs/hf/user-bert \
         [--data ../shared/data] [--pieces 16000] [--epochs 2] [--limit N]
+
+``Trainer`` needs ``accelerate``: ``pip install -e ".[bench]"``.
 """
 
 from __future__ import annotations

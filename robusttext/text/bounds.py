@@ -19,16 +19,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robusttext.bounds.input_sets import SubstitutionSet
 from robusttext.bounds.pooling import is_pooled_body
 from robusttext.bounds.specs import BoundProblem, margin_matrix
 from robusttext.bounds.token_set import TokenSubstitutionSet
 from robusttext.errors import RobustTextError
 from robusttext.methods import AUTO, POOLED_METHOD, TEXT_METHODS
 from robusttext.perturb.encoded import EncodedBatch
-from robusttext.text.contract import bounded_module
+from robusttext.text.contract import bounded_module, is_positionwise
 
-__all__ = ["batch_problem", "body_problem", "check_method", "pick_method", "rows_as_read",
-           "substitution_set"]
+__all__ = ["PositionwiseSet", "batch_problem", "body_problem", "check_method", "pick_method",
+           "rows_as_read", "substitution_set"]
 
 
 def pick_method(method: str, body: nn.Module) -> str:
@@ -66,8 +67,44 @@ def substitution_set(model: nn.Module, batch: EncodedBatch, budget: int | None,
         is_pad = torch.zeros(table.shape[0], 1, dtype=torch.bool, device=table.device)
         is_pad[pad] = True
         table = torch.where(is_pad, table.detach(), table)
-    return TokenSubstitutionSet(table, batch.token_ids, batch.candidate_ids,
+    subs = TokenSubstitutionSet(table, batch.token_ids, batch.candidate_ids,
                                 batch.candidate_mask, budget, relaxation, eps=eps)
+    if is_positionwise(model.body):
+        return PositionwiseSet.through(model.body, subs, batch.mask.to(subs.center))
+    return subs
+
+
+class PositionwiseSet(SubstitutionSet):
+    """A substitution set carried through a ``Positionwise`` body's first layers: the original
+    ``positionwise(e)`` and every candidate's exact image ``positionwise(e_k)`` at its own
+    position, ``[batch, length, dim']`` and ``[batch, length, candidates, dim']``. Every
+    rewrite's input to ``encode`` is one of these vectors per position, so bounding ``encode``
+    over this set bounds the body over the rewrites (``body_problem`` does)."""
+
+    @classmethod
+    def through(cls, body: nn.Module, subs: SubstitutionSet, mask: torch.Tensor):
+        """The images of ``subs`` (its candidates as moved by its eps) under
+        ``body.positionwise``; ``mask`` ``[batch, length]`` float."""
+        candidates = subs.candidates
+        b, length, k, d = candidates.shape
+        center = body.positionwise(subs.center, mask)
+        if k:
+            flat = candidates.transpose(1, 2).reshape(b * k, length, d)
+            images = body.positionwise(flat, mask.repeat_interleave(k, 0))
+            images = images.reshape(b, k, length, -1).transpose(1, 2)
+        else:
+            images = center.new_zeros(b, length, 0, center.shape[-1])
+        given = getattr(subs, "_candidate_mask", subs.mask)
+        return cls(center, images, given, subs.budget, subs.relaxation)
+
+    def __init__(self, original, candidates, mask, budget, relaxation: str = "exact"):
+        super().__init__(original, candidates, mask, budget, relaxation)
+        self._candidate_mask = mask  # as given: ``self.mask`` is empty at budget 0
+
+    def with_budget(self, budget: int | None) -> PositionwiseSet:
+        """The same images at another ``budget``."""
+        return PositionwiseSet(self.center, self.candidates, self._candidate_mask, budget,
+                               self.relaxation)
 
 
 def rows_as_read(embedding: nn.Module) -> torch.Tensor:
@@ -137,6 +174,7 @@ def batch_problem(
 def body_problem(body: nn.Module, input_set, C: torch.Tensor, mask: torch.Tensor) -> BoundProblem:
     """The bound problem of ``C @ body(x, mask)`` over ``input_set`` (a ``SubstitutionSet``,
     batch ``batch``): the module bounded is ``bounded_module(body, length)`` (the body itself
-    unless it unrolls), its extra input the mask ``[batch, length]`` float; ``C``
-    ``[batch, specs, classes]``."""
-    return BoundProblem(bounded_module(body, mask.shape[1]), input_set, C, (mask,))
+    unless it unrolls, its ``encode`` over a ``PositionwiseSet``), its extra input the mask
+    ``[batch, length]`` float; ``C`` ``[batch, specs, classes]``."""
+    module = bounded_module(body, mask.shape[1], isinstance(input_set, PositionwiseSet))
+    return BoundProblem(module, input_set, C, (mask,))

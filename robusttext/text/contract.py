@@ -7,11 +7,15 @@ A text classifier that robusttext certifies or trains is an ``nn.Module`` with
   float) -> logits [batch, classes]``,
 - ``forward(token_ids, mask) = body(embedding(token_ids), mask)``.
 
-The engine bounds ``body`` over a ``SubstitutionSet`` built from ``embedding``. Two optional
+The engine bounds ``body`` over a ``SubstitutionSet`` built from ``embedding``. Three optional
 parts, declared as protocols, let a body be bounded better:
 
 - ``Unrollable``: ``body.for_length(length)`` gives the module to trace for inputs of that many
   tokens (an unrolled recurrence), see ``bounded_module``;
+- ``Positionwise``: ``body.positionwise(x, mask)`` computes its first layers, each position
+  from its own vector alone, and ``body.encode(h, mask)`` the rest: the set is then made of
+  every candidate's exact image under those layers (a LayerNorm's image of a convex hull is
+  far wider than the hull of its images), and ``encode`` is bounded, see ``bounded_module``;
 - ``robusttext.bounds.pooling.PooledBody``: ``features``, ``head``, ``window`` and
   ``linear_head`` of a body that pools per-window features, for ``budget-ibp``.
 
@@ -49,8 +53,8 @@ from robusttext.bounds.graph import NeedsExamples, Tracer
 from robusttext.bounds.pooling import PooledBody
 from robusttext.errors import RobustTextError
 
-__all__ = ["ContractTextModel", "PooledBody", "Unrollable", "bounded_module", "check_text_model",
-           "wrap_text_model"]
+__all__ = ["ContractTextModel", "PooledBody", "Positionwise", "Unrollable", "bounded_module",
+           "check_text_model", "is_positionwise", "wrap_text_model"]
 
 _HINT = ("a text model needs `embedding` (an nn.Embedding) and `body` (an nn.Module taking "
          "(embeddings [batch, length, dim], mask [batch, length])); wrap a model whose forward is "
@@ -89,9 +93,43 @@ class Unrollable(Protocol):
     def for_length(self, length: int) -> nn.Module: ...
 
 
-def bounded_module(body: nn.Module, length: int) -> nn.Module:
-    """The module whose graph is bounded for inputs of ``length`` tokens: ``body.for_length(
-    length)`` for an ``Unrollable`` body, else ``body``."""
+class Positionwise(Protocol):
+    """The optional part of the text-model contract for a body whose first layers read each
+    position alone (position embeddings, a LayerNorm): ``body(x, mask) = encode(positionwise(x,
+    mask), mask)``, where ``positionwise(x, mask) [batch, length, dim']``'s position ``i``
+    depends on ``x[:, i]`` and ``mask`` only. A body that declares it and mixes positions there
+    would make the bounds unsound: declare it only where that holds by construction."""
+
+    def positionwise(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
+
+    def encode(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
+
+
+def is_positionwise(body: nn.Module) -> bool:
+    """True for a body that declares ``Positionwise`` (both methods)."""
+    return callable(getattr(body, "positionwise", None)) and callable(getattr(body, "encode",
+                                                                             None))
+
+
+class _Encode(nn.Module):
+    """``body.encode`` as a module of its own, sharing the body's parameters (kept in the
+    body's ``__dict__``, outside its state: saving the body is unchanged)."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.body.encode(h, mask)
+
+
+def bounded_module(body: nn.Module, length: int, positionwise: bool = False) -> nn.Module:
+    """The module whose graph is bounded for inputs of ``length`` tokens: with
+    ``positionwise`` (a set of ``Positionwise`` images), the body's ``encode`` as a module,
+    kept on the body so that its trace is reused; else ``body.for_length(length)`` for an
+    ``Unrollable`` body, else ``body``."""
+    if positionwise:
+        return body.__dict__.setdefault("_encode", _Encode(body))
     for_length = getattr(body, "for_length", None)
     return body if for_length is None else for_length(length)
 

@@ -1,4 +1,5 @@
-"""Elementwise functions: ReLU, LeakyReLU, sigmoid, tanh, GELU, exp, reciprocal, sqrt, square.
+"""Elementwise functions: ReLU, LeakyReLU, clamp, sigmoid, tanh, GELU, exp, reciprocal, sqrt,
+square.
 
 Each rule gives ``interval(lo, hi)``, the exact range of the function on every entry's interval,
 and ``relax(lo, hi)``, lines ``(slope_l, icpt_l, slope_u, icpt_u)`` with ``slope_l x + icpt_l <=
@@ -183,6 +184,69 @@ class LeakyReLURule(MonotoneRule):
         crown = _triangle(lo, hi, s)[0]
         return (crown, torch.where(unstable, torch.full_like(lo, s), stable),
                 torch.where(unstable, torch.ones_like(lo), stable))
+
+
+class ClampRule(MonotoneRule):
+    """``clamp(x, min, max)`` (and ``hardtanh``) with constant bounds, either of them absent.
+
+    On ``[lo, hi]`` the function is ``max(x, a)`` (convex), ``min(x, b)`` (concave) or, across
+    both kinks, S-shaped. Each side takes the chord where the function is convex (upper) or
+    concave (lower); at a kink inside the interval, the line of the larger part (slope 1
+    through the kink, or the constant); across both kinks, the line through the far corner and
+    the kink (``(lo, a)``-``(b, b)`` above, ``(a, a)``-``(hi, b)`` below) or the constant.
+    """
+
+    piecewise_linear = overflow_free = True
+
+    def _limits(self, ctx):
+        if ctx.module is not None:
+            return ctx.module.min_val, ctx.module.max_val
+        if ctx.node.target in (F.hardtanh, "hardtanh"):
+            return ctx.arg("min_val", -1.0), ctx.arg("max_val", 1.0)
+        return ctx.arg("min"), ctx.arg("max")
+
+    def check(self, ctx) -> None:
+        low, high = self._limits(ctx)
+        if low is None and high is None:
+            raise RobustTextError(f"{ctx.description}: clamp needs a min or a max (at {ctx.where})")
+        if low is not None and high is not None and low > high:
+            raise RobustTextError(
+                f"{ctx.description}: clamp's min {low} is above its max {high}; robusttext bounds"
+                f" a clamp whose min is at most its max (at {ctx.where})")
+
+    def fn(self, ctx, x):
+        return torch.clamp(x, *self._limits(ctx))
+
+    def relax(self, ctx, lo, hi):
+        low, high = self._limits(ctx)
+        # an absent limit sits outside the interval, where its kink changes nothing
+        a = torch.full_like(lo, float(low)) if low is not None else (
+            lo - 1 if high is None else torch.minimum(lo, torch.full_like(lo, float(high))) - 1)
+        b = torch.full_like(lo, float(high)) if high is not None else torch.maximum(hi, a) + 1
+        f_lo, f_hi = torch.minimum(torch.maximum(lo, a), b), torch.minimum(torch.maximum(hi, a), b)
+        chord = (f_hi - f_lo) / safe_width(lo, hi)
+        chord_icpt = f_lo - chord * lo
+        zero, one = torch.zeros_like(lo), torch.ones_like(lo)
+        below, above = lo < a, hi > b  # the interval reaches past a kink
+        # upper line
+        up_both = (b - a) / safe_width(lo, b)
+        use_both = (b - lo) >= (hi - b)
+        slope_u = torch.where(~above, chord, torch.where(
+            below, torch.where(use_both, up_both, zero),
+            torch.where((lo < b) & (hi - b < b - lo), one, zero)))
+        icpt_u = torch.where(~above, chord_icpt, torch.where(
+            below, torch.where(use_both, a - up_both * lo, b),
+            torch.where((lo < b) & (hi - b < b - lo), zero, b)))
+        # lower line
+        low_both = (b - a) / safe_width(a, hi)
+        use_low = (hi - a) >= (a - lo)
+        slope_l = torch.where(~below, chord, torch.where(
+            above, torch.where(use_low, low_both, zero),
+            torch.where((hi > a) & (hi - a > a - lo), one, zero)))
+        icpt_l = torch.where(~below, chord_icpt, torch.where(
+            above, torch.where(use_low, a - low_both * a, a),
+            torch.where((hi > a) & (hi - a > a - lo), zero, a)))
+        return slope_l, icpt_l, slope_u, icpt_u
 
 
 class SShapedRule(MonotoneRule):
@@ -471,6 +535,14 @@ register(LeakyReLURule(), nn.LeakyReLU, params=_IN,
          attrs={"negative_slope": _SLOPE, **_INPLACE}, writes_input="inplace")
 register(LeakyReLURule(), F.leaky_relu, params={**_IN, "negative_slope": _SLOPE, **_INPLACE},
          writes_input="inplace")
+_LIMIT = satisfies(lambda v: v is None or (isinstance(v, (int, float))
+                                          and not isinstance(v, bool) and math.isfinite(v)),
+                   "a constant number or None")
+_HARDTANH = {"min_val": _LIMIT, "max_val": _LIMIT}
+register(ClampRule(), torch.clamp, "clamp", params={**_IN, "min": _LIMIT, "max": _LIMIT})
+register(ClampRule(), nn.Hardtanh, params=_IN, attrs={**_HARDTANH, **_INPLACE},
+         writes_input="inplace")
+register(ClampRule(), F.hardtanh, params={**_IN, **_HARDTANH, **_INPLACE}, writes_input="inplace")
 # (F.sigmoid and F.tanh are Python functions that call the methods: torch.fx traces through
 # them to "sigmoid" and "tanh", so they need no registration of their own)
 register(SShapedRule(torch.sigmoid, _sigmoid_derivative), nn.Sigmoid, torch.sigmoid, "sigmoid",

@@ -155,13 +155,22 @@ class EncoderBody(nn.Module):
         return [m for m in self.head if isinstance(m, nn.Linear)][-1]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.encode(self.positionwise(x, mask), mask)
+
+    def positionwise(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The first layers, which read each position alone: ``norm(x + position + token
+        type)``, ``[batch, length, hidden]`` (the text contract's ``positionwise``)."""
         checked_length(x.shape[1], self.max_length)
         # Positions 0, 1, ... of the real tokens (padding repeats the last; it is masked out).
         positions = (torch.cumsum(mask, 1) - 1).clamp(min=0).long() + self.position_offset
         h = x + self.position(positions)
         if self.token_type is not None:
             h = h + self.token_type.weight[0]  # every token is of type 0 (one sentence)
-        h = self.norm(h)
+        return self.norm(h)
+
+    def encode(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The rest: the encoder layers and the head on ``positionwise``'s output."""
+        checked_length(h.shape[1], self.max_length)
         padded_keys = ((1 - mask) * MASKED_SCORE)[:, None, None, :]  # [batch, 1, 1, length]
         for layer in self.layers:
             h = layer(h, padded_keys)
