@@ -17,13 +17,13 @@ class Deprecated(argparse.Action):
     """An old spelling of an option, kept for one release: it stores into the new option's
     ``dest`` (``const`` for a flag without a value; else the values, through ``convert`` when
     given: a ``ListOf`` for a list, or the old meaning turned into the new one) and says what
-    replaces it, in one line on stderr."""
+    replaces it, in one line on stderr. It is left out of ``--help``."""
 
     def __init__(self, option_strings, dest, replacement: str, nargs=None, const=None,
                  convert=None, **kwargs):
         self.replacement = replacement
         self.convert = convert
-        kwargs.setdefault("help", f"deprecated: use {replacement}")
+        kwargs.setdefault("help", argparse.SUPPRESS)  # not in --help: the message says it
         super().__init__(option_strings, dest, nargs=nargs, const=const, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):

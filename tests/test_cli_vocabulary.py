@@ -10,6 +10,7 @@ import pytest
 
 import robusttext
 from robusttext.cli import COMMANDS, build_parser, main
+from robusttext.options import Deprecated
 
 
 def subparsers(parser):
@@ -37,6 +38,9 @@ def test_every_option_has_help():
     for path, parser in COMMAND_PARSERS.items():
         for action in parser._actions:
             if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            if isinstance(action, Deprecated):  # an old spelling: out of --help
+                assert action.help == argparse.SUPPRESS, (path, action.option_strings)
                 continue
             assert action.help and action.help != argparse.SUPPRESS, (path, action.dest)
 
