@@ -53,7 +53,9 @@ class ListOf:
     def __call__(self, words) -> list:
         if isinstance(words, str):
             words = [words]
-        parts = [part.strip() for word in words for part in str(word).split(",")]
+        # a word that names an existing file is one item, commas and all (a source's path)
+        parts = [part.strip() for word in words
+                 for part in ([str(word)] if os.path.exists(str(word)) else str(word).split(","))]
         values = []
         for part in parts:
             if not part:

@@ -271,3 +271,12 @@ def test_text_and_vision_refuse_the_same_changes_on_resume(tmp_path):
     with pytest.raises(RobustTextError, match="--lr was 0.001, now 0.002"):
         check_same_settings(TrainConfig(out=str(text_out), lr=2e-3))
     check_same_settings(TrainConfig(out=str(text_out), epochs=20))
+
+
+def test_a_list_item_that_is_a_file_keeps_its_commas(tmp_path, capsys):
+    """A source file whose path has a comma is one item; other words still split."""
+    source = tmp_path / "neighbours,v2.json"
+    source.write_text("{}")
+    base = ["train", "--out", str(tmp_path / "run"), "--print-config", "--sources"]
+    assert main([*base, str(source), "qwerty,wordnet"]) == 0
+    assert json.loads(capsys.readouterr().out)["sources"] == [str(source), "qwerty", "wordnet"]
