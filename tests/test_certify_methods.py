@@ -183,3 +183,24 @@ def test_help_shows_the_list_syntax(capsys):
     with pytest.raises(SystemExit):
         main(["certify", "--help"])
     assert "--method M[,M...]" in capsys.readouterr().out
+
+
+def test_merged_shards_keep_every_method():
+    """Two ranks' shards merged (``certify.sharded``) give the one-process per-method report."""
+    from robusttext.certify.sharded import certify_shard, merge_certifications
+
+    vocab, space = word_setup()
+    model = tiny_model("cnn", len(vocab))
+    options = dict(budgets=[1, 2], method=["crown-ibp", "ibp"], batch_size=2)
+    single = certify(model, vocab, space, EXAMPLES, **options)
+    lengths = [len(row) for row in space.rows([e.text for e in EXAMPLES], vocab)[0]]
+    parts = []
+    for rank in range(2):
+        mine = certify_shard(lengths, 2, rank, 2)
+        parts.append((mine, certify(model, vocab, space, [EXAMPLES[i] for i in mine],
+                                    **options)))
+    merged = merge_certifications(parts)
+    assert [untimed(e.to_json()) for e in merged.examples] == [
+        untimed(e.to_json()) for e in single.examples]
+    assert [s.verified_accuracy_by_method for s in merged.summaries] == [
+        s.verified_accuracy_by_method for s in single.summaries]
