@@ -56,7 +56,8 @@ class Parser(argparse.ArgumentParser):
 def suggestion(parser: argparse.ArgumentParser, message: str) -> str:
     """``"; did you mean X?"`` for an invalid choice or an unknown option close to a real one
     (never a deprecated spelling), else ``""``."""
-    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    choice = (re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+              or re.search(r"'([^']*)' is not one of (.*)$", message))  # a list flag's item
     if choice:
         wanted = choice.group(1)
         options = re.findall(r"'([^']*)'", choice.group(2)) or [

@@ -102,7 +102,7 @@ def test_bad_input(word_model, data, tmp_path, capsys):
     assert "wrong.tsv:3: label 5 is out of range" in error("--data", str(wrong))
     with pytest.raises(SystemExit):
         main(["certify", "--model", str(word_model), "--method", "fast"])
-    assert "invalid choice: 'fast'" in capsys.readouterr().err
+    assert "argument --method: 'fast' is not one of" in capsys.readouterr().err
     assert "no such model" in error("--model", str(tmp_path / "missing"))
 
 

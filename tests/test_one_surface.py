@@ -224,6 +224,9 @@ def test_certify_lists_read_commas_and_spaces():
     vision = command_parser("vision certify")
     assert vision.parse_args(["--method", "ibp", "crown"]).method == ["ibp", "crown"]
     assert vision.parse_args([]).method == ["ibp", "crown-ibp"]
+    for words in (["ibp,crown"], ["ibp", "crown"]):  # text's --method: the same list
+        assert certify.parse_args(["--method", *words]).method == ["ibp", "crown"]
+    assert certify.parse_args([]).method == ["auto"]
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -234,6 +237,7 @@ def test_certify_lists_read_commas_and_spaces():
     (["vision", "train", "--mean", "0.5", "dark"], "argument --mean: bad item 'dark'"),
     (["certify", "--budget", "1,two"], "argument --budget: bad item 'two': not an integer"),
     (["certify", "--budget", "-1"], "argument --budget: bad item '-1': a budget is an integer"),
+    (["certify", "--method", "ibp,nope"], "argument --method: 'nope' is not one of "),
 ])
 def test_a_bad_list_item_is_refused_naming_the_flag(argv, message, capsys):
     with pytest.raises(SystemExit) as stop:
@@ -248,6 +252,8 @@ def test_help_shows_lists_with_commas():
         text = command_parser(command).format_help()
         assert "[,N...]" in text or "[,M...]" in text or "[,NAME...]" in text
         assert " ...]]" not in text and "[N ...]" not in text  # no space-list metavar
+    for command in ("certify", "vision certify"):
+        assert "--method M[,M...]" in command_parser(command).format_help()
 
 
 def test_text_and_vision_refuse_the_same_changes_on_resume(tmp_path):

@@ -5,6 +5,8 @@ set, exhaustive enumeration of small sets, and the soundness invariant tying the
 >>> result = certify(model, vocab, space, examples, budgets=[1, 2], method="ibp")
 >>> certify(model, vocab, space, examples, method=BoundSettings("alpha-crown", alpha_steps=5))
 >>> result.summary(1).verified_accuracy
+>>> both = certify(model, vocab, space, examples, method=["ibp", "crown-ibp"])  # one attack
+>>> both.summary(1).verified_accuracy_by_method, both.examples[0].by_method["crown-ibp"]
 >>> result.to_json()            # {"summary": [...], "examples": [...], "settings": {...}}
 
 ``model`` follows the text-model contract (``robusttext.text.contract``).

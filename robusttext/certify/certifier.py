@@ -57,7 +57,7 @@ def certify(
     space: PerturbationSpace,
     examples: Sequence[Example | tuple[str, int]],
     budgets: Sequence[int | None] | None = None,
-    method: str | BoundSettings = "auto",
+    method: str | BoundSettings | Sequence[str | BoundSettings] = "auto",
     relaxation: str | None = None,
     batch_size: int = 32,
     enumerate_limit: int = DEFAULT_ENUMERATE_LIMIT,
@@ -79,7 +79,12 @@ def certify(
     ``relaxation``: ``exact`` (None: this), ``box`` or ``simplex``; ``alpha_steps``:
     alpha-CROWN's optimisation steps (None: ``robusttext.methods.ALPHA_STEPS``). ``method`` may
     instead be a ``robusttext.methods.BoundSettings`` carrying the whole choice (the command line
-    passes one), with none of those keywords beside it. Sets of at most ``enumerate_limit``
+    passes one), with none of those keywords beside it. ``method`` may also be a list of these
+    (several methods, as ``--method ibp,crown``): the attack and the enumeration run once, each
+    method's bounds are computed, every result's own fields are the first method's and its
+    ``by_method`` holds each method's (its summaries' ``verified_accuracy_by_method`` too);
+    ``exact`` in the list runs the search once on ``auto``'s bounds, its answer in ``exact``.
+    Sets of at most ``enumerate_limit``
     sentences are enumerated (0: never). ``beam_width``/``proposals`` set the search (see
     ``beam_attack``). ``progress``: show a progress bar on stderr, naming the step under way
     (attack, enumeration, bounds per budget); None: when stderr is a terminal.
@@ -97,13 +102,18 @@ def certify(
     are text: the sentence with the changed words replaced.
     """
     check_text_model(model)
-    bound = bound_settings(method, relaxation=relaxation, alpha_steps=alpha_steps,
-                           exact_time_limit=exact_time_limit)
-    exact = bound.method == EXACT_METHOD
-    if exact:
-        check_time_limit(bound.exact_time_limit)
-    bound = bound.resolved(check_method(pick_method(AUTO if exact else bound.method,
-                                                    model.body)))  # exact: auto's bounds first
+    given = _method_list(method, relaxation=relaxation, alpha_steps=alpha_steps,
+                         exact_time_limit=exact_time_limit)
+    bounds = {}  # the name as given -> its settings, auto resolved for this model
+    for name, bound in given.items():
+        if name == EXACT_METHOD:
+            check_time_limit(bound.exact_time_limit)
+        bounds[name] = bound.resolved(check_method(pick_method(
+            AUTO if name == EXACT_METHOD else bound.method, model.body)))  # exact: auto's first
+    exact = EXACT_METHOD in bounds
+    bound = next(iter(bounds.values()))
+    if len({b.relaxation for b in bounds.values()}) > 1:
+        raise RobustTextError("every method of one certification takes the same relaxation")
     _check_options(bound.relaxation, batch_size, enumerate_limit, enumerate_seconds)
     if budgets is None:
         budgets = [space.budget] if space.budget is not None else list(DEFAULT_BUDGETS)
@@ -112,7 +122,7 @@ def certify(
     if not examples:
         raise RobustTextError("no sentences to certify")
     device = torch.device(device) if device is not None else model.embedding.weight.device
-    run = _new_run(model.to(device).eval(), vocab, space, budgets, bound, enumerate_limit,
+    run = _new_run(model.to(device).eval(), vocab, space, budgets, bounds, enumerate_limit,
                    beam_width, proposals, enumerate_seconds)
     # Every sentence is tokenised once, here: its row (per position, token and candidate ids)
     # serves the sort by length, the warm-up and its batch.
@@ -128,6 +138,22 @@ def certify(
     settings = run.settings(exact, device)
     _reading_settings(settings, space, vocab, examples, tokens, rows)
     return Certification(summaries, results, settings)
+
+
+def _method_list(method, **keywords) -> dict[str, BoundSettings]:
+    """``certify``'s ``method`` (a name, a ``BoundSettings`` or a list of them) as the methods
+    by name, in order, each one ``BoundSettings`` (``keywords``: the loose ones beside
+    ``method``); a name given twice counts once."""
+    items = [method] if isinstance(method, (str, BoundSettings)) else list(method or [])
+    if not items:
+        raise RobustTextError("method: name at least one bound method")
+    out: dict[str, BoundSettings] = {}
+    for item in items:
+        if not isinstance(item, (str, BoundSettings)):
+            raise RobustTextError(f"a method is a name or a BoundSettings, got {item!r}")
+        bound = bound_settings(item, **keywords)
+        out.setdefault(bound.method, bound)
+    return out
 
 
 def _run_batches(run: _Run, examples, order: list[int], batch_size: int,
@@ -150,8 +176,8 @@ def _run_batches(run: _Run, examples, order: list[int], batch_size: int,
                    examples)
 
 
-def _new_run(model, vocab, space, budgets, bound: BoundSettings, enumerate_limit, beam_width,
-             proposals, enumerate_seconds) -> _Run:
+def _new_run(model, vocab, space, budgets, bounds: dict[str, BoundSettings], enumerate_limit,
+             beam_width, proposals, enumerate_seconds) -> _Run:
     """The run of ``certify`` on ``model`` (on its device, in eval mode): float32 or float64
     only; a padding row that is not zero is warned of (the padded batches' logits are then the
     results, not compared with a forward of each sentence alone); alpha-CROWN's steps are
@@ -164,9 +190,10 @@ def _new_run(model, vocab, space, budgets, bound: BoundSettings, enumerate_limit
         warnings.warn("the embedding of the padding token is not zero, so a sentence's logits may "
                       "depend on the length of the others in its batch; results are those of "
                       "the padded batches", RuntimeWarning, stacklevel=3)
-    check_alpha_settings(bound.alpha_steps, ALPHA_LR)
+    for bound in bounds.values():
+        check_alpha_settings(bound.alpha_steps, ALPHA_LR)
     # compare_logits: else the padded batches' logits are the results
-    return _Run(model, vocab, space, budgets, bound, enumerate_limit, beam_width, proposals,
+    return _Run(model, vocab, space, budgets, bounds, enumerate_limit, beam_width, proposals,
                 enumerate_seconds, compare_logits=padded_alike)
 
 
@@ -196,11 +223,17 @@ def _reading_settings(settings: dict, space, vocab, examples, tokens, rows) -> N
 class _Run:
     """State of one certification: settings, timings per budget and results so far."""
 
-    def __init__(self, model, vocab, space, budgets, bound: BoundSettings, enumerate_limit,
-                 beam_width, proposals, enumerate_seconds: float | None, compare_logits: bool):
+    def __init__(self, model, vocab, space, budgets, bounds: dict[str, BoundSettings],
+                 enumerate_limit, beam_width, proposals, enumerate_seconds: float | None,
+                 compare_logits: bool):
         self.model, self.vocab, self.space = model, vocab, space
         self.budgets = budgets
-        self.bound = bound  # the method choice, ``auto`` resolved for this model
+        # The methods by the name given (``auto``, ``exact``, ...), each with ``auto``
+        # resolved for this model; ``bound``: the first (a result's own fields), ``several``:
+        # whether results carry ``by_method``.
+        self.bounds = bounds
+        self.bound = next(iter(bounds.values()))
+        self.several = len(bounds) > 1
         self.enumerate_limit = enumerate_limit
         self.beam_width, self.proposals = beam_width, proposals
         self.device = model.embedding.weight.device
@@ -228,8 +261,21 @@ class _Run:
                 **({"alpha_steps": bound.alpha_steps} if bound.method == "alpha-crown"
                    else {}),
                 **({"exact": {"bounds": bound.method, "time_limit": bound.exact_time_limit}}
-                   if exact else {}),
+                   if exact and not self.several else {}),
+                **(self._several_settings() if self.several else {}),
                 "setup_seconds": round(self.setup_seconds, 4)}
+
+    def _several_settings(self) -> dict:
+        """With several methods: each one's bounds by the name given (auto resolved), and the
+        alpha-CROWN steps and exact search settings of the methods that take them."""
+        out: dict = {"methods": {name: b.method for name, b in self.bounds.items()}}
+        alpha = self.bounds.get("alpha-crown")
+        if alpha is not None and self.bound.method != "alpha-crown":
+            out["alpha_steps"] = alpha.alpha_steps
+        search = self.bounds.get(EXACT_METHOD)
+        if search is not None:
+            out["exact"] = {"bounds": search.method, "time_limit": search.exact_time_limit}
+        return out
 
     def num_classes(self) -> int:
         """The model's class count, read from its logits on the first sentence; also traces
@@ -240,9 +286,10 @@ class _Run:
         self.classes = predict(self.model, batch.token_ids, batch.mask).shape[1]
         labels = torch.zeros(1, dtype=torch.long, device=self.device)
         with torch.no_grad():
-            margin_lower_bounds(batch_problem(self.model, batch, labels, 0,
-                                              self.bound.relaxation, classes=self.classes),
-                                self.bound)
+            for bound in self.bounds.values():
+                margin_lower_bounds(batch_problem(self.model, batch, labels, 0,
+                                                  bound.relaxation, classes=self.classes),
+                                    bound)
         self.setup_seconds = time.perf_counter() - start
         return self.classes
 
@@ -277,14 +324,17 @@ class _Run:
         for budget in self.budgets:
             d = depth[budget]
             self.seconds[budget]["attack"] += sum(attack.seconds[:d + 1])
-            self.stage(f"{self.bound.method} bounds, budget "
-                       f"{'any' if budget is None else budget}")
-            start = time.perf_counter()
-            with torch.no_grad():
-                problem = batch_problem(self.model, enc, labels, budget, self.bound.relaxation,
-                                        classes=self.classes, subs=subs)
-                lower = margin_lower_bounds(problem, self.bound).amin(1).cpu()
-            self.seconds[budget]["bounds"] += time.perf_counter() - start
+            lowers = {}  # method name -> the margin lower bounds of the batch
+            for name, bound in self.bounds.items():
+                self.stage(f"{bound.method} bounds, budget "
+                           f"{'any' if budget is None else budget}")
+                start = time.perf_counter()
+                with torch.no_grad():
+                    problem = batch_problem(self.model, enc, labels, budget, bound.relaxation,
+                                            classes=self.classes, subs=subs)
+                    lowers[name] = margin_lower_bounds(problem, bound).amin(1).cpu()
+                self.seconds[budget]["bounds"] += time.perf_counter() - start
+            lower = next(iter(lowers.values()))
             for j in range(n):
                 small = sizes[budget][j] <= self.enumerate_limit
                 flipped = bool(attack_flipped[j, d])
@@ -307,12 +357,18 @@ class _Run:
                     exhaustive=exhaustive, set_size=sizes[budget][j], origin=examples[j].origin,
                     rewrite=rewrite,
                     dropped_candidates=self._dropped(examples[j].text))
-                check_example(
-                    text=result.text, origin=result.origin, budget=budget,
-                    certified=result.certified, margin_lower=result.margin_lower,
-                    attacked=flipped, attack_margin=result.attack_margin,
-                    witness=(rewrite if flipped and result.certified else None),
-                    exhaustive=exhaustive, exhaustive_margin=float(exhaustive_margin[j, d]))
+                if self.several:
+                    result.by_method = {name: {"certified": bool(low[j] > 0),
+                                               "margin_lower": float(low[j])}
+                                        for name, low in lowers.items()}
+                for low in lowers.values():  # every method's certificate is checked
+                    certified = bool(low[j] > 0)
+                    check_example(
+                        text=result.text, origin=result.origin, budget=budget,
+                        certified=certified, margin_lower=float(low[j]),
+                        attacked=flipped, attack_margin=result.attack_margin,
+                        witness=(rewrite if flipped and certified else None),
+                        exhaustive=exhaustive, exhaustive_margin=float(exhaustive_margin[j, d]))
                 self.results.append(result)
 
     def _enumerate(self, enc: EncodedBatch, labels, attack, sizes, depth, levels):

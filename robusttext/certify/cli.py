@@ -25,6 +25,7 @@ BATCH_SIZE = 32
 """Sentences per batch when --batch-size is not given (it is refused with one SENTENCE)."""
 
 SHIPPED_MODELS = shipped_models("text")
+METHOD_CHOICES = (AUTO, *METHODS, EXACT_METHOD)  # --method's items
 
 DEMO_SENTENCES = Path(robusttext.__file__).parent / "assets" / "demo_sentences.tsv"
 # The demo's enumeration budget per model, so that `robusttext certify` answers in seconds.
@@ -57,15 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_list_flag(parser, "--budget", ListOf(budget_item, metavar="N"), then="text",
                   help="changed positions allowed, e.g. 1,2,3 ('any': no limit; default: the "
                        "model's budget, else 1,2,3)")
-    parser.add_argument("--method", choices=(AUTO, *METHODS, EXACT_METHOD), default=AUTO,
-                        help="bound method (default auto: budget-ibp for the CNNs and bags of "
-                             "words, crown-ibp for other models; exact: auto's bounds, then "
-                             "branch and bound decides every sentence they leave open)")
+    add_list_flag(parser, "--method", ListOf(choices=METHOD_CHOICES, metavar="M"),
+                  default=[AUTO], then="text",
+                  help=f"bound methods: {', '.join(METHOD_CHOICES)}, e.g. ibp,crown-ibp "
+                       "(default auto: budget-ibp for the CNNs and bags of words, crown-ibp "
+                       "for other models; exact: auto's bounds, then branch and bound decides "
+                       "every sentence they leave open); with several, the attack and the "
+                       "enumeration run once and each method's verified outcome is reported "
+                       "(the first in the usual fields), as in robusttext vision certify")
     parser.add_argument("--exact-time-limit", type=float, metavar="SECONDS",
-                        help="with --method exact: seconds of search per sentence and budget "
+                        help="with exact in --method: seconds of search per sentence and budget "
                              "before it is reported as a timeout (default 10)")
     parser.add_argument("--alpha-steps", type=int, metavar="N",
-                        help="with --method alpha-crown: gradient steps on the relaxation "
+                        help="with alpha-crown in --method: gradient steps on the relaxation "
                              f"slopes (0: CROWN's bound; default {ALPHA_STEPS})")
     parser.add_argument("--relaxation", choices=RELAXATIONS, default="exact",
                         help="substitution-set relaxation (default exact)")
@@ -132,9 +137,24 @@ def check_flags_act(args: argparse.Namespace) -> None:
     check_space_flags(args, model_space="which replaces the model's own space")
     if args.alpha_steps is not None and args.alpha_steps < 0:
         raise RobustTextError(f"--alpha-steps must be at least 0, got {args.alpha_steps}")
-    if args.alpha_steps is not None and args.method != "alpha-crown":
+    methods = method_names(args.method)
+    if args.alpha_steps is not None and "alpha-crown" not in methods:
         raise RobustTextError(f"--alpha-steps {args.alpha_steps} goes with --method "
-                              f"alpha-crown, not --method {args.method}")
+                              f"alpha-crown, not --method {','.join(methods)}")
+
+
+def method_names(given) -> list[str]:
+    """``--method``'s list (``["ibp", "crown"]``), or its text (``"ibp,crown"``, read by
+    ``options.ListOf``), as its distinct names in order; RobustTextError on a bad item."""
+    from robusttext.options import ListOf
+
+    try:
+        names = ListOf(choices=METHOD_CHOICES)(given)
+    except argparse.ArgumentTypeError as error:
+        raise RobustTextError(f"--method: {error}") from None
+    if not names:
+        raise RobustTextError("--method: name at least one bound method")
+    return list(dict.fromkeys(names))
 
 
 def parse_seconds(text: str | None, demo: bool) -> float | None:
@@ -283,14 +303,17 @@ def run(args: argparse.Namespace) -> int:
 
 def certify_options(args: argparse.Namespace, enumerate_seconds: float | None) -> dict:
     """The keyword arguments of ``certify`` that the flags set, read once: the method choice
-    as one ``BoundSettings`` (``--method``, ``--relaxation``, ``--alpha-steps``,
+    as one ``BoundSettings`` per method (``--method``; one method: the value itself, several:
+    their tuple), with ``--relaxation``, ``--alpha-steps``,
     ``--exact-time-limit``; a flag not given: its default), the batch size, the enumeration
     and the attack settings, and the progress bar."""
     from robusttext.methods import bound_settings
 
-    bound = bound_settings(args.method, relaxation=args.relaxation, alpha_steps=args.alpha_steps,
-                           exact_time_limit=args.exact_time_limit)
-    return {"method": bound, "batch_size": args.batch_size,
+    bounds = tuple(bound_settings(name, relaxation=args.relaxation,
+                                  alpha_steps=args.alpha_steps,
+                                  exact_time_limit=args.exact_time_limit)
+                   for name in method_names(args.method))
+    return {"method": bounds[0] if len(bounds) == 1 else bounds, "batch_size": args.batch_size,
             "enumerate_limit": args.enumerate_limit, "enumerate_seconds": enumerate_seconds,
             "beam_width": args.beam_width, "proposals": args.proposals,
             "progress": False if args.quiet else None}
@@ -303,9 +326,10 @@ def _check_args(args: argparse.Namespace, budgets) -> None:
         if not args.exact_time_limit > 0:
             raise RobustTextError(f"--exact-time-limit must be above 0 seconds, got "
                                   f"{args.exact_time_limit}")
-        if args.method != EXACT_METHOD:
+        methods = method_names(args.method)
+        if EXACT_METHOD not in methods:
             raise RobustTextError(f"--exact-time-limit {args.exact_time_limit:g} goes with "
-                                  f"--method exact, not --method {args.method}")
+                                  f"--method exact, not --method {','.join(methods)}")
     if args.limit is not None and args.limit < 1:
         raise RobustTextError(f"--limit must be at least 1, got {args.limit}")
     if args.text is not None and args.batch_size is not None:
@@ -385,7 +409,13 @@ def _run_data(args, names, flag_space, budgets, options, load, say, created) -> 
     """The sentences of --data (or the demo) for each model: a table per model, then the
     JSON, HTML and plot; 3 on a soundness violation."""
     from robusttext import distributed
-    from robusttext.certify.report import describe_space, format_table, plot_accuracy, write_json
+    from robusttext.certify.report import (
+        bounds_used,
+        describe_space,
+        format_table,
+        plot_accuracy,
+        write_json,
+    )
     from robusttext.certify.sharded import certify_sharded
     from robusttext.certify.soundness import SoundnessViolation
     from robusttext.text.io import bundle_space
@@ -421,7 +451,7 @@ def _run_data(args, names, flag_space, budgets, options, load, say, created) -> 
         say(f"{bundle.name}: {len(examples)} sentence{'' if len(examples) == 1 else 's'} from "
             f"{source}; "
             f"{describe_space(bundle.space, model_budgets)}{reading}; "
-            f"{result.settings['method']} bounds, {args.relaxation} relaxation")
+            f"{bounds_used(result.settings)} bounds, {args.relaxation} relaxation")
         say(format_table(result))
         dropped = result.settings.get("dropped_candidates")
         if dropped is not None:

@@ -48,7 +48,7 @@ from robusttext.bounds.specs import margin_lower_bounds
 from robusttext.certify.margins import margins, predict
 from robusttext.certify.window_dp import supports_window_dp, window_minima
 from robusttext.errors import RobustTextError
-from robusttext.methods import EXACT_TIME_LIMIT, BoundSettings, bound_settings
+from robusttext.methods import EXACT_METHOD, EXACT_TIME_LIMIT, BoundSettings, bound_settings
 from robusttext.perturb.counting import enumerate_edits
 from robusttext.perturb.encoded import EncodedBatch
 from robusttext.text.bounds import batch_problem, check_method
@@ -354,13 +354,19 @@ def settle(run, batches: list[list[int]], examples, leaf_size: int = DEFAULT_LEA
     sentence indices of certify's batches, so each sentence keeps its padding).
 
     ``run``: certify's run (model, bound settings, results so far; the search's time limit
-    is the settings' ``exact_time_limit``). A certified result is certified, a
+    is the settings' ``exact_time_limit``; with several methods, ``exact``'s bounds and
+    certificates, its answer also under ``by_method["exact"]``). A certified result is certified, a
     flipped one (the attack, or the sentence itself) has its counterexample, and the search
     decides the rest, every budget of the batch in one search (a counterexample found at one
     budget serves the higher ones). Every answer passes ``check_exact``."""
     from robusttext.certify.soundness import check_exact
 
+    bound = run.bounds.get(EXACT_METHOD, run.bound)  # auto's bounds, resolved
     by_key = {(r.index, r.budget): r for r in run.results}
+
+    def bounded(r) -> bool:  # certified by the bounds the search starts from
+        return r.by_method[EXACT_METHOD]["certified"] if r.by_method else r.certified
+
     for chosen in batches:
         enc = run.encode(chosen)
         labels = torch.tensor([examples[i].label for i in chosen], device=run.device)
@@ -368,7 +374,7 @@ def settle(run, batches: list[list[int]], examples, leaf_size: int = DEFAULT_LEA
         for budget in run.budgets:
             for j, i in enumerate(chosen):
                 r = by_key[(i, budget)]
-                if r.certified:
+                if bounded(r):
                     r.exact = CERTIFIED
                 elif r.attacked or r.prediction != r.label:
                     r.exact = COUNTEREXAMPLE
@@ -376,8 +382,8 @@ def settle(run, batches: list[list[int]], examples, leaf_size: int = DEFAULT_LEA
                     roots.append((j, budget))
         if roots:
             run.stage(f"exact search, {len(roots)} sentences and budgets")
-            answers = exact_search(run.model, enc, labels, roots, run.bound,
-                                   time_limit=run.bound.exact_time_limit, leaf_size=leaf_size,
+            answers = exact_search(run.model, enc, labels, roots, bound,
+                                   time_limit=bound.exact_time_limit, leaf_size=leaf_size,
                                    round_size=round_size, classes=run.classes)
             for (j, budget), answer in zip(roots, answers):
                 r = by_key[(chosen[j], budget)]
@@ -387,5 +393,10 @@ def settle(run, batches: list[list[int]], examples, leaf_size: int = DEFAULT_LEA
         for budget in run.budgets:
             for i in chosen:
                 r = by_key[(i, budget)]
-                check_exact(text=r.text, origin=r.origin, budget=budget, exact=r.exact,
-                            certified=r.certified, attacked=r.attacked, exhaustive=r.exhaustive)
+                if r.by_method:  # several methods: the search's answer under its name too
+                    r.by_method[EXACT_METHOD].update(exact=r.exact,
+                                                     exact_seconds=r.exact_seconds)
+                for certified in {bounded(r), r.certified}:
+                    check_exact(text=r.text, origin=r.origin, budget=budget, exact=r.exact,
+                                certified=certified, attacked=r.attacked,
+                                exhaustive=r.exhaustive)

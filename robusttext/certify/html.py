@@ -19,6 +19,7 @@ from pathlib import Path
 
 from robusttext.certify.report import (
     LEGEND,
+    bounds_used,
     describe_space,
     enumeration_notes,
     exact_lines,
@@ -130,7 +131,7 @@ def render(results: dict[str, Certification], bundles: dict, source: str,
     used = ["margin"] + list(dict.fromkeys(
         word for name, r in results.items()
         for word in (bundles[name].space.tokenizer, r.settings["method"],
-                     r.settings["relaxation"])))
+                     *r.settings.get("methods", {}).values(), r.settings["relaxation"])))
     parts.append(glossary([GLOSSARY[w] for w in used if w in GLOSSARY]))
     for name, result in results.items():
         parts.append(_summary(name, result, bundles[name].space))
@@ -155,23 +156,32 @@ def render(results: dict[str, Certification], bundles: dict, source: str,
 
 def _summary(name: str, result: Certification, space) -> str:
     rows = []
+    methods = list(result.summaries[0].verified_accuracy_by_method or {})  # several: each one
     for s in result.summaries:
+        verified = ("".join(f"<td>{_pct(s.verified_accuracy_by_method[m])}</td>"
+                            for m in methods) if methods
+                    else f"<td>{_pct(s.verified_accuracy)}</td>")
         exhaustive = ("not enumerated" if s.exhaustive_accuracy is None else
                       f"{robust_cell(s)} ({s.exhaustive_n}/{s.n})")
         success = "-" if s.attack_success_rate is None else _pct(s.attack_success_rate)
         rows.append(f"<tr><td>{budget_key(s.budget)}</td><td>{s.n}</td>"
                     f"<td>{_pct(s.clean_accuracy)}</td><td>{_pct(s.attack_accuracy)}</td>"
-                    f"<td>{success}</td><td>{_pct(s.verified_accuracy)}</td>"
+                    f"<td>{success}</td>{verified}"
                     f"<td>{exhaustive}</td></tr>")
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>"
                     for n in exact_lines(result) + enumeration_notes(result))
     settings = result.settings
     described = describe_space(space, settings["budgets"])
+    verified_head = ("".join(f"<th>verified ({html.escape(m)})</th>" for m in methods)
+                     if methods else "<th>verified</th>")
+    first = (f"; the sentences below show the outcome by {html.escape(methods[0])}"
+             if methods else "")
     return (f"<section><h2>{html.escape(name)}</h2><p>{html.escape(described)}; "
-            f"{html.escape(settings['method'])} bounds, {html.escape(settings['relaxation'])} "
-            "relaxation</p><div class='summary'><table><thead><tr><th>budget (changed "
+            f"{html.escape(bounds_used(settings))} bounds, "
+            f"{html.escape(settings['relaxation'])} relaxation{first}</p><div "
+            "class='summary'><table><thead><tr><th>budget (changed "
             "positions)</th><th>sentences</th><th>clean</th><th>under attack</th><th>attack "
-            "success</th><th>verified</th><th>exhaustive (enumerated)</th></tr></thead><tbody>"
+            f"success</th>{verified_head}<th>exhaustive (enumerated)</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>" + _plot(result) + "</div>"
             f"<p class='legend'>{html.escape(LEGEND)}</p>{notes}</section>")
 

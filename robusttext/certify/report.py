@@ -38,14 +38,28 @@ def describe_space(space, budgets: list[int | None]) -> str:
     return f"{text} (the model's own budget: {trained})"
 
 
+def bounds_used(settings: dict) -> str:
+    """The bounds a certification used, as its report line names them: ``crown-ibp``; with
+    several methods each by the name given, auto and exact with their bounds
+    (``auto (budget-ibp), ibp``)."""
+    methods = settings.get("methods")
+    if not methods:
+        return settings["method"]
+    return ", ".join(name if name == bounds else f"{name} ({bounds})"
+                     for name, bounds in methods.items())
+
+
 def format_table(result: Certification) -> str:
     """One row per budget (the budget named in the row): clean accuracy, accuracy under
-    attack, attack success rate, verified accuracy, exhaustive accuracy (with how many
+    attack, attack success rate, verified accuracy (with several methods, a column
+    ``verified (METHOD)`` per method), exhaustive accuracy (with how many
     sentences were enumerated) and the seconds spent on bounds, attack and enumeration; then
     the legend and a note per budget where enumeration was skipped, saying why."""
+    methods = list(result.summaries[0].verified_accuracy_by_method or {})  # several: each one
+    titles = [f"verified ({m})" for m in methods] or ["verified"]
     header = (f"{'budget':>17} {'sentences':>9} {'clean':>6} {'under attack':>12} "
-              f"{'attack success':>14} {'verified':>8} {'exhaustive (enumerated)':>23}   "
-              "seconds: bounds / attack / enumeration")
+              f"{'attack success':>14} {' '.join(f'{t:>8}' for t in titles)} "
+              f"{'exhaustive (enumerated)':>23}   seconds: bounds / attack / enumeration")
     searched = any(s.exact_accuracy is not None for s in result.summaries)
     if searched:
         header += " / exact search"
@@ -56,9 +70,13 @@ def format_table(result: Certification) -> str:
         else:
             exhaustive = f"{robust_cell(s)} ({s.exhaustive_n}/{s.n})"
         success = "-" if s.attack_success_rate is None else _pct(s.attack_success_rate)
+        shares = ([s.verified_accuracy_by_method[m] for m in methods] if methods
+                  else [s.verified_accuracy])
+        verified = " ".join(f"{_pct(v):>{max(8, len(t))}}"
+                            for v, t in zip(shares, titles, strict=True))
         lines.append(
             f"{_positions(s.budget):>17} {s.n:>9} {_pct(s.clean_accuracy):>6} "
-            f"{_pct(s.attack_accuracy):>12} {success:>14} {_pct(s.verified_accuracy):>8} "
+            f"{_pct(s.attack_accuracy):>12} {success:>14} {verified} "
             f"{exhaustive:>23}   {s.bounds_seconds:.2f} / {s.attack_seconds:.2f} / "
             f"{s.exhaustive_seconds:.2f}" + (f" / {s.exact_seconds:.2f}" if searched else ""))
     lines.append(LEGEND)

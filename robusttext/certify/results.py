@@ -27,6 +27,10 @@ class ExampleResult:
     dropped_candidates: candidate words left out of the set because their word pieces could not
                   be covered exactly (sub-word models, ``robusttext.perturb.subwords``; 0 for
                   word and character vocabularies, which drop nothing).
+    by_method:    with several methods (``--method ibp,crown``), per method by the name given:
+                  ``{"certified": .., "margin_lower": ..}`` (``exact`` adds its ``exact`` and
+                  ``exact_seconds``); ``certified`` and ``margin_lower`` above are the first
+                  method's. None (and left out of the JSON) with one method.
     """
 
     index: int
@@ -45,14 +49,20 @@ class ExampleResult:
     dropped_candidates: int = 0
     exact: str | None = None
     exact_seconds: float = 0.0
+    by_method: dict | None = None
 
     def to_json(self) -> dict:
         """The fields, with ``misclassified`` (the sentence itself is) and ``attacked`` as the
         search's finding only: false for a misclassified sentence, whose ``rewrite`` is the
-        sentence itself."""
+        sentence itself; ``by_method`` only with several methods."""
         out = asdict(self)
         for key in ("margin_lower", "attack_margin"):
             out[key] = _finite(out[key])
+        if out["by_method"] is None:
+            del out["by_method"]
+        else:
+            for entry in out["by_method"].values():
+                entry["margin_lower"] = _finite(entry["margin_lower"])
         out["misclassified"] = self.prediction != self.label
         out["attacked"] = self.attacked and not out["misclassified"]
         return out
@@ -73,6 +83,9 @@ class BudgetSummary:
     always verified <= low <= high <= under attack.
     ``attack_seconds`` is the time the search spent up to this budget (one search serves every
     budget); ``exhaustive_seconds`` the enumeration of the sets enumerated at this budget.
+    ``verified_accuracy_by_method``: with several methods, each one's verified accuracy by the
+    name given (``verified_accuracy`` is the first's); None (left out of the JSON) with one.
+    ``bounds_seconds`` is then the time of every method's bounds.
     """
 
     budget: int | None
@@ -91,9 +104,12 @@ class BudgetSummary:
     exact_decided: int = 0
     exact_timeouts: int = 0
     exact_seconds: float = 0.0
+    verified_accuracy_by_method: dict | None = None
 
     def to_json(self) -> dict:
         out = asdict(self)
+        if out["verified_accuracy_by_method"] is None:
+            del out["verified_accuracy_by_method"]
         out["timings"] = {k: round(out.pop(k), 4) for k in
                           ("bounds_seconds", "attack_seconds", "exhaustive_seconds")}
         return out
@@ -144,7 +160,17 @@ def summarize(results: list[ExampleResult], budget: int | None, seconds: dict) -
             sum(r.certified if r.exhaustive is None else r.exhaustive for r in results) / n,
             sum(not r.attacked if r.exhaustive is None else r.exhaustive for r in results) / n),
         **_exact_summary(results),
+        **_by_method_summary(results),
     )
+
+
+def _by_method_summary(results: list[ExampleResult]) -> dict:
+    """Each method's verified accuracy over ``results`` (none with one method)."""
+    if not results or results[0].by_method is None:
+        return {}
+    return {"verified_accuracy_by_method": {
+        name: sum(r.by_method[name]["certified"] for r in results) / len(results)
+        for name in results[0].by_method}}
 
 
 def _exact_summary(results: list[ExampleResult]) -> dict:

@@ -45,7 +45,7 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
     Returns the ``Certification`` (for ``--json``)."""
     from robusttext.certify.certifier import DEFAULT_BUDGETS, DEFAULT_ENUMERATE_LIMIT, certify
     from robusttext.certify.margins import margins, predict
-    from robusttext.certify.report import describe_space
+    from robusttext.certify.report import bounds_used, describe_space
 
     space, vocab, model = bundle.space, bundle.vocab, bundle.model
     enc = space.encode([text], vocab).to(model.embedding.weight.device)
@@ -62,7 +62,7 @@ def show_sentence(bundle, text: str, label: int | None, budgets: list[int | None
     margin = float(margins(logits, logits.new_tensor([chosen]).long()))
     shown = repr if space.level == "char" else str
 
-    say(f"{bundle.name}: {describe_space(space, budgets)}; {result.settings['method']} bounds")
+    say(f"{bundle.name}: {describe_space(space, budgets)}; {bounds_used(result.settings)} bounds")
     say(f"sentence:   {text}")
     for line in reading_lines(space, vocab, text, enc):
         say(line)
@@ -115,7 +115,8 @@ def reading_lines(space, vocab, text: str, enc) -> list[str]:
 
 def describe_result(r, enumerate_limit: int, shown: Callable[[str], str] = str) -> str:
     """One line per budget: certified or not, the certified margin, the set, what the attack
-    and the enumeration found, and the flipping rewrite."""
+    and the enumeration found, the flipping rewrite, and with several methods each one's
+    outcome and certified margin."""
     budget = "any number of positions" if r.budget is None else (
         f"{r.budget} position{'' if r.budget == 1 else 's'}")
     head = f"budget {budget}: " + ("CERTIFIED" if r.certified else "not certified")
@@ -137,4 +138,8 @@ def describe_result(r, enumerate_limit: int, shown: Callable[[str], str] = str) 
         parts.append("the attack found no flip")
     if r.exact is not None:
         parts.append(f"exact search: {r.exact} ({r.exact_seconds:.2f} s)")
+    if r.by_method:  # several methods: the first one's outcome above, each one's here
+        parts.append("by method: " + ", ".join(
+            f"{name} {'CERTIFIED' if entry['certified'] else 'not certified'} "
+            f"({entry['margin_lower']:.3f})" for name, entry in r.by_method.items()))
     return head + "; " + "; ".join(parts)
