@@ -6,6 +6,7 @@ before any work starts) and ``check_out_folder`` (the same for a run's folder)."
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -69,13 +70,20 @@ class ListOf:
                 raise argparse.ArgumentTypeError(f"bad item {part!r}: {error}") from None
         return values
 
+    def near_item(self, word: str) -> bool:
+        """True for one word close to a choice (a mistyped item, not a sentence)."""
+        return (self.choices is not None and " " not in word.strip()
+                and bool(difflib.get_close_matches(word, list(map(str, self.choices)), n=1,
+                                                   cutoff=0.6)))
+
 
 class ListAction(argparse.Action):
     """A list flag (``add_list_flag``): its words split on commas, each item read by the
     ``ListOf`` given as ``of``; a bad item is refused naming the flag
     (``argument --budget: bad item 'x': ...``). With ``then`` (the dest of a positional that
     takes one word, such as certify's SENTENCE), a last word that is no item is that
-    positional's, as before the list flag read several words (``--budget 1,2 "a fine film"``);
+    positional's, as before the list flag read several words (``--budget 1,2 "a fine film"``),
+    unless it is one word close to a choice (``--method ibp crwn``: refused as a mistyped item);
     ``settle_trailing`` hands it over once parsing is done."""
 
     def __init__(self, option_strings, dest, of: ListOf, nargs="+", then: str | None = None,
@@ -90,7 +98,7 @@ class ListAction(argparse.Action):
             return
         except argparse.ArgumentTypeError as error:
             refusal = error
-        if self.then and len(values) > 1:
+        if self.then and len(values) > 1 and not self.of.near_item(values[-1]):
             try:
                 items = self.of(values[:-1])
             except argparse.ArgumentTypeError:

@@ -159,6 +159,7 @@ def test_several_methods_for_one_sentence(word_model, capsys):
     (["--method", "ibp,nope"], "argument --method: 'nope' is not one of auto, ibp"),
     (["--method", "crwn", "ibp"], "argument --method: 'crwn' is not one of"),
     (["--method", "ibp,crwn"], "did you mean crown?"),
+    (["--method", "ibp", "crwn"], "did you mean crown?"),  # a typo, not a one-word sentence
 ])
 def test_a_bad_item_is_refused_naming_the_flag(argv, expected, capsys):
     with pytest.raises(SystemExit) as stop:
