@@ -11,6 +11,8 @@ Substitution sets also give exact intervals for a first Linear or Conv1d layer
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
@@ -183,10 +185,21 @@ class SubstitutionSet(InputSet):
             )
         self.center = original
         self.candidates = candidates
+        self.candidate_mask = mask  # as given: ``self.mask`` is empty at budget 0
         self.mask = mask.bool() if budget != 0 else torch.zeros_like(mask, dtype=torch.bool)
         self.budget = budget
         self.relaxation = relaxation
         self._kept_differences = None
+
+    def with_budget(self, budget: int | None) -> SubstitutionSet:
+        """The same sentences and candidates at another ``budget`` (a copy of this set; between
+        budgets above 0, whose masks agree, sharing the differences already computed)."""
+        other = copy.copy(self)
+        SubstitutionSet.__init__(other, self.center, self.candidates, self.candidate_mask,
+                                 budget, self.relaxation)
+        if other.mask is self.mask:  # the same mask tensor: the differences are the same too
+            other._kept_differences = self._kept_differences
+        return other
 
     # -- helpers -------------------------------------------------------------------------
     def _differences(self) -> torch.Tensor:

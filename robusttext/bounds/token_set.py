@@ -12,8 +12,6 @@ CROWN's concretization) is the parent's.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 
@@ -36,19 +34,14 @@ class TokenSubstitutionSet(SubstitutionSet):
         super().__init__(original, candidates, mask, budget, relaxation)
         self.table, self.token_ids, self.candidate_ids = table, token_ids, candidate_ids
         self.eps = eps
-        self._candidate_mask = mask  # as given: ``self.mask`` is empty at budget 0
         self._rows = None
 
     def with_budget(self, budget: int | None) -> TokenSubstitutionSet:
-        """The same sentences and candidates at another ``budget``, sharing the embeddings and
-        (between budgets above 0, whose masks agree) the distinct rows, computed once."""
-        other = copy.copy(self)
-        SubstitutionSet.__init__(other, self.center, self.candidates, self._candidate_mask,
-                                 budget, self.relaxation)
+        """``SubstitutionSet.with_budget``, sharing too (between budgets above 0) the distinct
+        rows, computed once."""
+        other = super().with_budget(budget)
         if (budget == 0) != (self.budget == 0):
             other._rows = None
-        if other.mask is self.mask:  # the same mask tensor: the differences are the same too
-            other._kept_differences = self._kept_differences
         return other
 
     def _distinct_rows(self):

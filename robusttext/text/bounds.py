@@ -94,17 +94,7 @@ class PositionwiseSet(SubstitutionSet):
             images = images.reshape(b, k, length, -1).transpose(1, 2)
         else:
             images = center.new_zeros(b, length, 0, center.shape[-1])
-        given = getattr(subs, "_candidate_mask", subs.mask)
-        return cls(center, images, given, subs.budget, subs.relaxation)
-
-    def __init__(self, original, candidates, mask, budget, relaxation: str = "exact"):
-        super().__init__(original, candidates, mask, budget, relaxation)
-        self._candidate_mask = mask  # as given: ``self.mask`` is empty at budget 0
-
-    def with_budget(self, budget: int | None) -> PositionwiseSet:
-        """The same images at another ``budget``."""
-        return PositionwiseSet(self.center, self.candidates, self._candidate_mask, budget,
-                               self.relaxation)
+        return cls(center, images, subs.candidate_mask, subs.budget, subs.relaxation)
 
 
 def rows_as_read(embedding: nn.Module) -> torch.Tensor:

@@ -201,7 +201,7 @@ class ClampRule(MonotoneRule):
     def _limits(self, ctx):
         if ctx.module is not None:
             return ctx.module.min_val, ctx.module.max_val
-        if ctx.node.target in (F.hardtanh, "hardtanh"):
+        if ctx.node.target is F.hardtanh:
             return ctx.arg("min_val", -1.0), ctx.arg("max_val", 1.0)
         return ctx.arg("min"), ctx.arg("max")
 
