@@ -74,3 +74,24 @@ def test_margin_matrix_rows():
     C = margin_matrix(torch.tensor([1, 0]), 3)
     expected = torch.tensor([[[-1.0, 1, 0], [0, 1, -1]], [[1.0, -1, 0], [1, 0, -1]]])
     torch.testing.assert_close(C, expected)
+
+
+class _Clamp(nn.Module):
+    def __init__(self, **limits):
+        super().__init__()
+        self.limits = limits
+
+    def forward(self, x):
+        limits = {k: (x[:, :1] if v == "input" else v) for k, v in self.limits.items()}
+        return torch.clamp(x, **limits)
+
+
+@pytest.mark.parametrize(("limits", "message"), [
+    ({"min": torch.zeros(3)},
+     r"torch.clamp: min=<tensor \(3,\)>: robusttext bounds only a constant number or None"),
+    ({"min": "input"}, "a min that depends on the perturbed input is not supported"),
+    ({"min": 1.0, "max": 0.0}, "clamp's min 1.0 is above its max 0.0"),
+])
+def test_clamp_limits_it_does_not_bound_are_refused_by_name(limits, message):
+    with pytest.raises(RobustTextError, match=message):
+        compute_bounds(_Clamp(**limits), LinfBall(torch.zeros(2, 3), 0.1))

@@ -336,3 +336,30 @@ def test_s_shaped_lines_hold_for_lower_ends_at_and_beside_grid_points(name, dtyp
             slack_u = 4 * eps * (1 + (slope_u * x).abs() + icpt_u.abs())
             assert (slope_l * x + icpt_l <= y + slack_l).all()
             assert (slope_u * x + icpt_u >= y - slack_u).all()
+
+
+@pytest.mark.parametrize(("low", "high"), [(-1.0, 1.0), (None, 0.5), (-0.5, None), (0.3, 0.3)])
+def test_clamp_lines_hold_on_a_grid(low, high):
+    """The clamp rule's lines lie below and above ``torch.clamp`` at 201 points of every
+    interval (both ends included): intervals inside, below, above and across one or both
+    kinks, and points."""
+    from robusttext.bounds.rules import activations
+
+    class Ctx:
+        module = None
+
+        class node:
+            target = torch.clamp
+
+        def arg(self, name, default=None):
+            return {"min": low, "max": high}[name]
+
+    gen = torch.Generator().manual_seed(0)
+    lo = torch.randn(4000, generator=gen, dtype=torch.float64) * 2
+    hi = lo + torch.rand(4000, generator=gen, dtype=torch.float64) * torch.tensor(
+        [0.0, 0.1, 1.0, 6.0], dtype=torch.float64).repeat(1000)
+    slope_l, icpt_l, slope_u, icpt_u = activations.ClampRule().relax(Ctx(), lo, hi)
+    x = lo + torch.linspace(0, 1, 201, dtype=torch.float64)[:, None] * (hi - lo)
+    y = torch.clamp(x, low, high)
+    assert (slope_l * x + icpt_l <= y + 1e-12).all()
+    assert (slope_u * x + icpt_u >= y - 1e-12).all()
