@@ -198,3 +198,23 @@ def family_setup(family: str, seed: int = 1):
         return None
     tokenizer = trained_tokenizer(family, phrases)
     return tokenizer, family_model(family, tokenizer, seed=seed)
+
+
+def word_set_lower_margins(model, enc, labels, budget: int, method: str,
+                           positionwise: bool = False) -> torch.Tensor:
+    """``[batch]``: each sentence's certified lower margin (the smallest over the other
+    classes) over the set of its word vectors at ``budget`` (``positionwise``: over their
+    images under the body's position-wise layers, ``PositionwiseSet``), the body bounded by
+    ``method``: the bound the soundness tests hold below every rewrite's true margin."""
+    from robusttext.bounds import TokenSubstitutionSet, margin_matrix
+    from robusttext.bounds.specs import margin_lower_bounds
+    from robusttext.text.bounds import PositionwiseSet, body_problem
+
+    subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
+                                enc.candidate_mask, budget, "exact")
+    with torch.no_grad():
+        if positionwise:
+            subs = PositionwiseSet.through(model.body, subs, enc.mask)
+        problem = body_problem(model.body, subs, margin_matrix(labels, 2).to(subs.center),
+                               enc.mask)
+        return margin_lower_bounds(problem, method).amin(1)

@@ -13,6 +13,7 @@ from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.perturb.vocabulary import Vocabulary  # noqa: E402
 from robusttext.text import build_model, load_text_model, save_text_model  # noqa: E402
 from robusttext.train.config import TrainConfig  # noqa: E402
+from tests.hf_tiny import word_set_lower_margins  # noqa: E402
 from tests.oracles import rewrite_margins  # noqa: E402
 
 WORDS = ["the", "film", "movie", "is", "good", "great", "fine", "a", "bad", "awful", "poor",
@@ -78,10 +79,7 @@ def test_the_exported_folder_keeps_the_eps_and_the_logits(tmp_path):
 def test_bounds_with_a_large_eps_are_sound_against_enumeration(method, query_init):
     """With eps 4 (close to a centring norm), every rewrite's margin, computed by the exported
     transformers model on the saved tokenizer's ids, stays above the certified lower bound."""
-    from robusttext.bounds import TokenSubstitutionSet, margin_matrix
-    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.perturb import PerturbationSpace, SynonymTable
-    from robusttext.text.bounds import body_problem
     from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
 
     vocab = Vocabulary(WORDS)
@@ -96,11 +94,7 @@ def test_bounds_with_a_large_eps_are_sound_against_enumeration(method, query_ini
     labels = torch.tensor([1, 0, 0])
     enc = space.encode(texts, vocab)
     for budget in (1, 2):
-        subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
-                                    enc.candidate_mask, budget, "exact")
-        with torch.no_grad():
-            lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
-                                                     enc.mask), method).amin(1)
+        lower = word_set_lower_margins(model, enc, labels, budget, method)
         for i, text in enumerate(texts):
             words = text.split()
             true = rewrite_margins(hf, tokenizer, words, [TABLE.get(w, []) for w in words],

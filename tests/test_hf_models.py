@@ -20,7 +20,13 @@ from robusttext.perturb import PerturbationSpace, SynonymTable  # noqa: E402
 from robusttext.perturb.subwords import SubwordSpace  # noqa: E402
 from robusttext.text.bounds import PositionwiseSet, body_problem  # noqa: E402
 from robusttext.text.hf import SUPPORTED_ARCHITECTURES, from_transformers  # noqa: E402
-from tests.hf_tiny import SENTENCES, TABLE, bert_tokenizer, tiny_model  # noqa: E402
+from tests.hf_tiny import (  # noqa: E402
+    SENTENCES,
+    TABLE,
+    bert_tokenizer,
+    tiny_model,
+    word_set_lower_margins,
+)
 from tests.oracles import word_rewrites  # noqa: E402
 
 ARCHITECTURES = ("bert", "roberta", "distilbert")
@@ -112,14 +118,7 @@ def test_bounds_are_sound_against_enumeration_through_the_transformers_model(
     labels = torch.tensor([y for _, y in SENTENCES])
     enc = space.encode(texts)
     for budget in (0, 1, 2):
-        subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
-                                    enc.candidate_mask, budget, "exact")
-        with torch.no_grad():
-            if positionwise:
-                subs = PositionwiseSet.through(model.body, subs, enc.mask)
-            problem = body_problem(model.body, subs, margin_matrix(labels, 2).to(subs.center),
-                                   enc.mask)
-            lower = margin_lower_bounds(problem, method).amin(1)
+        lower = word_set_lower_margins(model, enc, labels, budget, method, positionwise)
         for i, text in enumerate(texts):
             words = text.split()
             options = [_kept_words(space, w) for w in words]

@@ -13,6 +13,7 @@ from robusttext.cli import main  # noqa: E402
 from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.text import build_model, load_text_model  # noqa: E402
 from robusttext.text.hf import ROBUSTTEXT_FILE  # noqa: E402
+from tests.hf_tiny import word_set_lower_margins  # noqa: E402
 from tests.oracles import rewrite_margins  # noqa: E402
 
 ROWS = [("the film is good", 1), ("a bad plot", 0), ("the story is great", 1),
@@ -168,11 +169,8 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
     """Bounds through ``[CLS]`` + encoder, checked against the margins that the exported
     ``transformers`` model gives on every rewrite, each tokenised by the saved tokenizer."""
 
-    from robusttext.bounds import TokenSubstitutionSet, margin_matrix
-    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.perturb import PerturbationSpace, SynonymTable
     from robusttext.perturb.vocabulary import Vocabulary
-    from robusttext.text.bounds import body_problem
     from robusttext.text.hf.trainable import exported_transformers_model, word_tokenizer
 
     table = {"good": ["great", "fine"], "bad": ["awful", "poor"], "film": ["movie"],
@@ -188,11 +186,7 @@ def test_bert_bounds_with_cls_are_sound_against_enumeration_through_its_export(m
     labels = torch.tensor([1, 0, 0])
     enc = space.encode(texts, vocab)
     for budget in (0, 1, 2):
-        subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
-                                    enc.candidate_mask, budget, "exact")
-        with torch.no_grad():
-            lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
-                                                     enc.mask), method).amin(1)
+        lower = word_set_lower_margins(model, enc, labels, budget, method)
         for i, text in enumerate(texts):
             words = text.split()
             true = rewrite_margins(hf, tokenizer, words, [table.get(w, []) for w in words],

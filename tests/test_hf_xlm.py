@@ -13,6 +13,7 @@ pytest.importorskip("transformers")
 from robusttext.errors import RobustTextError  # noqa: E402
 from robusttext.perturb.vocabulary import Vocabulary  # noqa: E402
 from robusttext.text import build_model, load_text_model, save_text_model  # noqa: E402
+from tests.hf_tiny import word_set_lower_margins  # noqa: E402
 from tests.oracles import rewrite_margins  # noqa: E402
 
 WORDS = ["the", "film", "movie", "is", "good", "great", "fine", "a", "bad", "awful", "poor",
@@ -105,10 +106,7 @@ def test_bounds_are_sound_against_every_rewrite_through_transformers(method, que
     position-wise first layers."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from robusttext.bounds import TokenSubstitutionSet, margin_matrix
-    from robusttext.bounds.specs import margin_lower_bounds
     from robusttext.perturb import PerturbationSpace, SynonymTable
-    from robusttext.text.bounds import PositionwiseSet, body_problem
 
     model, vocab = _trained_like(7, query_init)
     space = PerturbationSpace(SynonymTable(TABLE), budget=2, stop_words=[])
@@ -119,13 +117,7 @@ def test_bounds_are_sound_against_every_rewrite_through_transformers(method, que
     labels = torch.tensor([1, 0, 0])
     enc = space.encode(texts, vocab)
     for budget in (1, 2):
-        subs = TokenSubstitutionSet(model.embedding.weight, enc.token_ids, enc.candidate_ids,
-                                    enc.candidate_mask, budget, "exact")
-        if positionwise:
-            subs = PositionwiseSet.through(model.body, subs, enc.mask)
-        with torch.no_grad():
-            lower = margin_lower_bounds(body_problem(model.body, subs, margin_matrix(labels, 2),
-                                                     enc.mask), method).amin(1)
+        lower = word_set_lower_margins(model, enc, labels, budget, method, positionwise)
         for i, text in enumerate(texts):
             words = text.split()
             true = rewrite_margins(hf, tokenizer, words, [TABLE.get(w, []) for w in words],
