@@ -211,3 +211,36 @@ class _Positionwise(torch.nn.Module):
 
     def forward(self, x, mask):
         return self.body.positionwise(x, mask)
+
+
+def test_a_body_with_a_hook_is_bounded_whole_as_its_call_runs(tokenizer):
+    """A forward hook on the body runs more than ``encode(positionwise(x))``: the set stays
+    the word vectors' and the body is bounded as its call runs, hook included. The bounds hold
+    below the margin of every token rewrite run through the hooked model, and on the sentence
+    alone (budget 0) equal the hooked model's margin, 8 away from the model's own."""
+    from robusttext.text.bounds import batch_problem, substitution_set
+    from tests.oracles import enumerate_rewrites
+
+    model = from_transformers(tiny_model("bert", "relu", seed=3))
+    model.body.register_forward_hook(lambda module, args, out: out + torch.tensor([4.0, -4.0]))
+    space = SubwordSpace(PerturbationSpace(SynonymTable(TABLE), budget=1, stop_words=[]),
+                         tokenizer)
+    texts = [s for s, _ in SENTENCES]
+    labels = torch.tensor([y for _, y in SENTENCES])
+    enc = space.encode(texts)
+    assert not isinstance(substitution_set(model, enc, 1), PositionwiseSet)
+    with torch.no_grad():
+        for budget in (0, 1):
+            lower = margin_lower_bounds(batch_problem(model, enc, labels, budget),
+                                        "crown-ibp").amin(1)
+            for i in range(len(texts)):
+                length = int(enc.mask[i].sum())
+                rewrites = torch.tensor(list(enumerate_rewrites(
+                    enc.token_ids[i, :length].tolist(), enc.candidate_ids[i, :length].tolist(),
+                    enc.candidate_mask[i, :length].tolist(), budget)))
+                logits = model(rewrites, torch.ones(rewrites.shape))
+                y = int(labels[i])
+                true = logits[:, y] - logits[:, 1 - y]
+                assert lower[i] <= true.min() + 1e-4
+                if budget == 0:
+                    torch.testing.assert_close(lower[i], true[0], atol=1e-3, rtol=1e-3)

@@ -49,7 +49,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from robusttext.bounds.graph import NeedsExamples, Tracer
+from robusttext.bounds.graph import NeedsExamples, Tracer, runs_more_than_forward
 from robusttext.bounds.pooling import PooledBody
 from robusttext.errors import RobustTextError
 
@@ -106,9 +106,11 @@ class Positionwise(Protocol):
 
 
 def is_positionwise(body: nn.Module) -> bool:
-    """True for a body that declares ``Positionwise`` (both methods)."""
-    return callable(getattr(body, "positionwise", None)) and callable(getattr(body, "encode",
-                                                                             None))
+    """True for a body that declares ``Positionwise`` (both methods) and whose call is its
+    class's ``forward``: a body with hooks or a ``forward`` of its own runs more than
+    ``encode(positionwise(x))``, so it is bounded whole, as its call runs."""
+    return (callable(getattr(body, "positionwise", None))
+            and callable(getattr(body, "encode", None)) and not runs_more_than_forward(body))
 
 
 class _Encode(nn.Module):
