@@ -131,7 +131,7 @@ def bounded_module(body: nn.Module, length: int, positionwise: bool = False) -> 
     kept on the body so that its trace is reused; else ``body.for_length(length)`` for an
     ``Unrollable`` body, else ``body``."""
     if positionwise:
-        if "_encode" not in body.__dict__:  # made once: a module per batch would cost a trace
+        if "_encode" not in body.__dict__:  # made once, its trace reused
             body.__dict__["_encode"] = _Encode(body)
         return body.__dict__["_encode"]
     for_length = getattr(body, "for_length", None)
